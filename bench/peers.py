@@ -1,0 +1,213 @@
+"""Us against gensim on the same corpus and settings, in one run; prints one table with ratios.
+
+    .venv/bin/python bench/peers.py --corpus text8 --epochs 1
+    .venv/bin/python bench/peers.py --corpus ru --epochs 5
+
+Settings for both: skip-gram, negative 5, window 5, min_count 5, sample 1e-4, 2 threads, alpha 0.025,
+dim 100 (text8) or 300 (ru). Each side runs in its own processes so peak memory is measured per stage.
+Results are appended to bench/work/results.jsonl; bench/RESULTS.md holds the ones we publish.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+WORK = ROOT / "bench" / "work"
+PYTHON = sys.executable
+
+CORPORA = {
+    "text8": {"dim": 100, "analogies": ["eval_en/questions-words.txt"],
+              "similarity": ["eval_en/wordsim353.tsv", "eval_en/simlex999.txt"]},
+    "ru": {"dim": 300, "analogies": [], "similarity": ["eval/ru_simlex965.tsv", "eval/hj.csv"]},
+}
+SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025}
+
+# Word characters that are not digits or underscores, hyphens only between them: what prep.py keeps.
+WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+
+
+def corpus_source(corpus: str) -> Path:
+    """The file our prep.py reads (text8 unpacked to one line of text; the Russian parquet as it is)."""
+    if corpus == "ru":
+        return SHARED / "corpus" / "ru_corpus.parquet"
+    target = WORK / "text8.txt"
+    if not target.exists():
+        WORK.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(SHARED / "text8.zip") as archive:
+            target.write_bytes(archive.read("text8"))
+    return target
+
+
+def gensim_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
+    """Runs inside its own process: read + clean, vocabulary, training, save; times and peak memory."""
+    import resource
+
+    from gensim.models import Word2Vec
+    from gensim.models.word2vec import Text8Corpus
+
+    figures = {}
+    started = time.perf_counter()
+    if corpus == "text8":
+        sentences = list(Text8Corpus(str(corpus_source(corpus))))  # 10,000-word sentences, as gensim's docs do
+    else:
+        import pyarrow.parquet as pq
+        texts = pq.read_table(corpus_source(corpus), columns=["text"]).column("text").to_pylist()
+        sentences = [tokens for tokens in (WORD.findall(text.lower()) for text in texts if text) if tokens]
+    figures["read_s"] = time.perf_counter() - started
+    model = Word2Vec(vector_size=dim, sg=1, hs=int(hs), negative=0 if hs else SETTINGS["negative"],
+                     window=SETTINGS["window"], min_count=SETTINGS["min_count"], sample=SETTINGS["sample"],
+                     workers=SETTINGS["workers"], alpha=SETTINGS["alpha"], seed=1)
+    started = time.perf_counter()
+    model.build_vocab(sentences)
+    figures["vocab_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    model.train(sentences, total_examples=model.corpus_count, epochs=epochs)
+    figures["train_s"] = time.perf_counter() - started
+    figures["corpus_words"] = int(model.corpus_total_words)
+    figures["vocab_size"] = len(model.wv)
+    figures["words_per_s"] = figures["corpus_words"] * epochs / figures["train_s"]
+    figures["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    model.wv.save_word2vec_format(str(out / "vectors.txt"))
+    figures["total_s"] = figures["read_s"] + figures["vocab_s"] + figures["train_s"]
+    return figures
+
+
+def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
+    """Runs the seven stages as a user would, each in its own process; figures from data/stats/*.json."""
+    data_dir = out / "data"
+    stages = [
+        ["prep.py", "--dataset", str(corpus_source(corpus))],
+        ["convert_to_int.py", "--min-count", str(SETTINGS["min_count"])],
+        ["pairs_dataset.py", "--window", str(SETTINGS["window"]), "--sample", str(SETTINGS["sample"])],
+        ["unigram_table.py"],
+        ["train.py", "--epochs", str(epochs), "--dim", str(dim), "--negatives", str(SETTINGS["negative"]),
+         "--threads", str(SETTINGS["workers"]), "--lr", str(SETTINGS["alpha"]), "--device", "cpu"]
+        + (["--loss", "hs"] if hs else []),
+    ]
+    figures = {}
+    for script, *arguments in stages:
+        started = time.perf_counter()
+        subprocess.run([PYTHON, str(ROOT / script), "--data-dir", str(data_dir), *arguments], check=True, cwd=ROOT)
+        stage = script.removesuffix(".py")
+        stats = json.loads((data_dir / "stats" / f"{stage}.json").read_text())
+        figures[f"{stage}_s"] = time.perf_counter() - started  # process wall time, imports included
+        figures[f"{stage}_peak_memory_mb"] = stats["peak_memory_mb"]
+        figures[f"{stage}_stats"] = stats
+    train = figures["train_stats"]
+    figures["train_s"] = train["train_s"]
+    figures["corpus_words"] = json.loads((data_dir / "pairs" / "meta.json").read_text())["tokens"]
+    figures["words_per_s"] = train["corpus_words_per_s"]
+    figures["vocab_size"] = train["vocab_size"]
+    figures["peak_memory_mb"] = max(v for k, v in figures.items() if k.endswith("_peak_memory_mb"))
+    figures["total_s"] = sum(figures[f"{s[0].removesuffix('.py')}_s"] for s in stages)
+    (out / "vectors.txt").unlink(missing_ok=True)
+    (out / "vectors.txt").symlink_to(data_dir / "model" / "vectors.txt")
+    return figures
+
+
+def evaluate(corpus: str, vectors: Path) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from evaluate import evaluate_analogies, evaluate_similarity
+    from vectors_io import load_vectors
+
+    words, matrix = load_vectors(vectors)
+    scores = {}
+    for name in CORPORA[corpus]["analogies"]:
+        result = evaluate_analogies(words, matrix, SHARED / name)
+        scores[Path(name).stem] = {"accuracy": result["accuracy"], "support": f"{result['correct'] + result['incorrect']}"}
+    for name in CORPORA[corpus]["similarity"]:
+        result = evaluate_similarity(words, matrix, SHARED / name)
+        scores[Path(name).stem] = {"spearman": result["spearman"], "support": f"{result['scored']}/{result['total']}"}
+    return scores
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    import os
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="text8")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--hs", action="store_true", help="hierarchical softmax instead of negative sampling")
+    parser.add_argument("--side", choices=["both", "gensim", "ours"], default="both")
+    parser.add_argument("--internal-gensim", metavar="OUT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    dim = CORPORA[args.corpus]["dim"]
+
+    if args.internal_gensim:
+        out = Path(args.internal_gensim)
+        print(json.dumps(gensim_side(args.corpus, args.epochs, dim, args.hs, out)))
+        return
+    if not SHARED.exists():
+        print(f"skipped: {SHARED} is absent (the benchmark needs the shared corpora)")
+        return
+
+    tag = f"{args.corpus}-e{args.epochs}{'-hs' if args.hs else ''}"
+    results = {"corpus": args.corpus, "epochs": args.epochs, "dim": dim, "hs": args.hs, "machine": machine(),
+               "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS}
+    if args.side in ("both", "gensim"):
+        out = WORK / tag / "gensim"
+        out.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run([PYTHON, __file__, "--corpus", args.corpus, "--epochs", str(args.epochs),
+                               *(["--hs"] if args.hs else []), "--internal-gensim", str(out)],
+                              check=True, capture_output=True, text=True)
+        results["gensim"] = json.loads(done.stdout.strip().splitlines()[-1])
+        results["gensim"]["scores"] = evaluate(args.corpus, out / "vectors.txt")
+    if args.side in ("both", "ours"):
+        out = WORK / tag / "ours"
+        out.mkdir(parents=True, exist_ok=True)
+        results["ours"] = our_side(args.corpus, args.epochs, dim, args.hs, out)
+        results["ours"]["scores"] = evaluate(args.corpus, out / "vectors.txt")
+    with open(WORK / "results.jsonl", "a") as handle:
+        handle.write(json.dumps(results, default=str) + "\n")
+    print_table(results)
+
+
+def print_table(results: dict) -> None:
+    gensim, ours = results.get("gensim", {}), results.get("ours", {})
+    print(f"\n{results['corpus']}, {results['epochs']} epoch(s), dim {results['dim']}, "
+          f"{'hs' if results['hs'] else 'negative 5'}; {results['machine']}; {results['date']}")
+    print(f"{'figure':<28}{'gensim':>14}{'ours':>14}{'ours/gensim':>13}")
+
+    def row(name: str, ours_value, gensim_value, fmt: str = "{:.1f}") -> None:
+        ratio = (ours_value / gensim_value) if (isinstance(ours_value, (int, float)) and
+                                                isinstance(gensim_value, (int, float)) and gensim_value) else None
+        show = lambda v: fmt.format(v) if isinstance(v, (int, float)) else ("-" if v is None else str(v))
+        print(f"{name:<28}{show(gensim_value):>14}{show(ours_value):>14}{'' if ratio is None else f'{ratio:.2f}':>13}")
+
+    row("read+clean s (prep)", ours.get("prep_s"), gensim.get("read_s"))
+    row("vocabulary s (convert)", ours.get("convert_to_int_s"), gensim.get("vocab_s"))
+    row("pairs s", ours.get("pairs_dataset_s"), None)
+    row("unigram table s", ours.get("unigram_table_s"), None)
+    row("training s", ours.get("train_s"), gensim.get("train_s"))
+    row("total s", ours.get("total_s"), gensim.get("total_s"))
+    row("training words/s", ours.get("words_per_s"), gensim.get("words_per_s"), "{:,.0f}")
+    row("peak memory MB", ours.get("peak_memory_mb"), gensim.get("peak_memory_mb"), "{:,.0f}")
+    row("vocabulary", ours.get("vocab_size"), gensim.get("vocab_size"), "{:,.0f}")
+    for name in (gensim.get("scores") or ours.get("scores") or {}):
+        mine, theirs = ours.get("scores", {}).get(name, {}), gensim.get("scores", {}).get(name, {})
+        key = "accuracy" if "accuracy" in (mine or theirs) else "spearman"
+        row(f"{name} {key}", mine.get(key), theirs.get(key), "{:.4f}")
+        row(f"{name} support", mine.get("support"), theirs.get("support"), "{}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""All seven stages end to end on a generated corpus with planted word clusters."""
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import convert_to_int
+import pairs_dataset
+import prep
+import train
+import unigram_table
+from common import StageError
+from word2vec import nearest_neighbours
+
+ROOT = Path(__file__).resolve().parent.parent
+CLUSTERS, WORDS_PER_CLUSTER = 8, 12
+
+
+def cluster_words():
+    # Cyrillic words so the whole path (cleaning, vocabulary, vectors.txt) sees real Russian characters.
+    letters = "абвгдежзиклмнопрстуфхцчшщэюя"
+    return [[f"{letters[c]}{letters[w]}{letters[(c * 7 + w) % len(letters)]}" for w in range(WORDS_PER_CLUSTER)]
+            for c in range(CLUSTERS)]
+
+
+def write_corpus(path: Path, documents: int = 3000, seed: int = 0) -> list[list[str]]:
+    """Each line talks about one topic: words from one cluster, plus shared filler words and punctuation."""
+    rng = np.random.default_rng(seed)
+    clusters = cluster_words()
+    fillers = ["и", "в", "не", "на", "что"]
+    lines = []
+    for _ in range(documents):
+        topic = clusters[rng.integers(CLUSTERS)]
+        words = [topic[i] if rng.random() > 0.25 else fillers[rng.integers(len(fillers))]
+                 for i in rng.integers(WORDS_PER_CLUSTER, size=14)]
+        lines.append(" ".join(words).capitalize() + ", 12 раз!")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return clusters
+
+
+def run_stages(data_dir: Path, corpus: Path, pairs_per_shard: int = 10_000_000) -> None:
+    common = ["--data-dir", str(data_dir)]
+    prep.main(common + ["--dataset", str(corpus), "--num-proc", "1"])
+    convert_to_int.main(common + ["--min-count", "2", "--num-proc", "1"])
+    pairs_dataset.main(common + ["--window", "4", "--sample", "0", "--pairs-per-shard", str(pairs_per_shard),
+                                 "--row-group-pairs", "20000"])
+    unigram_table.main(common + ["--table-size", "100000"])
+
+
+TRAIN_ARGS = ["--dim", "24", "--batch-size", "5000", "--threads", "1", "--device", "cpu", "--num-workers", "0",
+              "--lr", "0.025"]
+
+
+def test_planted_clusters_are_learned_through_all_stages(tmp_path):
+    data_dir = tmp_path / "data"
+    clusters = write_corpus(tmp_path / "corpus.txt")
+    run_stages(data_dir, tmp_path / "corpus.txt")
+    figures = train.main(["--data-dir", str(data_dir), "--epochs", "3", *TRAIN_ARGS])
+    assert figures["pairs"] > 0
+
+    from vectors_io import load_vectors
+    words, vectors = load_vectors(data_dir / "model" / "vectors.txt")
+    assert len(words) == CLUSTERS * WORDS_PER_CLUSTER + 5
+    cluster_of = {word: c for c, members in enumerate(clusters) for word in members}
+    queries = [word for members in clusters for word in members]
+    found = nearest_neighbours(words, vectors, queries, k=5)
+    in_cluster = np.mean([cluster_of.get(w) == cluster_of[q] for q in queries for w, _ in found[q]])
+    assert in_cluster > 0.9, f"only {in_cluster:.0%} of the 5 nearest neighbours share the planted cluster"
+
+    np.testing.assert_array_equal(np.load(data_dir / "model" / "embeddings.npy"), vectors)
+    rows = list(csv.DictReader(open(data_dir / "model" / "loss.csv")))
+    losses = [float(row["loss"]) for row in rows]
+    assert np.mean(losses[-5:]) < 0.75 * losses[0]  # the loss came down
+    assert (data_dir / "model" / "loss.png").stat().st_size > 1000
+
+
+def test_resume_after_one_shard_equals_uninterrupted_run(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    write_corpus(corpus, documents=600)
+    data_dir = tmp_path / "data"
+    run_stages(data_dir, corpus, pairs_per_shard=20_000)
+    args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS]
+
+    train.main(args)
+    uninterrupted = np.load(data_dir / "model" / "embeddings.npy")
+    uninterrupted_loss = (data_dir / "model" / "loss.csv").read_text()
+
+    for name in ("embeddings.npy", "checkpoint.pt", "loss.csv"):
+        (data_dir / "model" / name).unlink()
+    stopped = train.main(args + ["--stop-after-shards", "1"])
+    assert stopped["stopped"] and stopped["position"]["shard"] == 1
+    assert not (data_dir / "model" / "embeddings.npy").exists()
+    train.main(args + ["--resume"])
+    np.testing.assert_array_equal(np.load(data_dir / "model" / "embeddings.npy"), uninterrupted)
+    assert (data_dir / "model" / "loss.csv").read_text() == uninterrupted_loss
+
+    with pytest.raises(StageError, match="--dim"):
+        train.main(args[:-len(TRAIN_ARGS)] + ["--resume", "--dim", "8"] + TRAIN_ARGS[2:])
+
+
+def test_vectors_load_in_gensim(tmp_path):
+    gensim_models = pytest.importorskip("gensim.models")
+    corpus = tmp_path / "corpus.txt"
+    write_corpus(corpus, documents=300)
+    data_dir = tmp_path / "data"
+    run_stages(data_dir, corpus)
+    train.main(["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS])
+    ours = np.load(data_dir / "model" / "embeddings.npy")
+    for name, binary in (("vectors.txt", False), ("vectors.bin", True)):
+        loaded = gensim_models.KeyedVectors.load_word2vec_format(str(data_dir / "model" / name), binary=binary)
+        assert loaded.vectors.shape == ours.shape
+        np.testing.assert_allclose(loaded.vectors, ours, rtol=1e-5, atol=1e-7)
+
+
+def test_stages_run_out_of_order_say_which_stage_first(tmp_path):
+    data_dir = tmp_path / "empty"
+    with pytest.raises(StageError, match="run pairs_dataset.py first"):
+        train.main(["--data-dir", str(data_dir)])
+    done = subprocess.run([sys.executable, "train.py", "--data-dir", str(data_dir)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: {data_dir}/pairs/meta.json not found: "
+                                                "run pairs_dataset.py first"]
+
+
+def test_every_script_lists_its_constants_as_flags():
+    for script, flag in [("prep.py", "--max-docs"), ("convert_to_int.py", "--min-count"),
+                         ("pairs_dataset.py", "--pairs-per-shard"), ("unigram_table.py", "--table-size"),
+                         ("dataset.py", "--batch-size"), ("word2vec.py", "--words"), ("train.py", "--resume")]:
+        done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert flag in done.stdout and "--data-dir" in done.stdout, script

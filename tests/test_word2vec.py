@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+
+from word2vec import SkipGram, nearest_neighbours, sgns_step_cpu, sgns_step_torch
+
+
+def small_model(vocab_size=12, dim=6, seed=3):
+    model = SkipGram(vocab_size, dim, seed=seed)
+    with torch.no_grad():  # non-zero output vectors so every gradient term is exercised
+        model.output.weight.copy_(torch.randn(vocab_size, dim, generator=torch.Generator().manual_seed(seed)) * 0.3)
+        model.input.weight.mul_(40)
+    return model
+
+
+def autograd_gradients(model, target, context, negatives):
+    model.zero_grad()
+    loss = model(target, context, negatives)
+    loss.backward()
+    return loss.item(), model.input.weight.grad.to_dense(), model.output.weight.grad.to_dense()
+
+
+def test_initialisation_matches_word2vec_c():
+    model = SkipGram(1000, 50, seed=1)
+    weights = model.input.weight.detach()
+    assert weights.abs().max() <= 0.5 / 50
+    assert weights.std() == pytest.approx((1 / 50) / np.sqrt(12), rel=0.05)  # uniform over a width of 1/dim
+    assert torch.count_nonzero(model.output.weight) == 0
+    assert torch.equal(SkipGram(1000, 50, seed=1).input.weight, weights)
+
+
+def test_torch_step_equals_autograd_sgd_step():
+    # Distinct rows in the batch: one closed-form step must equal weight -= lr * autograd gradient.
+    model = small_model()
+    target = torch.tensor([0, 1], dtype=torch.int32)
+    context = torch.tensor([2, 3], dtype=torch.int32)
+    negatives = torch.tensor([[4, 5, 6], [7, 8, 9]], dtype=torch.int32)
+    loss, grad_in, grad_out = autograd_gradients(model, target, context, negatives)
+    expected_in = model.input.weight.detach() - 0.1 * grad_in
+    expected_out = model.output.weight.detach() - 0.1 * grad_out
+    step_loss = sgns_step_torch(model, target, context, negatives, 0.1, 0.1)
+    assert step_loss == pytest.approx(loss, rel=1e-5)
+    torch.testing.assert_close(model.input.weight.detach(), expected_in)
+    torch.testing.assert_close(model.output.weight.detach(), expected_out)
+
+
+def test_torch_step_sums_repeated_rows_like_autograd():
+    model = small_model()
+    target = torch.tensor([0, 0, 1], dtype=torch.int32)
+    context = torch.tensor([2, 2, 0], dtype=torch.int32)
+    negatives = torch.tensor([[4, 4], [2, 5], [4, 1]], dtype=torch.int32)
+    _, grad_in, grad_out = autograd_gradients(model, target, context, negatives)
+    expected_in = model.input.weight.detach() - 0.05 * grad_in
+    expected_out = model.output.weight.detach() - 0.05 * grad_out
+    sgns_step_torch(model, target, context, negatives, 0.05, 0.05)
+    torch.testing.assert_close(model.input.weight.detach(), expected_in)
+    torch.testing.assert_close(model.output.weight.detach(), expected_out)
+
+
+def numpy_reference(input_w, output_w, target, context, negatives, lr):
+    """word2vec.c's skip-gram inner loop written plainly, pair after pair."""
+    input_w, output_w, loss = input_w.copy(), output_w.copy(), 0.0
+    for t, c, negs in zip(target, context, negatives):
+        u = input_w[t].astype(np.float64)
+        grad_u = np.zeros_like(u)
+        for o, label in [(c, 1.0)] + [(n, 0.0) for n in negs]:
+            v = output_w[o].astype(np.float64)
+            score = u @ v
+            loss += np.log1p(np.exp(-score if label else score))
+            g = (label - 1 / (1 + np.exp(-score))) * lr
+            grad_u += g * v
+            output_w[o] = v + g * u
+        input_w[t] = u + grad_u
+    return input_w, output_w, loss
+
+
+def test_cpu_kernel_matches_numpy_reference_pair_by_pair():
+    rng = np.random.default_rng(0)
+    input_w = rng.normal(0, 0.3, (15, 8)).astype(np.float32)
+    output_w = rng.normal(0, 0.3, (15, 8)).astype(np.float32)
+    target = rng.integers(0, 15, 40).astype(np.int32)
+    context = rng.integers(0, 15, 40).astype(np.int32)
+    negatives = rng.integers(0, 15, (40, 4)).astype(np.int32)  # repeats included: order of updates matters
+    expected_in, expected_out, expected_loss = numpy_reference(input_w, output_w, target, context, negatives, 0.05)
+    loss = sgns_step_cpu(input_w, output_w, target, context, negatives, 0.05, 0.05, 1)
+    np.testing.assert_allclose(input_w, expected_in, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(output_w, expected_out, rtol=1e-4, atol=1e-6)
+    assert loss == pytest.approx(expected_loss, rel=1e-4)
+
+
+def test_cpu_kernel_single_pair_equals_autograd():
+    model = small_model()
+    target = torch.tensor([3], dtype=torch.int32)
+    context = torch.tensor([7], dtype=torch.int32)
+    negatives = torch.tensor([[1, 2, 9, 10, 11]], dtype=torch.int32)
+    _, grad_in, grad_out = autograd_gradients(model, target, context, negatives)
+    expected_in = model.input.weight.detach() - 0.2 * grad_in
+    expected_out = model.output.weight.detach() - 0.2 * grad_out
+    sgns_step_cpu(model.input.weight.data.numpy(), model.output.weight.data.numpy(), target.numpy(),
+                  context.numpy(), negatives.numpy(), 0.2, 0.2, 1)
+    torch.testing.assert_close(model.input.weight.detach(), expected_in)
+    torch.testing.assert_close(model.output.weight.detach(), expected_out)
+
+
+def test_cpu_kernel_saturates_like_word2vec_c():
+    input_w = np.full((3, 4), 2.0, np.float32)
+    output_w = np.full((3, 4), 2.0, np.float32)  # score 16 > MAX_EXP: the positive pair gives no gradient
+    before = input_w.copy()
+    sgns_step_cpu(input_w, output_w, np.array([0], np.int32), np.array([1], np.int32),
+                  np.zeros((1, 0), np.int32), 0.1, 0.1, 1)
+    np.testing.assert_array_equal(input_w, before)
+
+
+def test_nearest_neighbours_by_cosine():
+    words = ["a", "b", "c", "d"]
+    vectors = np.array([[1, 0], [0.9, 0.1], [0.1, 1], [-1, 0]], np.float32)
+    found = nearest_neighbours(words, vectors, ["a", "c"], k=2)
+    assert [w for w, _ in found["a"]] == ["b", "c"]
+    assert found["a"][0][1] == pytest.approx(0.9 / np.hypot(0.9, 0.1))
+    assert [w for w, _ in found["c"]] == ["b", "a"]
+    with pytest.raises(KeyError, match="unknown word: zz"):
+        nearest_neighbours(words, vectors, ["zz"])
+    model = SkipGram(4, 2, words=words)
+    with torch.no_grad():
+        model.input.weight.copy_(torch.from_numpy(vectors))
+    assert model.nearest(["d"], k=1)["d"][0][0] == "c"
