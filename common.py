@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -171,3 +171,68 @@ def _human(value: object) -> str:
 
 def default_num_proc() -> int:
     return os.cpu_count() or 1
+
+
+class WorkerPool:
+    """Worker processes for ordered, bounded parallel maps; spawned on first need and reused across maps.
+
+        with WorkerPool(num_proc) as pool:
+            for result in pool.map(func, items): ...
+
+    `map` yields func(item) in input order, hands out at most `in_flight` items at once (default 2 * num_proc)
+    and consumes `items` lazily, so memory stays bounded however long the input (multiprocessing.Pool.imap
+    drains its input). `func` and the items must pickle: module-level functions, plain data, Arrow arrays.
+    num_proc <= 1, or a first map of a single item, runs in this process: no process start for tiny inputs.
+    Workers are spawned, not forked: the caller may hold threads (datasets, tqdm, Arrow) that fork would copy
+    mid-state; and as direct children they count in `peak_memory_mb` once the pool is closed.
+    """
+
+    def __init__(self, num_proc: int):
+        self.num_proc = num_proc
+        self._executor = None
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def map(self, func: Callable, items: Iterable, in_flight: int = 0) -> Iterator:
+        import collections
+        import itertools
+
+        items = iter(items)
+        if self.num_proc <= 1:
+            yield from map(func, items)
+            return
+        head = list(itertools.islice(items, 2))
+        if len(head) < 2 and self._executor is None:
+            yield from map(func, head)
+            return
+        if self._executor is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._executor = ProcessPoolExecutor(self.num_proc, mp_context=multiprocessing.get_context("spawn"))
+        pending: collections.deque = collections.deque()
+        try:
+            for item in itertools.chain(head, items):
+                pending.append(self._executor.submit(func, item))
+                if len(pending) >= (in_flight or 2 * self.num_proc):
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:  # left early (an error, a break): drop the work not started
+                future.cancel()
+
+
+def ordered_map(func: Callable, items: Iterable, num_proc: int, in_flight: int = 0) -> Iterator:
+    """One `WorkerPool(num_proc).map(func, items)`, the pool closed when done."""
+    with WorkerPool(num_proc) as pool:
+        yield from pool.map(func, items, in_flight)

@@ -22,12 +22,14 @@ from common import (StageReport, atomic_output, default_num_proc, fail, load_voc
                     require, run)
 from dataset import PairsDataset, shard_order
 from vectors_io import save_word2vec_binary, save_word2vec_text
-from word2vec import SkipGram, nearest_neighbours, sgns_step_cpu, sgns_step_torch
+from word2vec import (SkipGram, hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours, sgns_step_cpu,
+                      sgns_step_torch)
 
 DATA_DIR = "data"  # where stage outputs live
 EPOCHS = 5  # passes over all shards
 DIM = 300  # embedding size
 BATCH_SIZE = 300_000  # pairs per batch read from the shards
+LOSS = "ns"  # ns (negative sampling) or hs (hierarchical softmax)
 NEGATIVES = 5  # negatives per pair, drawn from the unigram^0.75 table
 LR = 0.025  # starting learning rate (word2vec.c's skip-gram default); decays linearly to LR * MIN_LR_FRACTION
 MIN_LR_FRACTION = 0.0001  # floor of the decay, as word2vec.c
@@ -81,7 +83,7 @@ def plot_loss(path: Path, loss_rows: list) -> None:
         axis.plot(rows[width - 1:, 0] / 1e6, smooth, lw=1.5, label=f"mean of {width}")
     axis.set_xlabel("pairs trained (millions)")
     axis.set_ylabel("loss per pair")
-    axis.set_title("skip-gram negative sampling loss")
+    axis.set_title("skip-gram training loss")
     axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()
@@ -93,10 +95,16 @@ def plot_loss(path: Path, loss_rows: list) -> None:
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     data_dir = Path(cfg.data_dir)
+    report = StageReport("train", data_dir)
     model_dir = data_dir / "model"
     meta = read_json(data_dir / "pairs" / "meta.json", "pairs_dataset.py")
-    words, _ = load_vocab(data_dir)
-    table_path = require(data_dir / "unigram_table.npy", "unigram_table.py")
+    words, counts = load_vocab(data_dir)
+    if cfg.loss not in ("ns", "hs"):
+        fail(f"--loss must be ns or hs, not {cfg.loss!r}")
+    hs = cfg.loss == "hs"
+    # HS draws no negatives; its Huffman tree is built once from the counts and kept beside vocab.json.
+    table_path = None if hs else require(data_dir / "unigram_table.npy", "unigram_table.py")
+    tree = huffman_for(data_dir, counts) if hs else None
     if meta.get("vocab_size", len(words)) != len(words):
         fail("pairs/ was made from another vocabulary than vocab.json: run pairs_dataset.py again")
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -108,14 +116,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     n_shards = len(meta["shards"])
     total_pairs = meta["pairs"] * cfg.epochs
-    model = SkipGram(len(words), cfg.dim, seed=cfg.seed, words=words).to(device)
+    model = SkipGram(len(words), cfg.dim, seed=cfg.seed, words=words, loss=cfg.loss).to(device)
     position = {"epoch": 0, "shard": 0, "pairs_done": 0, "batches": 0, "train_s": 0.0}
     loss_rows: list = []
     checkpoint_path = model_dir / "checkpoint.pt"
     if cfg.resume:
         checkpoint = torch.load(require(checkpoint_path, "train.py (without --resume)"), map_location=device)
         saved = checkpoint["config"]
-        for key in ("dim", "epochs", "seed", "lr", "batch_size", "negatives"):
+        saved.setdefault("loss", "ns")  # checkpoints from before --loss
+        for key in ("loss", "dim", "epochs", "seed", "lr", "batch_size", "negatives"):
             if saved[key] != getattr(cfg, key):
                 fail(f"checkpoint was trained with --{key.replace('_', '-')} {saved[key]}, not {getattr(cfg, key)}")
         model.load_state_dict(checkpoint["model"])
@@ -123,11 +132,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"resuming at epoch {position['epoch'] + 1}, shard {position['shard'] + 1}/{n_shards}, "
               f"{position['pairs_done']:,} pairs done")
 
-    table = np.load(table_path, mmap_mode="r")
-    device_table = None if on_cpu else torch.as_tensor(np.asarray(table), device=device)
+    table = None if hs else np.load(table_path, mmap_mode="c")  # "c": torch.as_tensor warns on read-only maps
+    device_table = None if on_cpu or hs else torch.as_tensor(np.asarray(table), device=device)
     device_generator = None if on_cpu else torch.Generator(device=device)
     input_w = model.input.weight.data.numpy() if on_cpu else None
-    output_w = model.output.weight.data.numpy() if on_cpu else None
+    output_w = (model.inner if hs else model.output).weight.data.numpy() if on_cpu else None
 
     shards_this_run, stopped_early = 0, False
     start_epoch, start_shard = position["epoch"], position["shard"]
@@ -138,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         for shard_pos in range(start_shard if epoch == start_epoch else 0, n_shards):
             shard = int(order[shard_pos])
             dataset = PairsDataset(data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
-                                   epoch=epoch, shards=[shard], table=table, draw_negatives=on_cpu)
+                                   epoch=epoch, shards=[shard], table=table, draw_negatives=on_cpu and not hs)
             loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
                                                  pin_memory=not on_cpu)
             if device_generator is not None:
@@ -148,7 +157,14 @@ def main(argv: list[str] | None = None) -> dict:
                 n_pairs = int(target.shape[0])
                 lr_start = learning_rate(cfg, position["pairs_done"], total_pairs)
                 lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, total_pairs)
-                if on_cpu:
+                if hs and on_cpu:
+                    loss = hs_step_cpu(input_w, output_w, target.numpy(), context.numpy(), tree.paths, tree.codes,
+                                       tree.lengths, lr_start, lr_end, cfg.threads)
+                elif hs:
+                    loss = hs_step_torch(model, target.to(device, non_blocking=True),
+                                         context.to(device, non_blocking=True), tree, lr_start, lr_end,
+                                         cfg.micro_batch)
+                elif on_cpu:
                     loss = sgns_step_cpu(input_w, output_w, target.numpy(), context.numpy(), negatives.numpy(),
                                          lr_start, lr_end, cfg.threads)
                 else:
@@ -187,9 +203,9 @@ def main(argv: list[str] | None = None) -> dict:
     for word, found in nearest_neighbours(words, model.input.weight.detach().cpu(), known, 8).items():
         print(f"  {word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in found))
     train_s = max(position["train_s"], 1e-9)
-    return StageReport("train", data_dir).finish(
+    return report.finish(
         device=str(device), epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(words), pairs=position["pairs_done"],
-        train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),
+        loss=cfg.loss, train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),
         corpus_words_per_s=round(meta["tokens"] * cfg.epochs / train_s),
         final_loss=loss_rows[-1][4] if loss_rows else None)
 

@@ -1,0 +1,206 @@
+"""Stage 5: `PairsDataset`, batches of (target, context, negatives) streamed from the pair shards.
+
+    python dataset.py --batch-size 300000 --batches 20      # a quick look: a few batches and the read rate
+
+Reads DATA_DIR/pairs/ (pairs_dataset.py) and DATA_DIR/unigram_table.npy (unigram_table.py). One epoch reads every
+pair exactly once: shards in an order shuffled by (seed, epoch) (`shard_order`), each shard's row groups in file
+order (the shards were shuffled when written). The unit of work is one row group: with a DataLoader
+(batch_size=None, num_workers=n) worker w reads units w, w+n, w+2n, ... so the workers' streams are disjoint.
+
+Batches are tuples of int32 tensors (int32 halves host memory and host-to-device traffic; index with .long() or
+let the GPU upcast): target [b], context [b], negatives [b, NEGATIVES]. Every batch holds exactly batch_size
+pairs except the last one of each worker's stream. A unit's negatives come from a torch.Generator seeded by
+(seed, epoch, shard, row group): the same arguments give the same batches, whichever worker reads a unit.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from common import StageReport, fail, load_vocab, parse_config, read_json, require, run
+
+DATA_DIR = "data"  # where stage outputs live
+BATCH_SIZE = 300_000  # pairs per batch
+NEGATIVES = 5  # negatives drawn per pair from the unigram table
+SEED = 1  # seed of the shard order and of the negatives
+EPOCH = 0  # epoch to read (changes the shard order and the negatives)
+NUM_WORKERS = 0  # DataLoader worker processes of the quick look
+BATCHES = 20  # batches to read in the quick look (0: the whole epoch)
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def shard_order(seed: int, epoch: int, n_shards: int) -> list[int]:
+    """Order in which an epoch reads the shards: a permutation of 0..n_shards-1 fixed by (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n_shards).tolist()
+
+
+def unit_seed(seed: int, epoch: int, shard: int, row_group: int) -> int:
+    """Seed of the negatives of one row group: independent of the worker that reads it."""
+    state = np.random.SeedSequence([seed, epoch, shard, row_group]).generate_state(1, np.uint64)[0]
+    return int(state) & (2**63 - 1)
+
+
+class PairsDataset(IterableDataset):
+    """Batches (target, context, negatives) of int32 tensors from DATA_DIR/pairs; see the module docstring.
+
+    shards: indices into meta.json's shard list, in the order to read them (default: all, `shard_order`).
+    table: the unigram table (default: DATA_DIR/unigram_table.npy, memory-mapped, shared by workers).
+    draw_negatives=False: negatives is an empty [b, 0] tensor (the trainer draws them on the device).
+    """
+
+    def __init__(self, data_dir: str | Path, batch_size: int = BATCH_SIZE, negatives: int = NEGATIVES,
+                 seed: int = SEED, epoch: int = 0, shards: list[int] | None = None,
+                 table: np.ndarray | torch.Tensor | None = None, draw_negatives: bool = True):
+        super().__init__()
+        if batch_size < 1:
+            fail(f"batch size must be at least 1, got {batch_size}")
+        if negatives < 0:
+            fail(f"negatives must be at least 0, got {negatives}")
+        self.data_dir = Path(data_dir)
+        self.batch_size, self.negatives, self.seed, self.epoch = int(batch_size), int(negatives), seed, epoch
+        self.draw_negatives = draw_negatives and negatives > 0
+        pairs_dir = require(self.data_dir / "pairs", "pairs_dataset.py")
+        meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
+        self.meta = meta
+        self.files = [pairs_dir / shard["file"] for shard in meta["shards"]]
+        order = shard_order(seed, epoch, len(self.files)) if shards is None else [int(s) for s in shards]
+        bad = [s for s in order if not 0 <= s < len(self.files)]
+        if bad:
+            fail(f"shard index {bad[0]} out of range: pairs/meta.json lists {len(self.files)} shards")
+        self.shards = order
+        # (shard, row group, pairs): row group counts come from the footers, which also checks every shard opens.
+        self.units: list[tuple[int, int, int]] = []
+        for shard in order:
+            metadata = self._open(shard).metadata
+            if metadata.num_rows != meta["shards"][shard]["pairs"]:
+                fail(f"{self.files[shard]} holds {metadata.num_rows} pairs, meta.json says "
+                     f"{meta['shards'][shard]['pairs']}: run pairs_dataset.py again")
+            self.units += [(shard, rg, metadata.row_group(rg).num_rows) for rg in range(metadata.num_row_groups)]
+        self.num_pairs = sum(rows for _, _, rows in self.units)
+        self._table_path = self.data_dir / "unigram_table.npy"
+        self._table: torch.Tensor | None = None
+        if self.draw_negatives and table is not None:
+            self._table = torch.as_tensor(table)
+            if self._table.ndim != 1 or len(self._table) == 0 or self._table.is_floating_point():
+                fail("the unigram table must be a non-empty 1-d integer array")
+        elif self.draw_negatives:
+            self._load_table()  # fail now, in the main process, rather than in a worker
+            self._table = None  # each worker maps the file itself: nothing big to copy into workers
+
+    def _open(self, shard: int) -> pq.ParquetFile:
+        path = self.files[shard]
+        if not path.exists():
+            fail(f"{path} not found: run pairs_dataset.py again")
+        try:
+            return pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as error:
+            fail(f"{path} is corrupt ({str(error).splitlines()[0]}): run pairs_dataset.py again")
+
+    def _load_table(self) -> torch.Tensor:
+        if self._table is None:
+            require(self._table_path, "unigram_table.py")
+            try:
+                # copy-on-write map: pages shared between workers and with the page cache, and writable for torch
+                table = np.load(self._table_path, mmap_mode="c")
+            except (OSError, ValueError) as error:
+                fail(f"{self._table_path} is unreadable ({error}): run unigram_table.py again")
+            if table.ndim != 1 or table.dtype.kind not in "iu" or len(table) == 0:
+                fail(f"{self._table_path} is not a 1-d integer table: run unigram_table.py again")
+            self._table = torch.from_numpy(table)
+        return self._table
+
+    def _read_unit(self, file: pq.ParquetFile, shard: int, row_group: int) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            table = file.read_row_group(row_group, columns=["target", "context"])
+            target = table.column("target").to_numpy()
+            context = table.column("context").to_numpy()
+        except (OSError, pa.ArrowException, KeyError) as error:
+            fail(f"{self.files[shard]} is corrupt ({str(error).splitlines()[0]}): run pairs_dataset.py again")
+        if target.dtype != np.int32 or context.dtype != np.int32:
+            fail(f"{self.files[shard]}: target/context are not int32: run pairs_dataset.py again")
+        return target, context
+
+    def _draw(self, shard: int, row_group: int, n: int) -> torch.Tensor:
+        if not self.draw_negatives:
+            return torch.empty((n, 0), dtype=torch.int32)
+        table = self._load_table()
+        generator = torch.Generator().manual_seed(unit_seed(self.seed, self.epoch, shard, row_group))
+        # A whole row group at once, so the draws do not depend on where batches start. index_select: the
+        # gather is bound by cache misses in the big table, and it is ~3x faster than table[picks] here.
+        picks = torch.randint(len(table), (n * self.negatives,), generator=generator)
+        return table.index_select(0, picks).view(n, self.negatives).to(torch.int32)
+
+    def worker_units(self, worker: int = 0, num_workers: int = 1) -> list[tuple[int, int, int]]:
+        """The (shard, row group, pairs) units that worker `worker` of `num_workers` reads."""
+        return self.units[worker::num_workers]
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        return self.iterate(self.worker_units(worker, num_workers))
+
+    def iterate(self, units: list[tuple[int, int, int]]) -> Iterator[Batch]:
+        """Batches of the given units, in order; all full but the last."""
+        pending: list[tuple[np.ndarray, np.ndarray, torch.Tensor]] = []
+        filled = 0
+        open_shard, file = -1, None
+        for shard, row_group, _ in units:
+            if shard != open_shard:
+                open_shard, file = shard, self._open(shard)
+            target, context = self._read_unit(file, shard, row_group)
+            negatives = self._draw(shard, row_group, len(target))
+            done = 0
+            while done < len(target):
+                take = min(self.batch_size - filled, len(target) - done)
+                pending.append((target[done:done + take], context[done:done + take], negatives[done:done + take]))
+                filled += take
+                done += take
+                if filled == self.batch_size:
+                    yield _collate(pending)
+                    pending, filled = [], 0
+        if filled:
+            yield _collate(pending)
+
+
+def _collate(pieces: list[tuple[np.ndarray, np.ndarray, torch.Tensor]]) -> Batch:
+    # Always a fresh compact tensor: a view would keep (and, across workers, ship) the whole row group.
+    return (torch.from_numpy(np.concatenate([p[0] for p in pieces])),
+            torch.from_numpy(np.concatenate([p[1] for p in pieces])),
+            torch.cat([p[2] for p in pieces]))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(__file__, globals(), argv)
+    data_dir = Path(cfg.data_dir)
+    report = StageReport("dataset", data_dir)
+    dataset = PairsDataset(data_dir, cfg.batch_size, cfg.negatives, cfg.seed, cfg.epoch)
+    words, _ = load_vocab(data_dir)
+    loader = DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers)
+    print(f"{dataset.num_pairs:,} pairs in {len(dataset.files)} shards, {len(dataset.units)} row groups; "
+          f"shard order {dataset.shards[:10]}{' ...' if len(dataset.shards) > 10 else ''}")
+    started = time.perf_counter()
+    pairs = batches = 0
+    for target, context, negatives in loader:
+        if batches < 3:
+            shown = "; ".join(f"{words[t]} -> {words[c]} (not {', '.join(words[n] for n in neg)})"
+                              for t, c, neg in zip(target[:3].tolist(), context[:3].tolist(), negatives[:3].tolist()))
+            print(f"batch {batches}: {len(target):,} pairs: {shown}")
+        pairs += len(target)
+        batches += 1
+        if batches == cfg.batches:
+            break
+    elapsed = time.perf_counter() - started
+    return report.finish(batches=batches, pairs=pairs, pairs_per_s=round(pairs / max(elapsed, 1e-9)),
+                         num_workers=cfg.num_workers)
+
+
+if __name__ == "__main__":
+    run(main)

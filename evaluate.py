@@ -1,0 +1,426 @@
+"""Evaluate word vectors: analogies (3CosAdd), word-pair similarity (Spearman), nearest neighbours.
+
+    python evaluate.py --vectors data/model/vectors.txt --analogies questions-words.txt
+    python evaluate.py --vectors data/model/embeddings.npy --vocab data/vocab.json \\
+        --similarity ru_simlex965.tsv hj.csv --neighbors москва король --json data/stats/eval.json
+
+Conventions (the same numbers as gensim 4.4's KeyedVectors methods on the same vectors file):
+- Rows are in frequency order (the order of vocab.json and of the word2vec files train.py writes).
+- Case: with --lowercase (the default) words match case-insensitively, as gensim's case_insensitive=True: both
+  the file's words and the vocabulary are folded with str.upper() and a folded word takes the row of its most
+  frequent spelling. With --no-lowercase words must match exactly.
+- Analogies (gensim's evaluate_word_analogies): a question "a b c d" is scored only when all four words are
+  among the RESTRICT_VOCAB most frequent words, otherwise it is skipped (and counted as skipped); the answer is
+  the 3CosAdd argmax of cos(x, b - a + c) over those words, the rows of a, b, c (and their other spellings)
+  excluded, picked exactly as gensim picks it (see _solve). Lines that are not four words are ignored (counted
+  as invalid). A section with nothing scored has
+  accuracy 0.0, as in gensim. "Total accuracy" pools all sections.
+- Similarity (gensim's evaluate_word_pairs with restrict_vocab >= the vocabulary size, i.e. its default
+  300,000 for our vocabularies): pairs with a word missing from the whole vocabulary are skipped; the support
+  is scored/total. Spearman rho uses average ranks for ties (scipy's spearmanr); Pearson r is reported too.
+  A line splits on tabs if it has one, else on commas, else on whitespace (gensim takes one delimiter);
+  fields are stripped, where gensim keeps the space of "монах, оракул" in hj.csv and misses that pair.
+- Neighbours: cosine over the whole vocabulary; the query word's own row is left out.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from common import fail, parse_config, run, write_json
+from vectors_io import load_vectors
+
+DATA_DIR = "data"  # where stage outputs live; the default vectors are DATA_DIR/model/vectors.txt
+VECTORS = ""  # word vectors: word2vec text, word2vec binary (.bin) or embeddings.npy; empty: DATA_DIR/model/vectors.txt
+VOCAB = ""  # vocab.json naming the rows of an embeddings.npy; empty: the one next to it, else in its parent folder
+ANALOGIES = []  # analogy files, Google questions-words.txt format (": section" lines, then "a b c d")
+SIMILARITY = []  # word-pair files with a gold score: tab, comma or space separated; "#" lines and a header skipped
+NEIGHBORS = []  # words whose nearest neighbours are printed
+K = 10  # neighbours per word
+RESTRICT_VOCAB = 30000  # analogies: questions and answers only among this many most frequent words (0: all)
+LOWERCASE = True  # match words case-insensitively (gensim's case_insensitive=True; see the module docstring)
+JSON = ""  # also write every figure to this JSON file (empty: none)
+BATCH_SIZE = 1024  # analogy questions scored by one matrix product
+
+_LIST_FLAGS = ("--analogies", "--similarity", "--neighbors")
+_CANDIDATES = 5  # gensim looks at the top 5 answers (after dropping the question rows) for a valid one
+
+
+def main(argv: list[str] | None = None) -> dict:
+    started = time.perf_counter()
+    cfg = parse_config(__file__, globals(), merge_repeated_flags(sys.argv[1:] if argv is None else list(argv),
+                                                                   _LIST_FLAGS))
+    if not (cfg.analogies or cfg.similarity or cfg.neighbors):
+        fail("nothing to evaluate: give --analogies FILE, --similarity FILE or --neighbors WORD")
+    for path in cfg.analogies + cfg.similarity:
+        if not Path(path).is_file():
+            fail(f"{path} not found")
+    vectors_path = Path(cfg.vectors) if cfg.vectors else Path(cfg.data_dir) / "model" / "vectors.txt"
+    words, vectors = load_vectors([vectors_path, Path(cfg.vocab)] if cfg.vocab else vectors_path)
+    figures: dict = {"vectors": str(vectors_path), "words": len(words), "dim": int(vectors.shape[1]),
+                     "lowercase": cfg.lowercase}
+    print(f"{vectors_path}: {len(words):,} words x {vectors.shape[1]} dims, "
+          f"{'case-insensitive' if cfg.lowercase else 'exact-case'} matching")
+    normed = unit_rows(vectors)
+    del vectors  # only the unit rows are needed from here on
+    if cfg.analogies:
+        figures["analogies"] = {}
+        for path in cfg.analogies:
+            result = _analogies(words, normed, path, cfg.restrict_vocab, cfg.lowercase, cfg.batch_size)
+            figures["analogies"][_name(path, cfg.analogies)] = result
+            print_analogies(path, result)
+    if cfg.similarity:
+        figures["similarity"] = {_name(path, cfg.similarity): _similarity(words, normed, path, cfg.lowercase)
+                                 for path in cfg.similarity}
+        print_similarity(figures["similarity"])
+    if cfg.neighbors:
+        figures["neighbors"] = {}
+        index = _Lookup(words, cfg.lowercase)
+        for query in cfg.neighbors:
+            row = index.row(query)
+            found = None if row < 0 else _neighbours(words, normed, row, cfg.k)
+            figures["neighbors"][query] = found
+            print_neighbours(query, found)
+    figures["wall_s"] = round(time.perf_counter() - started, 2)
+    if cfg.json:
+        write_json(Path(cfg.json), figures)  # atomic
+        print(f"figures written to {cfg.json}")
+    return figures
+
+
+# ---------------------------------------------------------------- public functions
+
+
+def evaluate_analogies(words: Sequence[str], vectors: np.ndarray, path: str | Path, restrict_vocab: int = 30000,
+                       lowercase: bool = True) -> dict:
+    """3CosAdd accuracy per section and in total (gensim's evaluate_word_analogies convention).
+
+    Returns {"restrict_vocab", "sections": [{"section", "correct", "scored", "skipped", "accuracy"}, ...],
+    "total": {... "section": "Total accuracy"}, "semantic"/"syntactic" (when sections are named gram*...),
+    "questions", "invalid_lines"}.
+    """
+    return _analogies(list(words), unit_rows(vectors, restrict_vocab), path, restrict_vocab, lowercase,
+                      BATCH_SIZE)
+
+
+def evaluate_similarity(words: Sequence[str], vectors: np.ndarray, path: str | Path, lowercase: bool = True,
+                        restrict_vocab: int = 0) -> dict:
+    """Spearman rho (and Pearson r) between cosine and gold score; pairs with an unknown word are skipped.
+
+    restrict_vocab=0 uses the whole vocabulary (evaluate.py's convention); N > 0 looks words up among the N
+    most frequent only, as gensim's restrict_vocab does. Returns {"spearman", "pearson", "scored", "total",
+    "support": "scored/total", "skipped", "invalid_lines"}.
+    """
+    return _similarity(list(words), unit_rows(vectors), path, lowercase, restrict_vocab)
+
+
+def nearest_neighbours(words: Sequence[str], vectors: np.ndarray, query: str, k: int = 10,
+                       lowercase: bool = True) -> list[tuple[str, float]]:
+    """The k words with the highest cosine to `query` (its own row left out). KeyError for an unknown word.
+
+    An exact match wins; otherwise (with lowercase) the most frequent spelling of the case-folded word.
+    """
+    row = _Lookup(list(words), lowercase).row(query)
+    if row < 0:
+        raise KeyError(query)
+    return _neighbours(list(words), unit_rows(vectors), row, k)
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rho with average ranks for ties (as scipy.stats.spearmanr); nan when a side is constant."""
+    return pearson(rank_average(np.asarray(x, dtype=np.float64)), rank_average(np.asarray(y, dtype=np.float64)))
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64) - np.mean(x)
+    y = np.asarray(y, dtype=np.float64) - np.mean(y)
+    denominator = np.sqrt(np.dot(x, x) * np.dot(y, y))
+    return float(np.dot(x, y) / denominator) if denominator > 0 else float("nan")
+
+
+def rank_average(values: np.ndarray) -> np.ndarray:
+    """1-based ranks; tied values share the mean of their ranks."""
+    values = np.asarray(values)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new_group = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    group = np.cumsum(new_group) - 1
+    first = np.flatnonzero(new_group)
+    last = np.append(first[1:], len(values)) - 1
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = (first + last)[group] / 2.0 + 1.0
+    return ranks
+
+
+def unit_rows(vectors: np.ndarray, limit: int = 0) -> np.ndarray:
+    """float32 rows scaled to length 1 (the first `limit` rows when limit > 0); zero rows stay zero."""
+    block = np.asarray(vectors[:limit] if limit else vectors, dtype=np.float32)
+    norms = np.linalg.norm(block, axis=1, keepdims=True)
+    return block / np.where(norms > 0, norms, 1.0).astype(np.float32)
+
+
+def merge_repeated_flags(argv: list[str], flags: Sequence[str]) -> list[str]:
+    """`--analogies A --analogies B` -> `--analogies A B`: list flags accumulate instead of the last one winning."""
+    values: dict[str, list[str]] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        flag, _, inline = token.partition("=")
+        if flag in flags:
+            collected = values.setdefault(flag, [])
+            if inline or token.endswith("="):
+                collected.append(inline)
+            i += 1
+            while i < len(argv) and not _is_option(argv[i]):
+                collected.append(argv[i])
+                i += 1
+            if flag not in rest:
+                rest.append(flag)
+            continue
+        rest.append(token)
+        i += 1
+    merged: list[str] = []
+    for token in rest:
+        merged.append(token)
+        if token in values:
+            merged.extend(values[token])
+    return merged
+
+
+def _is_option(token: str) -> bool:
+    if not token.startswith("-") or token == "-":
+        return False
+    try:
+        float(token)  # a negative number is a value, as argparse sees it
+        return False
+    except ValueError:
+        return True
+
+
+# ---------------------------------------------------------------- the work
+
+
+class _Lookup:
+    """Word -> row, case-folded (str.upper, the first = most frequent row wins) when lowercase is on."""
+
+    def __init__(self, words: Sequence[str], lowercase: bool, limit: int = 0):
+        self.words = words[:limit] if limit else words
+        self.lowercase = lowercase
+        self.exact: dict[str, int] = {}
+        for row, word in enumerate(self.words):
+            self.exact.setdefault(word, row)
+        self.folded = self.exact
+        if lowercase:
+            self.folded = {}
+            for row, word in enumerate(self.words):
+                self.folded.setdefault(word.upper(), row)
+
+    def key(self, word: str) -> str:
+        return word.upper() if self.lowercase else word
+
+    def rows(self, keys: Sequence[str]) -> np.ndarray:
+        """Rows of already-folded keys; -1 for unknown ones."""
+        return np.array([self.folded.get(key, -1) for key in keys], dtype=np.int64)
+
+    def row(self, word: str) -> int:
+        return self.exact.get(word, self.folded.get(self.key(word), -1))
+
+    def classes(self) -> np.ndarray:
+        """For each row, the row its folded spelling stands for (itself unless a more frequent spelling exists)."""
+        return self.rows([self.key(word) for word in self.words])
+
+
+def _analogies(words: list[str], normed: np.ndarray, path: str | Path, restrict_vocab: int, lowercase: bool,
+               batch_size: int) -> dict:
+    restrict = min(restrict_vocab, len(words)) if restrict_vocab > 0 else len(words)
+    lookup = _Lookup(words, lowercase, restrict)
+    names, section_of, quads, invalid = _read_analogies(Path(path), lookup)
+    rows = lookup.rows([word for quad in quads for word in quad]).reshape(-1, 4)
+    known = (rows >= 0).all(axis=1)
+    scored_rows, scored_section = rows[known], section_of[known]
+    correct = _solve(torch.from_numpy(np.ascontiguousarray(normed[:restrict])), lookup.classes(), scored_rows,
+                     batch_size)
+
+    sections_n = len(names)
+    right = np.bincount(scored_section[correct], minlength=sections_n)
+    scored = np.bincount(scored_section, minlength=sections_n)
+    skipped = np.bincount(section_of[~known], minlength=sections_n)
+    sections = [_accuracy(names[i], int(right[i]), int(scored[i]), int(skipped[i])) for i in range(sections_n)]
+    result = {"file": str(path), "restrict_vocab": restrict, "questions": len(quads), "invalid_lines": invalid,
+              "sections": sections,
+              "total": _accuracy("Total accuracy", int(right.sum()), int(scored.sum()), int(skipped.sum()))}
+    syntactic = np.array([name.startswith("gram") for name in names], dtype=bool)
+    if syntactic.any() and not syntactic.all():  # the Google set's split: gram* sections are syntactic
+        for label, chosen in (("semantic", ~syntactic), ("syntactic", syntactic)):
+            result[label] = _accuracy(label, int(right[chosen].sum()), int(scored[chosen].sum()),
+                                      int(skipped[chosen].sum()))
+    return result
+
+
+def _read_analogies(path: Path, lookup: _Lookup) -> tuple[list[str], np.ndarray, list[list[str]], int]:
+    names: list[str] = []
+    section_of: list[int] = []
+    quads: list[list[str]] = []
+    invalid = 0
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")  # gensim's lines: no other line breaks
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"cannot read {path}: {error}")
+    for number, line in enumerate(lines, 1):
+        if line.startswith(": "):
+            names.append(line.lstrip(": ").strip())
+            continue
+        fields = line.split()
+        if not fields:
+            continue
+        if not names:
+            fail(f"{path} line {number}: a question before any ': section' line")
+        if len(fields) != 4:
+            invalid += 1
+            continue
+        quads.append([lookup.key(word) for word in fields])
+        section_of.append(len(names) - 1)
+    return names, np.array(section_of, dtype=np.int64), quads, invalid
+
+
+def _solve(normed: torch.Tensor, classes: np.ndarray, rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """Which questions (rows a, b, c, d) 3CosAdd answers right, following gensim's choice exactly.
+
+    gensim takes the 8 best rows for b - a + c, drops the rows of a, b and c, keeps the first 5 and answers with
+    the first whose folded word is none of a, b, c (else with the last of the 5); right when its folded word
+    is d's.
+    """
+    if not len(rows):
+        return np.zeros(0, dtype=bool)
+    top_n = min(_CANDIDATES + 3, normed.shape[0])
+    batch_size = max(1, min(batch_size, (1 << 25) // normed.shape[0]))  # the score block stays near 128 MB
+    correct = np.zeros(len(rows), dtype=bool)
+    classes_t = torch.from_numpy(classes)
+    rows_t = torch.from_numpy(rows)
+    with torch.inference_mode():
+        progress = tqdm(total=len(rows), desc="analogies", unit="q", leave=False, disable=len(rows) <= batch_size)
+        for start in range(0, len(rows), batch_size):
+            batch = rows_t[start:start + batch_size]
+            a, b, c, d = batch.T
+            queries = normed[b] - normed[a] + normed[c]
+            top = torch.topk(queries @ normed.T, top_n, dim=1).indices
+            question_row = (top == a[:, None]) | (top == b[:, None]) | (top == c[:, None])
+            kept = ~question_row & (torch.cumsum((~question_row).int(), dim=1) <= _CANDIDATES)
+            top_class = classes_t[top]
+            valid = kept & (top_class != a[:, None]) & (top_class != b[:, None]) & (top_class != c[:, None])
+            first_valid = valid.int().argmax(dim=1)
+            last_kept = top_n - 1 - kept.flip(1).int().argmax(dim=1)
+            choice = torch.where(valid.any(dim=1), first_valid, last_kept)
+            answer = top_class.gather(1, choice[:, None])[:, 0]
+            correct[start:start + len(batch)] = ((answer == d) & kept.any(dim=1)).numpy()
+            progress.update(len(batch))
+        progress.close()
+    return correct
+
+
+def _accuracy(name: str, correct: int, scored: int, skipped: int) -> dict:
+    return {"section": name, "correct": correct, "scored": scored, "skipped": skipped,
+            "accuracy": correct / scored if scored else 0.0}
+
+
+def _similarity(words: list[str], normed: np.ndarray, path: str | Path, lowercase: bool,
+                restrict_vocab: int = 0) -> dict:
+    lookup = _Lookup(words, lowercase, restrict_vocab)
+    firsts, seconds, gold, invalid = _read_pairs(Path(path), lookup)
+    rows_1, rows_2 = lookup.rows(firsts), lookup.rows(seconds)
+    known = (rows_1 >= 0) & (rows_2 >= 0)
+    cosine = np.einsum("ij,ij->i", normed[rows_1[known]].astype(np.float64), normed[rows_2[known]].astype(np.float64))
+    scored = int(known.sum())
+    enough = scored >= 2
+    return {"file": str(path), "spearman": _finite(spearman(gold[known], cosine)) if enough else None,
+            "pearson": _finite(pearson(gold[known], cosine)) if enough else None,
+            "scored": scored, "total": len(gold), "support": f"{scored}/{len(gold)}",
+            "skipped": len(gold) - scored, "invalid_lines": invalid}
+
+
+def _read_pairs(path: Path, lookup: _Lookup) -> tuple[list[str], list[str], np.ndarray, int]:
+    """word1, word2, score lines split on tab, else comma, else whitespace; '#' lines are comments and other
+    lines that are not two words and a number (a header) are counted as invalid."""
+    firsts: list[str] = []
+    seconds: list[str] = []
+    gold: list[float] = []
+    invalid = 0
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"cannot read {path}: {error}")
+    for line in lines:
+        if line.startswith("#") or not line.strip():
+            continue
+        fields = line.split("\t") if "\t" in line else line.split(",") if "," in line else line.split()
+        try:
+            first, second, score = (field.strip() for field in fields)
+            value = float(score)
+        except ValueError:
+            invalid += 1
+            continue
+        firsts.append(lookup.key(first))
+        seconds.append(lookup.key(second))
+        gold.append(value)
+    return firsts, seconds, np.array(gold, dtype=np.float64), invalid
+
+
+def _neighbours(words: list[str], normed: np.ndarray, row: int, k: int) -> list[tuple[str, float]]:
+    cosine = normed @ normed[row]
+    cosine[row] = -np.inf
+    k = min(k, len(words) - 1)
+    if k <= 0:
+        return []
+    best = np.argpartition(-cosine, k - 1)[:k]
+    best = best[np.lexsort((best, -cosine[best]))]
+    return [(words[i], float(cosine[i])) for i in best.tolist()]
+
+
+def _finite(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+def _name(path: str, paths: list[str]) -> str:
+    """The file name as the key of its figures, the path when two files share a name."""
+    name = Path(path).name
+    return name if sum(Path(p).name == name for p in paths) == 1 else str(path)
+
+
+# ---------------------------------------------------------------- printing
+
+
+def print_analogies(path: str, result: dict) -> None:
+    print(f"\nanalogies {path}: 3CosAdd over the {result['restrict_vocab']:,} most frequent words"
+          + (f", {result['invalid_lines']} invalid lines ignored" if result["invalid_lines"] else ""))
+    print(f"  {'section':<32} {'accuracy':>8} {'correct/scored':>16} {'skipped':>8}")
+    extra = [result[key] for key in ("semantic", "syntactic") if key in result]
+    for i, section in enumerate(result["sections"] + extra + [result["total"]]):
+        if i == len(result["sections"]):
+            print("  " + "-" * 67)
+        print(f"  {section['section'][:32]:<32} {100 * section['accuracy']:7.1f}% "
+              f"{section['correct']:>7,}/{section['scored']:<8,} {section['skipped']:>8,}")
+
+
+def print_similarity(results: dict) -> None:
+    print(f"\n  {'similarity':<32} {'spearman':>8} {'pearson':>8} {'support':>12}")
+    for name, result in results.items():
+        shown = [f"{result[key]:8.3f}" if result[key] is not None else f"{'n/a':>8}" for key in ("spearman", "pearson")]
+        print(f"  {name[:32]:<32} {shown[0]} {shown[1]} {result['support']:>12}")
+
+
+def print_neighbours(query: str, found: list[tuple[str, float]] | None) -> None:
+    if found is None:
+        print(f"\nunknown word: {query}")
+        return
+    print(f"\n{query}: " + ", ".join(f"{word} {cosine:.3f}" for word, cosine in found))
+
+
+if __name__ == "__main__":
+    run(main)

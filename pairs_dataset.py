@@ -1,0 +1,308 @@
+"""Stage 3: skip-gram (target, context) pairs from the id stream, shuffled into parquet shards.
+
+    python pairs_dataset.py --window 5 --sample 1e-4
+
+Reads DATA_DIR/ids/part-*.parquet (column `ids: list<int32>`, one row per document) and DATA_DIR/vocab.json, and
+writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context`) plus DATA_DIR/pairs/meta.json.
+
+What is generated follows word2vec.c (and gensim):
+- Sub-sampling of frequent words before the windows are taken: word w (count c, T tokens in the id stream,
+  s = SAMPLE) is kept with probability min(1, (sqrt(c / (s*T)) + 1) * (s*T) / c); the windows then span the
+  retained words, so dropping "the" brings farther words into reach.
+- Dynamic window: every retained token draws its own window b uniformly in 1..WINDOW (word2vec.c's
+  `window - rand % window`) and is the target of a pair with every retained token of its document at distance
+  1..b. Pairs never cross a document boundary.
+
+Memory stays bounded whatever the document sizes (text8 is one 17M-word document): the retained stream is cut
+into chunks of CHUNK_TOKENS targets, each seen with WINDOW tokens of context on either side, so chunking changes
+nothing, not even the order of the pairs. Pairs are produced in stream order (by target position, then offset),
+collected into a buffer of PAIRS_PER_SHARD pairs, and each full buffer is shuffled (seeded) and written as one
+shard; the reader (dataset.py) reads shards in a shuffled order, one row group at a time.
+
+Randomness (keep draws, window draws, shard shuffles) comes from three numpy Generators spawned from SEED, each
+consumed strictly in stream order, so the shards depend on SEED and the inputs only: not on CHUNK_TOKENS nor on
+how the parquet parts are split into batches.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from common import StageReport, atomic_output, fail, load_vocab, parse_config, parts, read_json, run, write_json
+
+DATA_DIR = "data"  # where stage outputs live
+WINDOW = 5  # largest distance between a target and its context words
+SAMPLE = 1e-4  # sub-sampling threshold of frequent words (word2vec.c -sample); 0 turns sub-sampling off
+SEED = 1  # seed of the keep draws, window draws and shard shuffles
+DYNAMIC_WINDOW = True  # each target draws its window in 1..WINDOW (word2vec.c); off: always WINDOW
+PAIRS_PER_SHARD = 50_000_000  # pairs per shard (the last one is smaller); also the shuffle buffer
+ROW_GROUP_PAIRS = 1_000_000  # parquet row group size: the unit the reader reads and splits among workers
+COMPRESSION = "lz4"  # parquet codec of the shards: lz4, zstd, snappy, gzip, brotli or none
+CHUNK_TOKENS = 4_000_000  # retained tokens turned into pairs at once: bounds memory (~100-150 bytes per token)
+
+# Documents per parquet read; a batch is cut into CHUNK_TOKENS-token slices, so only huge documents make it big.
+READ_ROWS = 1024
+CODECS = ("lz4", "zstd", "snappy", "gzip", "brotli", "none")
+SCHEMA = pa.schema([("target", pa.int32()), ("context", pa.int32())])
+
+
+def keep_probabilities(counts: np.ndarray, sample: float, total: int | None = None) -> np.ndarray:
+    """word2vec.c's probability of keeping each word: min(1, (sqrt(c/(s*T)) + 1) * (s*T)/c); all 1 when s <= 0.
+
+    `total` (T) is the number of tokens in the id stream; default: the sum of `counts`.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if sample <= 0:
+        return np.ones(len(counts))
+    threshold = sample * (counts.sum() if total is None else total)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keep = (np.sqrt(counts / threshold) + 1) * threshold / counts
+    # A count of 0 never occurs in the stream; give it 1 rather than inf/nan.
+    return np.where(counts > 0, np.minimum(keep, 1.0), 1.0)
+
+
+def subsample(ids: np.ndarray, keep_prob: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+    """Mask of the tokens kept by sub-sampling (one uniform draw per token, in order); all True when rng is None."""
+    if rng is None:
+        return np.ones(len(ids), dtype=bool)
+    return rng.random(len(ids)) < keep_prob[ids]
+
+
+def draw_windows(n: int, window: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Reduced window of each of n targets, uniform in 1..window; all `window` when rng is None (dynamic off)."""
+    if rng is None:
+        return np.full(n, window, dtype=np.int8)
+    # From uniform doubles rather than rng.integers: doubles are drawn one per value, so drawing in pieces gives
+    # the same values as drawing at once, which keeps the output independent of chunk sizes.
+    return (1 + (rng.random(n) * window).astype(np.int8)).astype(np.int8)
+
+
+def window_pairs(ids: np.ndarray, doc_index: np.ndarray, windows: np.ndarray, lo: int = 0, hi: int | None = None,
+                 window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, contexts) for the targets at positions lo..hi-1 of the token arrays.
+
+    Token i pairs with every token j != i with |i - j| <= windows[i] and doc_index[j] == doc_index[i]
+    (doc_index must be non-decreasing); tokens outside lo..hi-1 serve as context only. Pairs come ordered by
+    target position, then by offset -window..-1, 1..window. `window` is the largest window (default
+    windows.max()). Vectorised over an (n, 2*window) matrix: one column per offset.
+    """
+    ids = np.asarray(ids)
+    doc_index = np.asarray(doc_index)
+    n = len(ids)
+    hi = n if hi is None else hi
+    if hi <= lo:
+        return np.empty(0, dtype=ids.dtype), np.empty(0, dtype=ids.dtype)
+    window = int(windows.max()) if window is None else int(window)
+    if window <= 0:
+        return np.empty(0, dtype=ids.dtype), np.empty(0, dtype=ids.dtype)
+    # Room to the document's edges (or the array's), capped at window: the window may not cross either.
+    position = np.arange(n)
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(doc_index[1:], doc_index[:-1], out=starts[1:])
+    first = np.maximum.accumulate(np.where(starts, position, 0))
+    ends = np.empty(n, dtype=bool)
+    ends[-1] = True
+    ends[:-1] = starts[1:]
+    last = np.minimum.accumulate(np.where(ends, position, n)[::-1])[::-1]
+    reach = np.minimum(windows[lo:hi], window).astype(np.int8)
+    left = np.minimum(np.minimum(position[lo:hi] - first[lo:hi], window).astype(np.int8), reach)
+    right = np.minimum(np.minimum(last[lo:hi] - position[lo:hi], window).astype(np.int8), reach)
+    del position, starts, first, ends, last
+
+    rows = hi - lo
+    contexts = np.empty((rows, 2 * window), dtype=ids.dtype)
+    offsets = [d for d in range(-window, window + 1) if d != 0]
+    for column, d in enumerate(offsets):
+        # rows whose neighbour at offset d lies inside the array; the others are masked out below
+        r0, r1 = max(0, -d - lo), min(rows, n - d - lo)
+        if r1 > r0:
+            contexts[r0:r1, column] = ids[lo + r0 + d:lo + r1 + d]
+    column = np.arange(2 * window, dtype=np.int8)
+    valid = (column >= window - left[:, None]) & (column < window + right[:, None])
+    targets = np.repeat(ids[lo:hi], left.astype(np.int64) + right)
+    return targets, contexts[valid]
+
+
+def iter_pairs(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.ndarray, window: int, sample: float,
+               dynamic_window: bool, chunk_tokens: int, seed: int,
+               counters: dict | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of a token stream given as (ids, doc_index) slices of any size, in stream order, chunk by chunk.
+
+    Sub-samples (when sample > 0), draws windows (when dynamic_window), and cuts the retained stream into chunks
+    of chunk_tokens targets with a `window`-token halo on either side, so the pairs are exactly those of one
+    chunk. doc_index must be non-decreasing across the whole stream. counters gets "tokens" and "retained".
+    """
+    keep_ss, window_ss, _ = np.random.SeedSequence(seed).spawn(3)
+    keep_rng = np.random.default_rng(keep_ss) if sample > 0 else None
+    window_rng = np.random.default_rng(window_ss) if dynamic_window else None
+    counters = {} if counters is None else counters
+    counters.setdefault("tokens", 0)
+    counters.setdefault("retained", 0)
+    chunk_tokens = max(1, int(chunk_tokens))
+    buf_ids = np.empty(0, dtype=np.int32)
+    buf_doc = np.empty(0, dtype=np.int64)
+    buf_win = np.empty(0, dtype=np.int8)
+    start = 0  # first position of the buffer whose pairs are not out yet; up to `window` tokens precede it
+    for raw_ids, raw_doc in slices:
+        counters["tokens"] += len(raw_ids)
+        keep = subsample(raw_ids, keep_prob, keep_rng)
+        ids, doc = raw_ids[keep], raw_doc[keep]
+        counters["retained"] += len(ids)
+        buf_ids = np.concatenate([buf_ids, ids])
+        buf_doc = np.concatenate([buf_doc, doc])
+        buf_win = np.concatenate([buf_win, draw_windows(len(ids), window, window_rng)])
+        while len(buf_ids) - start >= chunk_tokens + window:
+            a, b = max(0, start - window), start + chunk_tokens + window
+            yield window_pairs(buf_ids[a:b], buf_doc[a:b], buf_win[a:b], start - a, start - a + chunk_tokens, window)
+            cut = max(0, start + chunk_tokens - window)
+            buf_ids, buf_doc, buf_win = buf_ids[cut:], buf_doc[cut:], buf_win[cut:]
+            start = start + chunk_tokens - cut
+    if len(buf_ids) > start:
+        yield window_pairs(buf_ids, buf_doc, buf_win, start, len(buf_ids), window)
+
+
+class ShardWriter:
+    """Collects pairs; every `pairs_per_shard` of them are shuffled and written as one parquet shard."""
+
+    def __init__(self, directory: Path, pairs_per_shard: int, row_group_pairs: int, compression: str,
+                 rng: np.random.Generator, expected_pairs: int = 0):
+        self.directory, self.pairs_per_shard = Path(directory), max(1, int(pairs_per_shard))
+        self.row_group_pairs, self.rng = max(1, int(row_group_pairs)), rng
+        self.compression = None if compression == "none" else compression
+        # Sized from the expected pair count so a small corpus does not allocate a full shard, and grows on
+        # demand (up to pairs_per_shard) if the estimate was short.
+        initial = min(self.pairs_per_shard, max(1 << 16, int(expected_pairs * 1.02)))
+        self.buffer = np.empty((initial, 2), dtype=np.int32)
+        self.filled = 0
+        self.shards: list[dict] = []
+        self.bytes = 0
+
+    def add(self, targets: np.ndarray, contexts: np.ndarray) -> None:
+        done = 0
+        while done < len(targets):
+            take = min(len(targets) - done, self.pairs_per_shard - self.filled)
+            self._reserve(self.filled + take)
+            self.buffer[self.filled:self.filled + take, 0] = targets[done:done + take]
+            self.buffer[self.filled:self.filled + take, 1] = contexts[done:done + take]
+            self.filled += take
+            done += take
+            if self.filled == self.pairs_per_shard:
+                self.flush()
+
+    def _reserve(self, size: int) -> None:
+        if size > len(self.buffer):
+            grown = np.empty((min(self.pairs_per_shard, max(size, 2 * len(self.buffer))), 2), dtype=np.int32)
+            grown[:self.filled] = self.buffer[:self.filled]
+            self.buffer = grown
+
+    def flush(self) -> None:
+        if self.filled == 0:
+            return
+        pairs = self.buffer[:self.filled]
+        # Shuffle (target, context) rows in place as single int64 values: no permutation array, no copy.
+        self.rng.shuffle(pairs.view(np.int64).reshape(-1))
+        path = self.directory / f"shard-{len(self.shards):05d}.parquet"
+        try:
+            with pq.ParquetWriter(path, SCHEMA, compression=self.compression, use_dictionary=False) as writer:
+                for start in range(0, self.filled, self.row_group_pairs):
+                    rows = pairs[start:start + self.row_group_pairs]
+                    table = pa.table([pa.array(np.ascontiguousarray(rows[:, 0])),
+                                      pa.array(np.ascontiguousarray(rows[:, 1]))], schema=SCHEMA)
+                    writer.write_table(table, row_group_size=self.row_group_pairs)
+        except OSError as error:  # a full disk, mostly
+            fail(f"cannot write {path}: {error}")
+        self.shards.append({"file": path.name, "pairs": int(self.filled)})
+        self.bytes += path.stat().st_size
+        self.filled = 0
+
+
+def read_id_slices(files: list[Path], vocab_size: int, slice_tokens: int,
+                   progress: tqdm | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids int32, doc_index int64) slices of at most slice_tokens tokens of the ids parts, in order."""
+    doc_base = 0
+    for path in files:
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=["ids"])
+            for batch in batches:
+                column = batch.column(0)
+                if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)) or \
+                        not pa.types.is_integer(column.type.value_type):
+                    fail(f"{path}: column ids is {column.type}, expected list<int32>: run convert_to_int.py again")
+                lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy().astype(np.int64)
+                values = column.flatten().to_numpy()
+                if len(values) and (values.min() < 0 or values.max() >= vocab_size):
+                    fail(f"{path}: ids outside 0..{vocab_size - 1}: run convert_to_int.py again")
+                values = values.astype(np.int32, copy=False)
+                ends = np.cumsum(lengths)
+                begins = ends - lengths
+                for a in range(0, len(values), slice_tokens):
+                    b = min(a + slice_tokens, len(values))
+                    # documents overlapping [a, b) and how many of their tokens fall in it
+                    d0, d1 = np.searchsorted(ends, a, "right"), np.searchsorted(begins, b, "left")
+                    inside = np.minimum(ends[d0:d1], b) - np.maximum(begins[d0:d1], a)
+                    yield values[a:b], np.repeat(np.arange(doc_base + d0, doc_base + d1), inside)
+                    if progress is not None:
+                        progress.update(b - a)
+                doc_base += len(lengths)
+        except (OSError, pa.ArrowException) as error:
+            fail(f"{path} is unreadable ({str(error).splitlines()[0]}): run convert_to_int.py again")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(__file__, globals(), argv)
+    data_dir = Path(cfg.data_dir)
+    report = StageReport("pairs_dataset", data_dir)
+    if cfg.window < 1:
+        fail(f"--window must be at least 1, got {cfg.window}")
+    if cfg.compression not in CODECS:
+        fail(f"--compression must be one of {', '.join(CODECS)}, got {cfg.compression!r}")
+    files = parts(data_dir / "ids", "convert_to_int.py")
+    words, counts = load_vocab(data_dir)
+    vocab = read_json(data_dir / "vocab.json", "convert_to_int.py")
+    total = int(vocab.get("vocab_tokens") or counts.sum())
+    keep_prob = keep_probabilities(counts, cfg.sample, total)
+
+    counters = {"tokens": 0, "retained": 0}
+    started = time.perf_counter()
+    with atomic_output(data_dir / "pairs") as out_dir:
+        out_dir.mkdir(parents=True)
+        shuffle_ss = np.random.SeedSequence(cfg.seed).spawn(3)[2]
+        # Upper bound of the pairs (edges of documents ignored): a token has on average 2 * E[b] contexts.
+        mean_reach = (cfg.window + 1) / 2 if cfg.dynamic_window else cfg.window
+        expected = float((counts * np.minimum(1.0, keep_prob)).sum()) * 2 * mean_reach
+        writer = ShardWriter(out_dir, cfg.pairs_per_shard, cfg.row_group_pairs, cfg.compression,
+                             np.random.default_rng(shuffle_ss), int(expected))
+        pairs = 0
+        with tqdm(total=total, unit="tok", unit_scale=True, desc="pairs", dynamic_ncols=True) as progress:
+            slices = read_id_slices(files, len(words), max(1, cfg.chunk_tokens), progress)
+            for targets, contexts in iter_pairs(slices, keep_prob, cfg.window, cfg.sample, cfg.dynamic_window,
+                                                cfg.chunk_tokens, cfg.seed, counters):
+                writer.add(targets, contexts)
+                pairs += len(targets)
+                progress.set_postfix(pairs=f"{pairs:,}", refresh=False)
+        if pairs == 0:
+            fail(f"no pairs: {counters['tokens']} tokens, {counters['retained']} after sub-sampling, no two in one "
+                 f"document (more text, or a smaller --sample?)")
+        writer.flush()
+        elapsed = time.perf_counter() - started
+        write_json(out_dir / "meta.json", {
+            "window": cfg.window, "sample": cfg.sample, "seed": cfg.seed, "dynamic_window": cfg.dynamic_window,
+            "tokens": counters["tokens"], "retained_tokens": counters["retained"], "pairs": pairs,
+            "shards": writer.shards, "vocab_size": len(words), "compression": cfg.compression,
+            "row_group_pairs": cfg.row_group_pairs, "pairs_per_shard": cfg.pairs_per_shard, "bytes": writer.bytes,
+        })
+    return report.finish(tokens=counters["tokens"], retained_tokens=counters["retained"], pairs=pairs,
+                         shards=len(writer.shards), bytes_per_pair=round(writer.bytes / pairs, 3),
+                         pairs_per_s=round(pairs / max(elapsed, 1e-9)))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,333 @@
+"""Stage 1: raw texts -> cleaned token lists, DATA_DIR/prep/part-NNNNN.parquet (column `tokens: list<string>`).
+
+    python prep.py                                      # the Hugging Face dataset DATASET
+    python prep.py --dataset corpus.parquet             # local files: .txt (one text per line), .jsonl/.json,
+    python prep.py --dataset 'a/*.txt,b.jsonl'          # .parquet; globs and several comma-separated sources
+
+Every source is read through `datasets.load_dataset(..., streaming=True)` as Arrow batches, so nothing is
+converted to Python objects and the corpus is never held whole. The main process reads; NUM_PROC worker
+processes clean one batch of DOCS_PER_PART texts each and write it as one part (parts keep the input order).
+
+Cleaning (`clean_texts`), whole batches at a time with pyarrow.compute:
+- NFC, then combining marks and invisible format characters (soft hyphen, zero-width joiners, BOM) deleted,
+  so a stressed "замо́к" becomes "замок" and "при\\u00adмер" "пример"; ё stays ё (NFC keeps it one character).
+- lower case; every character that is not a letter (Unicode \\p{L}: Cyrillic, Latin, ...) becomes a space,
+  except a single hyphen between two letters ("кто-то", "северо-запад"). Digits, punctuation, underscores,
+  emoji and symbols are dropped, so "123abc" gives "abc".
+- split on whitespace; texts left without a token are dropped.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from glob import glob, has_magic
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlparse
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from common import StageError, StageReport, atomic_output, default_num_proc, fail, ordered_map, parse_config, run
+
+DATA_DIR = "data"  # where stage outputs live
+DATASET = "0x7o/taiga"  # Hugging Face dataset name, or local .txt/.jsonl/.json/.parquet files or globs, comma-separated
+TEXT_COLUMN = "text"  # column holding the texts (a .txt file is always one text per line)
+SPLIT = "train"  # split of a Hugging Face dataset
+MAX_DOCS = 0  # stop after this many input texts (0 = all)
+DOCS_PER_PART = 100_000  # texts per batch handed to a worker, and so per output part
+NUM_PROC = default_num_proc()  # worker processes cleaning batches (1 = all in this process)
+
+# A worker cleans its batch this many bytes of text at a time, so the intermediate copies (several times the
+# text) stay small whatever the batch weighs: the last 26K texts of ru_corpus weigh 116 MB.
+SLICE_BYTES = 16 << 20
+# A part is one row group whose dictionary page holds all its distinct words: parquet's default limit (1 MB)
+# falls back to plain pages after ~100K words, while convert_to_int.py reads the dictionary pages directly to
+# hash each distinct word once rather than every token (several times faster there, parts half the size).
+DICTIONARY_PAGE_BYTES = 1 << 30
+
+# A suffix, after an optional compression suffix, picks the datasets builder for a local file.
+BUILDERS = {".txt": "text", ".text": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
+
+# A row made only of these characters is already NFC and holds no combining mark or format character (the
+# tests check this against unicodedata), so only the other rows pay for normalisation: Latin-1 less the soft
+# hyphen U+00AD, Cyrillic less its combining marks U+0483-0489, and the printing General Punctuation (dashes,
+# quotes, ellipsis). Russian text is nearly all such rows.
+NEEDS_NFC = r"[^\x{0}-\x{AC}\x{AE}-\x{FF}\x{400}-\x{482}\x{48A}-\x{4FF}\x{2010}-\x{2027}\x{2030}-\x{205E}]"
+# Invisible inside words: deleted, not turned into a space, so the word stays whole.
+INVISIBLE = r"[\p{M}\p{Cf}]+"
+# A run of non-letters is a separator unless it is exactly one hyphen; RE2 has no lookarounds, so a hyphen
+# touching the start or end of a text is trimmed afterwards. Leftmost-first matching takes a whole run of two
+# or more at once, so "а--б" and "а - б" split while "кто-то" keeps its hyphen.
+SEPARATOR = r"[^\p{L}]{2,}|[^\p{L}-]"
+
+
+def clean_texts(texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    """Token lists (list<string>), one per input text, in input order; a text without tokens gives []."""
+    texts = _as_text(texts)
+    odd = pc.match_substring_regex(texts, NEEDS_NFC)
+    if pc.any(odd).as_py():
+        fixed = pc.replace_substring_regex(pc.utf8_normalize(texts.filter(odd), "NFC"), INVISIBLE, "")
+        texts = pc.replace_with_mask(texts, odd, fixed)
+    texts = pc.utf8_lower(texts)
+    texts = pc.replace_substring_regex(texts, SEPARATOR, " ")
+    texts = pc.ascii_trim_whitespace(pc.utf8_trim(texts, "-"))
+    # Every run of separators became one space, so tokens are split on exactly " ", and only a text left
+    # empty would give an empty token (""): it is made null for the split, then its null list an empty one.
+    empty = pc.equal(pc.binary_length(texts), 0)
+    if pc.any(empty).as_py():
+        texts = _with_nulls(texts, empty)
+    lists = pc.split_pattern(texts, " ")
+    return pa.ListArray.from_arrays(lists.offsets, lists.values, type=pa.list_(pa.string()))
+
+
+def _as_text(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One string array with nulls as "", copied only where that takes a copy."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.chunk(0) if texts.num_chunks == 1 else pa.concat_arrays(texts.chunks or [pa.array([])])
+    if texts.type != pa.string():
+        texts = texts.cast(pa.string())
+    return pc.fill_null(texts, "") if texts.null_count else texts
+
+
+def _with_nulls(texts: pa.StringArray, nulls: pa.BooleanArray) -> pa.StringArray:
+    """`texts` null where `nulls` is true, sharing its offsets and characters (no copy of them)."""
+    if texts.offset:
+        texts = pa.concat_arrays([texts])
+    valid = pc.invert(nulls)
+    if valid.offset:
+        valid = pa.concat_arrays([valid])
+    return pa.StringArray.from_buffers(len(texts), texts.buffers()[1], texts.buffers()[2], valid.buffers()[1])
+
+
+def _clean_part(task: tuple[int, pa.Array, Path]) -> dict:
+    """Worker: clean one batch and write it as `batch-<index>.parquet` unless no text in it has a token."""
+    index, texts, out_dir = task
+    texts = _as_text(texts)
+    ends = np.cumsum(pc.binary_length(texts).to_numpy(zero_copy_only=False), dtype=np.int64)
+    total = int(ends[-1]) if len(ends) else 0
+    cuts = np.unique(np.searchsorted(ends, np.arange(SLICE_BYTES, total, SLICE_BYTES), side="right"))
+    bounds = [0, *(int(cut) for cut in cuts if 0 < cut < len(texts)), len(texts)]
+    cleaned = [clean_texts(texts.slice(start, stop - start)) for start, stop in zip(bounds[:-1], bounds[1:])]
+    lists = pa.concat_arrays(cleaned) if len(cleaned) != 1 else cleaned[0]
+    del cleaned
+    lists = lists.filter(pc.greater(pc.list_value_length(lists), 0))
+    if len(lists):
+        pq.write_table(pa.table({"tokens": lists}), Path(out_dir) / f"batch-{index:05d}.parquet",
+                       row_group_size=len(lists), compression="zstd", dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES)
+    return {"index": index, "texts": len(texts), "raw_bytes": total, "documents": len(lists),
+            "tokens": len(pc.list_flatten(lists))}
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    text = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _local_files(spec: str) -> list[str] | None:
+    """The files a local source names (sorted glob matches, a folder's corpus files), None for a hub name."""
+    path = Path(spec).expanduser()
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    looks_local = (has_magic(spec) or path.exists() or spec.startswith((".", "/", "~"))
+                   or any(s in BUILDERS or s in COMPRESSIONS for s in suffixes))
+    if not looks_local:
+        return None
+    if has_magic(spec):
+        files = sorted(f for f in glob(str(path), recursive=True) if Path(f).is_file())
+        if not files:
+            fail(f"{spec} matches no file")
+        return files
+    if path.is_dir():
+        files = sorted(str(f) for f in path.iterdir() if f.is_file() and _builder(f, strict=False))
+        if not files:
+            fail(f"{spec} is a folder holding no .txt, .jsonl, .json or .parquet file")
+        return files
+    if not path.exists():
+        fail(f"{spec}: no such file")
+    return [str(path)]
+
+
+def _builder(path: Path | str, strict: bool = True) -> str | None:
+    name = Path(path).name.lower()
+    for compression in COMPRESSIONS:
+        name = name.removesuffix(compression)
+    builder = BUILDERS.get(Path(name).suffix)
+    if builder is None and strict:
+        fail(f"{path}: unknown file type (use .txt with one text per line, .jsonl, .json or .parquet)")
+    return builder
+
+
+def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, object, str]]:
+    """(label, streaming IterableDataset, column) per source, in order; files of one builder load together."""
+    specs = [spec.strip() for spec in dataset.split(",") if spec.strip()]
+    if not specs:
+        fail("--dataset is empty")
+    resolved = [(spec, _local_files(spec)) for spec in specs]
+    if all(files is not None for _, files in resolved):
+        # Local files only: nothing may reach for the network (the hub is often unreachable), and datasets
+        # reads these settings when first imported, so set them on the modules too when already imported.
+        os.environ["HF_DATASETS_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
+        for module, names in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
+                              ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))):
+            if module in sys.modules:
+                for name in names:
+                    setattr(sys.modules[module], name, True)
+    if "datasets" not in sys.modules:
+        # Building an IterableDataset imports torch when it is installed (for DataLoader workers): ~200 MB and
+        # seconds this stage has no use for. No other stage of the pipeline uses datasets.
+        os.environ.setdefault("USE_TORCH", "0")
+    import datasets
+
+    datasets.disable_progress_bars()
+    groups: list[tuple[str, str | None, list[str]]] = []  # (label, builder or None for the hub, files)
+    for spec, files in resolved:
+        if files is None:
+            groups.append((spec, None, []))
+            continue
+        for file in files:
+            builder = _builder(file)
+            if groups and groups[-1][1] == builder:
+                groups[-1][2].append(file)
+            else:
+                groups.append((spec, builder, [file]))
+    sources = []
+    for spec, builder, files in groups:
+        label = spec if builder is None or len(files) > 1 else files[0]
+        try:
+            if builder is None:
+                source = _load_from_hub(datasets, spec, split)
+            else:
+                source = datasets.load_dataset(builder, data_files=files, split="train", streaming=True)
+        except StageError:
+            raise
+        except Exception as error:  # datasets raises many kinds (connection, not found, bad split, parse)
+            if builder is None:
+                fail(f"could not load dataset {spec!r} from the Hugging Face hub ({_one_line(error)}); "
+                     f"pass a local corpus instead, e.g. --dataset corpus.parquet (or .txt / .jsonl)")
+            fail(f"could not read {label} ({_one_line(error)})")
+        column = "text" if builder == "text" else text_column
+        if source.features is not None:
+            if column not in source.features:
+                fail(f"{label} has no column {column!r}: its columns are {', '.join(source.features)} "
+                     f"(choose one with --text-column)")
+            if builder == "parquet":
+                # Read only the text column from disk: select_columns would drop the others after reading them.
+                source = datasets.load_dataset(builder, data_files=files, split="train", streaming=True,
+                                               columns=[column])
+            else:
+                source = source.select_columns([column])
+        sources.append((label, source, column))
+    return sources
+
+
+def _load_from_hub(datasets: object, name: str, split: str) -> object:
+    """`load_dataset(name, streaming=True)`, failing at once when the hub's host does not even resolve.
+
+    Unreachable, huggingface_hub retries for ~25 s with a warning per try; the warnings are silenced so that a
+    failure stays one line. A proxy may resolve names itself, so with one configured there is no early check.
+    """
+    import logging
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname
+    proxied = any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+    if host and not proxied and not constants.HF_HUB_OFFLINE:
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError as error:
+            fail(f"could not load dataset {name!r} from the Hugging Face hub ({host} does not resolve: {error}); "
+                 f"pass a local corpus instead, e.g. --dataset corpus.parquet (or .txt / .jsonl)")
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        return datasets.load_dataset(name, split=split, streaming=True)
+    finally:
+        hub_logger.setLevel(level)
+
+
+def _text_chunks(sources: list[tuple[str, object, str]], batch_size: int) -> Iterator[pa.Array]:
+    """The text column of every source, as arrays of strings, in corpus order (not copied)."""
+    for label, source, column in sources:
+        try:
+            for table in source.with_format("arrow").iter(batch_size=batch_size):
+                if column not in table.column_names:
+                    fail(f"{label} has no column {column!r}: its columns are {', '.join(table.column_names)} "
+                         f"(choose one with --text-column)")
+                texts = table.column(column)
+                if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)
+                        or pa.types.is_string_view(texts.type) or pa.types.is_null(texts.type)):
+                    fail(f"column {column!r} of {label} holds {texts.type}, not text (choose another with "
+                         f"--text-column)")
+                chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
+                yield from (chunk if chunk.type == pa.string() else chunk.cast(pa.string()) for chunk in chunks)
+        except StageError:
+            raise
+        except Exception as error:  # a file datasets cannot parse, a connection lost mid-stream
+            fail(f"could not read {label} ({_one_line(error)})")
+
+
+def _batches(chunks: Iterator[pa.Array], size: int, max_docs: int) -> Iterator[pa.Array]:
+    """Chunks regrouped into arrays of exactly `size` texts (the last one shorter), at most max_docs in all.
+
+    Each is a compact copy: a slice would pickle, on its way to a worker, the whole buffers it points into.
+    """
+    pending: list[pa.Array] = []
+    held = seen = 0
+    for chunk in chunks:
+        if max_docs:
+            chunk = chunk.slice(0, max_docs - seen)
+        seen += len(chunk)
+        pending.append(chunk)
+        held += len(chunk)
+        while held >= size:
+            joined = pa.chunked_array(pending, pa.string())
+            yield pa.concat_arrays(joined.slice(0, size).chunks)
+            pending, held = list(joined.slice(size).chunks), held - size
+        if max_docs and seen >= max_docs:
+            break
+    if held:
+        yield pa.concat_arrays(pending)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(__file__, globals(), argv)
+    if cfg.docs_per_part < 1:
+        fail("--docs-per-part must be at least 1")
+    data_dir = Path(cfg.data_dir)
+    report = StageReport("prep", data_dir)
+    sources = _sources(cfg.dataset, cfg.text_column, cfg.split)
+    totals = {"texts": 0, "raw_bytes": 0, "documents": 0, "tokens": 0}
+    written = 0
+    with atomic_output(data_dir / "prep") as out_dir:
+        out_dir.mkdir(parents=True)
+        batches = _batches(_text_chunks(sources, cfg.docs_per_part), cfg.docs_per_part, cfg.max_docs)
+        tasks = ((index, texts, out_dir) for index, texts in enumerate(batches))
+        with tqdm(total=cfg.max_docs or None, unit="docs", unit_scale=True, desc="prep", file=sys.stderr) as bar:
+            for figures in ordered_map(_clean_part, tasks, cfg.num_proc):
+                for key in totals:
+                    totals[key] += figures[key]
+                if figures["documents"]:
+                    # Batches without tokens write nothing, so parts are renumbered to stay contiguous.
+                    os.replace(out_dir / f"batch-{figures['index']:05d}.parquet",
+                               out_dir / f"part-{written:05d}.parquet")
+                    written += 1
+                bar.update(figures["texts"])
+        if not totals["documents"]:
+            fail(f"empty corpus: {cfg.dataset} yields no text with a word in it ({totals['texts']:,} texts read)")
+    raw_mb = totals["raw_bytes"] / 2**20
+    elapsed = max(1e-9, time.perf_counter() - report.started)
+    return report.finish(documents=totals["documents"], tokens=totals["tokens"], raw_mb=round(raw_mb, 2),
+                         mb_per_s=round(raw_mb / elapsed, 2), parts=written)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,156 @@
+"""convert_to_int.py: vocabulary order and filters, exact ids, parts, errors."""
+import collections
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import convert_to_int
+import prep
+from common import StageError
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Two prep parts. Counts: б 4, а 3, в 3, г 1, д 1, ё 1, я 1 (ties by code point: а before в; ё after я).
+PARTS = [
+    [["б", "а", "в", "а"], ["г", "б"]],
+    [["а", "в", "б", "д"], ["ё", "я"], ["в", "б"]],
+]
+
+
+def write_prep(data_dir: Path, parts: list[list[list[str]]], **write_options) -> None:
+    (data_dir / "prep").mkdir(parents=True)
+    for index, rows in enumerate(parts):
+        table = pa.table({"tokens": pa.array(rows, pa.list_(pa.string()))})
+        pq.write_table(table, data_dir / "prep" / f"part-{index:05d}.parquet", **write_options)
+
+
+def read_ids(data_dir: Path) -> list[list[list[int]]]:
+    return [pq.read_table(part).column("ids").to_pylist() for part in sorted((data_dir / "ids").glob("part-*"))]
+
+
+def run_convert(data_dir: Path, *flags: str) -> dict:
+    return convert_to_int.main(["--data-dir", str(data_dir), "--num-proc", "1", *flags])
+
+
+def test_vocab_order_and_ids_min_count_1(tmp_path):
+    write_prep(tmp_path, PARTS)
+    figures = run_convert(tmp_path, "--min-count", "1")
+    vocab = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))
+    assert vocab == {"words": ["б", "а", "в", "г", "д", "я", "ё"], "counts": [4, 3, 3, 1, 1, 1, 1],
+                     "min_count": 1, "max_vocab": 0, "corpus_tokens": 14, "vocab_tokens": 14}
+    assert read_ids(tmp_path) == [[[0, 1, 2, 1], [3, 0]], [[1, 2, 0, 4], [6, 5], [2, 0]]]
+    assert pq.read_schema(tmp_path / "ids" / "part-00000.parquet").field("ids").type.value_type == pa.int32()
+    assert figures["documents"] == 5 and figures["corpus_tokens"] == 14 and figures["vocab_size"] == 7
+    assert figures["vocab_tokens"] == 14 and figures["tokens_per_s"] > 0
+    assert json.loads((tmp_path / "stats" / "convert_to_int.json").read_text())["vocab_size"] == 7
+
+
+def test_min_count_drops_words_and_empty_documents(tmp_path):
+    write_prep(tmp_path, PARTS)
+    figures = run_convert(tmp_path, "--min-count", "3")
+    vocab = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))
+    assert vocab["words"] == ["б", "а", "в"] and vocab["counts"] == [4, 3, 3]
+    assert vocab["corpus_tokens"] == 14 and vocab["vocab_tokens"] == 10 and vocab["min_count"] == 3
+    # г and д go from their documents; [ё, я] is left empty and is dropped.
+    assert read_ids(tmp_path) == [[[0, 1, 2, 1], [0]], [[1, 2, 0], [2, 0]]]
+    assert figures["documents"] == 4 and figures["empty_documents_dropped"] == 1
+
+
+def test_max_vocab_keeps_most_frequent(tmp_path):
+    write_prep(tmp_path, PARTS)
+    run_convert(tmp_path, "--min-count", "1", "--max-vocab", "2")
+    vocab = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))
+    assert vocab["words"] == ["б", "а"] and vocab["max_vocab"] == 2 and vocab["vocab_tokens"] == 7
+    assert read_ids(tmp_path) == [[[0, 1, 1], [0]], [[1, 0], [0]]]
+
+
+def test_part_left_empty_is_skipped_and_parts_renumbered(tmp_path):
+    write_prep(tmp_path, [[["a", "b"]], [["rare"]], [["b", "a", "a"]]])
+    run_convert(tmp_path, "--min-count", "2")
+    assert sorted(p.name for p in (tmp_path / "ids").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert read_ids(tmp_path) == [[[0, 1]], [[1, 0, 0]]]
+
+
+def test_matches_plain_python_on_random_corpus(tmp_path):
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(300)]
+    weights = [1 / (rank + 1) for rank in range(300)]
+    parts = [[rng.choices(words, weights, k=rng.randint(0, 30)) for _ in range(200)] for _ in range(3)]
+    parts = [[row for row in part if row] for part in parts]
+    # a part without dictionary pages and a part of several row groups read the same
+    (tmp_path / "prep").mkdir()
+    for index, rows in enumerate(parts):
+        options = [{}, {"use_dictionary": False}, {"row_group_size": 17}][index]
+        pq.write_table(pa.table({"tokens": pa.array(rows, pa.list_(pa.string()))}),
+                       tmp_path / "prep" / f"part-{index:05d}.parquet", **options)
+    run_convert(tmp_path, "--min-count", "4")
+    counts = collections.Counter(word for part in parts for row in part for word in row)
+    expected = sorted((word for word in counts if counts[word] >= 4), key=lambda word: (-counts[word], word))
+    vocab = json.loads((tmp_path / "vocab.json").read_text())
+    assert vocab["words"] == expected and vocab["counts"] == [counts[word] for word in expected]
+    index = {word: i for i, word in enumerate(expected)}
+    want = [[[index[w] for w in row if w in index] for row in part] for part in parts]
+    assert read_ids(tmp_path) == [[row for row in part if row] for part in want]
+
+
+def test_two_workers_same_output_as_one(tmp_path):
+    rng = random.Random(9)
+    parts = [[[rng.choice("абвгдежз") for _ in range(rng.randint(1, 9))] for _ in range(40)] for _ in range(4)]
+    outputs = []
+    for num_proc in ("1", "2"):
+        data = tmp_path / num_proc
+        write_prep(data, parts)
+        convert_to_int.main(["--data-dir", str(data), "--num-proc", num_proc, "--min-count", "2"])
+        outputs.append(((data / "vocab.json").read_text(), read_ids(data)))
+    assert outputs[0] == outputs[1]
+
+
+def test_after_prep(tmp_path):
+    (tmp_path / "c.txt").write_text("Кот и пёс.\nПёс, кот, КОТ!\n42\nИ снова кто-то.\n", encoding="utf-8")
+    prep.main(["--dataset", str(tmp_path / "c.txt"), "--data-dir", str(tmp_path), "--num-proc", "1"])
+    run_convert(tmp_path, "--min-count", "2")
+    vocab = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))
+    assert vocab["words"] == ["кот", "и", "пёс"] and vocab["counts"] == [3, 2, 2] and vocab["corpus_tokens"] == 9
+    assert read_ids(tmp_path) == [[[0, 1, 2], [2, 0, 0], [1]]]
+
+
+def test_missing_prep(tmp_path):
+    with pytest.raises(StageError, match="run prep.py first"):
+        run_convert(tmp_path)
+    (tmp_path / "prep").mkdir()
+    (tmp_path / "prep" / "notes.txt").write_text("x")
+    with pytest.raises(StageError, match="run prep.py first"):
+        run_convert(tmp_path)
+
+
+def test_bad_parquet_names_the_file(tmp_path):
+    write_prep(tmp_path, PARTS)
+    (tmp_path / "prep" / "part-00001.parquet").write_bytes(b"garbage, not parquet" * 10)
+    with pytest.raises(StageError, match=r"part-00001\.parquet is not a readable prep part .*run prep.py again"):
+        run_convert(tmp_path)
+    pq.write_table(pa.table({"words": [["a"]]}), tmp_path / "prep" / "part-00001.parquet")
+    with pytest.raises(StageError, match=r"part-00001\.parquet has no column tokens"):
+        run_convert(tmp_path)
+    assert not (tmp_path / "ids").exists() and not (tmp_path / "vocab.json").exists()
+
+
+def test_empty_vocabulary_suggests_lower_min_count(tmp_path):
+    write_prep(tmp_path, PARTS)
+    with pytest.raises(StageError, match=r"no word occurs 5 times.*lower --min-count"):
+        run_convert(tmp_path)
+
+
+def test_shell_error_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "convert_to_int.py"), "--data-dir", str(tmp_path / "X")],
+                            capture_output=True, text=True, env=dict(os.environ), timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "run prep.py first" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

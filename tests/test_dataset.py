@@ -1,0 +1,171 @@
+"""dataset.py: every pair once per epoch with 0/1/2 workers, exact batch sizes, seeded negatives, errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import dataset
+from common import StageError
+from dataset import PairsDataset, shard_order
+
+REPO = Path(__file__).resolve().parent.parent
+SHARD_PAIRS = [2500, 1700, 1000, 333]  # as pairs_dataset.py writes them: every shard full but the last
+ROW_GROUP = 400
+TOTAL = sum(SHARD_PAIRS)
+TABLE_SHARES = np.array([0.5, 0.25, 0.15, 0.1])  # of a 1000-entry table over a 4-word vocabulary
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """Shards whose pair k is (k, k + 1): a pair is known by its target. Plus vocab.json and a unigram table."""
+    pairs_dir = tmp_path / "pairs"
+    pairs_dir.mkdir()
+    shards, start = [], 0
+    for i, n in enumerate(SHARD_PAIRS):
+        target = np.arange(start, start + n, dtype=np.int32)
+        table = pa.table({"target": target, "context": target + 1})
+        pq.write_table(table, pairs_dir / f"shard-{i:05d}.parquet", row_group_size=ROW_GROUP,
+                       compression="lz4", use_dictionary=False)
+        shards.append({"file": f"shard-{i:05d}.parquet", "pairs": n})
+        start += n
+    (pairs_dir / "meta.json").write_text(json.dumps({"pairs": TOTAL, "shards": shards, "vocab_size": TOTAL + 1}))
+    np.save(tmp_path / "unigram_table.npy", np.repeat(np.arange(4, dtype=np.int32), (TABLE_SHARES * 1000).astype(int)))
+    (tmp_path / "vocab.json").write_text(json.dumps({"words": [f"w{i}" for i in range(TOTAL + 1)],
+                                                     "counts": [1] * (TOTAL + 1)}))
+    return tmp_path
+
+
+def rows(batches) -> np.ndarray:
+    """All batches as one array of rows (target, context, negatives...), sorted: a multiset to compare."""
+    stacked = np.concatenate([torch.cat([t[:, None], c[:, None], n], 1).numpy() for t, c, n in batches])
+    return stacked[np.lexsort(stacked.T[::-1])]
+
+
+@pytest.mark.parametrize("num_workers", [0, 1, 2])
+def test_every_pair_once_per_epoch(data_dir, num_workers):
+    ds = PairsDataset(data_dir, batch_size=300, negatives=5, seed=3)
+    batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
+    targets = torch.cat([b[0] for b in batches]).numpy()
+    assert np.array_equal(np.sort(targets), np.arange(TOTAL))
+    assert all(np.array_equal(c.numpy(), t.numpy() + 1) for t, c, _ in batches)
+    for t, c, n in batches:
+        assert t.dtype == c.dtype == n.dtype == torch.int32
+        assert n.shape == (len(t), 5) and c.shape == t.shape
+    sizes = [len(b[0]) for b in batches]
+    assert sum(size != 300 for size in sizes) <= max(1, num_workers)
+    assert all(size <= 300 for size in sizes)
+    # whichever worker reads a unit, its pairs get the same negatives
+    assert np.array_equal(rows(batches), rows(PairsDataset(data_dir, batch_size=300, negatives=5, seed=3)))
+
+
+@pytest.mark.parametrize("num_workers", [1, 2, 3])
+def test_worker_streams_disjoint_and_batches_exact(data_dir, num_workers):
+    ds = PairsDataset(data_dir, batch_size=250, negatives=2)
+    assert len(ds.units) == sum(-(-n // ROW_GROUP) for n in SHARD_PAIRS) == 7 + 5 + 3 + 1
+    seen = []
+    for worker in range(num_workers):
+        units = ds.worker_units(worker, num_workers)
+        assert units == ds.units[worker::num_workers]
+        sizes = [len(t) for t, _, _ in ds.iterate(units)]
+        expected_pairs = sum(rows for _, _, rows in units)
+        assert sizes == [250] * (expected_pairs // 250) + ([expected_pairs % 250] if expected_pairs % 250 else [])
+        seen += [tuple(u[:2]) for u in units]
+    assert sorted(seen) == sorted(u[:2] for u in ds.units) and len(set(seen)) == len(seen)
+
+
+def test_shard_order_and_explicit_shards(data_dir):
+    ds = PairsDataset(data_dir, batch_size=10_000, seed=5, epoch=2)
+    order = shard_order(5, 2, 4)
+    assert ds.shards == order and sorted(order) == [0, 1, 2, 3]
+    assert len({tuple(shard_order(5, epoch, 4)) for epoch in range(6)}) > 1  # epochs reshuffle
+    assert shard_order(5, 2, 4) == order  # and are reproducible
+    bounds = np.cumsum([0] + SHARD_PAIRS)
+    (targets, _, _), = list(ds)
+    starts = [bounds[s] for s in order]
+    # shards in that order, each shard's row groups in file order
+    assert targets[:SHARD_PAIRS[order[0]]].tolist() == list(range(starts[0], starts[0] + SHARD_PAIRS[order[0]]))
+    picked = PairsDataset(data_dir, batch_size=10_000, shards=[2, 0])
+    (targets, _, _), = list(picked)
+    assert targets.tolist() == list(range(bounds[2], bounds[3])) + list(range(0, bounds[1]))
+    assert picked.num_pairs == SHARD_PAIRS[2] + SHARD_PAIRS[0]
+    with pytest.raises(StageError, match="shard index 4 out of range"):
+        PairsDataset(data_dir, shards=[4])
+
+
+def test_same_arguments_same_batches(data_dir):
+    def batches(**kwargs):
+        return list(PairsDataset(data_dir, batch_size=777, negatives=3, **kwargs))
+    a, b = batches(seed=1, epoch=0), batches(seed=1, epoch=0)
+    assert len(a) == len(b) == -(-TOTAL // 777)
+    assert all(torch.equal(x, y) for batch_a, batch_b in zip(a, b) for x, y in zip(batch_a, batch_b))
+    # same shard order given explicitly, another epoch: same pairs, other negatives
+    c = list(PairsDataset(data_dir, batch_size=777, negatives=3, seed=1, epoch=1, shards=shard_order(1, 0, 4)))
+    assert all(torch.equal(x[0], y[0]) for x, y in zip(a, c))
+    assert not all(torch.equal(x[2], y[2]) for x, y in zip(a, c))
+    # negatives do not depend on the batch size
+    assert np.array_equal(rows(a), rows(PairsDataset(data_dir, batch_size=64, negatives=3, seed=1, epoch=0)))
+
+
+def test_negatives_follow_the_table(data_dir):
+    negatives = torch.cat([n for _, _, n in PairsDataset(data_dir, batch_size=1000, negatives=5)]).numpy()
+    assert negatives.shape == (TOTAL, 5)
+    share = np.bincount(negatives.ravel(), minlength=4) / negatives.size
+    assert np.allclose(share, TABLE_SHARES, atol=0.012)  # 27,665 draws: sd <= 0.003
+    # a table passed in is used instead of the file; every entry can be drawn, uniformly
+    fixed = PairsDataset(data_dir, batch_size=1000, negatives=2, table=np.arange(100, 108, dtype=np.int32))
+    drawn = torch.cat([n for _, _, n in fixed]).numpy().ravel()
+    assert np.allclose(np.bincount(drawn - 100, minlength=8) / drawn.size, 1 / 8, atol=0.01)
+    assert drawn.min() == 100 and drawn.max() == 107
+
+
+def test_each_row_group_draws_its_own_negatives(data_dir):
+    ds = PairsDataset(data_dir, batch_size=ROW_GROUP, negatives=5, shards=[0])
+    firsts = [n[:50] for _, _, n in ds]  # batch k is row group k of shard 0
+    assert len(firsts) == 7
+    assert all(not torch.equal(firsts[i], firsts[j]) for i in range(7) for j in range(i))
+
+
+def test_without_negatives(data_dir):
+    (data_dir / "unigram_table.npy").unlink()
+    batches = list(PairsDataset(data_dir, batch_size=4000, draw_negatives=False))
+    assert [n.shape for _, _, n in batches] == [(4000, 0), (TOTAL - 4000, 0)]
+    assert batches[0][2].dtype == torch.int32
+
+
+def test_missing_inputs_errors(data_dir, tmp_path_factory):
+    (data_dir / "unigram_table.npy").unlink()
+    with pytest.raises(StageError, match="unigram_table.npy not found: run unigram_table.py first"):
+        PairsDataset(data_dir)
+    empty = tmp_path_factory.mktemp("empty")
+    with pytest.raises(StageError, match="pairs not found: run pairs_dataset.py first"):
+        PairsDataset(empty)
+
+
+def test_corrupt_shard_names_the_file(data_dir):
+    (data_dir / "pairs" / "shard-00002.parquet").write_bytes(b"not a parquet file at all" * 10)
+    with pytest.raises(StageError, match=r"shard-00002\.parquet is corrupt") as error:
+        PairsDataset(data_dir)
+    assert "\n" not in str(error.value)
+    (data_dir / "pairs" / "shard-00001.parquet").unlink()
+    with pytest.raises(StageError, match=r"shard-00001\.parquet not found"):
+        PairsDataset(data_dir, shards=[1])
+
+
+def test_quick_look_main(data_dir, capsys):
+    figures = dataset.main(["--data-dir", str(data_dir), "--batch-size", "1000", "--batches", "2"])
+    assert figures["batches"] == 2 and figures["pairs"] == 2000
+    assert "batch 0: 1,000 pairs:" in capsys.readouterr().out
+
+
+def test_shell_shows_one_error_line(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "dataset.py"), "--data-dir", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'pairs'} not found: run pairs_dataset.py first"]

@@ -1,0 +1,304 @@
+"""pairs_dataset.py: exact pairs, windows, sub-sampling, chunking, shards, errors."""
+import json
+import math
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import pairs_dataset
+from common import StageError
+from pairs_dataset import iter_pairs, keep_probabilities, subsample, window_pairs
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_corpus(data_dir: Path, docs: list, vocab_size: int | None = None, n_parts: int = 1) -> None:
+    """ids/part-NNNNN.parquet and vocab.json as convert_to_int.py writes them (counts = counts in the stream)."""
+    flat = np.concatenate([np.asarray(d, dtype=np.int64) for d in docs]) if docs else np.empty(0, np.int64)
+    vocab_size = vocab_size or (int(flat.max()) + 1 if len(flat) else 1)
+    counts = np.bincount(flat, minlength=vocab_size)
+    ids_dir = data_dir / "ids"
+    ids_dir.mkdir(parents=True, exist_ok=True)
+    for p, part in enumerate(np.array_split(np.arange(len(docs)), n_parts)):
+        column = pa.array([list(map(int, docs[i])) for i in part], type=pa.list_(pa.int32()))
+        pq.write_table(pa.table({"ids": column}), ids_dir / f"part-{p:05d}.parquet", row_group_size=3)
+    (data_dir / "vocab.json").write_text(json.dumps({
+        "words": [f"w{i}" for i in range(vocab_size)], "counts": counts.tolist(), "min_count": 1,
+        "max_vocab": 0, "corpus_tokens": int(counts.sum()), "vocab_tokens": int(counts.sum())}))
+
+
+def run_stage(data_dir: Path, *flags: str) -> dict:
+    return pairs_dataset.main(["--data-dir", str(data_dir), *flags])
+
+
+def read_shards(data_dir: Path) -> tuple[dict, list[np.ndarray]]:
+    meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
+    shards = []
+    for shard in meta["shards"]:
+        table = pq.read_table(data_dir / "pairs" / shard["file"])
+        assert table.schema.field("target").type == pa.int32()
+        assert table.schema.field("context").type == pa.int32()
+        shards.append(np.stack([table.column("target").to_numpy(), table.column("context").to_numpy()], axis=1))
+    return meta, shards
+
+
+def brute_force_pairs(docs: list, windows: list) -> list[tuple[int, int]]:
+    """Reference: plain loops; windows[k] is the window of the k-th token of the flattened stream."""
+    pairs, k = [], 0
+    for doc in docs:
+        for i in range(len(doc)):
+            b = windows[k + i]
+            pairs += [(doc[i], doc[j]) for j in range(max(0, i - b), min(len(doc), i + b + 1)) if j != i]
+        k += len(doc)
+    return pairs
+
+
+def as_multiset(pairs) -> Counter:
+    return Counter(map(tuple, np.asarray(pairs).reshape(-1, 2).tolist()))
+
+
+# the corpus of the exact test and its pairs with WINDOW=2, written out by hand
+TWO_DOCS = [[0, 1, 2, 3], [4, 5]]
+TWO_DOCS_PAIRS = [(0, 1), (0, 2),
+                  (1, 0), (1, 2), (1, 3),
+                  (2, 0), (2, 1), (2, 3),
+                  (3, 1), (3, 2),
+                  (4, 5), (5, 4)]
+
+
+def test_keep_probabilities_formula():
+    counts = np.array([1000, 100, 10, 1])
+    sample, total = 1e-3, 1111
+    threshold = sample * total  # 1.111
+    expected = [min(1.0, (math.sqrt(c / threshold) + 1) * threshold / c) for c in counts]
+    assert np.allclose(keep_probabilities(counts, sample, total), expected, rtol=1e-12)
+    # 1000: (sqrt(1000/1.111) + 1) * 1.111/1000 = 0.0344422...
+    assert keep_probabilities(counts, sample, total)[0] == pytest.approx(0.034442, abs=1e-6)
+    assert keep_probabilities(counts, sample, total)[3] == 1.0  # rare words always kept
+    assert np.all(keep_probabilities(counts, 0.0, total) == 1.0)
+
+
+def test_window_pairs_exact_two_documents():
+    ids = np.array([0, 1, 2, 3, 4, 5], dtype=np.int32)
+    doc = np.array([0, 0, 0, 0, 1, 1])
+    targets, contexts = window_pairs(ids, doc, np.full(6, 2))
+    assert list(zip(targets.tolist(), contexts.tolist())) == TWO_DOCS_PAIRS  # order: target, then offset
+
+
+def test_window_pairs_uses_each_targets_window():
+    rng = np.random.default_rng(0)
+    docs = [list(range(0, 17)), list(range(17, 20)), [20], list(range(21, 40))]
+    windows = rng.integers(1, 5, size=40)
+    flat = np.concatenate(docs).astype(np.int32)
+    doc = np.repeat(np.arange(len(docs)), [len(d) for d in docs])
+    targets, contexts = window_pairs(flat, doc, windows, window=4)
+    assert list(zip(targets.tolist(), contexts.tolist())) == brute_force_pairs(docs, windows.tolist())
+
+
+def test_window_pairs_targets_range_uses_halo():
+    ids = np.arange(20, dtype=np.int32)
+    doc = np.zeros(20, dtype=np.int64)
+    windows = np.full(20, 3)
+    all_t, all_c = window_pairs(ids, doc, windows)
+    t, c = window_pairs(ids, doc, windows, lo=5, hi=9)
+    keep = (all_t >= 5) & (all_t < 9)
+    assert t.tolist() == all_t[keep].tolist() and c.tolist() == all_c[keep].tolist()
+
+
+def test_stage_exact_pairs_no_crossing(tmp_path):
+    write_corpus(tmp_path, TWO_DOCS)
+    figures = run_stage(tmp_path, "--window", "2", "--sample", "0", "--no-dynamic-window")
+    meta, shards = read_shards(tmp_path)
+    assert as_multiset(np.concatenate(shards)) == Counter(TWO_DOCS_PAIRS)
+    assert meta["pairs"] == 12 and meta["tokens"] == 6 and meta["retained_tokens"] == 6
+    assert meta["shards"] == [{"file": "shard-00000.parquet", "pairs": 12}]
+    assert meta["window"] == 2 and meta["sample"] == 0 and meta["dynamic_window"] is False
+    assert meta["vocab_size"] == 6 and meta["compression"] == "lz4"
+    assert meta["bytes"] == (tmp_path / "pairs" / "shard-00000.parquet").stat().st_size
+    assert figures["pairs"] == 12 and figures["shards"] == 1
+    assert json.loads((tmp_path / "stats" / "pairs_dataset.json").read_text())["pairs"] == 12
+
+
+def test_dynamic_window_within_drawn_window_and_distance_law(tmp_path):
+    n, window = 200_000, 5
+    write_corpus(tmp_path, [np.arange(n)], vocab_size=n)  # unique ids: a pair's distance is context - target
+    run_stage(tmp_path, "--window", str(window), "--sample", "0", "--chunk-tokens", "30000")
+    meta, shards = read_shards(tmp_path)
+    pairs = np.concatenate(shards).astype(np.int64)
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    target, offset = pairs[:, 0], pairs[:, 1] - pairs[:, 0]
+    assert np.all((np.abs(offset) >= 1) & (np.abs(offset) <= window))
+    # Each target's contexts are exactly every position within its own window b (both sides, clipped at the ends).
+    counts = np.bincount(target, minlength=n)
+    b = np.zeros(n, dtype=np.int64)
+    np.maximum.at(b, target, np.abs(offset))
+    expected = np.minimum(b, np.arange(n)) + np.minimum(b, n - 1 - np.arange(n))
+    assert np.array_equal(counts, expected)
+    assert np.all(b[counts > 0] >= 1)
+    # b is uniform on 1..window, so a distance d is used with probability (window - d + 1) / window.
+    inner = b[window:-window]
+    assert np.all(np.bincount(inner, minlength=window + 1)[1:] > 0)
+    per_distance = np.bincount(np.abs(offset), minlength=window + 1)[1:] / (2 * n)
+    law = (window - np.arange(1, window + 1) + 1) / window
+    assert np.allclose(per_distance, law, atol=0.006)  # binomial sd ~0.001
+    assert meta["pairs"] == len(pairs)
+
+
+def test_subsampling_keep_rate_matches_formula():
+    rng = np.random.default_rng(5)
+    counts = np.array([400_000, 200_000, 100_000, 50_000, 20_000, 5_000, 500])
+    stream = rng.permutation(np.repeat(np.arange(len(counts)), counts)).astype(np.int32)
+    keep_prob = keep_probabilities(counts, 1e-2, counts.sum())  # threshold 7755: p from ~0.19 to 1
+    assert keep_prob.min() < 0.25 and keep_prob[-1] == 1.0
+    kept = subsample(stream, keep_prob, np.random.default_rng(1))
+    rate = np.bincount(stream[kept], minlength=len(counts)) / counts
+    sd = np.sqrt(keep_prob * (1 - keep_prob) / counts)
+    assert np.all(np.abs(rate - keep_prob) <= 5 * sd + 1e-12)
+
+
+def test_stage_subsampling_retained_tokens(tmp_path):
+    rng = np.random.default_rng(2)
+    counts = np.array([60_000, 30_000, 6_000, 3_000, 1_000])
+    stream = rng.permutation(np.repeat(np.arange(len(counts)), counts))
+    write_corpus(tmp_path, np.array_split(stream, 50))
+    run_stage(tmp_path, "--sample", "1e-2", "--window", "2")
+    meta, _ = read_shards(tmp_path)
+    expected = float((counts * keep_probabilities(counts, 1e-2)).sum())
+    assert meta["tokens"] == counts.sum()
+    assert abs(meta["retained_tokens"] - expected) < 5 * math.sqrt(expected)
+    assert meta["retained_tokens"] < 0.5 * counts.sum()
+
+
+def test_iter_pairs_chunking_changes_nothing():
+    rng = np.random.default_rng(3)
+    lengths = [1, 2, 50, 7, 300, 3, 1, 90]
+    flat = rng.integers(0, 30, size=sum(lengths)).astype(np.int32)
+    doc = np.repeat(np.arange(len(lengths)), lengths)
+    keep_prob = np.full(30, 0.7)
+
+    def pairs(chunk: int, slice_size: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        counters = {}
+        slices = [(flat[a:a + slice_size], doc[a:a + slice_size]) for a in range(0, len(flat), slice_size)]
+        out = list(iter_pairs(slices, keep_prob, 4, 0.5, True, chunk, 9, counters))
+        return np.concatenate([t for t, _ in out]), np.concatenate([c for _, c in out]), counters
+
+    t0, c0, n0 = pairs(10**6, 10**6)
+    assert 0 < n0["retained"] < n0["tokens"] == len(flat)
+    for chunk, slice_size in [(1, 1), (3, 5), (4, 4), (5, 17), (64, 3)]:
+        t, c, counters = pairs(chunk, slice_size)
+        assert np.array_equal(t, t0) and np.array_equal(c, c0) and counters == n0
+
+
+def test_stage_chunks_give_identical_shards(tmp_path):
+    rng = np.random.default_rng(4)
+    docs = [rng.integers(0, 40, size=k) for k in [5, 1, 400, 30, 2, 900, 3, 64]]
+    flags = ["--sample", "1e-2", "--window", "4", "--pairs-per-shard", "700", "--row-group-pairs", "200"]
+    for name, chunk, n_parts in [("a", 10**6, 1), ("b", 7, 3), ("c", 1, 2)]:
+        write_corpus(tmp_path / name, docs, n_parts=n_parts)
+        run_stage(tmp_path / name, *flags, "--chunk-tokens", str(chunk))
+    meta_a, shards_a = read_shards(tmp_path / "a")
+    assert len(shards_a) > 2
+    for name in "bc":
+        meta, shards = read_shards(tmp_path / name)
+        assert {k: v for k, v in meta.items() if k != "bytes"} == {k: v for k, v in meta_a.items() if k != "bytes"}
+        assert all(np.array_equal(x, y) for x, y in zip(shards, shards_a)) and len(shards) == len(shards_a)
+
+
+def test_long_single_document_in_small_chunks(tmp_path):
+    n, window = 200_000, 5
+    doc = np.random.default_rng(6).integers(0, 1000, size=n)
+    write_corpus(tmp_path, [doc], vocab_size=1000)
+    run_stage(tmp_path, "--window", str(window), "--sample", "0", "--no-dynamic-window", "--chunk-tokens", "999")
+    meta, shards = read_shards(tmp_path)
+    assert meta["pairs"] == sum(2 * (n - d) for d in range(1, window + 1))
+    got = np.concatenate(shards).astype(np.int64)
+    expected = np.concatenate([np.stack([doc[:-d], doc[d:]], 1) for d in range(1, window + 1)] +
+                              [np.stack([doc[d:], doc[:-d]], 1) for d in range(1, window + 1)])
+    key = lambda p: np.sort(p[:, 0] * 1000 + p[:, 1])  # noqa: E731
+    assert np.array_equal(key(got), key(expected))
+
+
+def test_shards_split_counts_and_row_groups(tmp_path):
+    rng = np.random.default_rng(7)
+    docs = [rng.integers(0, 50, size=k) for k in rng.integers(1, 40, size=120)]
+    write_corpus(tmp_path, docs, n_parts=2)
+    run_stage(tmp_path, "--window", "3", "--sample", "0", "--no-dynamic-window",
+              "--pairs-per-shard", "1000", "--row-group-pairs", "300")
+    meta, shards = read_shards(tmp_path)
+    expected = brute_force_pairs([list(d) for d in docs], [3] * sum(map(len, docs)))
+    total = len(expected)
+    assert meta["pairs"] == total and total > 3000
+    assert [s["pairs"] for s in meta["shards"]] == [1000] * (total // 1000) + [total % 1000]
+    assert [s["file"] for s in meta["shards"]] == [f"shard-{i:05d}.parquet" for i in range(len(shards))]
+    assert [len(s) for s in shards] == [s["pairs"] for s in meta["shards"]]
+    assert as_multiset(np.concatenate(shards)) == Counter(expected)
+    assert pq.ParquetFile(tmp_path / "pairs" / "shard-00000.parquet").metadata.num_row_groups == 4
+    assert [pq.ParquetFile(tmp_path / "pairs" / "shard-00000.parquet").metadata.row_group(i).num_rows
+            for i in range(4)] == [300, 300, 300, 100]
+    assert meta["bytes"] == sum((tmp_path / "pairs" / s["file"]).stat().st_size for s in meta["shards"])
+    # a shard is shuffled, not left in stream order
+    first = shards[0]
+    assert not np.array_equal(first, np.asarray(expected[:1000]))
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_same_seed_same_shards_other_seed_other_order(tmp_path, compression):
+    rng = np.random.default_rng(8)
+    docs = [rng.integers(0, 30, size=k) for k in rng.integers(1, 60, size=40)]
+    runs = {}
+    for name, seed in [("a", 1), ("b", 1), ("c", 2)]:
+        write_corpus(tmp_path / name, docs)
+        run_stage(tmp_path / name, "--seed", str(seed), "--compression", compression, "--pairs-per-shard", "500")
+        runs[name] = read_shards(tmp_path / name)
+    assert runs["a"][0]["compression"] == compression
+    assert runs["a"][0] == runs["b"][0]
+    assert all(np.array_equal(x, y) for x, y in zip(runs["a"][1], runs["b"][1]))
+    assert not np.array_equal(runs["a"][1][0][:100], runs["c"][1][0][:100])
+
+
+def test_rerun_replaces_output(tmp_path):
+    write_corpus(tmp_path, [list(range(10))] * 30)
+    run_stage(tmp_path, "--pairs-per-shard", "50", "--sample", "0")
+    assert len(list((tmp_path / "pairs").glob("shard-*.parquet"))) > 3
+    run_stage(tmp_path, "--sample", "0")
+    assert sorted(p.name for p in (tmp_path / "pairs").iterdir()) == ["meta.json", "shard-00000.parquet"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_missing_ids_error(tmp_path):
+    with pytest.raises(StageError, match="run convert_to_int.py first"):
+        run_stage(tmp_path)
+
+
+def test_no_pairs_error_leaves_nothing(tmp_path):
+    write_corpus(tmp_path, [[0], [1], [2]])
+    with pytest.raises(StageError, match="^no pairs: 3 tokens"):
+        run_stage(tmp_path, "--sample", "0")
+    assert not (tmp_path / "pairs").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_bad_compression_and_out_of_range_ids(tmp_path):
+    write_corpus(tmp_path, TWO_DOCS)
+    with pytest.raises(StageError, match="--compression must be one of"):
+        run_stage(tmp_path, "--compression", "lzma")
+    write_corpus(tmp_path, TWO_DOCS, vocab_size=6)
+    vocab = json.loads((tmp_path / "vocab.json").read_text())
+    (tmp_path / "vocab.json").write_text(json.dumps({**vocab, "words": vocab["words"][:5],
+                                                     "counts": vocab["counts"][:5]}))
+    with pytest.raises(StageError, match="ids outside 0..4"):
+        run_stage(tmp_path)
+
+
+def test_shell_shows_one_error_line(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "pairs_dataset.py"), "--data-dir", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'ids'} not found: run convert_to_int.py first"]
+    assert "Traceback" not in result.stderr
