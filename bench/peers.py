@@ -123,10 +123,12 @@ def evaluate(corpus: str, vectors: Path) -> dict:
     scores = {}
     for name in CORPORA[corpus]["analogies"]:
         result = evaluate_analogies(words, matrix, SHARED / name)
-        scores[Path(name).stem] = {"accuracy": result["accuracy"], "support": f"{result['correct'] + result['incorrect']}"}
+        total = result["total"]
+        scores[Path(name).stem] = {"accuracy": total["accuracy"],
+                                   "support": f"{total['scored']}/{total['scored'] + total['skipped']}"}
     for name in CORPORA[corpus]["similarity"]:
         result = evaluate_similarity(words, matrix, SHARED / name)
-        scores[Path(name).stem] = {"spearman": result["spearman"], "support": f"{result['scored']}/{result['total']}"}
+        scores[Path(name).stem] = {"spearman": result["spearman"], "support": result["support"]}
     return scores
 
 
