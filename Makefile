@@ -1,5 +1,6 @@
 # The two commands of the README:
 #   make run [DATASET=../shared/data/corpus/ru_corpus.parquet] [EPOCHS=5]   -> the whole pipeline, set-up included
+#     (EPOCHS also sets pairs_dataset.py --draws: every epoch trains on its own draw of the pairs)
 #   make test                                                              -> the test suite, set-up included
 PYTHON ?= python3
 VENV := .venv
@@ -28,7 +29,7 @@ setup-dev: $(VENV)/.installed-dev
 run: setup
 	$(BIN)/python prep.py --dataset "$(DATASET)" --data-dir $(DATA_DIR)
 	$(BIN)/python convert_to_int.py --data-dir $(DATA_DIR)
-	$(BIN)/python pairs_dataset.py --data-dir $(DATA_DIR)
+	$(BIN)/python pairs_dataset.py --data-dir $(DATA_DIR) --draws $(EPOCHS)
 	$(BIN)/python unigram_table.py --data-dir $(DATA_DIR)
 	$(BIN)/python train.py --data-dir $(DATA_DIR) --epochs $(EPOCHS) $(TRAIN_ARGS)
 

@@ -41,7 +41,8 @@ def parse_config(module_file: str, module_globals: dict, argv: list[str] | None 
         match = _CONSTANT_LINE.match(line)
         if not match or match.group(1) not in module_globals:
             continue
-        name, help_text = match.group(1), match.group(3)
+        # argparse %-formats help texts (for %(default)s): a literal "%" in a comment must not break --help
+        name, help_text = match.group(1), match.group(3).replace("%", "%%")
         default = module_globals[name]
         flag = "--" + name.lower().replace("_", "-")
         if isinstance(default, bool):
@@ -131,10 +132,51 @@ def read_json(path: Path, stage_script: str) -> dict:
         fail(f"{path} is not valid JSON ({error}): run {stage_script} again")
 
 
-def load_vocab(data_dir: Path) -> tuple[list[str], np.ndarray]:
-    """Words (id order) and their counts from vocab.json."""
-    vocab = read_json(Path(data_dir) / "vocab.json", "convert_to_int.py")
-    return vocab["words"], np.asarray(vocab["counts"], dtype=np.int64)
+# Words per json.dumps call when writing vocab.json: bounds the Python objects alive at once.
+_VOCAB_CHUNK = 1 << 16
+
+
+def write_vocab(path: Path, words: "pa.Array", counts: np.ndarray, **figures: object) -> None:
+    """vocab.json: {figures..., "words": [...], "counts": [...]} on one line, written a chunk of words at a time.
+
+    One line, so `load_vocab` can parse it with Arrow's JSON reader; at millions of words json.dumps of whole
+    Python lists (and json.loads back) would cost several hundred MB.
+    """
+    with atomic_output(Path(path)) as temp, open(temp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(figures, ensure_ascii=False)[:-1] + (", " if figures else "") + '"words": [')
+        for start in range(0, len(words), _VOCAB_CHUNK):
+            chunk = words[start:start + _VOCAB_CHUNK]
+            handle.write((", " if start else "") + json.dumps(chunk.to_pylist(), ensure_ascii=False)[1:-1])
+        handle.write('], "counts": [')
+        for start in range(0, len(counts), _VOCAB_CHUNK):
+            chunk = np.asarray(counts[start:start + _VOCAB_CHUNK], dtype=np.int64)
+            handle.write((", " if start else "") + ", ".join(map(str, chunk.tolist())))
+        handle.write("]}\n")
+
+
+def load_vocab(data_dir: Path, with_words: bool = True) -> tuple[list[str] | None, np.ndarray]:
+    """Words (id order; None unless with_words) and their counts (int64) from DATA_DIR/vocab.json."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    path = require(Path(data_dir) / "vocab.json", "convert_to_int.py")
+    try:  # Arrow first: compact arrays instead of millions of Python objects
+        size = path.stat().st_size
+        table = pa_json.read_json(path, read_options=pa_json.ReadOptions(block_size=max(1 << 20, size + 1)))
+        if table.num_rows != 1 or not {"words", "counts"} <= set(table.column_names):
+            raise ValueError("not one object with words and counts")
+        counts = table.column("counts")[0].values.to_numpy(zero_copy_only=False).astype(np.int64)
+        words = table.column("words")[0].values.to_pylist() if with_words else None
+    except (pa.ArrowException, ValueError, TypeError, AttributeError):
+        # A hand-written or pretty-printed vocab.json: the plain parser, with its clear errors.
+        vocab = read_json(path, "convert_to_int.py")
+        if not isinstance(vocab, dict) or "words" not in vocab or "counts" not in vocab:
+            fail(f"{path} holds no words and counts: run convert_to_int.py again")
+        words = list(vocab["words"]) if with_words else None
+        counts = np.asarray(vocab["counts"], dtype=np.int64)
+    if words is not None and len(words) != len(counts):
+        fail(f"{path}: {len(words)} words but {len(counts)} counts: run convert_to_int.py again")
+    return words, counts
 
 
 def peak_memory_mb() -> float:

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from common import (StageReport, WorkerPool, atomic_output, default_num_proc, fail, parse_config, parts, run,
-                    write_json)
+                    write_vocab)
 
 DATA_DIR = "data"  # where stage outputs live
 MIN_COUNT = 5  # keep words seen at least this many times in the corpus
@@ -182,9 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
             if ids != vocab_tokens:
                 raise AssertionError(f"{ids} ids written for {vocab_tokens} tokens of vocabulary words")
     # vocab.json last, so that ids and vocabulary are replaced together as nearly as two renames allow.
-    write_json(data_dir / "vocab.json", {
-        "words": words.to_pylist(), "counts": counts.tolist(), "min_count": cfg.min_count,
-        "max_vocab": cfg.max_vocab, "corpus_tokens": corpus_tokens, "vocab_tokens": vocab_tokens})
+    write_vocab(data_dir / "vocab.json", words, counts, min_count=cfg.min_count, max_vocab=cfg.max_vocab,
+                corpus_tokens=corpus_tokens, vocab_tokens=vocab_tokens)
     elapsed = max(1e-9, time.perf_counter() - report.started)
     return report.finish(documents=documents, empty_documents_dropped=input_documents - documents,
                          corpus_tokens=corpus_tokens, vocab_size=len(words), vocab_tokens=vocab_tokens,

@@ -2,10 +2,13 @@
 
     python dataset.py --batch-size 300000 --batches 20      # a quick look: a few batches and the read rate
 
-Reads DATA_DIR/pairs/ (pairs_dataset.py) and DATA_DIR/unigram_table.npy (unigram_table.py). One epoch reads every
-pair exactly once: shards in an order shuffled by (seed, epoch) (`shard_order`), each shard's row groups in file
-order (the shards were shuffled when written). The unit of work is one row group: with a DataLoader
-(batch_size=None, num_workers=n) worker w reads units w, w+n, w+2n, ... so the workers' streams are disjoint.
+Reads DATA_DIR/pairs/ (pairs_dataset.py) and DATA_DIR/unigram_table.npy (unigram_table.py). pairs_dataset.py
+writes several independent pair sets, "draws" (sub-sampling and windows redrawn, as word2vec.c and gensim do every
+epoch); epoch e reads draw e % draws (`draw_shards`; a meta.json from before draws is one draw). One epoch reads
+every pair of its draw exactly once: the draw's shards in an order shuffled by (seed, epoch) (`shard_order`), each
+shard's row groups in file order (the shards were shuffled when written). The unit of work is one row group:
+with a DataLoader (batch_size=None, num_workers=n) worker w reads units w, w+n, w+2n, ... so the workers' streams
+are disjoint.
 
 Batches are tuples of int32 tensors (int32 halves host memory and host-to-device traffic; index with .long() or
 let the GPU upcast): target [b], context [b], negatives [b, NEGATIVES]. Every batch holds exactly batch_size
@@ -42,6 +45,30 @@ def shard_order(seed: int, epoch: int, n_shards: int) -> list[int]:
     return np.random.default_rng([seed, epoch]).permutation(n_shards).tolist()
 
 
+def draw_shards(meta: dict) -> list[list[int]]:
+    """Indices into meta.json's "shards" of each draw, draw by draw (old meta.json without draws: one draw)."""
+    draws: list[list[int]] = [[] for _ in range(max(1, int(meta.get("draws", 1))))]
+    for index, shard in enumerate(meta["shards"]):
+        draw = int(shard.get("draw", 0))
+        if not 0 <= draw < len(draws):
+            fail(f"pairs/meta.json: shard {shard.get('file')} is of draw {draw}, but there are {len(draws)} "
+                 f"draws: run pairs_dataset.py again")
+        draws[draw].append(index)
+    return draws
+
+
+def draw_pairs(meta: dict) -> list[int]:
+    """Pairs of each draw (one epoch's worth), from the shard list."""
+    return [sum(int(meta["shards"][i]["pairs"]) for i in shards) for shards in draw_shards(meta)]
+
+
+def epoch_shards(meta: dict, seed: int, epoch: int) -> list[int]:
+    """The shards epoch `epoch` reads, in order: its draw's (epoch % draws), permuted by `shard_order`."""
+    draws = draw_shards(meta)
+    shards = draws[epoch % len(draws)]
+    return [shards[i] for i in shard_order(seed, epoch, len(shards))]
+
+
 def unit_seed(seed: int, epoch: int, shard: int, row_group: int) -> int:
     """Seed of the negatives of one row group: independent of the worker that reads it."""
     state = np.random.SeedSequence([seed, epoch, shard, row_group]).generate_state(1, np.uint64)[0]
@@ -51,7 +78,8 @@ def unit_seed(seed: int, epoch: int, shard: int, row_group: int) -> int:
 class PairsDataset(IterableDataset):
     """Batches (target, context, negatives) of int32 tensors from DATA_DIR/pairs; see the module docstring.
 
-    shards: indices into meta.json's shard list, in the order to read them (default: all, `shard_order`).
+    shards: indices into meta.json's shard list, in the order to read them (default: `epoch_shards`, the
+    shards of draw epoch % draws in `shard_order`).
     table: the unigram table (default: DATA_DIR/unigram_table.npy, memory-mapped, shared by workers).
     draw_negatives=False: negatives is an empty [b, 0] tensor (the trainer draws them on the device).
     """
@@ -71,7 +99,7 @@ class PairsDataset(IterableDataset):
         meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
         self.meta = meta
         self.files = [pairs_dir / shard["file"] for shard in meta["shards"]]
-        order = shard_order(seed, epoch, len(self.files)) if shards is None else [int(s) for s in shards]
+        order = epoch_shards(meta, seed, epoch) if shards is None else [int(s) for s in shards]
         bad = [s for s in order if not 0 <= s < len(self.files)]
         if bad:
             fail(f"shard index {bad[0]} out of range: pairs/meta.json lists {len(self.files)} shards")
@@ -184,7 +212,9 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = PairsDataset(data_dir, cfg.batch_size, cfg.negatives, cfg.seed, cfg.epoch)
     words, _ = load_vocab(data_dir)
     loader = DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers)
-    print(f"{dataset.num_pairs:,} pairs in {len(dataset.files)} shards, {len(dataset.units)} row groups; "
+    draws = len(draw_shards(dataset.meta))
+    print(f"epoch {cfg.epoch}: draw {cfg.epoch % draws} of {draws}, {dataset.num_pairs:,} pairs in "
+          f"{len(dataset.shards)} shards, {len(dataset.units)} row groups; "
           f"shard order {dataset.shards[:10]}{' ...' if len(dataset.shards) > 10 else ''}")
     started = time.perf_counter()
     pairs = batches = 0

@@ -4,6 +4,9 @@
     python train.py --epochs 1 --dim 100
     python train.py --resume             # continue from data/model/checkpoint.pt
 
+Epoch e trains on pairs_dataset.py's draw e % draws (its own sub-sampling and windows, as word2vec.c and gensim
+redraw them every epoch); with fewer draws than epochs the draws are reused in turn.
+
 Outputs in DATA_DIR/model: vectors.txt and vectors.bin (word2vec formats, gensim loads both), embeddings.npy,
 loss.csv, loss.png, checkpoint.pt.
 """
@@ -20,13 +23,13 @@ from tqdm import tqdm
 
 from common import (StageReport, atomic_output, default_num_proc, fail, load_vocab, parse_config, read_json,
                     require, run)
-from dataset import PairsDataset, shard_order
+from dataset import PairsDataset, draw_pairs, epoch_shards
 from vectors_io import save_word2vec_binary, save_word2vec_text
 from word2vec import (SkipGram, hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours, sgns_step_cpu,
                       sgns_step_torch)
 
 DATA_DIR = "data"  # where stage outputs live
-EPOCHS = 5  # passes over all shards
+EPOCHS = 5  # passes over the pairs; epoch e reads pairs_dataset.py's draw e mod its --draws
 DIM = 300  # embedding size
 BATCH_SIZE = 300_000  # pairs per batch read from the shards
 LOSS = "ns"  # ns (negative sampling) or hs (hierarchical softmax)
@@ -36,6 +39,7 @@ MIN_LR_FRACTION = 0.0001  # floor of the decay, as word2vec.c
 SEED = 1  # seeds the initial vectors, the shard order and the negatives
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
+LOSS_EVERY = 16  # CPU: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # CUDA/torch step only: pairs per update within a batch (0 = the whole batch)
 NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
 RESUME = False  # continue from model/checkpoint.pt
@@ -114,8 +118,13 @@ def main(argv: list[str] | None = None) -> dict:
     numba.set_num_threads(max(1, min(cfg.threads, numba.config.NUMBA_NUM_THREADS)))
     torch.set_num_threads(max(1, cfg.threads))
 
-    n_shards = len(meta["shards"])
-    total_pairs = meta["pairs"] * cfg.epochs
+    pairs_per_draw = draw_pairs(meta)
+    n_draws = len(pairs_per_draw)
+    if n_draws < cfg.epochs:
+        print(f"pairs/ holds {n_draws} draw(s) for {cfg.epochs} epochs: epoch e reads draw e % {n_draws} "
+              f"(pairs_dataset.py --draws {cfg.epochs} gives every epoch its own)")
+    # The learning rate decays over the pairs of all epochs; draws differ a little in size.
+    total_pairs = sum(pairs_per_draw[epoch % n_draws] for epoch in range(cfg.epochs))
     model = SkipGram(len(words), cfg.dim, seed=cfg.seed, words=words, loss=cfg.loss).to(device)
     position = {"epoch": 0, "shard": 0, "pairs_done": 0, "batches": 0, "train_s": 0.0}
     loss_rows: list = []
@@ -129,8 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
                 fail(f"checkpoint was trained with --{key.replace('_', '-')} {saved[key]}, not {getattr(cfg, key)}")
         model.load_state_dict(checkpoint["model"])
         position, loss_rows = checkpoint["position"], checkpoint["loss_rows"]
-        print(f"resuming at epoch {position['epoch'] + 1}, shard {position['shard'] + 1}/{n_shards}, "
-              f"{position['pairs_done']:,} pairs done")
+        print(f"resuming at epoch {position['epoch'] + 1}, shard {position['shard'] + 1}/"
+              f"{len(epoch_shards(meta, cfg.seed, position['epoch']))}, {position['pairs_done']:,} pairs done")
 
     table = None if hs else np.load(table_path, mmap_mode="c")  # "c": torch.as_tensor warns on read-only maps
     device_table = None if on_cpu or hs else torch.as_tensor(np.asarray(table), device=device)
@@ -143,9 +152,9 @@ def main(argv: list[str] | None = None) -> dict:
     progress = tqdm(total=total_pairs, initial=position["pairs_done"], unit="pair", unit_scale=True,
                     desc="train", smoothing=0.05)
     for epoch in range(start_epoch, cfg.epochs):
-        order = shard_order(cfg.seed, epoch, n_shards)
-        for shard_pos in range(start_shard if epoch == start_epoch else 0, n_shards):
-            shard = int(order[shard_pos])
+        order = epoch_shards(meta, cfg.seed, epoch)  # indices into meta["shards"]: this epoch's draw only
+        for shard_pos in range(start_shard if epoch == start_epoch else 0, len(order)):
+            shard = order[shard_pos]
             dataset = PairsDataset(data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
                                    epoch=epoch, shards=[shard], table=table, draw_negatives=on_cpu and not hs)
             loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
@@ -159,14 +168,14 @@ def main(argv: list[str] | None = None) -> dict:
                 lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, total_pairs)
                 if hs and on_cpu:
                     loss = hs_step_cpu(input_w, output_w, target.numpy(), context.numpy(), tree.paths, tree.codes,
-                                       tree.lengths, lr_start, lr_end, cfg.threads)
+                                       tree.lengths, lr_start, lr_end, cfg.threads, cfg.loss_every)
                 elif hs:
                     loss = hs_step_torch(model, target.to(device, non_blocking=True),
                                          context.to(device, non_blocking=True), tree, lr_start, lr_end,
                                          cfg.micro_batch)
                 elif on_cpu:
                     loss = sgns_step_cpu(input_w, output_w, target.numpy(), context.numpy(), negatives.numpy(),
-                                         lr_start, lr_end, cfg.threads)
+                                         lr_start, lr_end, cfg.threads, cfg.loss_every)
                 else:
                     target = target.to(device, non_blocking=True)
                     context = context.to(device, non_blocking=True)
@@ -183,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
             if not on_cpu:
                 torch.cuda.synchronize(device)
             position["train_s"] += time.perf_counter() - started
-            finished_epoch = shard_pos + 1 == n_shards
+            finished_epoch = shard_pos + 1 == len(order)
             position["epoch"], position["shard"] = (epoch + 1, 0) if finished_epoch else (epoch, shard_pos + 1)
             save_checkpoint(checkpoint_path, model, position, loss_rows, cfg)
             shards_this_run += 1

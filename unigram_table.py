@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = StageReport("unigram_table", data_dir)
     if cfg.table_size < 1:
         fail(f"--table-size must be at least 1, got {cfg.table_size}")
-    _, counts = load_vocab(data_dir)
+    _, counts = load_vocab(data_dir, with_words=False)
     started = time.perf_counter()
     lengths = table_lengths(counts, cfg.table_size, cfg.power)
     table = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)

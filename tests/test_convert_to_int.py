@@ -154,3 +154,25 @@ def test_shell_error_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "run prep.py first" in lines[0], result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_vocab_json_round_trips_through_arrow_and_plain_json(tmp_path):
+    import numpy as np
+
+    from common import load_vocab, write_vocab
+    words = ["и", 'say "hi"', "back\\slash", "ёлка", "кто-то", "x" * 70_000] + [f"w{i}" for i in range(70_000)]
+    counts = np.arange(len(words), 0, -1, dtype=np.int64) * 3
+    write_vocab(tmp_path / "vocab.json", pa.array(words), counts, min_count=5, vocab_tokens=int(counts.sum()))
+    stored = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))  # valid JSON for any tool
+    assert stored["words"] == words and stored["counts"] == counts.tolist() and stored["min_count"] == 5
+    loaded_words, loaded_counts = load_vocab(tmp_path)
+    assert loaded_words == words
+    np.testing.assert_array_equal(loaded_counts, counts)
+    assert load_vocab(tmp_path, with_words=False)[0] is None
+
+    # a pretty-printed vocab.json (written by hand or another tool) still loads
+    (tmp_path / "vocab.json").write_text(json.dumps({"words": ["a", "b"], "counts": [5, 4]}, indent=2))
+    assert load_vocab(tmp_path)[0] == ["a", "b"]
+    (tmp_path / "vocab.json").write_text('{"words": ["a", "b"], "counts": [5')
+    with pytest.raises(StageError, match="not valid JSON.*run convert_to_int.py again"):
+        load_vocab(tmp_path)

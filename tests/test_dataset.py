@@ -1,4 +1,5 @@
-"""dataset.py: every pair once per epoch with 0/1/2 workers, exact batch sizes, seeded negatives, errors."""
+"""dataset.py: every pair once per epoch with 0/1/2 workers, epochs read their draw, exact batch sizes, seeded
+negatives, errors."""
 import json
 import subprocess
 import sys
@@ -12,8 +13,9 @@ import torch
 from torch.utils.data import DataLoader
 
 import dataset
+import pairs_dataset
 from common import StageError
-from dataset import PairsDataset, shard_order
+from dataset import PairsDataset, draw_pairs, draw_shards, epoch_shards, shard_order
 
 REPO = Path(__file__).resolve().parent.parent
 SHARD_PAIRS = [2500, 1700, 1000, 333]  # as pairs_dataset.py writes them: every shard full but the last
@@ -97,6 +99,51 @@ def test_shard_order_and_explicit_shards(data_dir):
     assert picked.num_pairs == SHARD_PAIRS[2] + SHARD_PAIRS[0]
     with pytest.raises(StageError, match="shard index 4 out of range"):
         PairsDataset(data_dir, shards=[4])
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_epoch_reads_its_draw_every_pair_once(tmp_path, num_workers):
+    # pairs_dataset.py's own output: 3 draws of a small corpus, several shards and row groups per draw
+    rng = np.random.default_rng(11)
+    docs = [rng.integers(0, 50, size=k).tolist() for k in rng.integers(2, 60, size=80)]
+    (tmp_path / "ids").mkdir()
+    pq.write_table(pa.table({"ids": pa.array(docs, type=pa.list_(pa.int32()))}),
+                   tmp_path / "ids" / "part-00000.parquet")
+    counts = np.bincount(np.concatenate(docs), minlength=50)
+    (tmp_path / "vocab.json").write_text(json.dumps({"words": [f"w{i}" for i in range(50)], "counts": counts.tolist(),
+                                                     "vocab_tokens": int(counts.sum())}))
+    np.save(tmp_path / "unigram_table.npy", np.arange(50, dtype=np.int32))
+    pairs_dataset.main(["--data-dir", str(tmp_path), "--window", "3", "--sample", "1e-2", "--draws", "3",
+                        "--pairs-per-shard", "1500", "--row-group-pairs", "400"])
+    meta = json.loads((tmp_path / "pairs" / "meta.json").read_text())
+    shards_of = draw_shards(meta)
+    assert [len(shards) for shards in shards_of] == [len(shards_of[0])] * 3 and len(shards_of[0]) > 2
+    assert draw_pairs(meta) == meta["pairs_per_draw"]
+
+    def pairs(files) -> np.ndarray:
+        tables = [pq.read_table(tmp_path / "pairs" / meta["shards"][i]["file"]) for i in files]
+        stacked = np.concatenate([np.stack([t.column("target").to_numpy(), t.column("context").to_numpy()], 1)
+                                  for t in tables])
+        return stacked[np.lexsort(stacked.T[::-1])]
+
+    for epoch, draw in [(0, 0), (1, 1), (2, 2), (3, 0), (4, 1)]:  # epoch e reads draw e % 3, each pair once
+        ds = PairsDataset(tmp_path, batch_size=500, negatives=2, seed=4, epoch=epoch)
+        assert ds.shards == epoch_shards(meta, 4, epoch)
+        assert ds.shards == [shards_of[draw][i] for i in shard_order(4, epoch, len(shards_of[draw]))]
+        batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
+        got = rows(batches)[:, :2]
+        assert ds.num_pairs == len(got) == meta["pairs_per_draw"][draw]
+        assert np.array_equal(got[np.lexsort(got.T[::-1])], pairs(shards_of[draw]))
+    assert not np.array_equal(pairs(shards_of[0]), pairs(shards_of[1]))
+
+
+def test_meta_without_draws_is_one_draw(data_dir):
+    meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
+    assert "draws" not in meta and draw_shards(meta) == [[0, 1, 2, 3]] and draw_pairs(meta) == [TOTAL]
+    assert epoch_shards(meta, 5, 7) == shard_order(5, 7, 4)
+    bad = {**meta, "shards": [{**shard, "draw": 1} for shard in meta["shards"]]}
+    with pytest.raises(StageError, match="is of draw 1, but there are 1 draws"):
+        draw_shards(bad)
 
 
 def test_same_arguments_same_batches(data_dir):

@@ -226,10 +226,17 @@ def test_cpu_kernel_matches_numpy_reference_pair_by_pair():
     tree, input_w, inner_w, target, context = random_setup()
     expected_in, expected_inner, expected_loss = numpy_reference(input_w, inner_w, target, context, tree,
                                                                  0.08, 0.02)
+    sampled_in, sampled_inner = input_w.copy(), inner_w.copy()
     loss = hs_step_cpu(input_w, inner_w, target, context, tree.paths, tree.codes, tree.lengths, 0.08, 0.02, 1)
     np.testing.assert_allclose(input_w, expected_in, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(inner_w, expected_inner, rtol=1e-4, atol=1e-6)
     assert loss == pytest.approx(expected_loss, rel=1e-5)
+    # a sampled loss (every 4th pair) leaves the updates exactly as they were
+    sampled_loss = hs_step_cpu(sampled_in, sampled_inner, target, context, tree.paths, tree.codes, tree.lengths,
+                               0.08, 0.02, 1, 4)
+    np.testing.assert_array_equal(sampled_in, input_w)
+    np.testing.assert_array_equal(sampled_inner, inner_w)
+    assert 0 < sampled_loss != pytest.approx(loss, rel=1e-9)
 
 
 def test_torch_step_with_one_pair_micro_batches_is_pair_by_pair():

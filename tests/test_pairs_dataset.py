@@ -1,4 +1,4 @@
-"""pairs_dataset.py: exact pairs, windows, sub-sampling, chunking, shards, errors."""
+"""pairs_dataset.py: exact pairs, windows, sub-sampling, chunking, shards, draws, errors."""
 import json
 import math
 import subprocess
@@ -37,10 +37,13 @@ def run_stage(data_dir: Path, *flags: str) -> dict:
     return pairs_dataset.main(["--data-dir", str(data_dir), *flags])
 
 
-def read_shards(data_dir: Path) -> tuple[dict, list[np.ndarray]]:
+def read_shards(data_dir: Path, draw: int | None = 0) -> tuple[dict, list[np.ndarray]]:
+    """meta.json and the (target, context) rows of each shard of draw `draw` (None: of every draw)."""
     meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
     shards = []
     for shard in meta["shards"]:
+        if draw is not None and shard["draw"] != draw:
+            continue
         table = pq.read_table(data_dir / "pairs" / shard["file"])
         assert table.schema.field("target").type == pa.int32()
         assert table.schema.field("context").type == pa.int32()
@@ -113,16 +116,21 @@ def test_window_pairs_targets_range_uses_halo():
 
 def test_stage_exact_pairs_no_crossing(tmp_path):
     write_corpus(tmp_path, TWO_DOCS)
-    figures = run_stage(tmp_path, "--window", "2", "--sample", "0", "--no-dynamic-window")
-    meta, shards = read_shards(tmp_path)
-    assert as_multiset(np.concatenate(shards)) == Counter(TWO_DOCS_PAIRS)
-    assert meta["pairs"] == 12 and meta["tokens"] == 6 and meta["retained_tokens"] == 6
-    assert meta["shards"] == [{"file": "shard-00000.parquet", "pairs": 12}]
+    figures = run_stage(tmp_path, "--window", "2", "--sample", "0", "--no-dynamic-window", "--draws", "2")
+    for draw in (0, 1):
+        meta, shards = read_shards(tmp_path, draw)
+        assert as_multiset(np.concatenate(shards)) == Counter(TWO_DOCS_PAIRS)
+    # "pairs" and "bytes" count every draw's shards; "tokens" and "retained_tokens" are one pass (draw 0)
+    assert meta["pairs"] == 24 and meta["tokens"] == 6 and meta["retained_tokens"] == 6
+    assert meta["draws"] == 2 and meta["pairs_per_draw"] == [12, 12] and meta["retained_per_draw"] == [6, 6]
+    assert meta["shards"] == [{"file": "shard-00000.parquet", "pairs": 12, "draw": 0},
+                              {"file": "shard-00001.parquet", "pairs": 12, "draw": 1}]
     assert meta["window"] == 2 and meta["sample"] == 0 and meta["dynamic_window"] is False
     assert meta["vocab_size"] == 6 and meta["compression"] == "lz4"
-    assert meta["bytes"] == (tmp_path / "pairs" / "shard-00000.parquet").stat().st_size
-    assert figures["pairs"] == 12 and figures["shards"] == 1
-    assert json.loads((tmp_path / "stats" / "pairs_dataset.json").read_text())["pairs"] == 12
+    assert meta["bytes"] == sum((tmp_path / "pairs" / f"shard-0000{i}.parquet").stat().st_size for i in (0, 1))
+    assert figures["pairs"] == 24 and figures["shards"] == 2 and figures["draws"] == 2
+    assert figures["bytes_per_pair"] == round(meta["bytes"] / 24, 3)
+    assert json.loads((tmp_path / "stats" / "pairs_dataset.json").read_text())["pairs"] == 24
 
 
 def test_dynamic_window_within_drawn_window_and_distance_law(tmp_path):
@@ -147,7 +155,7 @@ def test_dynamic_window_within_drawn_window_and_distance_law(tmp_path):
     per_distance = np.bincount(np.abs(offset), minlength=window + 1)[1:] / (2 * n)
     law = (window - np.arange(1, window + 1) + 1) / window
     assert np.allclose(per_distance, law, atol=0.006)  # binomial sd ~0.001
-    assert meta["pairs"] == len(pairs)
+    assert meta["pairs_per_draw"][0] == len(pairs)
 
 
 def test_subsampling_keep_rate_matches_formula():
@@ -171,8 +179,11 @@ def test_stage_subsampling_retained_tokens(tmp_path):
     meta, _ = read_shards(tmp_path)
     expected = float((counts * keep_probabilities(counts, 1e-2)).sum())
     assert meta["tokens"] == counts.sum()
-    assert abs(meta["retained_tokens"] - expected) < 5 * math.sqrt(expected)
-    assert meta["retained_tokens"] < 0.5 * counts.sum()
+    assert meta["retained_tokens"] == meta["retained_per_draw"][0] and meta["draws"] == pairs_dataset.DRAWS
+    for retained in meta["retained_per_draw"]:  # every draw sub-samples anew, at the same rates
+        assert abs(retained - expected) < 5 * math.sqrt(expected)
+        assert retained < 0.5 * counts.sum()
+    assert len(set(meta["retained_per_draw"])) > 1
 
 
 def test_iter_pairs_chunking_changes_nothing():
@@ -202,10 +213,10 @@ def test_stage_chunks_give_identical_shards(tmp_path):
     for name, chunk, n_parts in [("a", 10**6, 1), ("b", 7, 3), ("c", 1, 2)]:
         write_corpus(tmp_path / name, docs, n_parts=n_parts)
         run_stage(tmp_path / name, *flags, "--chunk-tokens", str(chunk))
-    meta_a, shards_a = read_shards(tmp_path / "a")
-    assert len(shards_a) > 2
+    meta_a, shards_a = read_shards(tmp_path / "a", draw=None)
+    assert len(shards_a) > 2 * pairs_dataset.DRAWS
     for name in "bc":
-        meta, shards = read_shards(tmp_path / name)
+        meta, shards = read_shards(tmp_path / name, draw=None)
         assert {k: v for k, v in meta.items() if k != "bytes"} == {k: v for k, v in meta_a.items() if k != "bytes"}
         assert all(np.array_equal(x, y) for x, y in zip(shards, shards_a)) and len(shards) == len(shards_a)
 
@@ -216,7 +227,7 @@ def test_long_single_document_in_small_chunks(tmp_path):
     write_corpus(tmp_path, [doc], vocab_size=1000)
     run_stage(tmp_path, "--window", str(window), "--sample", "0", "--no-dynamic-window", "--chunk-tokens", "999")
     meta, shards = read_shards(tmp_path)
-    assert meta["pairs"] == sum(2 * (n - d) for d in range(1, window + 1))
+    assert meta["pairs_per_draw"][0] == sum(2 * (n - d) for d in range(1, window + 1))
     got = np.concatenate(shards).astype(np.int64)
     expected = np.concatenate([np.stack([doc[:-d], doc[d:]], 1) for d in range(1, window + 1)] +
                               [np.stack([doc[d:], doc[:-d]], 1) for d in range(1, window + 1)])
@@ -233,10 +244,14 @@ def test_shards_split_counts_and_row_groups(tmp_path):
     meta, shards = read_shards(tmp_path)
     expected = brute_force_pairs([list(d) for d in docs], [3] * sum(map(len, docs)))
     total = len(expected)
-    assert meta["pairs"] == total and total > 3000
-    assert [s["pairs"] for s in meta["shards"]] == [1000] * (total // 1000) + [total % 1000]
-    assert [s["file"] for s in meta["shards"]] == [f"shard-{i:05d}.parquet" for i in range(len(shards))]
-    assert [len(s) for s in shards] == [s["pairs"] for s in meta["shards"]]
+    assert meta["pairs_per_draw"] == [total] * pairs_dataset.DRAWS and total > 3000
+    assert meta["pairs"] == total * pairs_dataset.DRAWS
+    # each draw's shards are full but its last, numbered on across draws
+    per_draw = [1000] * (total // 1000) + [total % 1000]
+    assert [s["pairs"] for s in meta["shards"]] == per_draw * pairs_dataset.DRAWS
+    assert [s["draw"] for s in meta["shards"]] == [d for d in range(pairs_dataset.DRAWS) for _ in per_draw]
+    assert [s["file"] for s in meta["shards"]] == [f"shard-{i:05d}.parquet" for i in range(len(meta["shards"]))]
+    assert [len(s) for s in shards] == per_draw
     assert as_multiset(np.concatenate(shards)) == Counter(expected)
     assert pq.ParquetFile(tmp_path / "pairs" / "shard-00000.parquet").metadata.num_row_groups == 4
     assert [pq.ParquetFile(tmp_path / "pairs" / "shard-00000.parquet").metadata.row_group(i).num_rows
@@ -255,19 +270,75 @@ def test_same_seed_same_shards_other_seed_other_order(tmp_path, compression):
     for name, seed in [("a", 1), ("b", 1), ("c", 2)]:
         write_corpus(tmp_path / name, docs)
         run_stage(tmp_path / name, "--seed", str(seed), "--compression", compression, "--pairs-per-shard", "500")
-        runs[name] = read_shards(tmp_path / name)
+        runs[name] = read_shards(tmp_path / name, draw=None)
     assert runs["a"][0]["compression"] == compression
     assert runs["a"][0] == runs["b"][0]
     assert all(np.array_equal(x, y) for x, y in zip(runs["a"][1], runs["b"][1]))
     assert not np.array_equal(runs["a"][1][0][:100], runs["c"][1][0][:100])
 
 
+def test_draw_zero_is_a_one_draw_run_and_later_draws_redraw(tmp_path):
+    rng = np.random.default_rng(9)
+    docs = [rng.integers(0, 40, size=k) for k in rng.integers(2, 80, size=60)]
+    flags = ["--window", "4", "--sample", "1e-2", "--pairs-per-shard", "600", "--row-group-pairs", "250"]
+    for name, draws in [("one", "1"), ("two", "2")]:
+        write_corpus(tmp_path / name, docs)
+        run_stage(tmp_path / name, *flags, "--draws", draws)
+    meta_one, one = read_shards(tmp_path / "one", draw=None)
+    meta_two, draw0 = read_shards(tmp_path / "two", draw=0)
+    _, draw1 = read_shards(tmp_path / "two", draw=1)
+    # draw 0 is bit for bit what a one-draw run writes (the seed's own keeps, windows and shuffles)
+    assert len(draw0) == len(one) > 1 and all(np.array_equal(a, b) for a, b in zip(draw0, one))
+    assert meta_two["shards"][:len(one)] == meta_one["shards"]
+    assert all((tmp_path / "two" / "pairs" / s["file"]).read_bytes() == (tmp_path / "one" / "pairs" / s["file"])
+               .read_bytes() for s in meta_one["shards"])
+    assert meta_two["pairs_per_draw"][0] == meta_one["pairs"] == meta_one["pairs_per_draw"][0]
+    assert meta_two["retained_tokens"] == meta_one["retained_tokens"] == meta_two["retained_per_draw"][0]
+    # draw 1 draws its own keeps and windows; its shards are numbered on after draw 0's
+    assert meta_two["retained_per_draw"][1] != meta_two["retained_per_draw"][0]
+    assert as_multiset(np.concatenate(draw1)) != as_multiset(np.concatenate(draw0))
+    assert meta_two["shards"][len(one)] == {"file": f"shard-{len(one):05d}.parquet",
+                                            "pairs": min(600, meta_two["pairs_per_draw"][1]), "draw": 1}
+    assert meta_two["pairs"] == sum(meta_two["pairs_per_draw"]) == sum(len(s) for s in draw0 + draw1)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_every_draw_keeps_the_invariants(tmp_path, dynamic):
+    window, bounds = 4, [0, 1200, 3000]
+    docs = [np.arange(a, b) for a, b in zip(bounds, bounds[1:])]  # unique ids: distance = context - target
+    write_corpus(tmp_path, docs, vocab_size=bounds[-1])
+    run_stage(tmp_path, "--window", str(window), "--sample", "0", "--draws", "3", "--pairs-per-shard", "5000",
+              "--dynamic-window" if dynamic else "--no-dynamic-window")
+    draws = [np.concatenate(read_shards(tmp_path, d)[1]).astype(np.int64) for d in range(3)]
+    position = np.arange(bounds[-1])
+    doc = np.searchsorted(bounds, position, "right") - 1
+    for pairs in draws:
+        target, offset = pairs[:, 0], pairs[:, 1] - pairs[:, 0]
+        assert np.all((np.abs(offset) >= 1) & (np.abs(offset) <= window))
+        assert np.array_equal(doc[target], doc[pairs[:, 1]])  # never across documents
+        assert len(np.unique(target * bounds[-1] + pairs[:, 1])) == len(pairs)
+        # each target pairs with every position within its own window b, clipped at its document's edges
+        b = np.zeros(bounds[-1], dtype=np.int64)
+        np.maximum.at(b, target, np.abs(offset))
+        room_left, room_right = position - np.take(bounds, doc), np.take(bounds, doc + 1) - 1 - position
+        expected = np.minimum(b, room_left) + np.minimum(b, room_right)
+        assert np.array_equal(np.bincount(target, minlength=bounds[-1]), expected)
+        assert np.all(b >= 1) and (dynamic or np.all(b == window))
+    multisets = [as_multiset(pairs) for pairs in draws]
+    if dynamic:  # windows redrawn: other pairs in every draw
+        assert multisets[0] != multisets[1] and multisets[1] != multisets[2] and multisets[0] != multisets[2]
+    else:  # nothing random but the shuffle: the same pairs, in another order
+        assert multisets[0] == multisets[1] == multisets[2]
+        assert not np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[1], draws[2])
+
+
 def test_rerun_replaces_output(tmp_path):
     write_corpus(tmp_path, [list(range(10))] * 30)
     run_stage(tmp_path, "--pairs-per-shard", "50", "--sample", "0")
     assert len(list((tmp_path / "pairs").glob("shard-*.parquet"))) > 3
-    run_stage(tmp_path, "--sample", "0")
-    assert sorted(p.name for p in (tmp_path / "pairs").iterdir()) == ["meta.json", "shard-00000.parquet"]
+    run_stage(tmp_path, "--sample", "0", "--draws", "2")
+    assert sorted(p.name for p in (tmp_path / "pairs").iterdir()) == ["meta.json", "shard-00000.parquet",
+                                                                       "shard-00001.parquet"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -288,6 +359,8 @@ def test_bad_compression_and_out_of_range_ids(tmp_path):
     write_corpus(tmp_path, TWO_DOCS)
     with pytest.raises(StageError, match="--compression must be one of"):
         run_stage(tmp_path, "--compression", "lzma")
+    with pytest.raises(StageError, match="--draws must be at least 1, got 0"):
+        run_stage(tmp_path, "--draws", "0")
     write_corpus(tmp_path, TWO_DOCS, vocab_size=6)
     vocab = json.loads((tmp_path / "vocab.json").read_text())
     (tmp_path / "vocab.json").write_text(json.dumps({**vocab, "words": vocab["words"][:5],

@@ -1,5 +1,6 @@
 """All seven stages end to end on a generated corpus with planted word clusters."""
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -41,13 +42,15 @@ def write_corpus(path: Path, documents: int = 3000, seed: int = 0) -> list[list[
     return clusters
 
 
-def run_stages(data_dir: Path, corpus: Path, pairs_per_shard: int = 10_000_000) -> None:
+def run_stages(data_dir: Path, corpus: Path, pairs_per_shard: int = 10_000_000, draws: int = 2) -> list[int]:
+    """Stages 1-4; returns the pairs of each draw (dynamic windows: they differ from draw to draw)."""
     common = ["--data-dir", str(data_dir)]
     prep.main(common + ["--dataset", str(corpus), "--num-proc", "1"])
     convert_to_int.main(common + ["--min-count", "2", "--num-proc", "1"])
     pairs_dataset.main(common + ["--window", "4", "--sample", "0", "--pairs-per-shard", str(pairs_per_shard),
-                                 "--row-group-pairs", "20000"])
+                                 "--row-group-pairs", "20000", "--draws", str(draws)])
     unigram_table.main(common + ["--table-size", "100000"])
+    return json.loads((data_dir / "pairs" / "meta.json").read_text())["pairs_per_draw"]
 
 
 TRAIN_ARGS = ["--dim", "24", "--batch-size", "5000", "--threads", "1", "--device", "cpu", "--num-workers", "0",
@@ -57,9 +60,10 @@ TRAIN_ARGS = ["--dim", "24", "--batch-size", "5000", "--threads", "1", "--device
 def test_planted_clusters_are_learned_through_all_stages(tmp_path):
     data_dir = tmp_path / "data"
     clusters = write_corpus(tmp_path / "corpus.txt")
-    run_stages(data_dir, tmp_path / "corpus.txt")
+    pairs_per_draw = run_stages(data_dir, tmp_path / "corpus.txt")
     figures = train.main(["--data-dir", str(data_dir), "--epochs", "3", *TRAIN_ARGS])
-    assert figures["pairs"] > 0
+    # 3 epochs over 2 draws: epochs read draws 0, 1, 0
+    assert len(set(pairs_per_draw)) == 2 and figures["pairs"] == 2 * pairs_per_draw[0] + pairs_per_draw[1]
 
     from vectors_io import load_vectors
     words, vectors = load_vectors(data_dir / "model" / "vectors.txt")
@@ -81,10 +85,13 @@ def test_resume_after_one_shard_equals_uninterrupted_run(tmp_path):
     corpus = tmp_path / "corpus.txt"
     write_corpus(corpus, documents=600)
     data_dir = tmp_path / "data"
-    run_stages(data_dir, corpus, pairs_per_shard=20_000)
+    pairs_per_draw = run_stages(data_dir, corpus, pairs_per_shard=20_000, draws=2)
+    shards_per_draw = [-(-pairs // 20_000) for pairs in pairs_per_draw]
+    assert shards_per_draw[0] >= 2 and shards_per_draw[1] >= 2
     args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS]
 
-    train.main(args)
+    figures = train.main(args)
+    assert figures["pairs"] == sum(pairs_per_draw)  # epoch 0 read draw 0, epoch 1 draw 1
     uninterrupted = np.load(data_dir / "model" / "embeddings.npy")
     uninterrupted_loss = (data_dir / "model" / "loss.csv").read_text()
 
@@ -93,6 +100,9 @@ def test_resume_after_one_shard_equals_uninterrupted_run(tmp_path):
     stopped = train.main(args + ["--stop-after-shards", "1"])
     assert stopped["stopped"] and stopped["position"]["shard"] == 1
     assert not (data_dir / "model" / "embeddings.npy").exists()
+    # on to the second shard of epoch 1, which reads draw 1
+    stopped = train.main(args + ["--resume", "--stop-after-shards", str(shards_per_draw[0])])
+    assert stopped["stopped"] and (stopped["position"]["epoch"], stopped["position"]["shard"]) == (1, 1)
     train.main(args + ["--resume"])
     np.testing.assert_array_equal(np.load(data_dir / "model" / "embeddings.npy"), uninterrupted)
     assert (data_dir / "model" / "loss.csv").read_text() == uninterrupted_loss

@@ -59,19 +59,20 @@ def test_torch_step_sums_repeated_rows_like_autograd():
 
 def numpy_reference(input_w, output_w, target, context, negatives, lr):
     """word2vec.c's skip-gram inner loop written plainly, pair after pair."""
-    input_w, output_w, loss = input_w.copy(), output_w.copy(), 0.0
+    input_w, output_w, pair_losses = input_w.copy(), output_w.copy(), []
     for t, c, negs in zip(target, context, negatives):
         u = input_w[t].astype(np.float64)
         grad_u = np.zeros_like(u)
+        pair_losses.append(0.0)
         for o, label in [(c, 1.0)] + [(n, 0.0) for n in negs]:
             v = output_w[o].astype(np.float64)
             score = u @ v
-            loss += np.log1p(np.exp(-score if label else score))
+            pair_losses[-1] += np.log1p(np.exp(-score if label else score))
             g = (label - 1 / (1 + np.exp(-score))) * lr
             grad_u += g * v
             output_w[o] = v + g * u
         input_w[t] = u + grad_u
-    return input_w, output_w, loss
+    return input_w, output_w, np.array(pair_losses)
 
 
 def test_cpu_kernel_matches_numpy_reference_pair_by_pair():
@@ -82,10 +83,17 @@ def test_cpu_kernel_matches_numpy_reference_pair_by_pair():
     context = rng.integers(0, 15, 40).astype(np.int32)
     negatives = rng.integers(0, 15, (40, 4)).astype(np.int32)  # repeats included: order of updates matters
     expected_in, expected_out, expected_loss = numpy_reference(input_w, output_w, target, context, negatives, 0.05)
+    sampled_in, sampled_out = input_w.copy(), output_w.copy()
     loss = sgns_step_cpu(input_w, output_w, target, context, negatives, 0.05, 0.05, 1)
     np.testing.assert_allclose(input_w, expected_in, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(output_w, expected_out, rtol=1e-4, atol=1e-6)
-    assert loss == pytest.approx(expected_loss, rel=1e-4)
+    assert loss == pytest.approx(expected_loss.sum(), rel=1e-4)
+
+    # loss_every=3: the same updates, the loss of pairs 0, 3, 6, ... scaled to all 40 pairs
+    sampled_loss = sgns_step_cpu(sampled_in, sampled_out, target, context, negatives, 0.05, 0.05, 1, 3)
+    np.testing.assert_array_equal(sampled_in, input_w)
+    np.testing.assert_array_equal(sampled_out, output_w)
+    assert sampled_loss == pytest.approx(expected_loss[::3].sum() * 40 / 14, rel=1e-4)
 
 
 def test_cpu_kernel_single_pair_equals_autograd():
