@@ -31,6 +31,9 @@ from pathlib import Path
 import numba
 import numpy as np
 import torch
+from llvmlite import ir
+from numba.core import cgutils
+from numba.extending import intrinsic
 from torch import nn
 
 from common import atomic_output, load_vocab, parse_config, require, run
@@ -41,6 +44,8 @@ K = 10  # neighbours per word
 
 # word2vec.c's MAX_EXP: beyond it sigma is taken as 0 or 1 and the gradient as saturated.
 MAX_SCORE = 6.0
+# float32 values per 64-byte cache line: the stride of the row prefetches.
+FLOATS_PER_LINE = 16
 
 
 class SkipGram(nn.Module):
@@ -115,6 +120,33 @@ def nearest_neighbours(words: list[str], vectors: torch.Tensor | np.ndarray, que
             for i, word in enumerate(queries)}
 
 
+@intrinsic
+def _prefetch(typingctx, matrix, row, column):
+    """LLVM's prefetch of the cache line holding matrix[row, column]: a hint to the CPU, no effect on any value."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        indices = [context.cast(builder, value, kind, numba.types.intp)
+                   for value, kind in zip(args[1:], signature.args[1:])]
+        address = cgutils.get_item_pointer(context, builder, array_type, array, indices, wraparound=False)
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        prefetch = builder.module.declare_intrinsic(
+            "llvm.prefetch", [byte_pointer], ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]))
+        # rw = 1 (the row will be written), locality = 3 (keep in all cache levels), data cache
+        builder.call(prefetch, [builder.bitcast(address, byte_pointer), ir.Constant(i32, 1), ir.Constant(i32, 3),
+                                ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return numba.types.void(matrix, row, column), codegen
+
+
+@numba.njit(inline="always")
+def prefetch_row(matrix: np.ndarray, row: int) -> None:
+    """Start loading every cache line of matrix[row] while the CPU works on something else."""
+    for column in range(0, matrix.shape[1], FLOATS_PER_LINE):
+        _prefetch(matrix, row, column)
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def sgns_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray, context: np.ndarray,
                   negatives: np.ndarray, lr_start: float, lr_end: float, threads: int, loss_every: int = 1) -> float:
@@ -124,6 +156,8 @@ def sgns_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
     the batch run at once and update the shared tables without locks, as word2vec.c does.
     The loss is only reported, never trained on, and its log/exp cost a third of the kernel (measured, text8
     dim 100): with loss_every = k it is computed on pairs 0, k, 2k, ... and scaled up to the whole batch.
+    The pairs are shuffled, so nearly every row is a cache miss: the rows of pair p + 1 are prefetched while pair p
+    is trained, which hides most of the memory latency (1.3-1.8x at dim 100, 1.1-1.3x at dim 300; bench/RESULTS.md).
     """
     n_pairs, dim = target.shape[0], input_w.shape[1]
     n_negatives = negatives.shape[1]
@@ -133,7 +167,13 @@ def sgns_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
     for thread in numba.prange(threads):
         grad_u = np.empty(dim, dtype=np.float32)
         loss = 0.0
-        for p in range(thread * per_thread, min(n_pairs, (thread + 1) * per_thread)):
+        end = min(n_pairs, (thread + 1) * per_thread)
+        for p in range(thread * per_thread, end):
+            if p + 1 < end:
+                prefetch_row(input_w, target[p + 1])
+                prefetch_row(output_w, context[p + 1])
+                for k in range(n_negatives):
+                    prefetch_row(output_w, negatives[p + 1, k])
             lr = np.float32(lr_start + (lr_end - lr_start) * (p / n_pairs))
             u = input_w[target[p]]
             grad_u[:] = 0.0
@@ -342,7 +382,12 @@ def hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarray, co
     for thread in numba.prange(threads):
         grad_u = np.empty(dim, dtype=np.float32)
         loss = 0.0
-        for p in range(thread * per_thread, min(n_pairs, (thread + 1) * per_thread)):
+        end = min(n_pairs, (thread + 1) * per_thread)
+        for p in range(thread * per_thread, end):
+            if p + 1 < end:  # as in sgns_step_cpu; the nodes near the root stay in cache anyway
+                prefetch_row(input_w, target[p + 1])
+                for j in range(lengths[context[p + 1]]):
+                    prefetch_row(inner_w, paths[context[p + 1], j])
             lr = np.float32(lr_start + (lr_end - lr_start) * (p / n_pairs))
             u = input_w[target[p]]
             c = context[p]

@@ -5,6 +5,9 @@
 
 Settings for both: skip-gram, negative 5, window 5, min_count 5, sample 1e-4, 2 threads, alpha 0.025,
 dim 100 (text8) or 300 (ru). Each side runs in its own processes so peak memory is measured per stage.
+With --repeats N the sides alternate N times (gensim, ours, gensim, ours, ...) and the table shows medians: the
+shared 2-core machine has slow spells that halve a memory-bound loop's speed for tens of seconds (measured: the
+same training batches at 3.9M and 1.6M pairs/s minutes apart), so one run of each side can mislead.
 Results are appended to bench/work/results.jsonl; bench/RESULTS.md holds the ones we publish.
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import json
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -29,7 +33,7 @@ CORPORA = {
               "similarity": ["eval_en/wordsim353.tsv", "eval_en/simlex999.txt"]},
     "ru": {"dim": 300, "analogies": [], "similarity": ["eval/ru_simlex965.tsv", "eval/hj.csv"]},
 }
-SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025}
+SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025, "seed": 1}
 
 # Word characters that are not digits or underscores, hyphens only between them: what prep.py keeps.
 WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
@@ -65,7 +69,7 @@ def gensim_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict
     figures["read_s"] = time.perf_counter() - started
     model = Word2Vec(vector_size=dim, sg=1, hs=int(hs), negative=0 if hs else SETTINGS["negative"],
                      window=SETTINGS["window"], min_count=SETTINGS["min_count"], sample=SETTINGS["sample"],
-                     workers=SETTINGS["workers"], alpha=SETTINGS["alpha"], seed=1)
+                     workers=SETTINGS["workers"], alpha=SETTINGS["alpha"], seed=SETTINGS["seed"])
     started = time.perf_counter()
     model.build_vocab(sentences)
     figures["vocab_s"] = time.perf_counter() - started
@@ -88,10 +92,11 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
         ["prep.py", "--dataset", str(corpus_source(corpus))],
         ["convert_to_int.py", "--min-count", str(SETTINGS["min_count"])],
         ["pairs_dataset.py", "--window", str(SETTINGS["window"]), "--sample", str(SETTINGS["sample"]),
-         "--draws", str(epochs)],  # a fresh draw of windows and sub-sampling per epoch, as gensim does
+         "--draws", str(epochs), "--seed", str(SETTINGS["seed"])],  # a fresh draw of windows and sub-sampling per epoch, as gensim does
         ["unigram_table.py"],
         ["train.py", "--epochs", str(epochs), "--dim", str(dim), "--negatives", str(SETTINGS["negative"]),
-         "--threads", str(SETTINGS["workers"]), "--lr", str(SETTINGS["alpha"]), "--device", "cpu"]
+         "--threads", str(SETTINGS["workers"]), "--lr", str(SETTINGS["alpha"]), "--device", "cpu",
+         "--seed", str(SETTINGS["seed"])]
         + (["--loss", "hs"] if hs else []),
     ]
     figures = {}
@@ -154,9 +159,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--hs", action="store_true", help="hierarchical softmax instead of negative sampling")
     parser.add_argument("--side", choices=["both", "gensim", "ours"], default="both")
+    parser.add_argument("--seed", type=int, default=1, help="seed of both sides (run-to-run spread: try several)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each side, alternated; the table shows medians, the spread of times below it")
     parser.add_argument("--internal-gensim", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     dim = CORPORA[args.corpus]["dim"]
+    SETTINGS["seed"] = args.seed
 
     if args.internal_gensim:
         out = Path(args.internal_gensim)
@@ -166,31 +175,57 @@ def main() -> None:
         print(f"skipped: {SHARED} is absent (the benchmark needs the shared corpora)")
         return
 
-    tag = f"{args.corpus}-e{args.epochs}{'-hs' if args.hs else ''}"
+    tag = f"{args.corpus}-e{args.epochs}{'-hs' if args.hs else ''}{f'-seed{args.seed}' if args.seed != 1 else ''}"
     results = {"corpus": args.corpus, "epochs": args.epochs, "dim": dim, "hs": args.hs, "machine": machine(),
-               "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS}
-    if args.side in ("both", "gensim"):
-        out = WORK / tag / "gensim"
-        out.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([PYTHON, __file__, "--corpus", args.corpus, "--epochs", str(args.epochs),
-                               *(["--hs"] if args.hs else []), "--internal-gensim", str(out)],
-                              check=True, capture_output=True, text=True)
-        results["gensim"] = json.loads(done.stdout.strip().splitlines()[-1])
-        results["gensim"]["scores"] = evaluate(args.corpus, out / "vectors.txt")
-    if args.side in ("both", "ours"):
-        out = WORK / tag / "ours"
-        out.mkdir(parents=True, exist_ok=True)
-        results["ours"] = our_side(args.corpus, args.epochs, dim, args.hs, out)
-        results["ours"]["scores"] = evaluate(args.corpus, out / "vectors.txt")
+               "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats}
+    runs: dict[str, list[dict]] = {"gensim": [], "ours": []}
+    # The two sides alternate, so a slow spell of the shared machine falls on both rather than on one.
+    for _ in range(args.repeats):
+        if args.side in ("both", "gensim"):
+            out = WORK / tag / "gensim"
+            out.mkdir(parents=True, exist_ok=True)
+            done = subprocess.run([PYTHON, __file__, "--corpus", args.corpus, "--epochs", str(args.epochs),
+                                   *(["--hs"] if args.hs else []), "--seed", str(args.seed),
+                                   "--internal-gensim", str(out)],
+                                  check=True, capture_output=True, text=True)
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            figures["scores"] = evaluate(args.corpus, out / "vectors.txt")
+            runs["gensim"].append(figures)
+        if args.side in ("both", "ours"):
+            out = WORK / tag / "ours"
+            out.mkdir(parents=True, exist_ok=True)
+            figures = our_side(args.corpus, args.epochs, dim, args.hs, out)
+            figures["scores"] = evaluate(args.corpus, out / "vectors.txt")
+            runs["ours"].append(figures)
+    for side, side_runs in runs.items():
+        if side_runs:
+            results[side] = median_figures(side_runs)
+            results[side]["runs"] = side_runs
     with open(WORK / "results.jsonl", "a") as handle:
         handle.write(json.dumps(results, default=str) + "\n")
     print_table(results)
 
 
+def median_figures(runs: list[dict]) -> dict:
+    """Each number the median over the runs (nested dicts too); anything else as the first run has it."""
+    merged = {}
+    for key, first in runs[0].items():
+        values = [run.get(key) for run in runs]
+        if isinstance(first, dict):
+            merged[key] = median_figures([v for v in values if isinstance(v, dict)])
+        elif isinstance(first, (int, float)) and not isinstance(first, bool) and \
+                all(isinstance(v, (int, float)) for v in values):
+            merged[key] = statistics.median(values)
+        else:
+            merged[key] = first
+    return merged
+
+
 def print_table(results: dict) -> None:
     gensim, ours = results.get("gensim", {}), results.get("ours", {})
     print(f"\n{results['corpus']}, {results['epochs']} epoch(s), dim {results['dim']}, "
-          f"{'hs' if results['hs'] else 'negative 5'}; {results['machine']}; {results['date']}")
+          f"{'hs' if results['hs'] else 'negative 5'}, seed {results['settings'].get('seed', 1)}; {results['machine']}; "
+          f"{results['date']}")
     print(f"{'figure':<28}{'gensim':>14}{'ours':>14}{'ours/gensim':>13}")
 
     def row(name: str, ours_value, gensim_value, fmt: str = "{:.1f}") -> None:
@@ -213,6 +248,11 @@ def print_table(results: dict) -> None:
         key = "accuracy" if "accuracy" in (mine or theirs) else "spearman"
         row(f"{name} {key}", mine.get(key), theirs.get(key), "{:.4f}")
         row(f"{name} support", mine.get("support"), theirs.get("support"), "{}")
+    for side, figures in (("gensim", gensim), ("ours", ours)):
+        if len(figures.get("runs", [])) > 1:
+            times = ", ".join(f"{run['train_s']:.1f}" for run in figures["runs"])
+            totals = ", ".join(f"{run['total_s']:.1f}" for run in figures["runs"])
+            print(f"{side} runs: training s {times}; total s {totals}")
 
 
 if __name__ == "__main__":
