@@ -9,9 +9,10 @@ writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context`) pl
 Draws: word2vec.c and gensim redraw the sub-sampling and the windows every epoch, so each epoch trains on other
 pairs; reading one fixed pair set every epoch costs quality (text8, 5 epochs: 34.0% analogy accuracy against
 gensim's 36.2%). So the stage writes DRAWS independent pair sets, each with its own keep draws, windows and shard
-shuffles, one after the other (each re-reads the ids parts: memory stays that of one draw); train.py's epoch e
-reads draw e % DRAWS. Disk and this stage's time grow DRAWS-fold; --draws 1 saves them at that cost in quality.
-Shards are numbered on across draws (draw 1 starts where draw 0 ended) and no shard mixes two draws.
+shuffles; train.py's epoch e reads draw e % DRAWS. Draws share nothing, so NUM_PROC worker processes write one
+draw each at a time (each re-reads the ids parts: memory is that of NUM_PROC draws, whatever DRAWS). Disk and
+this stage's work grow DRAWS-fold; --draws 1 saves them at that cost in quality. Shards are numbered on across
+draws (draw 1 starts where draw 0 ended) and no shard mixes two draws.
 
 What is generated follows word2vec.c (and gensim):
 - Sub-sampling of frequent words before the windows are taken: word w (count c, T tokens in the id stream,
@@ -50,7 +51,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import StageReport, atomic_output, fail, load_vocab, parse_config, parts, run, write_json
+from common import (StageReport, WorkerPool, atomic_output, default_num_proc, fail, load_vocab, parse_config, parts,
+                    run, write_json)
 
 DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
@@ -62,6 +64,7 @@ PAIRS_PER_SHARD = 50_000_000  # pairs per shard (the last one is smaller); also 
 ROW_GROUP_PAIRS = 1_000_000  # parquet row group size: the unit the reader reads and splits among workers
 COMPRESSION = "lz4"  # parquet codec of the shards: lz4, zstd, snappy, gzip, brotli or none
 CHUNK_TOKENS = 1_000_000  # retained tokens turned into pairs at once: bounds memory (~100-150 bytes per token)
+NUM_PROC = default_num_proc()  # draws written at once, one worker process each (1 = all in this process)
 
 # Documents per parquet read; a batch is cut into CHUNK_TOKENS-token slices, so only huge documents make it big.
 READ_ROWS = 1024
@@ -194,15 +197,13 @@ def iter_pairs(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.nd
 class ShardWriter:
     """Collects pairs; every `pairs_per_shard` of them are shuffled and written as one parquet shard.
 
-    `start_draw` flushes the pairs of the previous draw (no shard mixes draws) and sets the next draw's shuffle
-    Generator; shard numbers go on across draws. The buffer is kept, so later draws allocate nothing.
+    Shards are named `prefix` + a number counting from 0; each is listed in `shards` with its pairs and `draw`.
     """
 
     def __init__(self, directory: Path, pairs_per_shard: int, row_group_pairs: int, compression: str,
-                 rng: np.random.Generator | None = None, expected_pairs: int = 0):
-        self.directory, self.pairs_per_shard = Path(directory), max(1, int(pairs_per_shard))
-        self.row_group_pairs, self.draw = max(1, int(row_group_pairs)), 0
-        self.rng = rng if rng is not None else np.random.default_rng(0)
+                 rng: np.random.Generator, expected_pairs: int = 0, prefix: str = "shard-", draw: int = 0):
+        self.directory, self.pairs_per_shard, self.prefix = Path(directory), max(1, int(pairs_per_shard)), prefix
+        self.row_group_pairs, self.rng, self.draw = max(1, int(row_group_pairs)), rng, draw
         self.compression = None if compression == "none" else compression
         # Sized from the expected pair count so a small corpus does not allocate a full shard, and grows on
         # demand (up to pairs_per_shard) if the estimate was short.
@@ -211,10 +212,6 @@ class ShardWriter:
         self.filled = 0
         self.shards: list[dict] = []
         self.bytes = 0
-
-    def start_draw(self, draw: int, rng: np.random.Generator) -> None:
-        self.flush()
-        self.draw, self.rng = draw, rng
 
     def add(self, targets: np.ndarray, contexts: np.ndarray) -> None:
         done = 0
@@ -240,7 +237,7 @@ class ShardWriter:
         pairs = self.buffer[:self.filled]
         # Shuffle (target, context) rows in place as single int64 values: no permutation array, no copy.
         self.rng.shuffle(pairs.view(np.int64).reshape(-1))
-        path = self.directory / f"shard-{len(self.shards):05d}.parquet"
+        path = self.directory / f"{self.prefix}{len(self.shards):05d}.parquet"
         try:
             with pq.ParquetWriter(path, SCHEMA, compression=self.compression, use_dictionary=False) as writer:
                 for start in range(0, self.filled, self.row_group_pairs):
@@ -287,6 +284,34 @@ def read_id_slices(files: list[Path], vocab_size: int, slice_tokens: int,
             fail(f"{path} is unreadable ({str(error).splitlines()[0]}): run convert_to_int.py again")
 
 
+def write_draw(task: dict) -> dict:
+    """Worker: one draw's shards as draw-DDDDD-shard-NNNNN.parquet in task["out_dir"]; its shards and counters.
+
+    task: files, vocab_size, keep_prob, out_dir and the flags (cfg as a dict) and draw. main() renames the shards.
+    """
+    cfg, draw = task["cfg"], task["draw"]
+    seed = draw_seed(cfg["seed"], draw)
+    # The third spawned child of the draw's seed shuffles its shards (iter_pairs uses the first two).
+    writer = ShardWriter(task["out_dir"], cfg["pairs_per_shard"], cfg["row_group_pairs"], cfg["compression"],
+                         np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2]), task["expected_pairs"],
+                         prefix=f"draw-{draw:05d}-shard-", draw=draw)
+    counters = {"tokens": 0, "retained": 0, "pairs": 0}
+    # One bar per draw, on its own line while the draws run side by side.
+    with tqdm(total=task["tokens"], unit="tok", unit_scale=True, desc=f"pairs, draw {draw + 1}/{cfg['draws']}",
+              position=task["bar"], leave=task["bar"] == 0, dynamic_ncols=True) as progress:
+        slices = read_id_slices(task["files"], task["vocab_size"], max(1, cfg["chunk_tokens"]), progress)
+        for targets, contexts in iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"],
+                                            cfg["dynamic_window"], cfg["chunk_tokens"], seed, counters):
+            writer.add(targets, contexts)
+            counters["pairs"] += len(targets)
+            progress.set_postfix(pairs=f"{counters['pairs']:,}", refresh=False)
+    writer.flush()
+    if counters["pairs"] == 0:
+        fail(f"no pairs{f' in draw {draw}' if draw else ''}: {counters['tokens']} tokens, {counters['retained']} "
+             f"after sub-sampling, no two in one document (more text, or a smaller --sample?)")
+    return {"draw": draw, "shards": writer.shards, "bytes": writer.bytes, **counters}
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     data_dir = Path(cfg.data_dir)
@@ -308,29 +333,21 @@ def main(argv: list[str] | None = None) -> dict:
         # Upper bound of the pairs (edges of documents ignored): a token has on average 2 * E[b] contexts.
         mean_reach = (cfg.window + 1) / 2 if cfg.dynamic_window else cfg.window
         expected = float((counts * np.minimum(1.0, keep_prob)).sum()) * 2 * mean_reach
-        writer = ShardWriter(out_dir, cfg.pairs_per_shard, cfg.row_group_pairs, cfg.compression,
-                             expected_pairs=int(expected))
+        num_proc = max(1, min(cfg.num_proc, cfg.draws))
+        tasks = ({"cfg": vars(cfg), "draw": draw, "files": files, "vocab_size": vocab_size, "keep_prob": keep_prob,
+                  "out_dir": out_dir, "expected_pairs": int(expected), "tokens": total, "bar": draw % num_proc}
+                 for draw in range(cfg.draws))
+        shards: list[dict] = []  # every draw's shards, renamed shard-NNNNN in draw order
         per_draw: list[dict] = []  # each draw's tokens, retained tokens and pairs
-        with tqdm(total=total * cfg.draws, unit="tok", unit_scale=True, desc="pairs",
-                  dynamic_ncols=True) as progress:
-            for draw in range(cfg.draws):
-                # every draw reads the ids parts again: memory stays that of one draw, whatever DRAWS
-                seed = draw_seed(cfg.seed, draw)
-                writer.start_draw(draw, np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2]))
-                counters = {"tokens": 0, "retained": 0, "pairs": 0}
-                slices = read_id_slices(files, vocab_size, max(1, cfg.chunk_tokens), progress)
-                for targets, contexts in iter_pairs(slices, keep_prob, cfg.window, cfg.sample, cfg.dynamic_window,
-                                                    cfg.chunk_tokens, seed, counters):
-                    writer.add(targets, contexts)
-                    counters["pairs"] += len(targets)
-                    progress.set_postfix(draw=f"{draw + 1}/{cfg.draws}", pairs=f"{counters['pairs']:,}",
-                                         refresh=False)
-                if counters["pairs"] == 0:
-                    fail(f"no pairs{f' in draw {draw}' if draw else ''}: {counters['tokens']} tokens, "
-                         f"{counters['retained']} after sub-sampling, no two in one document (more text, or a "
-                         f"smaller --sample?)")
-                per_draw.append(counters)
-        writer.flush()
+        shard_bytes = 0
+        with WorkerPool(num_proc) as pool:
+            for result in pool.map(write_draw, tasks, in_flight=num_proc):
+                for shard in result["shards"]:
+                    name = f"shard-{len(shards):05d}.parquet"
+                    (out_dir / shard["file"]).rename(out_dir / name)
+                    shards.append({**shard, "file": name})
+                shard_bytes += result["bytes"]
+                per_draw.append(result)
         elapsed = time.perf_counter() - started
         pairs = sum(counters["pairs"] for counters in per_draw)
         write_json(out_dir / "meta.json", {
@@ -338,11 +355,11 @@ def main(argv: list[str] | None = None) -> dict:
             "tokens": per_draw[0]["tokens"], "retained_tokens": per_draw[0]["retained"], "pairs": pairs,
             "draws": cfg.draws, "pairs_per_draw": [counters["pairs"] for counters in per_draw],
             "retained_per_draw": [counters["retained"] for counters in per_draw],
-            "shards": writer.shards, "vocab_size": vocab_size, "compression": cfg.compression,
-            "row_group_pairs": cfg.row_group_pairs, "pairs_per_shard": cfg.pairs_per_shard, "bytes": writer.bytes,
+            "shards": shards, "vocab_size": vocab_size, "compression": cfg.compression,
+            "row_group_pairs": cfg.row_group_pairs, "pairs_per_shard": cfg.pairs_per_shard, "bytes": shard_bytes,
         })
     return report.finish(tokens=per_draw[0]["tokens"], retained_tokens=per_draw[0]["retained"], draws=cfg.draws,
-                         pairs=pairs, shards=len(writer.shards), bytes_per_pair=round(writer.bytes / pairs, 3),
+                         pairs=pairs, shards=len(shards), bytes_per_pair=round(shard_bytes / pairs, 3),
                          pairs_per_s=round(pairs / max(elapsed, 1e-9)))
 
 

@@ -34,7 +34,9 @@ def write_corpus(data_dir: Path, docs: list, vocab_size: int | None = None, n_pa
 
 
 def run_stage(data_dir: Path, *flags: str) -> dict:
-    return pairs_dataset.main(["--data-dir", str(data_dir), *flags])
+    # In this process unless a test asks for workers: spawning them costs more than these tiny draws.
+    num_proc = [] if "--num-proc" in flags else ["--num-proc", "1"]
+    return pairs_dataset.main(["--data-dir", str(data_dir), *num_proc, *flags])
 
 
 def read_shards(data_dir: Path, draw: int | None = 0) -> tuple[dict, list[np.ndarray]]:
@@ -375,3 +377,20 @@ def test_shell_shows_one_error_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'ids'} not found: run convert_to_int.py first"]
     assert "Traceback" not in result.stderr
+
+
+def test_draws_written_side_by_side_equal_draws_written_in_turn(tmp_path):
+    rng = np.random.default_rng(11)
+    docs = [rng.integers(0, 40, size=k) for k in rng.integers(2, 80, size=60)]
+    flags = ["--window", "3", "--sample", "1e-2", "--pairs-per-shard", "700", "--draws", "3"]
+    for name, num_proc in [("serial", "1"), ("parallel", "2")]:
+        write_corpus(tmp_path / name, docs)
+        run_stage(tmp_path / name, *flags, "--num-proc", num_proc)
+    serial, parallel = (json.loads((tmp_path / name / "pairs" / "meta.json").read_text())
+                        for name in ("serial", "parallel"))
+    assert serial == parallel and len(serial["shards"]) > 3
+    assert sorted(p.name for p in (tmp_path / "parallel" / "pairs").iterdir()) == \
+        sorted([s["file"] for s in serial["shards"]] + ["meta.json"])
+    for shard in serial["shards"]:
+        assert (tmp_path / "serial" / "pairs" / shard["file"]).read_bytes() == \
+            (tmp_path / "parallel" / "pairs" / shard["file"]).read_bytes()
