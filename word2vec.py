@@ -62,14 +62,15 @@ class SkipGram(nn.Module):
             raise ValueError(f"loss must be 'ns' or 'hs', not {loss!r}")
         self.loss = loss
         generator = torch.Generator().manual_seed(seed)
-        self.input = nn.Embedding(vocab_size, dim, sparse=True)
+        # Tables passed in as _weight: nn.Embedding would otherwise fill them with normal draws first (a second
+        # wasted at 132K x 300).
+        initial = torch.rand(vocab_size, dim, generator=generator).sub_(0.5).div_(dim)
+        self.input = nn.Embedding(vocab_size, dim, sparse=True, _weight=initial)
+        zeros = torch.zeros(vocab_size if loss == "ns" else max(0, vocab_size - 1), dim)
         if loss == "ns":
-            self.output = nn.Embedding(vocab_size, dim, sparse=True)
+            self.output = nn.Embedding(vocab_size, dim, sparse=True, _weight=zeros)
         else:
-            self.inner = nn.Embedding(max(0, vocab_size - 1), dim, sparse=True)
-        with torch.no_grad():
-            self.input.weight.copy_((torch.rand(vocab_size, dim, generator=generator) - 0.5) / dim)
-            (self.output if loss == "ns" else self.inner).weight.zero_()
+            self.inner = nn.Embedding(max(0, vocab_size - 1), dim, sparse=True, _weight=zeros)
         self.words = list(words) if words is not None else None
 
     def forward(self, target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:

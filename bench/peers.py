@@ -93,7 +93,7 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
         ["convert_to_int.py", "--min-count", str(SETTINGS["min_count"])],
         ["pairs_dataset.py", "--window", str(SETTINGS["window"]), "--sample", str(SETTINGS["sample"]),
          "--draws", str(epochs), "--seed", str(SETTINGS["seed"])],  # a fresh draw of windows and sub-sampling per epoch, as gensim does
-        ["unigram_table.py"],
+        *([] if hs else [["unigram_table.py"]]),  # hierarchical softmax draws no negatives: no table
         ["train.py", "--epochs", str(epochs), "--dim", str(dim), "--negatives", str(SETTINGS["negative"]),
          "--threads", str(SETTINGS["workers"]), "--lr", str(SETTINGS["alpha"]), "--device", "cpu",
          "--seed", str(SETTINGS["seed"])]
@@ -162,8 +162,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of both sides (run-to-run spread: try several)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each side, alternated; the table shows medians, the spread of times below it")
+    parser.add_argument("--report", action="store_true",
+                        help="print every run kept in bench/work/results.jsonl as Markdown tables, run nothing")
     parser.add_argument("--internal-gensim", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.report:
+        for line in (WORK / "results.jsonl").read_text().splitlines():
+            print_table(json.loads(line), markdown=True)
+        return
     dim = CORPORA[args.corpus]["dim"]
     SETTINGS["seed"] = args.seed
 
@@ -221,18 +227,26 @@ def median_figures(runs: list[dict]) -> dict:
     return merged
 
 
-def print_table(results: dict) -> None:
+def print_table(results: dict, markdown: bool = False) -> None:
+    """The side-by-side table; markdown=True prints it as a Markdown table (bench/RESULTS.md takes it as it is)."""
     gensim, ours = results.get("gensim", {}), results.get("ours", {})
     print(f"\n{results['corpus']}, {results['epochs']} epoch(s), dim {results['dim']}, "
-          f"{'hs' if results['hs'] else 'negative 5'}, seed {results['settings'].get('seed', 1)}; {results['machine']}; "
-          f"{results['date']}")
-    print(f"{'figure':<28}{'gensim':>14}{'ours':>14}{'ours/gensim':>13}")
+          f"{'hs' if results['hs'] else 'negative 5'}, seed {results['settings'].get('seed', 1)}, "
+          f"{results.get('repeats', 1)} run(s) of each side (medians); {results['machine']}; {results['date']}\n")
+    if markdown:
+        print("| figure | gensim | ours | ours/gensim |\n|---|---:|---:|---:|")
+    else:
+        print(f"{'figure':<28}{'gensim':>14}{'ours':>14}{'ours/gensim':>13}")
 
     def row(name: str, ours_value, gensim_value, fmt: str = "{:.1f}") -> None:
         ratio = (ours_value / gensim_value) if (isinstance(ours_value, (int, float)) and
                                                 isinstance(gensim_value, (int, float)) and gensim_value) else None
         show = lambda v: fmt.format(v) if isinstance(v, (int, float)) else ("-" if v is None else str(v))
-        print(f"{name:<28}{show(gensim_value):>14}{show(ours_value):>14}{'' if ratio is None else f'{ratio:.2f}':>13}")
+        shown_ratio = "" if ratio is None else f"{ratio:.2f}"
+        if markdown:
+            print(f"| {name} | {show(gensim_value)} | {show(ours_value)} | {shown_ratio} |")
+        else:
+            print(f"{name:<28}{show(gensim_value):>14}{show(ours_value):>14}{shown_ratio:>13}")
 
     row("read+clean s (prep)", ours.get("prep_s"), gensim.get("read_s"))
     row("vocabulary s (convert)", ours.get("convert_to_int_s"), gensim.get("vocab_s"))
@@ -252,7 +266,7 @@ def print_table(results: dict) -> None:
         if len(figures.get("runs", [])) > 1:
             times = ", ".join(f"{run['train_s']:.1f}" for run in figures["runs"])
             totals = ", ".join(f"{run['total_s']:.1f}" for run in figures["runs"])
-            print(f"{side} runs: training s {times}; total s {totals}")
+            print(f"{'' if not markdown else chr(10)}{side} runs: training s {times}; total s {totals}")
 
 
 if __name__ == "__main__":
