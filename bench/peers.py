@@ -3,7 +3,7 @@
     .venv/bin/python bench/peers.py --corpus text8 --epochs 1
     .venv/bin/python bench/peers.py --corpus ru --epochs 5
 
-Settings for both: skip-gram, negative 5, window 5, min_count 5, sample 1e-4, 2 threads, alpha 0.025,
+Settings for both: skip-gram, negative 5, window 5, min_count 5, sample 1e-4, 2 threads, alpha 0.025 (--alpha),
 dim 100 (text8) or 300 (ru). Each side runs in its own processes so peak memory is measured per stage.
 With --repeats N the sides alternate N times (gensim, ours, gensim, ours, ...) and the table shows medians: the
 shared 2-core machine has slow spells that halve a memory-bound loop's speed for tens of seconds (measured: the
@@ -160,6 +160,8 @@ def main() -> None:
     parser.add_argument("--hs", action="store_true", help="hierarchical softmax instead of negative sampling")
     parser.add_argument("--side", choices=["both", "gensim", "ours"], default="both")
     parser.add_argument("--seed", type=int, default=1, help="seed of both sides (run-to-run spread: try several)")
+    parser.add_argument("--alpha", type=float, default=SETTINGS["alpha"],
+                        help="starting learning rate of both sides (gensim alpha, our --lr), decayed linearly")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each side, alternated; the table shows medians, the spread of times below it")
     parser.add_argument("--report", action="store_true",
@@ -172,6 +174,7 @@ def main() -> None:
         return
     dim = CORPORA[args.corpus]["dim"]
     SETTINGS["seed"] = args.seed
+    SETTINGS["alpha"] = args.alpha
 
     if args.internal_gensim:
         out = Path(args.internal_gensim)
@@ -181,7 +184,8 @@ def main() -> None:
         print(f"skipped: {SHARED} is absent (the benchmark needs the shared corpora)")
         return
 
-    tag = f"{args.corpus}-e{args.epochs}{'-hs' if args.hs else ''}{f'-seed{args.seed}' if args.seed != 1 else ''}"
+    tag = (f"{args.corpus}-e{args.epochs}{'-hs' if args.hs else ''}{f'-seed{args.seed}' if args.seed != 1 else ''}"
+           f"{f'-alpha{args.alpha:g}' if args.alpha != 0.025 else ''}")
     results = {"corpus": args.corpus, "epochs": args.epochs, "dim": dim, "hs": args.hs, "machine": machine(),
                "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats}
     runs: dict[str, list[dict]] = {"gensim": [], "ours": []}
@@ -192,7 +196,7 @@ def main() -> None:
             out.mkdir(parents=True, exist_ok=True)
             done = subprocess.run([PYTHON, __file__, "--corpus", args.corpus, "--epochs", str(args.epochs),
                                    *(["--hs"] if args.hs else []), "--seed", str(args.seed),
-                                   "--internal-gensim", str(out)],
+                                   "--alpha", str(args.alpha), "--internal-gensim", str(out)],
                                   check=True, capture_output=True, text=True)
             figures = json.loads(done.stdout.strip().splitlines()[-1])
             figures["scores"] = evaluate(args.corpus, out / "vectors.txt")
@@ -232,6 +236,7 @@ def print_table(results: dict, markdown: bool = False) -> None:
     gensim, ours = results.get("gensim", {}), results.get("ours", {})
     print(f"\n{results['corpus']}, {results['epochs']} epoch(s), dim {results['dim']}, "
           f"{'hs' if results['hs'] else 'negative 5'}, seed {results['settings'].get('seed', 1)}, "
+          f"alpha {results['settings'].get('alpha', 0.025):g}, "
           f"{results.get('repeats', 1)} run(s) of each side (medians); {results['machine']}; {results['date']}\n")
     if markdown:
         print("| figure | gensim | ours | ours/gensim |\n|---|---:|---:|---:|")

@@ -213,6 +213,26 @@ def test_wrong_text_column_names_the_columns(tmp_path):
         prep.main(["--dataset", str(tmp_path / "c.parquet"), "--text-column", "n", "--data-dir", str(tmp_path)])
 
 
+def test_parquet_streamed_in_order_across_row_groups_and_parts(tmp_path):
+    texts = [f"Слово{chr(ord('а') + i % 32)} x{i}" for i in range(50)]
+    pq.write_table(pa.table({"id": list(range(50)), "text": texts}), tmp_path / "c.parquet", row_group_size=7)
+    pq.write_table(pa.table({"id": [50], "text": ["Конец"]}), tmp_path / "d.parquet")
+    prep.main(["--dataset", f"{tmp_path / 'c.parquet'},{tmp_path / 'd.parquet'}", "--docs-per-part", "4",
+               "--data-dir", str(tmp_path / "data")])
+    expected = [[f"слово{chr(ord('а') + i % 32)}", "x"] for i in range(50)] + [["конец"]]
+    assert read_prep(tmp_path / "data") == expected
+
+
+def test_corrupt_parquet_is_one_line(tmp_path):
+    pq.write_table(pa.table({"text": ["Альфа бета"] * 1000}), tmp_path / "c.parquet")
+    data = (tmp_path / "c.parquet").read_bytes()
+    (tmp_path / "c.parquet").write_bytes(data[:len(data) // 2])  # footer gone: not a parquet file any more
+    with pytest.raises(StageError, match=r"^could not read .*c\.parquet \(") as error:
+        prep.main(["--dataset", str(tmp_path / "c.parquet"), "--data-dir", str(tmp_path / "data")])
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "data" / "prep").exists()
+
+
 def test_empty_corpus_keeps_previous_output(tmp_path):
     data = tmp_path / "data"
     (tmp_path / "good.txt").write_text("Слово\n", encoding="utf-8")
