@@ -25,7 +25,8 @@ import sys
 import time
 from glob import glob, has_magic
 from pathlib import Path
-from typing import Iterator
+from functools import partial
+from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 import numpy as np
@@ -165,8 +166,8 @@ def _builder(path: Path | str, strict: bool = True) -> str | None:
     return builder
 
 
-def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, object, str]]:
-    """(label, streaming IterableDataset, column) per source, in order; files of one builder load together."""
+def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, Callable, str]]:
+    """(label, read_batches(batch_size), column) per source, in order; files of one builder load together."""
     specs = [spec.strip() for spec in dataset.split(",") if spec.strip()]
     if not specs:
         fail("--dataset is empty")
@@ -224,23 +225,23 @@ def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, obje
                 # ahead of a consumer that waits on its workers (measured: 1.0 GB of Arrow memory after one
                 # 3 s pause on a 3.3 GB corpus, 23 MB with ParquetFile.iter_batches); pre_buffer off, as
                 # Arrow's pre-buffer cache keeps every range read until the file ends.
-                source = _ParquetTexts(files, column)
-            else:
-                source = source.select_columns([column])
-        sources.append((label, source, column))
+                sources.append((label, partial(_parquet_batches, files, column), column))
+                continue
+            source = source.select_columns([column])
+        sources.append((label, partial(_dataset_batches, source), column))
     return sources
 
 
-class _ParquetTexts:
-    """Local parquet files read one column at a time, in file and row order, `batch_size` rows per batch."""
+def _dataset_batches(source: object, batch_size: int) -> Iterator[pa.Table]:
+    """A streaming datasets source as Arrow tables of `batch_size` rows."""
+    return source.with_format("arrow").iter(batch_size=batch_size)
 
-    def __init__(self, files: list[str], column: str):
-        self.files, self.column = files, column
 
-    def iter(self, batch_size: int) -> Iterator[pa.RecordBatch]:
-        for file in self.files:
-            with pq.ParquetFile(file, pre_buffer=False) as parquet:
-                yield from parquet.iter_batches(batch_size=batch_size, columns=[self.column])
+def _parquet_batches(files: list[str], column: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """One column of local parquet files, in file and row order, `batch_size` rows at a time."""
+    for file in files:
+        with pq.ParquetFile(file, pre_buffer=False) as parquet:
+            yield from parquet.iter_batches(batch_size=batch_size, columns=[column])
 
 
 def _load_from_hub(datasets: object, name: str, split: str) -> object:
@@ -270,13 +271,11 @@ def _load_from_hub(datasets: object, name: str, split: str) -> object:
         hub_logger.setLevel(level)
 
 
-def _text_chunks(sources: list[tuple[str, object, str]], batch_size: int) -> Iterator[pa.Array]:
+def _text_chunks(sources: list[tuple[str, Callable, str]], batch_size: int) -> Iterator[pa.Array]:
     """The text column of every source, as arrays of strings, in corpus order (not copied)."""
-    for label, source, column in sources:
+    for label, read_batches, column in sources:
         try:
-            tables = (source.iter(batch_size) if isinstance(source, _ParquetTexts)
-                      else source.with_format("arrow").iter(batch_size=batch_size))
-            for table in tables:
+            for table in read_batches(batch_size):
                 if column not in table.column_names:
                     fail(f"{label} has no column {column!r}: its columns are {', '.join(table.column_names)} "
                          f"(choose one with --text-column)")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import statistics
 import subprocess
@@ -22,6 +21,8 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+
+from machine_facts import machine_line as machine
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -139,18 +140,6 @@ def evaluate(corpus: str, vectors: Path) -> dict:
         result = evaluate_similarity(words, matrix, SHARED / name)
         scores[Path(name).stem] = {"spearman": result["spearman"], "support": result["support"]}
     return scores
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    import os
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def main() -> None:

@@ -32,7 +32,6 @@ import gc
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import torch
+from machine_facts import machine_facts
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the pipeline modules live in the repository root
@@ -66,26 +66,6 @@ LOSS_EVERY = (1, 16)  # sgns_step_cpu loss_every values timed; the last is train
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 Tables = tuple[np.ndarray, np.ndarray]
-
-
-def machine() -> dict:
-    """CPU model, cores, memory and the load average before the run (other work on the box skews timings)."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        memory_gb = None
-    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": memory_gb,
-            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-            "torch": torch.__version__, "numba": numba.__version__,
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def figure(seconds: float, pairs: int, reference_s: float | None = None, method_s: float | None = None) -> dict:
@@ -383,7 +363,7 @@ def main() -> None:
     if args.pairs < 1 or args.batch_size < 1 or args.negatives < 1 or args.threads < 1 or not dims:
         parser.error("--pairs, --batch-size, --negatives, --threads must be at least 1 and --dims non-empty")
 
-    box = machine()  # load average before our own work
+    box = machine_facts(torch=torch.__version__, numba=numba.__version__)  # load average before our own work
     # Both thread pools as train.py sets them: numba for the fused step, torch for the data path's index_select
     # and the torch/autograd steps.
     numba.set_num_threads(max(1, min(args.threads, numba.config.NUMBA_NUM_THREADS)))

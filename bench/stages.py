@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from machine_facts import machine_facts
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
@@ -235,24 +235,6 @@ def compare(small: dict, large: dict) -> dict:
             "pass": all(row["memory_pass"] for row in rows.values()) and all(r["throughput_pass"] for r in judged)}
 
 
-def machine() -> dict:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gb = None
-    try:
-        memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": memory_gb,
-            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
-
-
 def _fmt(value: object, spec: str = ",.1f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -301,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.baseline and args.baseline not in {name for name, _ in corpora}:
         parser.error(f"--baseline {args.baseline} is none of --corpora")
     WORK.mkdir(parents=True, exist_ok=True)
-    header = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "load_average": os.getloadavg()}
+    header = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_facts(), "load_average": os.getloadavg()}
     cpu = header["machine"]
     print(f"stages 1-4; {cpu['cpu']}, {cpu['cores']} cores, {cpu['memory_gb']} GB; {header['date']}; "
           f"load average {' '.join(f'{x:.2f}' for x in header['load_average'])}")
