@@ -1,11 +1,12 @@
-"""Us against gensim on the same corpus and settings, in one run; prints one table with ratios.
+"""Us against gensim (or word2vec.c) on the same corpus and settings, in one run; prints one table with ratios.
 
     .venv/bin/python bench/peers.py --corpus text8 --epochs 1
     .venv/bin/python bench/peers.py --corpus ru --epochs 5
+    .venv/bin/python bench/peers.py --corpus text8 --epochs 1 --peer word2vec.c   # after: .venv/bin/pip install word2vec
 
 Settings for both: skip-gram, negative 5, window 5, min_count 5, sample 1e-4, 2 threads, alpha 0.025 (--alpha),
 dim 100 (text8) or 300 (ru). Each side runs in its own processes so peak memory is measured per stage.
-With --repeats N the sides alternate N times (gensim, ours, gensim, ours, ...) and the table shows medians: the
+With --repeats N the sides alternate N times (peer, ours, peer, ours, ...) and the table shows medians: the
 shared 2-core machine has slow spells that halve a memory-bound loop's speed for tens of seconds (measured: the
 same training batches at 3.9M and 1.6M pairs/s minutes apart), so one run of each side can mislead.
 Results are appended to bench/work/results.jsonl; bench/RESULTS.md holds the ones we publish.
@@ -86,6 +87,53 @@ def gensim_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict
     return figures
 
 
+def word2vec_c_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
+    """Runs inside its own process: Mikolov's word2vec.c (PyPI `word2vec` compiles it with its own flags)."""
+    import resource
+    import shutil
+
+    binary = shutil.which("word2vec", path=str(Path(PYTHON).parent))
+    if binary is None:
+        sys.exit(f"word2vec.c is not installed: {Path(PYTHON).parent / 'pip'} install word2vec==0.11.1 "
+                 f"(it compiles word2vec.c with -Ofast -march=native; needs gcc)")
+    figures = {}
+    started = time.perf_counter()
+    if corpus == "text8":
+        text = corpus_source(corpus)  # one line of clean lowercase words: word2vec.c reads it as it is
+        figures["read_s"] = 0.0
+        corpus_words = len(text.read_bytes().split())
+    else:  # the same tokens as gensim's side, one document per line (word2vec.c ends a sentence at a newline)
+        import pyarrow.parquet as pq
+        texts = pq.read_table(corpus_source(corpus), columns=["text"]).column("text").to_pylist()
+        documents = [tokens for tokens in (WORD.findall(text.lower()) for text in texts if text) if tokens]
+        text = out / "corpus.txt"
+        text.write_text("\n".join(" ".join(tokens) for tokens in documents) + "\n", encoding="utf-8")
+        corpus_words = sum(len(tokens) for tokens in documents)
+        figures["read_s"] = time.perf_counter() - started
+    common = ["-train", str(text), "-min-count", str(SETTINGS["min_count"]), "-threads", str(SETTINGS["workers"])]
+    started = time.perf_counter()
+    # Without -output word2vec.c stops after counting: the vocabulary pass alone, timed apart.
+    subprocess.run([binary, *common, "-save-vocab", str(out / "vocab.txt")], check=True, capture_output=True)
+    figures["vocab_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    subprocess.run([binary, *common, "-output", str(out / "vectors.txt"), "-cbow", "0", "-size", str(dim),
+                    "-window", str(SETTINGS["window"]), "-sample", str(SETTINGS["sample"]),
+                    "-hs", str(int(hs)), "-negative", "0" if hs else str(SETTINGS["negative"]),
+                    "-iter", str(epochs), "-alpha", str(SETTINGS["alpha"]), "-binary", "0"],
+                   check=True, capture_output=True)
+    whole_run_s = time.perf_counter() - started
+    figures["train_s"] = whole_run_s - figures["vocab_s"]  # the training run counts the vocabulary again first
+    figures["corpus_words"] = corpus_words
+    figures["vocab_size"] = sum(1 for _ in open(out / "vocab.txt", encoding="utf-8", errors="replace"))
+    figures["words_per_s"] = corpus_words * epochs / figures["train_s"]
+    figures["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    figures["total_s"] = figures["read_s"] + figures["vocab_s"] + figures["train_s"]
+    return figures
+
+
+PEERS = {"gensim": gensim_side, "word2vec.c": word2vec_c_side}
+
+
 def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
     """Runs the seven stages as a user would, each in its own process; figures from data/stats/*.json."""
     data_dir = out / "data"
@@ -147,7 +195,8 @@ def main() -> None:
     parser.add_argument("--corpus", choices=sorted(CORPORA), default="text8")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--hs", action="store_true", help="hierarchical softmax instead of negative sampling")
-    parser.add_argument("--side", choices=["both", "gensim", "ours"], default="both")
+    parser.add_argument("--peer", choices=sorted(PEERS), default="gensim", help="the implementation we run against")
+    parser.add_argument("--side", choices=["both", "peer", "ours"], default="both")
     parser.add_argument("--seed", type=int, default=1, help="seed of both sides (run-to-run spread: try several)")
     parser.add_argument("--alpha", type=float, default=SETTINGS["alpha"],
                         help="starting learning rate of both sides (gensim alpha, our --lr), decayed linearly")
@@ -155,7 +204,7 @@ def main() -> None:
                         help="runs of each side, alternated; the table shows medians, the spread of times below it")
     parser.add_argument("--report", action="store_true",
                         help="print every run kept in bench/work/results.jsonl as Markdown tables, run nothing")
-    parser.add_argument("--internal-gensim", metavar="OUT", help=argparse.SUPPRESS)
+    parser.add_argument("--internal-peer", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.report:
         for line in (WORK / "results.jsonl").read_text().splitlines():
@@ -165,31 +214,34 @@ def main() -> None:
     SETTINGS["seed"] = args.seed
     SETTINGS["alpha"] = args.alpha
 
-    if args.internal_gensim:
-        out = Path(args.internal_gensim)
-        print(json.dumps(gensim_side(args.corpus, args.epochs, dim, args.hs, out)))
+    if args.internal_peer:
+        out = Path(args.internal_peer)
+        print(json.dumps(PEERS[args.peer](args.corpus, args.epochs, dim, args.hs, out)))
         return
     if not SHARED.exists():
         print(f"skipped: {SHARED} is absent (the benchmark needs the shared corpora)")
         return
 
     tag = (f"{args.corpus}-e{args.epochs}{'-hs' if args.hs else ''}{f'-seed{args.seed}' if args.seed != 1 else ''}"
-           f"{f'-alpha{args.alpha:g}' if args.alpha != 0.025 else ''}")
+           f"{f'-alpha{args.alpha:g}' if args.alpha != 0.025 else ''}{'' if args.peer == 'gensim' else '-' + args.peer}")
     results = {"corpus": args.corpus, "epochs": args.epochs, "dim": dim, "hs": args.hs, "machine": machine(),
-               "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats}
-    runs: dict[str, list[dict]] = {"gensim": [], "ours": []}
+               "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats, "peer": args.peer}
+    runs: dict[str, list[dict]] = {args.peer: [], "ours": []}
     # The two sides alternate, so a slow spell of the shared machine falls on both rather than on one.
     for _ in range(args.repeats):
-        if args.side in ("both", "gensim"):
-            out = WORK / tag / "gensim"
+        if args.side in ("both", "peer"):
+            out = WORK / tag / args.peer
             out.mkdir(parents=True, exist_ok=True)
+            # Its own process, so that its peak memory is its own.
             done = subprocess.run([PYTHON, __file__, "--corpus", args.corpus, "--epochs", str(args.epochs),
-                                   *(["--hs"] if args.hs else []), "--seed", str(args.seed),
-                                   "--alpha", str(args.alpha), "--internal-gensim", str(out)],
-                                  check=True, capture_output=True, text=True)
+                                   *(["--hs"] if args.hs else []), "--seed", str(args.seed), "--peer", args.peer,
+                                   "--alpha", str(args.alpha), "--internal-peer", str(out)],
+                                  capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"{args.peer} failed")
             figures = json.loads(done.stdout.strip().splitlines()[-1])
             figures["scores"] = evaluate(args.corpus, out / "vectors.txt")
-            runs["gensim"].append(figures)
+            runs[args.peer].append(figures)
         if args.side in ("both", "ours"):
             out = WORK / tag / "ours"
             out.mkdir(parents=True, exist_ok=True)
@@ -222,41 +274,42 @@ def median_figures(runs: list[dict]) -> dict:
 
 def print_table(results: dict, markdown: bool = False) -> None:
     """The side-by-side table; markdown=True prints it as a Markdown table (bench/RESULTS.md takes it as it is)."""
-    gensim, ours = results.get("gensim", {}), results.get("ours", {})
+    peer = results.get("peer", "gensim")  # runs from before --peer were all against gensim
+    peer_figures, ours = results.get(peer, {}), results.get("ours", {})
     print(f"\n{results['corpus']}, {results['epochs']} epoch(s), dim {results['dim']}, "
           f"{'hs' if results['hs'] else 'negative 5'}, seed {results['settings'].get('seed', 1)}, "
           f"alpha {results['settings'].get('alpha', 0.025):g}, "
           f"{results.get('repeats', 1)} run(s) of each side (medians); {results['machine']}; {results['date']}\n")
     if markdown:
-        print("| figure | gensim | ours | ours/gensim |\n|---|---:|---:|---:|")
+        print(f"| figure | {peer} | ours | ours/{peer} |\n|---|---:|---:|---:|")
     else:
-        print(f"{'figure':<28}{'gensim':>14}{'ours':>14}{'ours/gensim':>13}")
+        print(f"{'figure':<28}{peer:>14}{'ours':>14}{'ours/' + peer:>17}")
 
-    def row(name: str, ours_value, gensim_value, fmt: str = "{:.1f}") -> None:
-        ratio = (ours_value / gensim_value) if (isinstance(ours_value, (int, float)) and
-                                                isinstance(gensim_value, (int, float)) and gensim_value) else None
+    def row(name: str, ours_value, peer_value, fmt: str = "{:.1f}") -> None:
+        ratio = (ours_value / peer_value) if (isinstance(ours_value, (int, float)) and
+                                                isinstance(peer_value, (int, float)) and peer_value) else None
         show = lambda v: fmt.format(v) if isinstance(v, (int, float)) else ("-" if v is None else str(v))
         shown_ratio = "" if ratio is None else f"{ratio:.2f}"
         if markdown:
-            print(f"| {name} | {show(gensim_value)} | {show(ours_value)} | {shown_ratio} |")
+            print(f"| {name} | {show(peer_value)} | {show(ours_value)} | {shown_ratio} |")
         else:
-            print(f"{name:<28}{show(gensim_value):>14}{show(ours_value):>14}{shown_ratio:>13}")
+            print(f"{name:<28}{show(peer_value):>14}{show(ours_value):>14}{shown_ratio:>17}")
 
-    row("read+clean s (prep)", ours.get("prep_s"), gensim.get("read_s"))
-    row("vocabulary s (convert)", ours.get("convert_to_int_s"), gensim.get("vocab_s"))
+    row("read+clean s (prep)", ours.get("prep_s"), peer_figures.get("read_s"))
+    row("vocabulary s (convert)", ours.get("convert_to_int_s"), peer_figures.get("vocab_s"))
     row("pairs s", ours.get("pairs_dataset_s"), None)
     row("unigram table s", ours.get("unigram_table_s"), None)
-    row("training s", ours.get("train_s"), gensim.get("train_s"))
-    row("total s", ours.get("total_s"), gensim.get("total_s"))
-    row("training words/s", ours.get("words_per_s"), gensim.get("words_per_s"), "{:,.0f}")
-    row("peak memory MB", ours.get("peak_memory_mb"), gensim.get("peak_memory_mb"), "{:,.0f}")
-    row("vocabulary", ours.get("vocab_size"), gensim.get("vocab_size"), "{:,.0f}")
-    for name in (gensim.get("scores") or ours.get("scores") or {}):
-        mine, theirs = ours.get("scores", {}).get(name, {}), gensim.get("scores", {}).get(name, {})
+    row("training s", ours.get("train_s"), peer_figures.get("train_s"))
+    row("total s", ours.get("total_s"), peer_figures.get("total_s"))
+    row("training words/s", ours.get("words_per_s"), peer_figures.get("words_per_s"), "{:,.0f}")
+    row("peak memory MB", ours.get("peak_memory_mb"), peer_figures.get("peak_memory_mb"), "{:,.0f}")
+    row("vocabulary", ours.get("vocab_size"), peer_figures.get("vocab_size"), "{:,.0f}")
+    for name in (peer_figures.get("scores") or ours.get("scores") or {}):
+        mine, theirs = ours.get("scores", {}).get(name, {}), peer_figures.get("scores", {}).get(name, {})
         key = "accuracy" if "accuracy" in (mine or theirs) else "spearman"
         row(f"{name} {key}", mine.get(key), theirs.get(key), "{:.4f}")
         row(f"{name} support", mine.get("support"), theirs.get("support"), "{}")
-    for side, figures in (("gensim", gensim), ("ours", ours)):
+    for side, figures in ((peer, peer_figures), ("ours", ours)):
         if len(figures.get("runs", [])) > 1:
             times = ", ".join(f"{run['train_s']:.1f}" for run in figures["runs"])
             totals = ", ".join(f"{run['total_s']:.1f}" for run in figures["runs"])
