@@ -23,9 +23,9 @@ import os
 import socket
 import sys
 import time
+from functools import partial
 from glob import glob, has_magic
 from pathlib import Path
-from functools import partial
 from typing import Callable, Iterator
 from urllib.parse import urlparse
 
