@@ -8,11 +8,11 @@ writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context`) pl
 
 Draws: word2vec.c and gensim redraw the sub-sampling and the windows every epoch, so each epoch trains on other
 pairs; reading one fixed pair set every epoch costs quality (text8, 5 epochs: 34.0% analogy accuracy against
-gensim's 36.2%). So the stage writes DRAWS independent pair sets, each with its own keep draws, windows and shard
-shuffles; train.py's epoch e reads draw e % DRAWS. Draws share nothing, so NUM_PROC worker processes write one
-draw each at a time (each re-reads the ids parts: memory is that of NUM_PROC draws, whatever DRAWS). Disk and
-this stage's work grow DRAWS-fold; --draws 1 saves them at that cost in quality. Shards are numbered on across
-draws (draw 1 starts where draw 0 ended) and no shard mixes two draws.
+38.2% with a draw per epoch, bench/RESULTS.md). So the stage writes DRAWS independent pair sets, each with its
+own keep draws, windows and shard shuffles; train.py's epoch e reads draw e % DRAWS. Draws share nothing, so
+NUM_PROC worker processes write one draw each at a time (each re-reads the ids parts: memory is that of
+NUM_PROC draws, whatever DRAWS). Disk and this stage's work grow DRAWS-fold; --draws 1 saves them at that cost
+in quality. Shards are numbered on across draws (draw 1 starts where draw 0 ended) and no shard mixes two draws.
 
 What is generated follows word2vec.c (and gensim):
 - Sub-sampling of frequent words before the windows are taken: word w (count c, T tokens in the id stream,

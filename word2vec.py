@@ -66,11 +66,13 @@ class SkipGram(nn.Module):
         # wasted at 132K x 300).
         initial = torch.rand(vocab_size, dim, generator=generator).sub_(0.5).div_(dim)
         self.input = nn.Embedding(vocab_size, dim, sparse=True, _weight=initial)
-        zeros = torch.zeros(vocab_size if loss == "ns" else max(0, vocab_size - 1), dim)
+        # ns: an output vector per word; hs: one per inner node of the Huffman tree (V - 1).
+        rows = vocab_size if loss == "ns" else max(0, vocab_size - 1)
+        table = nn.Embedding(rows, dim, sparse=True, _weight=torch.zeros(rows, dim))
         if loss == "ns":
-            self.output = nn.Embedding(vocab_size, dim, sparse=True, _weight=zeros)
+            self.output = table
         else:
-            self.inner = nn.Embedding(max(0, vocab_size - 1), dim, sparse=True, _weight=zeros)
+            self.inner = table
         self.words = list(words) if words is not None else None
 
     def forward(self, target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
@@ -158,7 +160,7 @@ def sgns_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
     The loss is only reported, never trained on, and its log/exp cost a third of the kernel (measured, text8
     dim 100): with loss_every = k it is computed on pairs 0, k, 2k, ... and scaled up to the whole batch.
     The pairs are shuffled, so nearly every row is a cache miss: the rows of pair p + 1 are prefetched while pair p
-    is trained, which hides most of the memory latency (1.3-1.8x at dim 100, 1.1-1.3x at dim 300; bench/RESULTS.md).
+    is trained, which hides most of the memory latency (1.49x at dim 100, 1.16x at dim 300; bench/RESULTS.md).
     """
     n_pairs, dim = target.shape[0], input_w.shape[1]
     n_negatives = negatives.shape[1]
