@@ -14,6 +14,12 @@ Batches are tuples of int32 tensors (int32 halves host memory and host-to-device
 let the GPU upcast): target [b], context [b], negatives [b, NEGATIVES]. Every batch holds exactly batch_size
 pairs except the last one of each worker's stream. A unit's negatives come from a torch.Generator seeded by
 (seed, epoch, shard, row group): the same arguments give the same batches, whichever worker reads a unit.
+
+The loader's stream: a DataLoader takes one batch from each worker in turn, skipping the workers whose stream has
+ended, so batch b of an epoch is known from the workers' batch counts alone (`stream_workers`). `start_batch=k`
+starts the stream at batch k as if the first k had been read: each worker skips the pairs of its batches already
+taken (whole row groups without reading them) and the workers are renumbered so the turn falls where it fell.
+That is how train.py --resume continues inside a shard.
 """
 from __future__ import annotations
 
@@ -82,14 +88,19 @@ class PairsDataset(IterableDataset):
     shards of draw epoch % draws in `shard_order`).
     table: the unigram table (default: DATA_DIR/unigram_table.npy, memory-mapped, shared by workers).
     draw_negatives=False: negatives is an empty [b, 0] tensor (the trainer draws them on the device).
+    start_batch: batches of the loader's stream to leave out, as if already read (see the module docstring).
     """
 
     def __init__(self, data_dir: str | Path, batch_size: int = BATCH_SIZE, negatives: int = NEGATIVES,
                  seed: int = SEED, epoch: int = 0, shards: list[int] | None = None,
-                 table: np.ndarray | torch.Tensor | None = None, draw_negatives: bool = True):
+                 table: np.ndarray | torch.Tensor | None = None, draw_negatives: bool = True,
+                 start_batch: int = 0):
         super().__init__()
         if batch_size < 1:
             fail(f"batch size must be at least 1, got {batch_size}")
+        if start_batch < 0:
+            fail(f"start batch must be at least 0, got {start_batch}")
+        self.start_batch = int(start_batch)
         if negatives < 0:
             fail(f"negatives must be at least 0, got {negatives}")
         self.data_dir = Path(data_dir)
@@ -170,22 +181,56 @@ class PairsDataset(IterableDataset):
         """The (shard, row group, pairs) units that worker `worker` of `num_workers` reads."""
         return self.units[worker::num_workers]
 
+    def worker_batches(self, num_workers: int = 1) -> list[int]:
+        """Batches in the stream of each worker of `num_workers` (0 workers read as one)."""
+        streams = max(1, num_workers)
+        return [-(-sum(rows for _, _, rows in self.worker_units(w, streams)) // self.batch_size)
+                for w in range(streams)]
+
+    def stream_workers(self, num_workers: int = 1) -> np.ndarray:
+        """The worker each batch of the loader's stream comes from, in stream order."""
+        counts = np.asarray(self.worker_batches(num_workers))
+        rounds, workers = np.meshgrid(np.arange(counts.max(initial=0)), np.arange(len(counts)), indexing="ij")
+        # Round r takes batch r of every worker that still has one, in worker order.
+        return workers[rounds < counts[None, :]]
+
+    def worker_plan(self, num_workers: int = 1) -> list[tuple[list[tuple[int, int, int]], int]]:
+        """For each DataLoader worker: the units it reads and the pairs it skips first, so that the loader's
+        stream is the full stream from batch `start_batch` on."""
+        streams = max(1, num_workers)
+        owners = self.stream_workers(streams)
+        if self.start_batch > len(owners):
+            fail(f"start batch {self.start_batch} is past the end of epoch {self.epoch}'s {len(owners)} batches "
+                 f"(batch size {self.batch_size}, {streams} workers)")
+        taken = np.bincount(owners[:self.start_batch], minlength=streams)
+        # The loader starts its turn at its worker 0: that must be the worker after the one that gave batch k - 1.
+        first = int(owners[self.start_batch - 1]) + 1 if self.start_batch else 0
+        logical = [(first + i) % streams for i in range(streams)]
+        return [(self.worker_units(w, streams), int(taken[w]) * self.batch_size) for w in logical]
+
     def __iter__(self) -> Iterator[Batch]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        return self.iterate(self.worker_units(worker, num_workers))
+        if self.start_batch == 0:
+            return self.iterate(self.worker_units(worker, num_workers))
+        units, skip_pairs = self.worker_plan(num_workers)[worker]
+        return self.iterate(units, skip_pairs)
 
-    def iterate(self, units: list[tuple[int, int, int]]) -> Iterator[Batch]:
-        """Batches of the given units, in order; all full but the last."""
+    def iterate(self, units: list[tuple[int, int, int]], skip_pairs: int = 0) -> Iterator[Batch]:
+        """Batches of the given units, in order, after the first `skip_pairs` pairs; all full but the last."""
         pending: list[tuple[np.ndarray, np.ndarray, torch.Tensor]] = []
         filled = 0
         open_shard, file = -1, None
-        for shard, row_group, _ in units:
+        for shard, row_group, rows in units:
+            if skip_pairs >= rows:  # wholly trained: not even opened
+                skip_pairs -= rows
+                continue
             if shard != open_shard:
                 open_shard, file = shard, self._open(shard)
             target, context = self._read_unit(file, shard, row_group)
+            # The whole unit's negatives are drawn before the skip, so they are the ones an unbroken read gets.
             negatives = self._draw(shard, row_group, len(target))
-            done = 0
+            done, skip_pairs = skip_pairs, 0
             while done < len(target):
                 take = min(self.batch_size - filled, len(target) - done)
                 pending.append((target[done:done + take], context[done:done + take], negatives[done:done + take]))

@@ -1,11 +1,23 @@
-"""Stage 7: train skip-gram over the pair shards; checkpoint after each shard; write the final vectors.
+"""Stage 7: train skip-gram over the pair shards; checkpoint every few minutes; write the final vectors.
 
     python train.py                      # CUDA when available, else CPU
     python train.py --epochs 1 --dim 100
+    python train.py --kernel torch       # the batched step the GPU runs, here on the CPU
     python train.py --resume             # continue from data/model/checkpoint.pt
 
 Epoch e trains on pairs_dataset.py's draw e % draws (its own sub-sampling and windows, as word2vec.c and gensim
-redraw them every epoch); with fewer draws than epochs the draws are reused in turn.
+redraw them every epoch); with fewer draws than epochs the draws are reused in turn. One DataLoader reads an
+epoch's whole stream of batches (dataset.py), so shards neither restart its workers nor synchronise the device.
+
+Two kernels (`make_step` picks the step): numba, word2vec.c's pair-by-pair loop, CPU only, negatives drawn by the
+loader; torch, the batched closed-form step in micro-batches that CUDA runs, negatives drawn on the device by
+torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains.
+
+Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
+batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
+the minutes since the last checkpoint; with --threads 1 it ends with the same vectors as an unbroken run.
+Before allocating, the tables, loader buffers and step temporaries are summed and compared with the memory free
+on the device (`memory_plan`); a non-finite loss stops training before anything is written (`check_finite`).
 
 Outputs in DATA_DIR/model: vectors.txt and vectors.bin (word2vec formats, gensim loads both), embeddings.npy,
 loss.csv, loss.png, checkpoint.pt.
@@ -13,8 +25,11 @@ loss.csv, loss.png, checkpoint.pt.
 from __future__ import annotations
 
 import csv
+import math
+import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import numba
 import numpy as np
@@ -23,10 +38,10 @@ from tqdm import tqdm
 
 from common import (StageReport, atomic_output, default_num_proc, fail, load_vocab, parse_config, read_json,
                     require, run)
-from dataset import PairsDataset, draw_pairs, epoch_shards
+from dataset import PairsDataset, draw_pairs
 from vectors_io import save_word2vec_binary, save_word2vec_text
-from word2vec import (SkipGram, hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours, sgns_step_cpu,
-                      sgns_step_torch)
+from word2vec import (HuffmanTree, SkipGram, hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours,
+                      sgns_step_cpu, sgns_step_torch)
 
 DATA_DIR = "data"  # where stage outputs live
 EPOCHS = 5  # passes over the pairs; epoch e reads pairs_dataset.py's draw e mod its --draws
@@ -38,13 +53,23 @@ LR = 0.04  # starting learning rate, decayed linearly to LR * MIN_LR_FRACTION (w
 MIN_LR_FRACTION = 0.0001  # floor of the decay, as word2vec.c
 SEED = 1  # seeds the initial vectors, the shard order and the negatives
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
+KERNEL = "auto"  # training step: numba (pair by pair, CPU only), torch (batched, the CUDA step, runs on CPU too), auto (numba on CPU, torch on CUDA)
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
-LOSS_EVERY = 16  # CPU: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
-MICRO_BATCH = 8192  # CUDA/torch step only: pairs per update within a batch (0 = the whole batch)
+LOSS_EVERY = 16  # numba kernel: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
+MICRO_BATCH = 8192  # torch kernel only: pairs per update within a batch (0 = the whole batch)
 NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
+CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
 RESUME = False  # continue from model/checkpoint.pt
-STOP_AFTER_SHARDS = 0  # stop (after checkpointing) when this many shards were trained in this run; 0 = never
+STOP_AFTER_BATCHES = 0  # stop (after checkpointing) when this many batches were trained in this run; 0 = never
 NEIGHBOUR_WORDS = ["москва", "король", "хороший", "говорить"]  # printed at the end when in the vocabulary
+
+# The clock of the time-based checkpoints (a module attribute so tests can drive it without sleeping).
+clock: Callable[[], float] = time.monotonic
+
+# A step trains one loader batch: (target, context, negatives, lr_start, lr_end, batch_seed) -> summed loss.
+Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, float, int], float]
+# DataLoader batches waiting per worker (torch's default prefetch_factor) and the one being trained.
+PREFETCH_BATCHES = 2
 
 
 def learning_rate(cfg, pairs_done: int, total_pairs: int) -> float:
@@ -52,7 +77,157 @@ def learning_rate(cfg, pairs_done: int, total_pairs: int) -> float:
     return cfg.lr * max(cfg.min_lr_fraction, 1.0 - pairs_done / max(1, total_pairs))
 
 
+def choose_kernel(kernel: str, device: torch.device) -> str:
+    """numba or torch: --kernel resolved for the device (auto: numba on CPU, torch on CUDA)."""
+    if kernel not in ("auto", "numba", "torch"):
+        fail(f"--kernel must be auto, numba or torch, not {kernel!r}")
+    if kernel == "auto":
+        return "numba" if device.type == "cpu" else "torch"
+    if kernel == "numba" and device.type != "cpu":
+        fail(f"--kernel numba runs on the CPU only, not on {device.type}: use --kernel torch or --device cpu")
+    return kernel
+
+
+def batch_seed(seed: int, epoch: int, batch: int) -> int:
+    """Seed of the torch kernel's negatives for batch `batch` of epoch `epoch`: a resumed run draws the same."""
+    state = np.random.SeedSequence([seed, epoch, batch, 7]).generate_state(1, np.uint64)[0]
+    return int(state) & (2**63 - 1)
+
+
+def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | None,
+              unigram: torch.Tensor | None) -> Step:
+    """The training step for (loss ns|hs) x (kernel numba|torch), on the device the model lives on.
+
+    numba steps take the loader's negatives; the torch ns step ignores them and draws its own from `unigram`
+    (on the model's device) with a generator seeded by the batch seed, as the CUDA run does.
+    """
+    device = model.input.weight.device
+    if kernel == "numba":
+        input_w = model.input.weight.data.numpy()
+        output_w = (model.inner if loss == "hs" else model.output).weight.data.numpy()
+        if loss == "hs":
+            return lambda target, context, negatives, lr_start, lr_end, seed: hs_step_cpu(
+                input_w, output_w, target.numpy(), context.numpy(), tree.paths, tree.codes, tree.lengths,
+                lr_start, lr_end, cfg.threads, cfg.loss_every)
+        return lambda target, context, negatives, lr_start, lr_end, seed: sgns_step_cpu(
+            input_w, output_w, target.numpy(), context.numpy(), negatives.numpy(), lr_start, lr_end, cfg.threads,
+            cfg.loss_every)
+    if loss == "hs":
+        return lambda target, context, negatives, lr_start, lr_end, seed: hs_step_torch(
+            model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), tree,
+            lr_start, lr_end, cfg.micro_batch)
+    generator = torch.Generator(device=device)
+
+    def sgns_torch(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor, lr_start: float,
+                   lr_end: float, seed: int) -> float:
+        target = target.to(device, non_blocking=True)
+        context = context.to(device, non_blocking=True)
+        generator.manual_seed(seed)
+        draws = torch.randint(len(unigram), (target.shape[0], cfg.negatives), device=device, generator=generator)
+        return sgns_step_torch(model, target, context, unigram[draws], lr_start, lr_end, cfg.micro_batch)
+
+    return sgns_torch
+
+
+def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.device, table_entries: int,
+                path_width: int, row_group_pairs: int) -> dict[str, int]:
+    """Bytes train.py will hold on `device`, item by item, before it allocates them.
+
+    table_entries: unigram table length (ns); path_width: longest Huffman path (hs). On CUDA the loader's host
+    buffers are not on the device; the batch copied to it and the negatives drawn there are.
+    """
+    hs = cfg.loss == "hs"
+    on_cpu = device.type == "cpu"
+    batch = cfg.batch_size
+    outputs = (1 + path_width) if hs else (1 + cfg.negatives)  # rows of the output table per pair
+    plan = {"tables": (2 * vocab_size - (1 if hs else 0)) * dim * 4,
+            "unigram table": 0 if hs else table_entries * 4,
+            # paths int32 and codes int8 [V, width], lengths int64 [V]
+            "huffman tree": vocab_size * (path_width * 5 + 8) if hs else 0}
+    host_negatives = kernel == "numba" and not hs
+    if on_cpu:
+        # target, context (int32) and host-drawn negatives per pair, for every batch queued or in use, plus the
+        # row group each worker decodes with its negatives and their int64 draws.
+        per_pair = 8 + (4 * cfg.negatives if host_negatives else 0)
+        in_flight = PREFETCH_BATCHES * max(1, cfg.num_workers) + 1
+        unit_per_pair = 8 + (12 * cfg.negatives if host_negatives else 0)
+        plan["loader buffers"] = in_flight * batch * per_pair + max(1, cfg.num_workers) * row_group_pairs * unit_per_pair
+    else:
+        # the batch's target and context, and the negatives drawn there (int64 draws, int32 words)
+        plan["loader buffers"] = batch * (8 + (0 if hs else 12 * cfg.negatives))
+    if kernel == "torch":
+        micro = min(batch, cfg.micro_batch) if cfg.micro_batch > 0 else batch
+        # gathered u and v, grad_u and grad_v (float32 rows), ~6 float32 and 2 int64 values per output row
+        # (scores, labels, sigma, g, ids...), and the int64 target ids.
+        plan["step temporaries"] = micro * (2 * dim * 4 + 2 * outputs * dim * 4 + outputs * (6 * 4 + 2 * 8) + 8)
+    return plan
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for new allocations: CUDA's free memory, or the kernel's MemAvailable on the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _largest_fitting(needed: Callable[[int], int], upper: int, available: int) -> int:
+    """The largest n in 1..upper with needed(n) <= available (needed grows with n), or 0."""
+    low, high = 0, upper
+    while low < high:
+        middle = (low + high + 1) // 2
+        if needed(middle) <= available:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def check_memory(vocab_size: int, cfg, kernel: str, device: torch.device, table_entries: int, path_width: int,
+                 row_group_pairs: int) -> tuple[int, int]:
+    """Stop with one line when the plan does not fit what `available_memory` reports; (needed, available)."""
+    def needed(vocab: int, dim: int) -> int:
+        return sum(memory_plan(vocab, dim, cfg, kernel, device, table_entries, path_width,
+                               row_group_pairs).values())
+
+    total, available = needed(vocab_size, cfg.dim), available_memory(device)
+    if total <= available:
+        return total, available
+    plan = memory_plan(vocab_size, cfg.dim, cfg, kernel, device, table_entries, path_width, row_group_pairs)
+    items = ", ".join(f"{name} {_gb(size)}" for name, size in plan.items() if size)
+    ways = []
+    max_vocab = _largest_fitting(lambda vocab: needed(vocab, cfg.dim), vocab_size, available)
+    if max_vocab:
+        ways.append(f"convert_to_int.py --max-vocab {max_vocab} (then pairs_dataset.py and unigram_table.py "
+                    f"again)")
+    max_dim = _largest_fitting(lambda dim: needed(vocab_size, dim), cfg.dim, available)
+    if max_dim:
+        ways.append(f"--dim {max_dim}")
+    ways.append("a smaller --batch-size" + (" or --micro-batch" if kernel == "torch" else ""))
+    fail(f"not enough memory on {device.type}: training needs {_gb(total)} ({items}) but {_gb(available)} "
+         f"is available: try " + ", or ".join(ways))
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.2f} GB"
+
+
+def check_finite(model: SkipGram, what: str) -> None:
+    """Stop with one line when a table holds NaN or infinity: nothing non-finite is ever written."""
+    for name, table in model.named_parameters():
+        # A float64 sum: finite float32 values cannot overflow it, a NaN or infinity always shows.
+        if not math.isfinite(float(table.detach().sum(dtype=torch.float64))):
+            fail(f"{name} holds NaN or infinite values: {what} not written")
+
+
 def save_checkpoint(path: Path, model: SkipGram, position: dict, loss_rows: list, cfg) -> None:
+    check_finite(model, "checkpoint")
     with atomic_output(path) as temp:
         torch.save({"model": model.state_dict(), "position": position, "loss_rows": loss_rows,
                     "config": vars(cfg)}, temp)
@@ -105,6 +280,8 @@ def main(argv: list[str] | None = None) -> dict:
     words, counts = load_vocab(data_dir)
     if cfg.loss not in ("ns", "hs"):
         fail(f"--loss must be ns or hs, not {cfg.loss!r}")
+    if cfg.checkpoint_minutes < 0 or not math.isfinite(cfg.checkpoint_minutes):
+        fail(f"--checkpoint-minutes must be 0 or more, not {cfg.checkpoint_minutes}")
     hs = cfg.loss == "hs"
     # HS draws no negatives; its Huffman tree is built once from the counts and kept beside vocab.json.
     table_path = None if hs else require(data_dir / "unigram_table.npy", "unigram_table.py")
@@ -115,6 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
     if device.type == "cuda" and not torch.cuda.is_available():
         fail("--device cuda asked for, but torch sees no CUDA device")
     on_cpu = device.type == "cpu"
+    kernel = choose_kernel(cfg.kernel, device)
     numba.set_num_threads(max(1, min(cfg.threads, numba.config.NUMBA_NUM_THREADS)))
     torch.set_num_threads(max(1, cfg.threads))
 
@@ -125,87 +303,98 @@ def main(argv: list[str] | None = None) -> dict:
               f"(pairs_dataset.py --draws {cfg.epochs} gives every epoch its own)")
     # The learning rate decays over the pairs of all epochs; draws differ a little in size.
     total_pairs = sum(pairs_per_draw[epoch % n_draws] for epoch in range(cfg.epochs))
+    table = None if hs else np.load(table_path, mmap_mode="c")  # "c": torch.as_tensor warns on read-only maps
+    needed, available = check_memory(len(words), cfg, kernel, device, 0 if hs else len(table),
+                                     tree.max_len if hs else 0, int(meta.get("row_group_pairs", cfg.batch_size)))
+    print(f"memory: {needed / 1e9:.2f} GB needed on {device.type}, {available / 1e9:.2f} GB available; "
+          f"kernel {kernel}")
+
     model = SkipGram(len(words), cfg.dim, seed=cfg.seed, words=words, loss=cfg.loss).to(device)
-    position = {"epoch": 0, "shard": 0, "pairs_done": 0, "batches": 0, "train_s": 0.0}
+    position = {"epoch": 0, "epoch_batches": 0, "pairs_done": 0, "batches": 0, "train_s": 0.0}
     loss_rows: list = []
     checkpoint_path = model_dir / "checkpoint.pt"
+    streams = max(1, cfg.num_workers)  # 0 and 1 workers read the epoch as one stream
     if cfg.resume:
-        checkpoint = torch.load(require(checkpoint_path, "train.py (without --resume)"), map_location=device)
+        # Mapped, not read: the saved tables are copied into the model without a second copy in memory.
+        checkpoint = torch.load(require(checkpoint_path, "train.py (without --resume)"), map_location="cpu",
+                                mmap=True)
         saved = checkpoint["config"]
         saved.setdefault("loss", "ns")  # checkpoints from before --loss
         for key in ("loss", "dim", "epochs", "seed", "lr", "batch_size", "negatives"):
             if saved[key] != getattr(cfg, key):
                 fail(f"checkpoint was trained with --{key.replace('_', '-')} {saved[key]}, not {getattr(cfg, key)}")
-        model.load_state_dict(checkpoint["model"])
         position, loss_rows = checkpoint["position"], checkpoint["loss_rows"]
-        print(f"resuming at epoch {position['epoch'] + 1}, shard {position['shard'] + 1}/"
-              f"{len(epoch_shards(meta, cfg.seed, position['epoch']))}, {position['pairs_done']:,} pairs done")
+        if "epoch_batches" not in position:
+            if position.get("shard", 0):
+                fail("checkpoint.pt is from a train.py that kept its place by shard: train again without --resume")
+            position["epoch_batches"] = 0
+        # The workers' interleaving fixes which batch comes where in the epoch: a half-read epoch needs the same.
+        if position["epoch_batches"] and max(1, saved.get("num_workers", 1)) != streams:
+            fail(f"checkpoint was trained with --num-workers {saved.get('num_workers', 1)}, not {cfg.num_workers}: "
+                 f"resume with the same number inside an epoch")
+        model.load_state_dict(checkpoint["model"])
+        del checkpoint
+        print(f"resuming at epoch {position['epoch'] + 1}, batch {position['epoch_batches'] + 1}, "
+              f"{position['pairs_done']:,} pairs done")
 
-    table = None if hs else np.load(table_path, mmap_mode="c")  # "c": torch.as_tensor warns on read-only maps
-    device_table = None if on_cpu or hs else torch.as_tensor(np.asarray(table), device=device)
-    device_generator = None if on_cpu else torch.Generator(device=device)
-    input_w = model.input.weight.data.numpy() if on_cpu else None
-    output_w = (model.inner if hs else model.output).weight.data.numpy() if on_cpu else None
+    unigram = None if hs or kernel == "numba" else torch.as_tensor(np.asarray(table), device=device)
+    step = make_step(cfg.loss, kernel, model, cfg, tree, unigram)
+    host_negatives = kernel == "numba" and not hs
+    micro_batch = (f"micro-batch {cfg.micro_batch or cfg.batch_size}" if kernel == "torch" else "pair by pair")
 
-    shards_this_run, stopped_early = 0, False
-    start_epoch, start_shard = position["epoch"], position["shard"]
+    batches_this_run, checkpoints, stopped_early = 0, 0, False
+    last_checkpoint = clock()
     progress = tqdm(total=total_pairs, initial=position["pairs_done"], unit="pair", unit_scale=True,
                     desc="train", smoothing=0.05)
-    for epoch in range(start_epoch, cfg.epochs):
-        order = epoch_shards(meta, cfg.seed, epoch)  # indices into meta["shards"]: this epoch's draw only
-        for shard_pos in range(start_shard if epoch == start_epoch else 0, len(order)):
-            shard = order[shard_pos]
-            dataset = PairsDataset(data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
-                                   epoch=epoch, shards=[shard], table=table, draw_negatives=on_cpu and not hs)
-            loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
-                                                 pin_memory=not on_cpu)
-            if device_generator is not None:
-                device_generator.manual_seed(cfg.seed * 1_000_003 + epoch * 10_007 + shard)
-            started = time.perf_counter()
-            for target, context, negatives in loader:
-                n_pairs = int(target.shape[0])
-                lr_start = learning_rate(cfg, position["pairs_done"], total_pairs)
-                lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, total_pairs)
-                if hs and on_cpu:
-                    loss = hs_step_cpu(input_w, output_w, target.numpy(), context.numpy(), tree.paths, tree.codes,
-                                       tree.lengths, lr_start, lr_end, cfg.threads, cfg.loss_every)
-                elif hs:
-                    loss = hs_step_torch(model, target.to(device, non_blocking=True),
-                                         context.to(device, non_blocking=True), tree, lr_start, lr_end,
-                                         cfg.micro_batch)
-                elif on_cpu:
-                    loss = sgns_step_cpu(input_w, output_w, target.numpy(), context.numpy(), negatives.numpy(),
-                                         lr_start, lr_end, cfg.threads, cfg.loss_every)
-                else:
-                    target = target.to(device, non_blocking=True)
-                    context = context.to(device, non_blocking=True)
-                    draws = torch.randint(len(device_table), (n_pairs, cfg.negatives), device=device,
-                                          generator=device_generator)
-                    loss = sgns_step_torch(model, target, context, device_table[draws], lr_start, lr_end,
-                                           cfg.micro_batch)
-                position["pairs_done"] += n_pairs
-                position["batches"] += 1
-                loss_rows.append([position["batches"], epoch + 1, position["pairs_done"], round(lr_start, 7),
-                                  round(loss / n_pairs, 5)])
-                progress.update(n_pairs)
-                progress.set_postfix(epoch=epoch + 1, loss=f"{loss / n_pairs:.3f}", lr=f"{lr_start:.5f}")
-            if not on_cpu:
-                torch.cuda.synchronize(device)
-            position["train_s"] += time.perf_counter() - started
-            finished_epoch = shard_pos + 1 == len(order)
-            position["epoch"], position["shard"] = (epoch + 1, 0) if finished_epoch else (epoch, shard_pos + 1)
-            save_checkpoint(checkpoint_path, model, position, loss_rows, cfg)
-            shards_this_run += 1
-            if cfg.stop_after_shards and shards_this_run >= cfg.stop_after_shards:
-                stopped_early = True
+
+    def checkpoint_now() -> None:
+        nonlocal checkpoints, last_checkpoint, segment_started
+        position["train_s"] += time.perf_counter() - segment_started
+        save_checkpoint(checkpoint_path, model, position, loss_rows, cfg)
+        checkpoints += 1
+        last_checkpoint, segment_started = clock(), time.perf_counter()
+
+    segment_started = time.perf_counter()
+    for epoch in range(position["epoch"], cfg.epochs):
+        dataset = PairsDataset(data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
+                               epoch=epoch, table=table, draw_negatives=host_negatives,
+                               start_batch=position["epoch_batches"])
+        loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
+                                             pin_memory=not on_cpu)
+        for target, context, negatives in loader:
+            n_pairs = int(target.shape[0])
+            lr_start = learning_rate(cfg, position["pairs_done"], total_pairs)
+            lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, total_pairs)
+            loss = step(target, context, negatives, lr_start, lr_end,
+                        batch_seed(cfg.seed, epoch, position["epoch_batches"]))
+            if not math.isfinite(loss):
+                fail(f"training diverged: loss {loss} at batch {position['epoch_batches'] + 1} of epoch {epoch + 1} "
+                     f"(kernel {kernel}, learning rate {lr_start:.6g} of --lr {cfg.lr}, {micro_batch}): lower "
+                     f"--lr" + (" or --micro-batch" if kernel == "torch" else "") + "; nothing was written")
+            position["pairs_done"] += n_pairs
+            position["batches"] += 1
+            position["epoch_batches"] += 1
+            batches_this_run += 1
+            loss_rows.append([position["batches"], epoch + 1, position["pairs_done"], round(lr_start, 7),
+                              round(loss / n_pairs, 5)])
+            progress.update(n_pairs)
+            progress.set_postfix(epoch=epoch + 1, loss=f"{loss / n_pairs:.3f}", lr=f"{lr_start:.5f}")
+            stopped_early = bool(cfg.stop_after_batches) and batches_this_run >= cfg.stop_after_batches
+            if stopped_early or (cfg.checkpoint_minutes and clock() - last_checkpoint >= 60 * cfg.checkpoint_minutes):
+                checkpoint_now()
+            if stopped_early:
                 break
+        del loader  # its workers end before the next epoch's start
         if stopped_early:
             break
+        position["epoch"], position["epoch_batches"] = epoch + 1, 0
+        checkpoint_now()
     progress.close()
 
-    if stopped_early and position["epoch"] < cfg.epochs:
-        print(f"stopped after {shards_this_run} shard(s); continue with --resume")
-        return {"stopped": True, "position": position}
+    if stopped_early:
+        print(f"stopped after {batches_this_run} batch(es); continue with --resume")
+        return {"stopped": True, "position": position, "checkpoints": checkpoints}
+    check_finite(model, "vectors")
     write_outputs(model_dir, words, model, loss_rows)
     vocabulary = set(words)
     known = [word for word in cfg.neighbour_words if word in vocabulary]
@@ -213,10 +402,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in found))
     train_s = max(position["train_s"], 1e-9)
     return report.finish(
-        device=str(device), epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(words), pairs=position["pairs_done"],
-        loss=cfg.loss, train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),
+        device=str(device), kernel=kernel, micro_batch=cfg.micro_batch if kernel == "torch" else None,
+        epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(words), pairs=position["pairs_done"], loss=cfg.loss,
+        train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),
         corpus_words_per_s=round(meta["tokens"] * cfg.epochs / train_s),
-        final_loss=loss_rows[-1][4] if loss_rows else None)
+        final_loss=loss_rows[-1][4] if loss_rows else None, checkpoints=checkpoints,
+        memory_needed_mb=round(needed / 1e6, 1), memory_available_mb=round(available / 1e6, 1))
 
 
 if __name__ == "__main__":

@@ -346,12 +346,12 @@ def test_train_with_hs_learns_planted_clusters_and_resumes(tmp_path):
     assert checkpoint["model"]["inner.weight"].shape == (len(words) - 1, 24)
     assert "output.weight" not in checkpoint["model"]
 
-    # Stopped after one shard and resumed: the same vectors and loss log as the uninterrupted run.
+    # Stopped inside the first shard and resumed: the same vectors and loss log as the uninterrupted run.
     uninterrupted = np.load(data_dir / "model" / "embeddings.npy")
     uninterrupted_loss = (data_dir / "model" / "loss.csv").read_text()
     for name in ("embeddings.npy", "checkpoint.pt", "loss.csv"):
         (data_dir / "model" / name).unlink()
-    assert train.main(args + ["--stop-after-shards", "1"])["position"]["shard"] == 1
+    assert train.main(args + ["--stop-after-batches", "3"])["position"]["epoch_batches"] == 3
     with pytest.raises(StageError, match="--loss hs, not ns"):
         train.main(args + ["--resume", "--loss", "ns"])
     train.main(args + ["--resume"])

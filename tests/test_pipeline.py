@@ -81,7 +81,7 @@ def test_planted_clusters_are_learned_through_all_stages(tmp_path):
     assert (data_dir / "model" / "loss.png").stat().st_size > 1000
 
 
-def test_resume_after_one_shard_equals_uninterrupted_run(tmp_path):
+def test_resume_inside_a_shard_equals_uninterrupted_run(tmp_path):
     corpus = tmp_path / "corpus.txt"
     write_corpus(corpus, documents=600)
     data_dir = tmp_path / "data"
@@ -97,12 +97,14 @@ def test_resume_after_one_shard_equals_uninterrupted_run(tmp_path):
 
     for name in ("embeddings.npy", "checkpoint.pt", "loss.csv"):
         (data_dir / "model" / name).unlink()
-    stopped = train.main(args + ["--stop-after-shards", "1"])
-    assert stopped["stopped"] and stopped["position"]["shard"] == 1
+    # 5,000-pair batches: one batch stops a quarter of the way into the first 20,000-pair shard
+    stopped = train.main(args + ["--stop-after-batches", "1"])
+    assert stopped["stopped"] and stopped["position"]["epoch_batches"] == 1
     assert not (data_dir / "model" / "embeddings.npy").exists()
-    # on to the second shard of epoch 1, which reads draw 1
-    stopped = train.main(args + ["--resume", "--stop-after-shards", str(shards_per_draw[0])])
-    assert stopped["stopped"] and (stopped["position"]["epoch"], stopped["position"]["shard"]) == (1, 1)
+    # the rest of epoch 0, then one batch into epoch 1, which reads draw 1
+    batches_per_epoch = -(-pairs_per_draw[0] // 5000)
+    stopped = train.main(args + ["--resume", "--stop-after-batches", str(batches_per_epoch)])
+    assert stopped["stopped"] and (stopped["position"]["epoch"], stopped["position"]["epoch_batches"]) == (1, 1)
     train.main(args + ["--resume"])
     np.testing.assert_array_equal(np.load(data_dir / "model" / "embeddings.npy"), uninterrupted)
     assert (data_dir / "model" / "loss.csv").read_text() == uninterrupted_loss
