@@ -149,9 +149,10 @@ def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.devic
         # target, context (int32) and host-drawn negatives per pair, for every batch queued or in use, plus the
         # row group each worker decodes with its negatives and their int64 draws.
         per_pair = 8 + (4 * cfg.negatives if host_negatives else 0)
-        in_flight = PREFETCH_BATCHES * max(1, cfg.num_workers) + 1
+        workers = max(1, cfg.num_workers)
         unit_per_pair = 8 + (12 * cfg.negatives if host_negatives else 0)
-        plan["loader buffers"] = in_flight * batch * per_pair + max(1, cfg.num_workers) * row_group_pairs * unit_per_pair
+        plan["loader buffers"] = ((PREFETCH_BATCHES * workers + 1) * batch * per_pair
+                                  + workers * row_group_pairs * unit_per_pair)
     else:
         # the batch's target and context, and the negatives drawn there (int64 draws, int32 words)
         plan["loader buffers"] = batch * (8 + (0 if hs else 12 * cfg.negatives))
@@ -200,7 +201,7 @@ def check_memory(vocab_size: int, cfg, kernel: str, device: torch.device, table_
     if total <= available:
         return total, available
     plan = memory_plan(vocab_size, cfg.dim, cfg, kernel, device, table_entries, path_width, row_group_pairs)
-    items = ", ".join(f"{name} {_gb(size)}" for name, size in plan.items() if size)
+    items = ", ".join(f"{name} {_size(size)}" for name, size in plan.items() if size)
     ways = []
     max_vocab = _largest_fitting(lambda vocab: needed(vocab, cfg.dim), vocab_size, available)
     if max_vocab:
@@ -210,12 +211,20 @@ def check_memory(vocab_size: int, cfg, kernel: str, device: torch.device, table_
     if max_dim:
         ways.append(f"--dim {max_dim}")
     ways.append("a smaller --batch-size" + (" or --micro-batch" if kernel == "torch" else ""))
-    fail(f"not enough memory on {device.type}: training needs {_gb(total)} ({items}) but {_gb(available)} "
+    fail(f"not enough memory on {device.type}: training needs {_size(total)} ({items}) but {_size(available)} "
          f"is available: try " + ", or ".join(ways))
 
 
-def _gb(size: int) -> str:
-    return f"{size / 1e9:.2f} GB"
+def _size(size: int) -> str:
+    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size:,} bytes"
+
+
+def diverged(loss: float, epoch: int, batch: int, kernel: str, lr: float, cfg) -> None:
+    """Stop with one line on a non-finite loss, naming what sets the step's size."""
+    micro_batch = f"micro-batch {cfg.micro_batch or cfg.batch_size}" if kernel == "torch" else "pair by pair"
+    fail(f"training diverged: loss {loss} at batch {batch + 1} of epoch {epoch + 1} (kernel {kernel}, learning rate "
+         f"{lr:.6g} of --lr {cfg.lr}, {micro_batch}): lower --lr" + (" or --micro-batch" if kernel == "torch" else "")
+         + "; the diverged tables were not saved")
 
 
 def check_finite(model: SkipGram, what: str) -> None:
@@ -340,7 +349,6 @@ def main(argv: list[str] | None = None) -> dict:
     unigram = None if hs or kernel == "numba" else torch.as_tensor(np.asarray(table), device=device)
     step = make_step(cfg.loss, kernel, model, cfg, tree, unigram)
     host_negatives = kernel == "numba" and not hs
-    micro_batch = (f"micro-batch {cfg.micro_batch or cfg.batch_size}" if kernel == "torch" else "pair by pair")
 
     batches_this_run, checkpoints, stopped_early = 0, 0, False
     last_checkpoint = clock()
@@ -355,43 +363,47 @@ def main(argv: list[str] | None = None) -> dict:
         last_checkpoint, segment_started = clock(), time.perf_counter()
 
     segment_started = time.perf_counter()
-    for epoch in range(position["epoch"], cfg.epochs):
-        dataset = PairsDataset(data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
-                               epoch=epoch, table=table, draw_negatives=host_negatives,
-                               start_batch=position["epoch_batches"])
-        loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
-                                             pin_memory=not on_cpu)
-        for target, context, negatives in loader:
-            n_pairs = int(target.shape[0])
-            lr_start = learning_rate(cfg, position["pairs_done"], total_pairs)
-            lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, total_pairs)
-            loss = step(target, context, negatives, lr_start, lr_end,
-                        batch_seed(cfg.seed, epoch, position["epoch_batches"]))
-            if not math.isfinite(loss):
-                fail(f"training diverged: loss {loss} at batch {position['epoch_batches'] + 1} of epoch {epoch + 1} "
-                     f"(kernel {kernel}, learning rate {lr_start:.6g} of --lr {cfg.lr}, {micro_batch}): lower "
-                     f"--lr" + (" or --micro-batch" if kernel == "torch" else "") + "; nothing was written")
-            position["pairs_done"] += n_pairs
-            position["batches"] += 1
-            position["epoch_batches"] += 1
-            batches_this_run += 1
-            loss_rows.append([position["batches"], epoch + 1, position["pairs_done"], round(lr_start, 7),
-                              round(loss / n_pairs, 5)])
-            progress.update(n_pairs)
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss / n_pairs:.3f}", lr=f"{lr_start:.5f}")
-            stopped_early = bool(cfg.stop_after_batches) and batches_this_run >= cfg.stop_after_batches
-            if stopped_early or (cfg.checkpoint_minutes and clock() - last_checkpoint >= 60 * cfg.checkpoint_minutes):
+    try:  # the bar closed first, so an error line stands on a line of its own
+        for epoch in range(position["epoch"], cfg.epochs):
+            dataset = PairsDataset(data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
+                                   epoch=epoch, table=table, draw_negatives=host_negatives,
+                                   start_batch=position["epoch_batches"])
+            epoch_length = len(dataset.stream_workers(cfg.num_workers))  # batches in the epoch's stream
+            loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
+                                                 pin_memory=not on_cpu)
+            for target, context, negatives in loader:
+                n_pairs = int(target.shape[0])
+                lr_start = learning_rate(cfg, position["pairs_done"], total_pairs)
+                lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, total_pairs)
+                loss = step(target, context, negatives, lr_start, lr_end,
+                            batch_seed(cfg.seed, epoch, position["epoch_batches"]))
+                if not math.isfinite(loss):
+                    diverged(loss, epoch, position["epoch_batches"], kernel, lr_start, cfg)
+                position["pairs_done"] += n_pairs
+                position["batches"] += 1
+                position["epoch_batches"] += 1
+                batches_this_run += 1
+                loss_rows.append([position["batches"], epoch + 1, position["pairs_done"], round(lr_start, 7),
+                                  round(loss / n_pairs, 5)])
+                progress.update(n_pairs)
+                progress.set_postfix(epoch=epoch + 1, loss=f"{loss / n_pairs:.3f}", lr=f"{lr_start:.5f}")
+                stopped_early = bool(cfg.stop_after_batches) and batches_this_run >= cfg.stop_after_batches
+                due = cfg.checkpoint_minutes and clock() - last_checkpoint >= 60 * cfg.checkpoint_minutes
+                # The epoch's last batch is followed by the end-of-epoch checkpoint: not two in a row.
+                if (stopped_early or due) and position["epoch_batches"] < epoch_length:
+                    checkpoint_now()
+                if stopped_early:
+                    break
+            del loader  # its workers end before the next epoch's start
+            if not stopped_early or position["epoch_batches"] == epoch_length:
+                position["epoch"], position["epoch_batches"] = epoch + 1, 0
                 checkpoint_now()
             if stopped_early:
                 break
-        del loader  # its workers end before the next epoch's start
-        if stopped_early:
-            break
-        position["epoch"], position["epoch_batches"] = epoch + 1, 0
-        checkpoint_now()
-    progress.close()
+    finally:
+        progress.close()
 
-    if stopped_early:
+    if stopped_early and position["epoch"] < cfg.epochs:
         print(f"stopped after {batches_this_run} batch(es); continue with --resume")
         return {"stopped": True, "position": position, "checkpoints": checkpoints}
     check_finite(model, "vectors")

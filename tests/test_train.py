@@ -1,0 +1,316 @@
+"""train.py's loop: --kernel torch learns, resume inside a shard is exact, checkpoints by (injected) time, the NaN
+guard, the memory check; and dataset.py's start_batch, on which resume stands."""
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import train
+from common import StageError, load_vocab
+from dataset import PairsDataset
+from test_dataset import data_dir  # noqa: F401  (the fixture: shards whose pair k is (k, k + 1))
+from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
+from word2vec import nearest_neighbours
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_FILES = ("embeddings.npy", "checkpoint.pt", "loss.csv", "vectors.txt", "vectors.bin")
+
+
+def batches_as_arrays(batches) -> list[np.ndarray]:
+    return [torch.cat([t[:, None], c[:, None], n], 1).numpy() for t, c, n in batches]
+
+
+@pytest.mark.parametrize("num_workers", [0, 1, 2, 3])
+def test_start_batch_continues_the_loader_stream_exactly(data_dir, num_workers):  # noqa: F811
+    def stream(start_batch: int) -> list[np.ndarray]:
+        dataset = PairsDataset(data_dir, batch_size=300, negatives=2, seed=3, start_batch=start_batch)
+        return batches_as_arrays(DataLoader(dataset, batch_size=None, num_workers=num_workers))
+
+    full = stream(0)
+    owners = PairsDataset(data_dir, batch_size=300, seed=3).stream_workers(num_workers)
+    assert len(owners) == len(full)
+    # uneven workers: 16 row groups of 400 pairs or less, so some workers run out before the others
+    for start in sorted({1, 2, 5, len(full) // 2, len(full) - 2, len(full) - 1, len(full)}):
+        resumed = stream(start)
+        assert len(resumed) == len(full) - start, start
+        for got, expected in zip(resumed, full[start:]):
+            np.testing.assert_array_equal(got, expected)
+    past_the_end = PairsDataset(data_dir, batch_size=300, seed=3, start_batch=len(full) + 1)
+    with pytest.raises(StageError, match=fr"^start batch {len(full) + 1} is past the end of epoch 0's {len(full)} "
+                                         fr"batches \(batch size 300, {max(1, num_workers)} workers\)$"):
+        past_the_end.worker_plan(num_workers)
+
+
+def test_start_batch_skips_trained_row_groups_unread(data_dir, monkeypatch):  # noqa: F811
+    read = []
+    original = PairsDataset._read_unit
+    monkeypatch.setattr(PairsDataset, "_read_unit",
+                        lambda self, file, shard, row_group: read.append((shard, row_group)) or
+                        original(self, file, shard, row_group))
+    dataset = PairsDataset(data_dir, batch_size=1000, negatives=1, start_batch=3)
+    resumed = list(dataset)
+    # 3,000 pairs trained: the units that end by then are not read; the one holding pair 3,000 is read and cut
+    ends = np.cumsum([rows for _, _, rows in dataset.units])
+    first = int(np.searchsorted(ends, 3000, side="right"))
+    assert first >= 5 and ends[first - 1] < 3000
+    assert read == [unit[:2] for unit in dataset.units[first:]]
+    full = np.concatenate(batches_as_arrays(PairsDataset(data_dir, batch_size=1000, negatives=1)))
+    np.testing.assert_array_equal(np.concatenate(batches_as_arrays(resumed)), full[3000:])
+
+
+@pytest.fixture(scope="module")
+def corpus_data(tmp_path_factory) -> tuple[Path, list[int], list[list[str]]]:
+    """Stages 1-4 on the planted-cluster corpus once: 2 draws in shards of 20,000 pairs."""
+    folder = tmp_path_factory.mktemp("train")
+    clusters = write_corpus(folder / "corpus.txt", documents=1500)
+    pairs_per_draw = run_stages(folder / "data", folder / "corpus.txt", pairs_per_shard=20_000, draws=2)
+    return folder / "data", pairs_per_draw, clusters
+
+
+@pytest.fixture
+def data(corpus_data, tmp_path) -> tuple[Path, list[int], list[list[str]]]:
+    """A private copy of the stage outputs (without model/), so tests do not see each other's checkpoints."""
+    source, pairs_per_draw, clusters = corpus_data
+    copy = tmp_path / "data"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("model"))
+    return copy, pairs_per_draw, clusters
+
+
+def share_in_cluster(data_dir: Path, clusters: list[list[str]]) -> float:
+    from vectors_io import load_vectors
+
+    words, vectors = load_vectors(data_dir / "model" / "vectors.txt")
+    cluster_of = {word: c for c, members in enumerate(clusters) for word in members}
+    queries = [word for members in clusters for word in members]
+    found = nearest_neighbours(words, vectors, queries, k=5)
+    return float(np.mean([cluster_of.get(w) == cluster_of[q] for q in queries for w, _ in found[q]]))
+
+
+def test_torch_kernel_learns_planted_clusters_at_the_default_micro_batch(data):
+    data_dir, pairs_per_draw, clusters = data
+    assert train.MICRO_BATCH == 8192
+    # 20,000-pair batches: each is 3 updates of the default micro-batch (8,192, 8,192, 3,616 pairs). With 102 words
+    # a word comes ~80 times into a micro-batch and moves by the sum of its stale gradients: at --lr 0.012 this
+    # corpus diverges (loss 3.6e10 after 3 epochs), at 0.004-0.008 it learns the clusters (tried when writing this).
+    args = ["--data-dir", str(data_dir), "--epochs", "3", *TRAIN_ARGS, "--kernel", "torch", "--batch-size", "20000",
+            "--lr", "0.006"]
+    figures = train.main(args)
+    assert figures["kernel"] == "torch" and figures["micro_batch"] == 8192
+    assert figures["pairs"] == 2 * pairs_per_draw[0] + pairs_per_draw[1]
+    share = share_in_cluster(data_dir, clusters)
+    assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
+
+
+def uninterrupted_then_reset(args: list[str], data_dir: Path) -> tuple[np.ndarray, str]:
+    train.main(args)
+    vectors = np.load(data_dir / "model" / "embeddings.npy")
+    loss_log = (data_dir / "model" / "loss.csv").read_text()
+    for name in MODEL_FILES:
+        (data_dir / "model" / name).unlink()
+    return vectors, loss_log
+
+
+@pytest.mark.parametrize("kernel, num_workers", [("torch", 0), ("numba", 2)])
+def test_resume_inside_a_shard_is_bit_exact(data, kernel, num_workers):
+    data_dir, pairs_per_draw, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--kernel", kernel,
+            "--num-workers", str(num_workers)]
+    vectors, loss_log = uninterrupted_then_reset(args, data_dir)
+    batches_per_epoch = -(-pairs_per_draw[0] // 5000)
+    # 5,000-pair batches in 20,000-pair shards: batch 3 ends inside the first shard, batch 6 inside the second
+    stopped = train.main(args + ["--stop-after-batches", "3"])
+    assert stopped["position"]["epoch_batches"] == 3 and stopped["checkpoints"] == 1
+    if num_workers:  # the workers' interleaving places the batches: inside an epoch it must stay the same
+        with pytest.raises(StageError, match="^checkpoint was trained with --num-workers 2, not 1: resume with the "
+                                             "same number inside an epoch$"):
+            train.main(args[:-1] + ["1", "--resume"])
+    stopped = train.main(args + ["--resume", "--stop-after-batches", "3"])
+    assert (stopped["position"]["epoch"], stopped["position"]["epoch_batches"]) == (0, 6)
+    stopped = train.main(args + ["--resume", "--stop-after-batches", str(batches_per_epoch - 6 + 2)])
+    assert (stopped["position"]["epoch"], stopped["position"]["epoch_batches"]) == (1, 2)
+    assert stopped["checkpoints"] == 2  # the end of epoch 0 and the stop
+    train.main(args + ["--resume"])
+    np.testing.assert_array_equal(np.load(data_dir / "model" / "embeddings.npy"), vectors)
+    assert (data_dir / "model" / "loss.csv").read_text() == loss_log
+
+
+class FakeClock:
+    """Time that passes only when a batch is trained: one minute per batch."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def counting_time(monkeypatch, crash_at_batch: int = 0) -> tuple[FakeClock, list[tuple[int, int]]]:
+    """Patch train's clock, its step (a minute per batch; optionally a crash) and record each checkpoint's place."""
+    clock, saved, trained = FakeClock(), [], [0]
+    monkeypatch.setattr(train, "clock", clock)
+    make_step, save_checkpoint = train.make_step, train.save_checkpoint
+
+    def make_timed_step(*args, **kwargs):
+        step = make_step(*args, **kwargs)
+
+        def timed(*batch):
+            trained[0] += 1
+            if trained[0] == crash_at_batch:
+                raise KeyboardInterrupt  # as a kill: nothing after the last checkpoint is kept
+            clock.now += 60.0
+            return step(*batch)
+        return timed
+
+    def recording_save(path, model, position, loss_rows, cfg):
+        saved.append((position["epoch"], position["epoch_batches"]))
+        save_checkpoint(path, model, position, loss_rows, cfg)
+
+    monkeypatch.setattr(train, "make_step", make_timed_step)
+    monkeypatch.setattr(train, "save_checkpoint", recording_save)
+    return clock, saved
+
+
+def test_checkpoints_by_time_and_a_crash_loses_at_most_the_interval(data, monkeypatch):
+    data_dir, pairs_per_draw, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--checkpoint-minutes", "2.5"]
+    batches = [-(-pairs // 5000) for pairs in pairs_per_draw]
+    assert min(batches) >= 7
+    _, saved = counting_time(monkeypatch)
+    vectors, loss_log = uninterrupted_then_reset(args, data_dir)
+    # a minute per batch, a checkpoint when 2.5 minutes have passed since the last: after batches 3, 6, 9, ...;
+    # one at each epoch's end, from which the count starts again
+    expected = ([(0, b) for b in range(3, batches[0], 3)] + [(1, 0)]
+                + [(1, b) for b in range(3, batches[1], 3)] + [(2, 0)])
+    assert saved == expected
+
+    monkeypatch.undo()
+    _, saved = counting_time(monkeypatch, crash_at_batch=batches[0] + 5)  # batch 5 of epoch 1
+    with pytest.raises(KeyboardInterrupt):
+        train.main(args)
+    assert saved == [(0, b) for b in range(3, batches[0], 3)] + [(1, 0), (1, 3)]
+    assert not (data_dir / "model" / "embeddings.npy").exists()
+    monkeypatch.undo()
+    figures = train.main(args + ["--resume"])  # from batch 3 of epoch 1: only batch 4 was lost
+    assert figures["checkpoints"] == 1
+    np.testing.assert_array_equal(np.load(data_dir / "model" / "embeddings.npy"), vectors)
+    assert (data_dir / "model" / "loss.csv").read_text() == loss_log
+
+    with pytest.raises(StageError, match=r"^--checkpoint-minutes must be 0 or more, not -1.0$"):
+        train.main(args + ["--checkpoint-minutes", "-1"])
+
+
+def test_checkpoint_minutes_zero_checkpoints_at_epoch_ends_only(data, monkeypatch):
+    data_dir, _, _ = data
+    _, saved = counting_time(monkeypatch)
+    figures = train.main(["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--checkpoint-minutes", "0"])
+    assert saved == [(1, 0), (2, 0)] and figures["checkpoints"] == 2
+
+
+def assert_nothing_written(data_dir: Path) -> None:
+    assert not any((data_dir / "model" / name).exists() for name in MODEL_FILES)
+
+
+def test_non_finite_loss_stops_with_one_line_and_writes_nothing(data):
+    data_dir, _, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "torch", "--batch-size", "20000",
+            "--lr", "1e6"]
+    with pytest.raises(StageError, match=r"^training diverged: loss (nan|inf) at batch \d+ of epoch 1 \(kernel torch, "
+                                         r"learning rate [0-9.e+]+ of --lr 1000000.0, micro-batch 8192\): lower --lr "
+                                         r"or --micro-batch; the diverged tables were not saved$"):
+        train.main(args)
+    assert_nothing_written(data_dir)
+    done = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: training diverged: loss ")
+    assert "Traceback" not in done.stderr
+    assert_nothing_written(data_dir)
+
+
+def test_nan_loss_from_the_numba_kernel_and_nan_tables_are_never_saved(data, monkeypatch):
+    data_dir, _, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS]
+    make_step = train.make_step
+    monkeypatch.setattr(train, "make_step", lambda *a, **k: lambda *batch: math.nan)
+    with pytest.raises(StageError, match=r"^training diverged: loss nan at batch 1 of epoch 1 \(kernel numba, "
+                                         r"learning rate 0.025 of --lr 0.025, pair by pair\): lower --lr; the "
+                                         r"diverged tables were not saved$"):
+        train.main(args)
+    assert_nothing_written(data_dir)
+
+    # A table that turned NaN while the loss looked finite: neither a checkpoint nor vectors are written.
+    def poisoning_step(loss, kernel, model, *rest):
+        step = make_step(loss, kernel, model, *rest)
+
+        def poisoned(*batch):
+            result = step(*batch)
+            model.output.weight.data[3, 0] = math.inf
+            return result
+        return poisoned
+
+    monkeypatch.setattr(train, "make_step", poisoning_step)
+    with pytest.raises(StageError, match=r"^output.weight holds NaN or infinite values: checkpoint not written$"):
+        train.main(args + ["--stop-after-batches", "1"])
+    assert_nothing_written(data_dir)
+
+
+def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeypatch):
+    data_dir, _, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS]
+    cfg = train.parse_config(train.__file__, vars(train), args)
+    vocab_size = len(load_vocab(data_dir)[1])
+
+    def plan(vocab: int, dim: int) -> int:  # run_stages: a 100,000-entry table, row groups of 20,000 pairs
+        return sum(train.memory_plan(vocab, dim, cfg, "numba", torch.device("cpu"), 100_000, 0, 20_000).values())
+
+    needed = plan(vocab_size, 24)
+    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 28 + 20_000 * 68
+    available = needed - 5_000
+    monkeypatch.setattr(train, "available_memory", lambda device: available)
+    monkeypatch.setattr(train, "SkipGram", lambda *a, **k: pytest.fail("allocated before the memory check"))
+    with pytest.raises(StageError) as refused:
+        train.main(args)
+    # the largest vocabulary and dimension that fit, each found exactly
+    max_vocab = max(v for v in range(1, vocab_size + 1) if plan(v, 24) <= available)
+    max_dim = max(d for d in range(1, 25) if plan(vocab_size, d) <= available)
+    assert 0 < max_vocab < vocab_size and 0 < max_dim < 24
+    assert str(refused.value) == (
+        f"not enough memory on cpu: training needs {needed / 1e6:.1f} MB (tables {2 * vocab_size * 24 * 4:,} bytes, "
+        f"unigram table 400,000 bytes, loader buffers 1.8 MB) but {available / 1e6:.1f} MB is available: try "
+        f"convert_to_int.py --max-vocab {max_vocab} (then pairs_dataset.py and unigram_table.py again), or "
+        f"--dim {max_dim}, or a smaller --batch-size")
+    assert_nothing_written(data_dir)
+    monkeypatch.undo()
+    assert train.main(args)["memory_needed_mb"] == round(needed / 1e6, 1)
+
+
+def test_memory_plan_items():
+    cfg = train.parse_config(train.__file__, vars(train), ["--dim", "100", "--num-workers", "2"])
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train.memory_plan(1000, 100, cfg, "numba", cpu, 10**6, 0, 10**6) == {
+        "tables": 2 * 1000 * 100 * 4, "unigram table": 4 * 10**6, "huffman tree": 0,
+        "loader buffers": (2 * 2 + 1) * 300_000 * (8 + 4 * 5) + 2 * 10**6 * (8 + 12 * 5)}
+    # the torch kernel on CUDA: the batch and its negatives on the device, and one micro-batch's temporaries
+    assert train.memory_plan(1000, 100, cfg, "torch", cuda, 10**6, 0, 10**6) == {
+        "tables": 800_000, "unigram table": 4 * 10**6, "huffman tree": 0, "loader buffers": 300_000 * (8 + 60),
+        "step temporaries": 8192 * (2 * 100 * 4 + 2 * 6 * 100 * 4 + 6 * 40 + 8)}
+    hs = train.parse_config(train.__file__, vars(train), ["--dim", "100", "--loss", "hs", "--micro-batch", "0"])
+    assert train.memory_plan(1000, 100, hs, "torch", cuda, 0, 17, 10**6) == {
+        "tables": 1999 * 100 * 4, "unigram table": 0, "huffman tree": 1000 * (17 * 5 + 8),
+        "loader buffers": 300_000 * 8, "step temporaries": 300_000 * (2 * 100 * 4 + 2 * 18 * 100 * 4 + 18 * 40 + 8)}
+
+
+def test_kernel_choice():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train.choose_kernel("auto", cpu) == "numba" and train.choose_kernel("auto", cuda) == "torch"
+    assert train.choose_kernel("torch", cpu) == "torch"
+    with pytest.raises(StageError, match="^--kernel numba runs on the CPU only, not on cuda: use --kernel torch or "
+                                         "--device cpu$"):
+        train.choose_kernel("numba", cuda)
+    with pytest.raises(StageError, match="^--kernel must be auto, numba or torch, not 'triton'$"):
+        train.choose_kernel("triton", cpu)
