@@ -2,11 +2,16 @@
 
     python convert_to_int.py --min-count 5 --max-vocab 0
 
-Pass 1 counts the words of every prep part, one part per worker process, and merges the counts with a
-group-by, so memory holds the vocabulary counts, never the corpus. Words seen at least MIN_COUNT times are
-kept, the most frequent first, ties in code point order (alphabetical for Latin and for Cyrillic but for ё,
+Pass 1 counts the words of every prep part, one part per worker process, and merges the counts exactly with
+bounded memory, by an external hash partition: each worker writes its part's word counts to a temporary Arrow
+file as BUCKETS record batches, batch b holding the words whose hash falls in bucket b; then every bucket is
+summed across the parts with a group-by (one bucket per worker at a time) and cut at MIN_COUNT. No process ever
+holds every distinct raw word (tens of millions on web text, most seen once or twice): a merge holds about
+1/BUCKETS of them, and the main process holds the words kept, the vocabulary. Words seen at least MIN_COUNT times
+are kept, the most frequent first, ties in code point order (alphabetical for Latin and for Cyrillic but for ё,
 which comes after я); MAX_VOCAB cuts the list. Pass 2 maps every part to ids: words left out of the
-vocabulary are dropped, and so are the documents left empty.
+vocabulary are dropped, and so are the documents left empty. The vocabulary reaches the workers once: it is
+written to a temporary Arrow file that each worker process maps and keeps for every part it maps.
 
 Both passes read the tokens as parquet stores them, dictionary-encoded (prep.py writes one dictionary page per
 part), so each distinct word of a part is hashed once: counting is a bincount of the dictionary indices and
@@ -18,9 +23,12 @@ Outputs (see the conventions): vocab.json {"words", "counts", "min_count", "max_
 """
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -38,8 +46,13 @@ MIN_COUNT = 5  # keep words seen at least this many times in the corpus
 MAX_VOCAB = 0  # keep at most this many of the most frequent words (0 = no limit)
 NUM_PROC = default_num_proc()  # worker processes, one prep part each (1 = all in this process)
 
-# Part counts are merged once this many have come back: fewer, larger group-bys, and bounded memory.
+BUCKETS = 64  # hash partitions of the word counts, summed one at a time: counting holds ~1/BUCKETS of the words
+
+# A bucket's counts from this many parts are concatenated before each group-by: fewer, larger group-bys.
 MERGE_EVERY = 8
+# Multipliers of the hash that picks a word's bucket (murmur3's 64-bit finaliser).
+HASH_MIX = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
+COUNT_SCHEMA = pa.schema([("word", pa.string()), ("count", pa.int64())])
 
 
 def _token_groups(path: Path) -> Iterator[tuple[pa.ListArray, pa.DictionaryArray]]:
@@ -69,8 +82,41 @@ def _token_groups(path: Path) -> Iterator[tuple[pa.ListArray, pa.DictionaryArray
         fail(f"{path} is not a readable prep part ({reason}): run prep.py again")
 
 
-def count_words(path: Path) -> tuple[int, int, pa.Table]:
-    """Pass-1 worker: (documents, tokens, table of word and count) for one prep part."""
+def word_buckets(words: pa.StringArray, buckets: int) -> np.ndarray:
+    """Bucket 0..buckets-1 of every word, the same in every process: a hash of its first 8 and last 8 UTF-8
+    bytes and its length (16 bytes gathered per word, not a pass over every byte; words that share all three
+    only share a bucket)."""
+    if isinstance(words, pa.ChunkedArray):
+        words = words.combine_chunks()
+    if not len(words):
+        return np.empty(0, dtype=np.int64)
+    offset_buffer, data_buffer = words.buffers()[1:3]
+    offsets = np.frombuffer(offset_buffer, dtype=np.int32)[words.offset:words.offset + len(words) + 1].astype(np.int64)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
+    data = np.concatenate([np.zeros(8, np.uint8), data[offsets[0]:offsets[-1]], np.zeros(8, np.uint8)])
+    starts, lengths = offsets[:-1] - offsets[0] + 8, np.diff(offsets)
+    windows = np.lib.stride_tricks.sliding_window_view(data, 8)
+    column = np.arange(8)
+    # bytes outside the word (its neighbours in the buffer) are zeroed: the hash sees the word alone
+    head = np.where(column < lengths[:, None], windows[starts], 0).astype(np.uint8)
+    tail = np.where(column >= 8 - lengths[:, None], windows[starts + lengths - 8], 0).astype(np.uint8)
+    hashes = lengths.astype(np.uint64)
+    for part in (head, tail):
+        hashes ^= np.ascontiguousarray(part).view(np.uint64).ravel()
+        # murmur3's 64-bit finaliser: every input bit reaches every output bit, the low ones that % keeps too
+        for multiplier in HASH_MIX:
+            hashes ^= hashes >> np.uint64(33)
+            hashes *= multiplier
+        hashes ^= hashes >> np.uint64(33)
+    return (hashes % np.uint64(buckets)).astype(np.int64)
+
+
+def count_words(task: tuple[Path, Path, int]) -> tuple[int, int, int]:
+    """Pass-1 worker: the word counts of one prep part, written to `out_path` as `buckets` record batches.
+
+    Batch b holds the words of bucket b (`word_buckets`). Returns (documents, tokens, distinct words).
+    """
+    path, out_path, buckets = task
     documents = tokens = 0
     tables = []
     for lists, flat in _token_groups(path):
@@ -78,13 +124,36 @@ def count_words(path: Path) -> tuple[int, int, pa.Table]:
         used = counts > 0
         tables.append(pa.table({"word": flat.dictionary.cast(pa.string()).filter(used), "count": counts[used]}))
         documents, tokens = documents + len(lists), tokens + len(flat)
-    empty = pa.table({"word": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
-    return documents, tokens, _merge(tables) if len(tables) > 1 else tables[0] if tables else empty
+    table = _merge(tables) if len(tables) > 1 else tables[0] if tables else COUNT_SCHEMA.empty_table()
+    table = table.cast(COUNT_SCHEMA).combine_chunks()
+    bucket = word_buckets(table.column("word").combine_chunks(), buckets)
+    order = np.argsort(bucket, kind="stable")
+    word, count = (table.column(name).take(order).combine_chunks() for name in ("word", "count"))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=buckets))])
+    with pa.OSFile(str(out_path), "wb") as sink, pa.ipc.new_file(sink, COUNT_SCHEMA) as writer:
+        for b in range(buckets):  # one batch per bucket, empty ones too: batch b is bucket b
+            size = int(bounds[b + 1] - bounds[b])
+            writer.write_batch(pa.record_batch([word.slice(bounds[b], size), count.slice(bounds[b], size)],
+                                               schema=COUNT_SCHEMA))
+    return documents, tokens, len(table)
 
 
 def _merge(tables: list[pa.Table]) -> pa.Table:
     merged = pa.concat_tables(tables).group_by("word").aggregate([("count", "sum")])
     return merged.rename_columns({"count_sum": "count"}).select(["word", "count"])
+
+
+def sum_bucket(task: tuple[int, list[Path], int]) -> pa.Table:
+    """Pass-1 merge worker: bucket `bucket` summed over every part's counts file; the words seen min_count times."""
+    bucket, count_files, min_count = task
+    merged: list[pa.Table] = []
+    for path in count_files:
+        with pa.OSFile(str(path)) as source:  # reads this bucket's batch only
+            merged.append(pa.Table.from_batches([pa.ipc.open_file(source).get_batch(bucket)]))
+        if len(merged) > MERGE_EVERY:
+            merged = [_merge(merged)]
+    totals = _merge(merged) if len(merged) > 1 else merged[0] if merged else COUNT_SCHEMA.empty_table()
+    return totals.filter(pc.greater_equal(totals["count"], min_count))
 
 
 def build_vocab(counts: pa.Table, min_count: int, max_vocab: int) -> pa.Table:
@@ -95,9 +164,20 @@ def build_vocab(counts: pa.Table, min_count: int, max_vocab: int) -> pa.Table:
     return counts.slice(0, max_vocab) if max_vocab > 0 else counts
 
 
-def map_part(task: tuple[int, Path, Path, pa.Array]) -> dict:
-    """Pass-2 worker: write the ids of one prep part as `batch-<index>.parquet` (nothing if all docs empty)."""
-    index, path, out_dir, words = task
+@functools.lru_cache(maxsize=1)
+def _vocabulary(path: str) -> pa.Array:
+    """The vocabulary's words from the Arrow file `path` (unique per run), read once per process."""
+    with pa.OSFile(path) as source:
+        return pa.ipc.open_file(source).read_all().column("word").combine_chunks()
+
+
+def map_part(task: tuple[int, Path, Path, str]) -> dict:
+    """Pass-2 worker: write the ids of one prep part as `batch-<index>.parquet` (nothing if all docs empty).
+
+    task: (index, prep part, output folder, the vocabulary's Arrow file, read once per worker process).
+    """
+    index, path, out_dir, vocabulary_file = task
+    words = _vocabulary(str(vocabulary_file))
     figures = {"index": index, "tokens": 0, "documents": 0, "ids": 0}
     writer = None
     try:
@@ -131,25 +211,34 @@ def map_part(task: tuple[int, Path, Path, pa.Array]) -> dict:
     return figures
 
 
-def count_corpus(prep_parts: list[Path], pool: WorkerPool) -> tuple[int, int, pa.Table]:
-    """Pass 1: (documents, tokens, table of every word and its count) over all prep parts."""
+def count_corpus(prep_parts: list[Path], pool: WorkerPool, spill_dir: Path, min_count: int,
+                 buckets: int) -> tuple[int, int, pa.Table]:
+    """Pass 1: (documents, tokens, table of the words seen at least min_count times and their counts).
+
+    spill_dir receives one counts file per part (removed by the caller).
+    """
     documents = tokens = 0
-    merged: list[pa.Table] = []
+    count_files = [spill_dir / f"counts-{index:05d}.arrow" for index in range(len(prep_parts))]
     with tqdm(unit="tokens", unit_scale=True, desc="count", file=sys.stderr) as bar:
-        for part_documents, part_tokens, table in pool.map(count_words, prep_parts):
+        tasks = ((path, out_path, buckets) for path, out_path in zip(prep_parts, count_files))
+        for part_documents, part_tokens, _ in pool.map(count_words, tasks):
             documents, tokens = documents + part_documents, tokens + part_tokens
-            merged.append(table)
-            if len(merged) > MERGE_EVERY:
-                merged = [_merge(merged)]
             bar.update(part_tokens)
-    return documents, tokens, _merge(merged) if len(merged) > 1 else merged[0]
+    kept = []
+    with tqdm(total=buckets, unit="buckets", desc="sum counts", file=sys.stderr) as bar:
+        for table in pool.map(sum_bucket, ((bucket, count_files, min_count) for bucket in range(buckets))):
+            kept.append(table)
+            bar.update(1)
+    for path in count_files:
+        path.unlink()
+    return documents, tokens, pa.concat_tables(kept) if kept else COUNT_SCHEMA.empty_table()
 
 
-def write_ids(prep_parts: list[Path], words: pa.Array, out_dir: Path, corpus_tokens: int,
+def write_ids(prep_parts: list[Path], vocabulary_file: Path, out_dir: Path, corpus_tokens: int,
               pool: WorkerPool) -> tuple[int, int]:
-    """Pass 2: ids parts in out_dir; returns (documents, ids) written."""
+    """Pass 2: ids parts in out_dir; returns (documents, ids) written. vocabulary_file: the words, Arrow IPC."""
     documents = ids = written = 0
-    tasks = ((index, path, out_dir, words) for index, path in enumerate(prep_parts))
+    tasks = ((index, path, out_dir, vocabulary_file) for index, path in enumerate(prep_parts))
     with tqdm(total=corpus_tokens, unit="tokens", unit_scale=True, desc="map", file=sys.stderr) as bar:
         for figures in pool.map(map_part, tasks):
             documents, ids = documents + figures["documents"], ids + figures["ids"]
@@ -166,21 +255,38 @@ def main(argv: list[str] | None = None) -> dict:
     data_dir = Path(cfg.data_dir)
     report = StageReport("convert_to_int", data_dir)
     prep_parts = parts(data_dir / "prep", "prep.py")
-    # One pool for both passes: starting workers costs more than a pass over a small corpus.
-    with WorkerPool(min(cfg.num_proc, len(prep_parts))) as pool:
-        input_documents, corpus_tokens, word_counts = count_corpus(prep_parts, pool)
-        vocab = build_vocab(word_counts, cfg.min_count, cfg.max_vocab)
-        if not len(vocab):
-            fail(f"no word occurs {cfg.min_count} times or more in the {corpus_tokens:,} tokens of "
-                 f"{data_dir / 'prep'}: the vocabulary would be empty (lower --min-count)")
-        words = vocab["word"].combine_chunks()
-        counts = vocab["count"].to_numpy()
-        vocab_tokens = int(counts.sum())
-        with atomic_output(data_dir / "ids") as out_dir:
-            out_dir.mkdir(parents=True)
-            documents, ids = write_ids(prep_parts, words, out_dir, corpus_tokens, pool)
-            if ids != vocab_tokens:
-                raise AssertionError(f"{ids} ids written for {vocab_tokens} tokens of vocabulary words")
+    if cfg.buckets < 1:
+        fail(f"--buckets must be at least 1, got {cfg.buckets}")
+    # Counts files and the vocabulary for the workers, beside the outputs (a name atomic_output would use).
+    spill_dir = data_dir / f".convert_to_int.tmp-{os.getpid()}"
+    shutil.rmtree(spill_dir, ignore_errors=True)
+    spill_dir.mkdir(parents=True)
+    try:
+        # One pool for both passes: starting workers costs more than a pass over a small corpus.
+        with WorkerPool(min(cfg.num_proc, len(prep_parts))) as pool:
+            input_documents, corpus_tokens, word_counts = count_corpus(prep_parts, pool, spill_dir, cfg.min_count,
+                                                                       cfg.buckets)
+            vocab = build_vocab(word_counts, cfg.min_count, cfg.max_vocab)
+            del word_counts
+            if not len(vocab):
+                fail(f"no word occurs {cfg.min_count} times or more in the {corpus_tokens:,} tokens of "
+                     f"{data_dir / 'prep'}: the vocabulary would be empty (lower --min-count)")
+            words = vocab["word"].combine_chunks()
+            counts = vocab["count"].to_numpy()
+            vocab_tokens = int(counts.sum())
+            # A fresh name per run: workers (and this process, with one) cache the words by file name.
+            vocabulary_file = spill_dir / f"vocabulary-{uuid.uuid4().hex}.arrow"
+            with pa.OSFile(str(vocabulary_file), "wb") as sink, \
+                    pa.ipc.new_file(sink, pa.schema([("word", pa.string())])) as writer:
+                writer.write_table(pa.table({"word": words}))
+            with atomic_output(data_dir / "ids") as out_dir:
+                out_dir.mkdir(parents=True)
+                documents, ids = write_ids(prep_parts, vocabulary_file, out_dir, corpus_tokens, pool)
+                if ids != vocab_tokens:
+                    raise AssertionError(f"{ids} ids written for {vocab_tokens} tokens of vocabulary words")
+    finally:
+        _vocabulary.cache_clear()
+        shutil.rmtree(spill_dir, ignore_errors=True)
     # vocab.json last, so that ids and vocabulary are replaced together as nearly as two renames allow.
     write_vocab(data_dir / "vocab.json", words, counts, min_count=cfg.min_count, max_vocab=cfg.max_vocab,
                 corpus_tokens=corpus_tokens, vocab_tokens=vocab_tokens)

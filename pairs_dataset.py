@@ -37,10 +37,27 @@ meta.json: "shards" lists every shard of every draw ({"file", "pairs", "draw"}),
 "pairs_per_draw" and "retained_per_draw" the pairs and retained tokens of each draw; "pairs" and "bytes" count
 all shards (the sum of "pairs_per_draw"); "tokens" is the id stream's length (the same for every draw) and
 "retained_tokens" draw 0's retained tokens. The stage's figures (stats/pairs_dataset.json): pairs, bytes_per_pair
-and pairs_per_s over all draws.
+and pairs_per_s over the draws this run wrote, and planned_pairs_per_draw (the disk plan's figure).
+
+Disk plan: before writing, the stage prints what the shards will take (expected pairs of a draw x
+PLAN_BYTES_PER_PAIR of the codec x the draws written, plus the old pairs/, which stays until the new one is
+renamed in unless --delete-old-first) against the free space of DATA_DIR's filesystem, and stops with one line
+naming the flags that shrink it when they do not fit. The expected pairs are word2vec's: each retained token
+(counts x keep probabilities) pairs with 2b others, b uniform in 1..WINDOW, so (WINDOW + 1) per retained token;
+document edges, which only remove pairs, are ignored.
+
+Adding draws (--only-draws 2,3): only those draws are written, into the existing pairs/ (made if missing, its
+settings checked against the flags), and meta.json then lists them beside the draws already there; a draw not
+present has null in "pairs_per_draw" and "retained_per_draw". Every draw's shards are byte-identical to a full
+run's, and draws added in increasing order get a full run's file names and meta.json too. This is the building
+block of rolling draws (write the next epoch's draw while one trains, delete each after its epoch): train.py
+still expects every draw to be present.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -52,7 +69,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from common import (StageReport, WorkerPool, atomic_output, default_num_proc, fail, load_vocab, parse_config, parts,
-                    run, write_json)
+                    read_json, run, write_json)
 
 DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
@@ -65,16 +82,73 @@ ROW_GROUP_PAIRS = 1_000_000  # parquet row group size: the unit the reader reads
 COMPRESSION = "lz4"  # parquet codec of the shards: lz4, zstd, snappy, gzip, brotli or none
 CHUNK_TOKENS = 1_000_000  # retained tokens turned into pairs at once: bounds memory (~100-150 bytes per token)
 NUM_PROC = default_num_proc()  # draws written at once, one worker process each (1 = all in this process)
+ONLY_DRAWS = ""  # write only these draws (e.g. 2,3) and add them to pairs/ and its meta.json; empty: all DRAWS anew
+DELETE_OLD_FIRST = False  # delete the previous pairs/ before writing (less disk at peak; a failure leaves none)
+DISK_CHECK = True  # stop before writing when the planned pairs do not fit the free space (--no-disk-check: write)
 
 # Documents per parquet read; a batch is cut into CHUNK_TOKENS-token slices, so only huge documents make it big.
 READ_ROWS = 1024
 CODECS = ("lz4", "zstd", "snappy", "gzip", "brotli", "none")
+# Shard bytes per pair assumed by the disk plan, a little above the largest measured (bench/RESULTS.md, "Disk
+# plan"): ids of a larger vocabulary compress less. gzip and brotli are unmeasured: counted as uncompressed.
+PLAN_BYTES_PER_PAIR = {"none": 8.1, "lz4": 7.8, "snappy": 7.9, "zstd": 5.2, "gzip": 8.1, "brotli": 8.1}
+# Flags that shrink the pairs, named when they do not fit.
+SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--window", "--delete-old-first",
+                "convert_to_int.py --min-count/--max-vocab")
 SCHEMA = pa.schema([("target", pa.int32()), ("context", pa.int32())])
 
 
 def draw_seed(seed: int, draw: int) -> int | list[int]:
     """SeedSequence entropy of draw `draw`: `seed` for draw 0 (a one-draw run's shards), [seed, draw] after."""
     return seed if draw == 0 else [seed, draw]
+
+
+def expected_pairs_bound(counts: np.ndarray, keep_prob: np.ndarray, window: int, dynamic_window: bool) -> float:
+    """Expected pairs of one draw, document edges ignored: an upper bound of the expectation (edges only remove pairs).
+
+    Word w is retained counts[w] * keep_prob[w] times on average, and a retained token away from its document's
+    edges pairs with 2 * b others, b uniform in 1..window (mean (window + 1) / 2), or with 2 * window without
+    the dynamic window.
+    """
+    mean_reach = (window + 1) / 2 if dynamic_window else window
+    return float((np.asarray(counts, dtype=np.float64) * np.minimum(1.0, keep_prob)).sum()) * 2 * mean_reach
+
+
+def disk_plan(pairs_per_draw: float, compression: str, draws_written: int, old_bytes: int, free_bytes: int) -> dict:
+    """What the shards will take on disk at the peak of the stage against the free space, in bytes.
+
+    draws_written: draws this run writes; old_bytes: shards of an earlier pairs/ still on disk until the new one
+    replaces it (0 when deleted first or when draws are added to it).
+    """
+    bytes_per_pair = PLAN_BYTES_PER_PAIR[compression]
+    new_bytes = pairs_per_draw * bytes_per_pair * draws_written
+    return {"pairs_per_draw": pairs_per_draw, "bytes_per_pair": bytes_per_pair, "draws": draws_written,
+            "new_bytes": new_bytes, "old_bytes": old_bytes, "need_bytes": new_bytes + old_bytes,
+            "free_bytes": free_bytes, "fits": new_bytes + old_bytes <= free_bytes}
+
+
+def describe_plan(plan: dict, compression: str, where: Path) -> str:
+    """One line: pairs per draw x bytes per pair x draws (+ the old pairs/) against the free space of `where`."""
+    gb = 1e9
+    old = f" + {plan['old_bytes'] / gb:,.1f} GB of the old pairs/ kept until replaced" if plan["old_bytes"] else ""
+    return (f"pairs need ~{plan['need_bytes'] / gb:,.1f} GB on disk: {plan['draws']} draw(s) x "
+            f"~{plan['pairs_per_draw'] / 1e6:,.1f}M pairs (expected, edges ignored) x "
+            f"{plan['bytes_per_pair']:g} bytes/pair ({compression}){old}; "
+            f"{plan['free_bytes'] / gb:,.1f} GB free on {where}")
+
+
+def check_disk(plan: dict, compression: str, where: Path) -> None:
+    """Print the plan; stop with one line naming the flags that shrink the pairs when they cannot fit."""
+    line = describe_plan(plan, compression, where)
+    if not plan["fits"]:
+        fail(f"{line}: not enough; shrink it with {', '.join(SHRINK_FLAGS)} (or --no-disk-check to try anyway)")
+    print(f"disk plan: {line}", flush=True)
+
+
+def directory_bytes(directory: Path) -> int:
+    """Bytes of the files directly in `directory` (0 when it does not exist)."""
+    directory = Path(directory)
+    return sum(path.stat().st_size for path in directory.iterdir() if path.is_file()) if directory.is_dir() else 0
 
 
 def keep_probabilities(counts: np.ndarray, sample: float, total: int | None = None) -> np.ndarray:
@@ -312,6 +386,73 @@ def write_draw(task: dict) -> dict:
     return {"draw": draw, "shards": writer.shards, "bytes": writer.bytes, **counters}
 
 
+# meta.json settings that a pairs/ must share with this run for draws to be added to it.
+SHARED_SETTINGS = ("window", "sample", "seed", "dynamic_window", "draws", "compression", "row_group_pairs",
+                   "pairs_per_shard", "tokens", "vocab_size")
+
+
+def parse_draws(spec: str, draws: int) -> list[int]:
+    """The draws of --only-draws ("2,3"), sorted; every draw 0..draws-1 when `spec` is empty."""
+    if not spec.strip():
+        return list(range(draws))
+    try:
+        chosen = sorted({int(item) for item in spec.split(",") if item.strip()})
+    except ValueError:
+        fail(f"--only-draws takes draw numbers separated by commas, e.g. 2,3; got {spec!r}")
+    if not chosen or chosen[0] < 0 or chosen[-1] >= draws:
+        fail(f"--only-draws must name draws in 0..{draws - 1} (--draws {draws}), got {spec!r}")
+    return chosen
+
+
+def read_pairs_meta(pairs_dir: Path, settings: dict) -> dict | None:
+    """meta.json of an existing pairs/ that draws can be added to; None when there is no pairs/ yet."""
+    meta_path = pairs_dir / "meta.json"
+    if not meta_path.exists():
+        if pairs_dir.is_dir() and any(pairs_dir.glob("shard-*.parquet")):
+            fail(f"{pairs_dir} holds shards but no meta.json: run pairs_dataset.py without --only-draws")
+        return None
+    meta = read_json(meta_path, "pairs_dataset.py")
+    for key in SHARED_SETTINGS:
+        if meta.get(key) != settings[key]:
+            what = "the ids changed since" if key in ("tokens", "vocab_size") else \
+                f"--{key.replace('_', '-')} {meta.get(key)!r} against {settings[key]!r} now:"
+            fail(f"cannot add draws to {pairs_dir}: {what} it was written ({key}); "
+                 f"run pairs_dataset.py without --only-draws to write every draw anew")
+    return meta
+
+
+def shard_number(name: str) -> int:
+    return int(name.removeprefix("shard-").removesuffix(".parquet"))
+
+
+def pairs_meta(settings: dict, per_draw: dict[int, dict], shards: list[dict], shard_bytes: int) -> dict:
+    """meta.json of a pairs/ holding the draws of `per_draw` ({draw: {"pairs", "retained"}}); null for the others."""
+    listed = [per_draw.get(draw) for draw in range(settings["draws"])]
+    return {
+        "window": settings["window"], "sample": settings["sample"], "seed": settings["seed"],
+        "dynamic_window": settings["dynamic_window"], "tokens": settings["tokens"],
+        "retained_tokens": listed[0]["retained"] if listed[0] else None,
+        "pairs": sum(figures["pairs"] for figures in per_draw.values()), "draws": settings["draws"],
+        "pairs_per_draw": [figures and figures["pairs"] for figures in listed],
+        "retained_per_draw": [figures and figures["retained"] for figures in listed],
+        "shards": shards, "vocab_size": settings["vocab_size"], "compression": settings["compression"],
+        "row_group_pairs": settings["row_group_pairs"], "pairs_per_shard": settings["pairs_per_shard"],
+        "bytes": shard_bytes,
+    }
+
+
+@contextlib.contextmanager
+def staging_dir(pairs_dir: Path) -> Iterator[Path]:
+    """A temporary folder inside pairs/ for the shards of added draws (same filesystem: moved by rename)."""
+    pairs_dir.mkdir(parents=True, exist_ok=True)
+    temp = pairs_dir / f".draws.tmp-{os.getpid()}"
+    shutil.rmtree(temp, ignore_errors=True)
+    try:
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     data_dir = Path(cfg.data_dir)
@@ -322,45 +463,75 @@ def main(argv: list[str] | None = None) -> dict:
         fail(f"--compression must be one of {', '.join(CODECS)}, got {cfg.compression!r}")
     if cfg.draws < 1:
         fail(f"--draws must be at least 1, got {cfg.draws}")
+    chosen = parse_draws(cfg.only_draws, cfg.draws)
+    adding = bool(cfg.only_draws.strip())
+    if adding and cfg.delete_old_first:
+        fail("--delete-old-first replaces pairs/ while --only-draws adds draws to it: use one of them")
     files = parts(data_dir / "ids", "convert_to_int.py")
     _, counts = load_vocab(data_dir, with_words=False)  # the words themselves are not needed here
     vocab_size, total = len(counts), int(counts.sum())  # total = tokens in the id stream (vocab_tokens)
     keep_prob = keep_probabilities(counts, cfg.sample, total)
+    settings = {"window": cfg.window, "sample": cfg.sample, "seed": cfg.seed, "dynamic_window": cfg.dynamic_window,
+                "draws": cfg.draws, "compression": cfg.compression, "row_group_pairs": cfg.row_group_pairs,
+                "pairs_per_shard": cfg.pairs_per_shard, "tokens": total, "vocab_size": vocab_size}
+    pairs_dir = data_dir / "pairs"
+    existing = read_pairs_meta(pairs_dir, settings) if adding else None
+    per_draw: dict[int, dict] = {}  # each draw's pairs and retained tokens, those already in pairs/ included
+    if existing is not None:
+        per_draw = {draw: {"pairs": pairs, "retained": existing["retained_per_draw"][draw]}
+                    for draw, pairs in enumerate(existing["pairs_per_draw"]) if pairs is not None}
+        present = sorted(set(chosen) & set(per_draw))
+        if present:
+            fail(f"{pairs_dir} already holds draw(s) {', '.join(map(str, present))}: leave them out of "
+                 f"--only-draws, or run without it to write every draw anew")
+
+    expected = expected_pairs_bound(counts, keep_prob, cfg.window, cfg.dynamic_window)
+    # The old pairs/ stays until the new one is renamed in (atomic_output), unless deleted first; added draws
+    # join it, so it is not counted then.
+    old_bytes = 0 if adding else directory_bytes(pairs_dir)
+    free = shutil.disk_usage(data_dir).free + (old_bytes if cfg.delete_old_first else 0)
+    plan = disk_plan(expected, cfg.compression, len(chosen), 0 if cfg.delete_old_first else old_bytes, free)
+    if cfg.disk_check:
+        check_disk(plan, cfg.compression, data_dir)
+    if cfg.delete_old_first and pairs_dir.exists():
+        shutil.rmtree(pairs_dir)
 
     started = time.perf_counter()
-    with atomic_output(data_dir / "pairs") as out_dir:
+    with (staging_dir(pairs_dir) if adding else atomic_output(pairs_dir)) as out_dir:
         out_dir.mkdir(parents=True)
-        # Upper bound of the pairs (edges of documents ignored): a token has on average 2 * E[b] contexts.
-        mean_reach = (cfg.window + 1) / 2 if cfg.dynamic_window else cfg.window
-        expected = float((counts * np.minimum(1.0, keep_prob)).sum()) * 2 * mean_reach
-        num_proc = max(1, min(cfg.num_proc, cfg.draws))
+        # Shards are numbered on from those already in pairs/, so draws added in order are named as in a full run.
+        taken = [shard["file"] for shard in existing["shards"]] if existing else []
+        taken += [path.name for path in pairs_dir.glob("shard-*.parquet")] if adding else []
+        next_number = max(map(shard_number, taken), default=-1) + 1
+        num_proc = max(1, min(cfg.num_proc, len(chosen)))
         tasks = ({"cfg": vars(cfg), "draw": draw, "files": files, "vocab_size": vocab_size, "keep_prob": keep_prob,
-                  "out_dir": out_dir, "expected_pairs": int(expected), "tokens": total, "bar": draw % num_proc}
-                 for draw in range(cfg.draws))
-        shards: list[dict] = []  # every draw's shards, renamed shard-NNNNN in draw order
-        per_draw: list[dict] = []  # each draw's tokens, retained tokens and pairs
-        shard_bytes = 0
+                  "out_dir": out_dir, "expected_pairs": int(expected), "tokens": total, "bar": index % num_proc}
+                 for index, draw in enumerate(chosen))
+        shards: list[dict] = []  # this run's shards, renamed shard-NNNNN in draw order
+        shard_bytes = pairs = 0
         with WorkerPool(num_proc) as pool:
             for result in pool.map(write_draw, tasks, in_flight=num_proc):
                 for shard in result["shards"]:
-                    name = f"shard-{len(shards):05d}.parquet"
+                    name = f"shard-{next_number + len(shards):05d}.parquet"
                     (out_dir / shard["file"]).rename(out_dir / name)
                     shards.append({**shard, "file": name})
                 shard_bytes += result["bytes"]
-                per_draw.append(result)
+                pairs += result["pairs"]
+                per_draw[result["draw"]] = {"pairs": result["pairs"], "retained": result["retained"]}
         elapsed = time.perf_counter() - started
-        pairs = sum(counters["pairs"] for counters in per_draw)
-        write_json(out_dir / "meta.json", {
-            "window": cfg.window, "sample": cfg.sample, "seed": cfg.seed, "dynamic_window": cfg.dynamic_window,
-            "tokens": per_draw[0]["tokens"], "retained_tokens": per_draw[0]["retained"], "pairs": pairs,
-            "draws": cfg.draws, "pairs_per_draw": [counters["pairs"] for counters in per_draw],
-            "retained_per_draw": [counters["retained"] for counters in per_draw],
-            "shards": shards, "vocab_size": vocab_size, "compression": cfg.compression,
-            "row_group_pairs": cfg.row_group_pairs, "pairs_per_shard": cfg.pairs_per_shard, "bytes": shard_bytes,
-        })
-    return report.finish(tokens=per_draw[0]["tokens"], retained_tokens=per_draw[0]["retained"], draws=cfg.draws,
-                         pairs=pairs, shards=len(shards), bytes_per_pair=round(shard_bytes / pairs, 3),
-                         pairs_per_s=round(pairs / max(elapsed, 1e-9)))
+        written, written_bytes = len(shards), shard_bytes
+        if adding:
+            for shard in shards:
+                (out_dir / shard["file"]).rename(pairs_dir / shard["file"])
+            if existing:
+                # Stable sort: every draw's shards together, in draw order, each draw's in its own order.
+                shards = sorted([*existing["shards"], *shards], key=lambda shard: shard["draw"])
+                shard_bytes += existing["bytes"]
+        write_json((pairs_dir if adding else out_dir) / "meta.json",
+                   pairs_meta(settings, per_draw, shards, shard_bytes))
+    return report.finish(tokens=total, retained_tokens=per_draw[chosen[0]]["retained"], draws=len(chosen),
+                         pairs=pairs, shards=written, bytes_per_pair=round(written_bytes / pairs, 3),
+                         planned_pairs_per_draw=round(expected), pairs_per_s=round(pairs / max(elapsed, 1e-9)))
 
 
 if __name__ == "__main__":

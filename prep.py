@@ -19,6 +19,7 @@ Cleaning (`clean_texts`), whole batches at a time with pyarrow.compute:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -148,12 +149,19 @@ def _local_files(spec: str) -> list[str] | None:
         return files
     if path.is_dir():
         files = sorted(str(f) for f in path.iterdir() if f.is_file() and _builder(f, strict=False))
+        if not files and _hub_layout(path):
+            return None  # a copy of a hub dataset: loaded as a hub name is, by datasets' own resolution
         if not files:
             fail(f"{spec} is a folder holding no .txt, .jsonl, .json or .parquet file")
         return files
     if not path.exists():
         fail(f"{spec}: no such file")
     return [str(path)]
+
+
+def _hub_layout(path: Path) -> bool:
+    """A local folder laid out like a Hugging Face dataset repository: files under data/ (data/train-*.parquet)."""
+    return (path / "data").is_dir()
 
 
 def _builder(path: Path | str, strict: bool = True) -> str | None:
@@ -172,7 +180,7 @@ def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, Call
     if not specs:
         fail("--dataset is empty")
     resolved = [(spec, _local_files(spec)) for spec in specs]
-    if all(files is not None for _, files in resolved):
+    if all(files is not None or Path(spec).expanduser().is_dir() for spec, files in resolved):
         # Local files only: nothing may reach for the network (the hub is often unreachable), and datasets
         # reads these settings when first imported, so set them on the modules too when already imported.
         os.environ["HF_DATASETS_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
@@ -204,12 +212,15 @@ def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, Call
         label = spec if builder is None or len(files) > 1 else files[0]
         try:
             if builder is None:
-                source = _load_from_hub(datasets, spec, split)
+                source, files = _load_from_hub(datasets, spec, split)
+                builder = "parquet" if files else None
             else:
                 source = datasets.load_dataset(builder, data_files=files, split="train", streaming=True)
         except StageError:
             raise
         except Exception as error:  # datasets raises many kinds (connection, not found, bad split, parse)
+            if builder is None and Path(spec).expanduser().is_dir():
+                fail(f"could not load {spec} as a Hugging Face dataset folder ({_one_line(error)})")
             if builder is None:
                 fail(f"could not load dataset {spec!r} from the Hugging Face hub ({_one_line(error)}); "
                      f"pass a local corpus instead, e.g. --dataset corpus.parquet (or .txt / .jsonl)")
@@ -220,11 +231,12 @@ def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, Call
                 fail(f"{label} has no column {column!r}: its columns are {', '.join(source.features)} "
                      f"(choose one with --text-column)")
             if builder == "parquet":
-                # datasets resolved and checked the files; their rows are streamed by pyarrow's own synchronous
-                # reader. datasets' parquet stream runs Arrow's threaded scanner, which decodes up to ~1 GB
-                # ahead of a consumer that waits on its workers (measured: 1.0 GB of Arrow memory after one
-                # 3 s pause on a 3.3 GB corpus, 23 MB with ParquetFile.iter_batches); pre_buffer off, as
-                # Arrow's pre-buffer cache keeps every range read until the file ends.
+                # datasets resolved and checked the files (a hub dataset's too, as hf:// URLs); their rows are
+                # streamed by pyarrow's own synchronous reader. datasets' parquet stream runs Arrow's threaded
+                # scanner, which decodes up to ~1 GB ahead of a consumer that waits on its workers (measured:
+                # 1.0 GB of Arrow memory after one 3 s pause on a 3.3 GB corpus, 23 MB with
+                # ParquetFile.iter_batches); pre_buffer off, as Arrow's pre-buffer cache keeps every range read
+                # until the file ends.
                 sources.append((label, partial(_parquet_batches, files, column), column))
                 continue
             source = source.select_columns([column])
@@ -240,12 +252,21 @@ def _dataset_batches(source: object, batch_size: int) -> Iterator[pa.Table]:
 def _parquet_batches(files: list[str], column: str, batch_size: int) -> Iterator[pa.RecordBatch]:
     """One column of local parquet files, in file and row order, `batch_size` rows at a time."""
     for file in files:
-        with pq.ParquetFile(file, pre_buffer=False) as parquet:
+        with contextlib.ExitStack() as stack:
+            if "://" in file:  # a hub dataset's file (hf://...): read through fsspec, as datasets reads it
+                import fsspec
+
+                file = stack.enter_context(fsspec.open(file, "rb"))
+            parquet = stack.enter_context(pq.ParquetFile(file, pre_buffer=False))
             yield from parquet.iter_batches(batch_size=batch_size, columns=[column])
 
 
-def _load_from_hub(datasets: object, name: str, split: str) -> object:
-    """`load_dataset(name, streaming=True)`, failing at once when the hub's host does not even resolve.
+def _load_from_hub(datasets: object, name: str, split: str) -> tuple[object, list[str] | None]:
+    """`load_dataset(name, split=split, streaming=True)` and, for a parquet dataset, the files behind the split.
+
+    Both come from the builder that load_dataset makes (it returns `builder.as_streaming_dataset(split)`), so a
+    local folder in the hub layout (data/train-000NN-of-000MM.parquet) takes the same path as a hub name.
+    Fails at once when the hub's host does not even resolve.
 
     Unreachable, huggingface_hub retries for ~25 s with a warning per try; the warnings are silenced so that a
     failure stays one line. A proxy may resolve names itself, so with one configured there is no early check.
@@ -256,7 +277,7 @@ def _load_from_hub(datasets: object, name: str, split: str) -> object:
 
     host = urlparse(constants.ENDPOINT).hostname
     proxied = any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
-    if host and not proxied and not constants.HF_HUB_OFFLINE:
+    if host and not proxied and not constants.HF_HUB_OFFLINE and not Path(name).expanduser().is_dir():
         try:
             socket.getaddrinfo(host, 443)
         except OSError as error:
@@ -266,9 +287,13 @@ def _load_from_hub(datasets: object, name: str, split: str) -> object:
     level = hub_logger.level
     hub_logger.setLevel(logging.ERROR)
     try:
-        return datasets.load_dataset(name, split=split, streaming=True)
+        builder = datasets.load_dataset_builder(name)
+        source = builder.as_streaming_dataset(split=split)
     finally:
         hub_logger.setLevel(level)
+    data_files = builder.config.data_files or {}
+    files = [str(file) for file in data_files.get(split, [])] if builder.name == "parquet" else []
+    return source, files or None
 
 
 def _text_chunks(sources: list[tuple[str, Callable, str]], batch_size: int) -> Iterator[pa.Array]:

@@ -1,5 +1,6 @@
 """convert_to_int.py: vocabulary order and filters, exact ids, parts, errors."""
 import collections
+import functools
 import json
 import os
 import random
@@ -78,7 +79,8 @@ def test_part_left_empty_is_skipped_and_parts_renumbered(tmp_path):
     assert read_ids(tmp_path) == [[[0, 1]], [[1, 0, 0]]]
 
 
-def test_matches_plain_python_on_random_corpus(tmp_path):
+@pytest.mark.parametrize("buckets", ["1", "3", "64"])
+def test_matches_plain_python_on_random_corpus(tmp_path, buckets):
     rng = random.Random(5)
     words = [f"w{i}" for i in range(300)]
     weights = [1 / (rank + 1) for rank in range(300)]
@@ -90,7 +92,7 @@ def test_matches_plain_python_on_random_corpus(tmp_path):
         options = [{}, {"use_dictionary": False}, {"row_group_size": 17}][index]
         pq.write_table(pa.table({"tokens": pa.array(rows, pa.list_(pa.string()))}),
                        tmp_path / "prep" / f"part-{index:05d}.parquet", **options)
-    run_convert(tmp_path, "--min-count", "4")
+    run_convert(tmp_path, "--min-count", "4", "--buckets", buckets)
     counts = collections.Counter(word for part in parts for row in part for word in row)
     expected = sorted((word for word in counts if counts[word] >= 4), key=lambda word: (-counts[word], word))
     vocab = json.loads((tmp_path / "vocab.json").read_text())
@@ -176,3 +178,79 @@ def test_vocab_json_round_trips_through_arrow_and_plain_json(tmp_path):
     (tmp_path / "vocab.json").write_text('{"words": ["a", "b"], "counts": [5')
     with pytest.raises(StageError, match="not valid JSON.*run convert_to_int.py again"):
         load_vocab(tmp_path)
+
+
+# --- counting with bounded memory: hash buckets on disk, the vocabulary sent once ---------------------------------
+
+def test_word_buckets_depend_on_the_word_alone():
+    words = ["", "а", "кто-то", "ab", "abcdefgh", "abcdefghi", "abcdefghijklmnopqrstuvwxyz", "северо-запад", "ё"]
+    alone = [int(convert_to_int.word_buckets(pa.array([word]), 64)[0]) for word in words]
+    together = convert_to_int.word_buckets(pa.array(["pad"] + words + ["tail"]).slice(1, len(words)), 64)
+    assert together.tolist() == alone and all(0 <= b < 64 for b in alone)
+    # words differing in one byte (first, middle, last) or in length only land apart
+    assert len(set(convert_to_int.word_buckets(pa.array(["abcdefghij", "xbcdefghij", "abcdexghij", "abcdefghix",
+                                                         "abcdefghijk", "abcdefghi"]), 1 << 20).tolist())) == 6
+    rng = random.Random(3)
+    many = pa.array(["".join(rng.choices("абвгдеёжз", k=rng.randint(1, 12))) for _ in range(4000)])
+    sizes = collections.Counter(convert_to_int.word_buckets(pc_unique(many), 8).tolist())
+    assert len(sizes) == 8 and max(sizes.values()) < 1.3 * min(sizes.values())
+
+
+def pc_unique(array: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+    return pc.unique(array)
+
+
+def test_counts_file_holds_each_bucket_in_its_batch(tmp_path):
+    write_prep(tmp_path, PARTS)
+    documents, tokens, distinct = convert_to_int.count_words((tmp_path / "prep" / "part-00001.parquet",
+                                                              tmp_path / "counts.arrow", 4))
+    assert (documents, tokens, distinct) == (3, 8, 6)
+    with pa.OSFile(str(tmp_path / "counts.arrow")) as source:
+        reader = pa.ipc.open_file(source)
+        assert reader.num_record_batches == 4
+        batches = [reader.get_batch(b) for b in range(4)]
+    found = {}
+    for bucket, batch in enumerate(batches):
+        assert set(convert_to_int.word_buckets(batch.column(0), 4).tolist()) <= {bucket}
+        found.update(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()))
+    assert found == {"а": 1, "в": 2, "б": 2, "д": 1, "ё": 1, "я": 1}
+    # a bucket summed over both parts, cut at min_count: exact totals
+    convert_to_int.count_words((tmp_path / "prep" / "part-00000.parquet", tmp_path / "counts0.arrow", 4))
+    summed = {}
+    for bucket in range(4):
+        table = convert_to_int.sum_bucket((bucket, [tmp_path / "counts0.arrow", tmp_path / "counts.arrow"], 3))
+        summed.update(zip(table.column("word").to_pylist(), table.column("count").to_pylist()))
+    assert summed == {"б": 4, "а": 3, "в": 3}
+
+
+def test_vocabulary_read_once_per_process_and_temp_files_removed(tmp_path, monkeypatch):
+    write_prep(tmp_path, PARTS + PARTS)  # four parts mapped in this process
+    reads = []
+    original = convert_to_int._vocabulary.__wrapped__
+
+    def counted(path):
+        reads.append(path)
+        return original(path)
+    monkeypatch.setattr(convert_to_int, "_vocabulary", functools.lru_cache(maxsize=1)(counted))
+    tasks = []
+    map_part = convert_to_int.map_part
+    monkeypatch.setattr(convert_to_int, "map_part", lambda task: tasks.append(task) or map_part(task))
+    run_convert(tmp_path, "--min-count", "1")
+    assert len(tasks) == 4 and len(reads) == 1
+    assert all(isinstance(task[3], (str, Path)) for task in tasks)  # a file name, not the words
+    assert read_ids(tmp_path)[0] == [[0, 1, 2, 1], [3, 0]]  # б 8, а 6, в 6, г 2, ...: as one pass would
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # a second run in the same process reads its own vocabulary, not the cached one
+    write_prep(tmp_path / "other", [[["я", "я", "б"]]])
+    run_convert(tmp_path / "other", "--min-count", "1")
+    assert len(reads) == 2 and read_ids(tmp_path / "other") == [[[0, 0, 1]]]
+
+
+def test_failure_after_counting_leaves_no_temp_files(tmp_path):
+    write_prep(tmp_path, PARTS)
+    with pytest.raises(StageError, match="the vocabulary would be empty"):
+        run_convert(tmp_path, "--min-count", "100")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    with pytest.raises(StageError, match="^--buckets must be at least 1, got 0$"):
+        run_convert(tmp_path, "--buckets", "0")

@@ -394,3 +394,173 @@ def test_draws_written_side_by_side_equal_draws_written_in_turn(tmp_path):
     for shard in serial["shards"]:
         assert (tmp_path / "serial" / "pairs" / shard["file"]).read_bytes() == \
             (tmp_path / "parallel" / "pairs" / shard["file"]).read_bytes()
+
+
+# --- disk plan ---------------------------------------------------------------------------------------------------
+
+def test_pairs_bound_is_exact_but_for_document_edges(tmp_path):
+    # Fixed window W, no sub-sampling, one document of n tokens: every token has 2W contexts but the W tokens at
+    # either edge, which lose W + (W-1) + ... + 1 = W(W+1)/2 each: the bound overshoots by exactly W(W+1).
+    n, window = 1000, 4
+    write_corpus(tmp_path, [np.arange(n) % 50])
+    run_stage(tmp_path, "--window", str(window), "--sample", "0", "--no-dynamic-window", "--draws", "1")
+    meta = json.loads((tmp_path / "pairs" / "meta.json").read_text())
+    counts = np.bincount(np.arange(n) % 50)
+    bound = pairs_dataset.expected_pairs_bound(counts, np.ones(50), window, dynamic_window=False)
+    assert bound == n * 2 * window
+    assert meta["pairs"] == bound - window * (window + 1)
+    # dynamic window: the mean window is (W + 1) / 2; sub-sampling scales each word by its keep probability
+    keep = np.linspace(0.1, 1.0, 50)
+    assert pairs_dataset.expected_pairs_bound(counts, keep, window, True) == pytest.approx(
+        (counts * keep).sum() * (window + 1))
+
+
+def fake_free_space(monkeypatch, free_bytes: int) -> None:
+    usage = pairs_dataset.shutil.disk_usage
+    monkeypatch.setattr(pairs_dataset.shutil, "disk_usage",
+                        lambda path: usage(path)._replace(free=int(free_bytes)))
+
+
+def planned_bytes(data_dir: Path, draws: int, compression: str = "lz4", window: int = 5) -> float:
+    counts = np.asarray(json.loads((data_dir / "vocab.json").read_text())["counts"])
+    keep = pairs_dataset.keep_probabilities(counts, 0)
+    return pairs_dataset.expected_pairs_bound(counts, keep, window, True) * draws * \
+        pairs_dataset.PLAN_BYTES_PER_PAIR[compression]
+
+
+def test_disk_plan_refuses_with_one_line_naming_the_flags(tmp_path, monkeypatch, capsys):
+    write_corpus(tmp_path, [np.arange(600) % 30] * 5)  # 3,000 tokens: bound 18,000 pairs a draw
+    need = planned_bytes(tmp_path, draws=2)
+    assert need == 3000 * 6 * 2 * 7.8
+    fake_free_space(monkeypatch, need - 1)
+    with pytest.raises(StageError) as refused:
+        run_stage(tmp_path, "--sample", "0", "--draws", "2")
+    assert str(refused.value) == (
+        f"pairs need ~0.0 GB on disk: 2 draw(s) x ~0.0M pairs (expected, edges ignored) x 7.8 bytes/pair (lz4); "
+        f"0.0 GB free on {tmp_path}: not enough; shrink it with --draws, --compression zstd, --sample, --window, "
+        f"--delete-old-first, convert_to_int.py --min-count/--max-vocab (or --no-disk-check to try anyway)")
+    assert not (tmp_path / "pairs").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # zstd's smaller figure fits the same space; so does one draw, and so does skipping the check
+    run_stage(tmp_path, "--sample", "0", "--draws", "2", "--compression", "zstd")
+    assert "disk plan: pairs need ~0.0 GB on disk: 2 draw(s)" in capsys.readouterr().out
+    fake_free_space(monkeypatch, need / 2)
+    run_stage(tmp_path, "--sample", "0", "--draws", "1", "--delete-old-first")
+    fake_free_space(monkeypatch, 0)
+    run_stage(tmp_path, "--sample", "0", "--draws", "2", "--no-disk-check")
+    assert json.loads((tmp_path / "pairs" / "meta.json").read_text())["draws"] == 2
+
+
+def test_disk_plan_counts_the_old_pairs_until_they_are_replaced(tmp_path, monkeypatch):
+    write_corpus(tmp_path, [np.arange(600) % 30] * 5)
+    run_stage(tmp_path, "--sample", "0", "--draws", "2")
+    old = sum(p.stat().st_size for p in (tmp_path / "pairs").iterdir())
+    need = planned_bytes(tmp_path, draws=2)
+    fake_free_space(monkeypatch, need + old - 1)  # the new pairs fit, not with the old ones beside them
+    with pytest.raises(StageError, match=rf"\+ 0.0 GB of the old pairs/ kept until replaced; .*: not enough"):
+        run_stage(tmp_path, "--sample", "0", "--draws", "2")
+    fake_free_space(monkeypatch, need + old)
+    run_stage(tmp_path, "--sample", "0", "--draws", "2")
+    # deleted first, the old pairs' space counts as free: the new pairs alone must fit
+    fake_free_space(monkeypatch, need - old)
+    run_stage(tmp_path, "--sample", "0", "--draws", "2", "--delete-old-first")
+    fake_free_space(monkeypatch, need - old - 1)
+    with pytest.raises(StageError, match="not enough"):
+        run_stage(tmp_path, "--sample", "0", "--draws", "2", "--delete-old-first")
+    assert (tmp_path / "pairs" / "meta.json").exists()  # refused before anything was deleted
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 1 MB tmpfs at tmp_path/fs (root and a kernel that allow it; skipped otherwise), unmounted after."""
+    mount_point = tmp_path / "fs"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_disk_plan_on_a_real_small_filesystem(small_filesystem):
+    data_dir = small_filesystem / "data"
+    rng = np.random.default_rng(5)
+    write_corpus(data_dir, [rng.integers(0, 200, size=500) for _ in range(60)])  # 30,000 tokens
+    assert planned_bytes(data_dir, draws=1) > 1 << 20 > planned_bytes(data_dir, draws=1, window=1)
+    with pytest.raises(StageError, match=r"GB free on .*: not enough; shrink it with --draws, --compression zstd"):
+        run_stage(data_dir, "--sample", "0", "--draws", "1")
+    assert not (data_dir / "pairs").exists()
+    figures = run_stage(data_dir, "--sample", "0", "--draws", "1", "--window", "1")
+    assert figures["pairs"] == 2 * (30000 - 60)
+    # past the check, a full disk is still one line and leaves no partial output behind
+    with pytest.raises(StageError, match="No space left on device"):
+        run_stage(data_dir, "--sample", "0", "--draws", "3", "--no-disk-check", "--compression", "none",
+                  "--pairs-per-shard", "20000")
+    assert json.loads((data_dir / "pairs" / "meta.json").read_text())["window"] == 1
+    assert not [p for p in data_dir.iterdir() if p.name.startswith(".")]
+
+
+# --- adding draws to pairs/ (--only-draws) ------------------------------------------------------------------------
+
+ADD_FLAGS = ["--window", "3", "--sample", "1e-2", "--pairs-per-shard", "700", "--draws", "4"]
+
+
+def add_corpus(data_dir: Path) -> None:
+    rng = np.random.default_rng(12)
+    write_corpus(data_dir, [rng.integers(0, 40, size=k) for k in rng.integers(2, 80, size=60)])
+
+
+def test_only_draws_added_in_order_equal_a_full_run(tmp_path):
+    for name in ("full", "added"):
+        add_corpus(tmp_path / name)
+    run_stage(tmp_path / "full", *ADD_FLAGS)
+    run_stage(tmp_path / "added", *ADD_FLAGS, "--only-draws", "0,1")
+    partial = json.loads((tmp_path / "added" / "pairs" / "meta.json").read_text())
+    assert partial["pairs_per_draw"][2:] == [None, None] and {s["draw"] for s in partial["shards"]} == {0, 1}
+    run_stage(tmp_path / "added", *ADD_FLAGS, "--only-draws", "3,2")
+    full, added = (json.loads((tmp_path / name / "pairs" / "meta.json").read_text()) for name in ("full", "added"))
+    assert added == full and len(full["shards"]) > 8
+    assert sorted(p.name for p in (tmp_path / "added" / "pairs").iterdir()) == \
+        sorted([s["file"] for s in full["shards"]] + ["meta.json"])
+    for shard in full["shards"]:
+        assert (tmp_path / "full" / "pairs" / shard["file"]).read_bytes() == \
+            (tmp_path / "added" / "pairs" / shard["file"]).read_bytes()
+
+
+def test_only_draws_out_of_order_same_shard_bytes_per_draw(tmp_path):
+    for name in ("full", "added"):
+        add_corpus(tmp_path / name)
+    run_stage(tmp_path / "full", *ADD_FLAGS)
+    for chosen in ("2", "0", "3,1"):
+        run_stage(tmp_path / "added", *ADD_FLAGS, "--only-draws", chosen)
+    full, added = (json.loads((tmp_path / name / "pairs" / "meta.json").read_text()) for name in ("full", "added"))
+    assert {key: value for key, value in added.items() if key != "shards"} == \
+        {key: value for key, value in full.items() if key != "shards"}
+    for draw in range(4):
+        contents = [[(tmp_path / name / "pairs" / s["file"]).read_bytes() for s in meta["shards"] if s["draw"] == draw]
+                    for name, meta in (("full", full), ("added", added))]
+        assert contents[0] == contents[1]
+    assert [s["draw"] for s in added["shards"]] == sorted(s["draw"] for s in added["shards"])
+    assert len({s["file"] for s in added["shards"]}) == len(added["shards"])
+
+
+def test_only_draws_refusals(tmp_path):
+    add_corpus(tmp_path)
+    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1")
+    with pytest.raises(StageError) as error:
+        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "0,1")
+    assert str(error.value) == (f"{tmp_path / 'pairs'} already holds draw(s) 1: leave them out of --only-draws, "
+                                f"or run without it to write every draw anew")
+    with pytest.raises(StageError) as error:
+        run_stage(tmp_path, *ADD_FLAGS[2:], "--window", "2", "--only-draws", "0")
+    assert str(error.value) == (f"cannot add draws to {tmp_path / 'pairs'}: --window 3 against 2 now: it was written "
+                                f"(window); run pairs_dataset.py without --only-draws to write every draw anew")
+    with pytest.raises(StageError, match=r"^--only-draws must name draws in 0..3 \(--draws 4\), got '4'$"):
+        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "4")
+    with pytest.raises(StageError, match="^--only-draws takes draw numbers separated by commas"):
+        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "a")
+    with pytest.raises(StageError, match="^--delete-old-first replaces pairs/"):
+        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "0", "--delete-old-first")
+    assert json.loads((tmp_path / "pairs" / "meta.json").read_text())["pairs_per_draw"][0] is None

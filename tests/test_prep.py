@@ -275,3 +275,64 @@ def test_shell_error_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "missing.txt" in lines[0], result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def write_hub_layout(root: Path, files: int = 3, rows: int = 9) -> list[list[str]]:
+    """A folder laid out like the hub's 0x7o/taiga: data/train-000NN-of-00117.parquet, several row groups each."""
+    (root / "data").mkdir(parents=True)
+    (root / "README.md").write_text("---\nlicense: cc-by-sa-4.0\n---\n", encoding="utf-8")
+    expected = []
+    for f in range(files):
+        texts = [f"Файл{chr(ord('а') + f)} строка{chr(ord('а') + r)} {r}!" for r in range(rows)]
+        pq.write_table(pa.table({"text": texts, "source": ["hub"] * rows}),
+                       root / "data" / f"train-{f:05d}-of-00117.parquet", row_group_size=4)
+        expected += [[f"файл{chr(ord('а') + f)}", f"строка{chr(ord('а') + r)}"] for r in range(rows)]
+    return expected
+
+
+def test_hub_layout_folder_takes_the_hub_path_streamed_by_pyarrow(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    expected = write_hub_layout(tmp_path / "taiga")
+    hub_calls, streamed, dataset_streams = [], [], []
+    load_from_hub, parquet_batches = prep._load_from_hub, prep._parquet_batches
+    monkeypatch.setattr(prep, "_load_from_hub", lambda *args: hub_calls.append(args[1:]) or load_from_hub(*args))
+    monkeypatch.setattr(prep, "_parquet_batches", lambda files, *args: streamed.append(files) or
+                        parquet_batches(files, *args))
+    monkeypatch.setattr(prep, "_dataset_batches", lambda *args: dataset_streams.append(args) or iter(()))
+    # no DNS and not offline: a local folder must not reach for the hub's host
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(prep.socket, "getaddrinfo", lambda *args: pytest.fail("looked the hub up"))
+    figures = prep.main(["--dataset", str(tmp_path / "taiga"), "--docs-per-part", "5", "--num-proc", "1",
+                         "--data-dir", str(tmp_path / "out")])
+    assert hub_calls == [(str(tmp_path / "taiga"), "train")]
+    assert streamed == [[str(tmp_path / "taiga" / "data" / f"train-{f:05d}-of-00117.parquet") for f in range(3)]]
+    assert dataset_streams == []  # not datasets' read-ahead stream
+    assert read_prep(tmp_path / "out") == expected and figures["documents"] == 27 and figures["parts"] == 6
+
+
+def test_hub_layout_folder_errors_are_one_line(tmp_path):
+    write_hub_layout(tmp_path / "taiga", files=1)
+    with pytest.raises(StageError, match=r"has no column 'body': its columns are text, source"):
+        prep.main(["--dataset", str(tmp_path / "taiga"), "--text-column", "body", "--data-dir", str(tmp_path)])
+    with pytest.raises(StageError, match=rf"^could not load {tmp_path / 'taiga'} as a Hugging Face dataset folder "
+                                         rf"\(ValueError: .*validation"):
+        prep.main(["--dataset", str(tmp_path / "taiga"), "--split", "validation", "--data-dir", str(tmp_path)])
+    (tmp_path / "empty" / "data").mkdir(parents=True)
+    with pytest.raises(StageError, match=rf"^could not load {tmp_path / 'empty'} as a Hugging Face dataset folder"):
+        prep.main(["--dataset", str(tmp_path / "empty"), "--data-dir", str(tmp_path)])
+
+
+def test_parquet_urls_are_read_through_fsspec(tmp_path, monkeypatch):
+    # a hub dataset's files come as hf:// URLs: the same reader opens any URL through fsspec
+    import fsspec
+
+    opened = []
+    fsspec_open = fsspec.open
+    monkeypatch.setattr(fsspec, "open", lambda url, *args: opened.append(url) or fsspec_open(url, *args))
+    pq.write_table(pa.table({"text": [f"t{i}" for i in range(10)]}), tmp_path / "a.parquet", row_group_size=3)
+    batches = list(prep._parquet_batches([f"file://{tmp_path / 'a.parquet'}", str(tmp_path / "a.parquet")],
+                                         "text", 4))
+    assert opened == [f"file://{tmp_path / 'a.parquet'}"]
+    assert [len(batch) for batch in batches] == [4, 4, 2] * 2
+    assert sum((batch.column(0).to_pylist() for batch in batches), []) == [f"t{i}" for i in range(10)] * 2
