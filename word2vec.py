@@ -15,6 +15,10 @@ Two steps, same update rule as word2vec.c (plain SGD, learning rate decayed line
   word2vec.c and gensim do). Measured on 2 CPU cores it is ~4x faster than the batched torch step, and each pair
   sees the updates of the pairs before it, as in word2vec.c.
 - `sgns_step_torch`: batched torch ops for CUDA (gathers, bmm, index_add_), split into micro-batches.
+- `sgns_step_shared`: the lean CUDA step: groups of pairs share their negatives, so a group's contexts and
+  negatives are one block of rows and the scores and both gradients are three bmms.
+Both torch steps can scale the summed gradient of a row repeated within a micro-batch (`row_count_scale`),
+which large micro-batches need (bench/RESULTS.md, "The torch step on CPU").
 
 Hierarchical softmax (train.py --loss hs) replaces the negatives by the context word's path in a Huffman tree over
 the vocabulary counts (`build_huffman`): L = -sum over the path's nodes n with bit b of log sigma((1-2b) u.v_n),
@@ -208,12 +212,41 @@ def sgns_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
     return losses.sum() * n_pairs / max(1, (n_pairs + loss_every - 1) // loss_every)
 
 
+def row_count_scale(ids: torch.Tensor, n_rows: int, power: float, weights: torch.Tensor | None = None,
+                    free: float = 1.0) -> torch.Tensor:
+    """Per-occurrence factor (max(count, free) / free)^-power for the rows `ids` of one micro-batch.
+
+    A row that occurs n times in a micro-batch receives the sum of n gradients computed from the same stale
+    values, where word2vec.c applies them one after another, each seeing the last. With free = 1, power = 1
+    turns the sum into the mean and 0.5 into sum / sqrt(n); a row seen at most `free` times keeps its sum, and
+    with power 1 no row moves by more than `free` times its mean gradient. All 1.0 when power is 0.
+    `weights` counts an occurrence that stands for several summed gradients (a shared negative serves its
+    whole group of pairs) as that many.
+    """
+    if power == 0.0:
+        return torch.ones(ids.shape, device=ids.device)
+    flat_weights = None if weights is None else weights.reshape(-1).to(torch.float32)
+    counts = torch.bincount(ids.reshape(-1), weights=flat_weights, minlength=n_rows)
+    return counts.to(torch.float32).div_(free).clamp_min_(1.0).pow_(-power)[ids]
+
+
+def saturated_gradient(scores: torch.Tensor, label: float, lr: float) -> torch.Tensor:
+    """(label - sigma(score)) * lr, with word2vec.c's sigma of exactly 0 or 1 outside +-MAX_SCORE."""
+    sigma = torch.sigmoid(scores)
+    sigma = torch.where(scores > MAX_SCORE, 1.0, torch.where(scores < -MAX_SCORE, 0.0, sigma))
+    return (label - sigma) * lr
+
+
 def sgns_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
-                    lr_start: float, lr_end: float, micro_batch: int = 0) -> float:
+                    lr_start: float, lr_end: float, micro_batch: int = 0, count_power: float = 0.0,
+                    count_free: float = 1.0) -> float:
     """Closed-form batched SGD step (for CUDA): returns the summed loss.
 
     Each micro-batch reads the tables once and adds its summed gradients once, so a row seen many times in a
     micro-batch moves by the sum of its stale gradients: smaller micro-batches stay closer to word2vec.c.
+    count_power > 0 divides the summed gradient of each row seen more than count_free times in the micro-batch
+    by (count / count_free)^count_power (`row_count_scale`): what keeps the most frequent rows from
+    overshooting when micro-batches are large.
     """
     input_w, output_w = model.input.weight.data, model.output.weight.data
     n_pairs = target.shape[0]
@@ -235,10 +268,128 @@ def sgns_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor
         sigma = torch.sigmoid(scores)
         sigma = torch.where(scores > MAX_SCORE, 1.0, torch.where(scores < -MAX_SCORE, 0.0, sigma))
         g = (labels - sigma) * lr
-        grad_u = torch.bmm(g.unsqueeze(1), v).squeeze(1)
-        grad_v = g.unsqueeze(2) * u.unsqueeze(1)
+        g_u, g_v = g, g
+        if count_power:
+            g_u = g * row_count_scale(t, input_w.shape[0], count_power, free=count_free)[:, None]
+            g_v = g * row_count_scale(out_ids, output_w.shape[0], count_power, free=count_free)
+        grad_u = torch.bmm(g_u.unsqueeze(1), v).squeeze(1)
+        grad_v = g_v.unsqueeze(2) * u.unsqueeze(1)
         input_w.index_add_(0, t, grad_u)
         output_w.index_add_(0, out_ids.reshape(-1), grad_v.reshape(-1, grad_v.shape[-1]))
+    return float(total_loss)
+
+
+def shared_negative_groups(n_pairs: int, group: int) -> int:
+    """How many negative sets `sgns_step_shared` needs for n_pairs pairs in groups of `group`."""
+    return -(-n_pairs // group)
+
+
+def sgns_step_shared(model: SkipGram, target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
+                     lr_start: float, lr_end: float, micro_batch: int, group: int, count_power: float = 0.0,
+                     count_free: float = 1.0, layout: str = "block") -> float:
+    """Skip-gram SGD with negatives shared by groups of pairs (the lean step for CUDA); returns the summed loss.
+
+    negatives [shared_negative_groups(n_pairs, group), K]: pairs g*group .. (g+1)*group - 1 all use row g.
+    Each pair keeps K negatives drawn from the unigram table, as in word2vec, but a group's K negative rows are
+    read once and their gradients come out of one matrix product ([group, dim] x [dim, K] and back), as
+    BlazingText and Intel's HogBatch share negatives over a window. The traffic per pair falls from 1 + 1 + K
+    gathered rows (and as many scattered) to 2 + K / group. The pairs are shuffled, so a group is a random
+    sample of pairs, and its negatives are as independent of each pair as per-pair draws.
+    micro_batch is rounded up to a multiple of group; count_power and count_free as in sgns_step_torch (a
+    shared negative counts once per pair of its group).
+
+    Two layouts of the same update (equal to float rounding, a test): "split" scores the contexts with an
+    element-wise product and the negatives with a bmm, and forms the context and negative gradients apart;
+    "block" gathers a group's contexts and negatives as one [group + K, dim] block, so the scores are one bmm
+    ([group, dim] x [dim, group + K], of which the diagonal of the first group columns are the positives and
+    the rest of those columns are ignored), and so are both gradients: fewer temporaries, so fewer bytes
+    moved per pair, for (group + K) / (1 + K / group) times the multiply-adds (bench/RESULTS.md).
+    """
+    if layout not in ("block", "split"):
+        raise ValueError(f"layout must be 'block' or 'split', not {layout!r}")
+    input_w, output_w = model.input.weight.data, model.output.weight.data
+    n_pairs, dim = target.shape[0], input_w.shape[1]
+    if n_pairs == 0:
+        return 0.0
+    if group < 1:
+        raise ValueError(f"group must be at least 1, not {group}")
+    if negatives.shape[0] != shared_negative_groups(n_pairs, group):
+        raise ValueError(f"{n_pairs} pairs in groups of {group} need {shared_negative_groups(n_pairs, group)} "
+                         f"negative sets, got {negatives.shape[0]}")
+    n_negatives = negatives.shape[1]
+    step = n_pairs if micro_batch <= 0 else micro_batch
+    step = -(-step // group) * group
+    total_loss = torch.zeros((), device=input_w.device, dtype=torch.float64)
+    for start in range(0, n_pairs, step):
+        stop = min(n_pairs, start + step)
+        lr = lr_start + (lr_end - lr_start) * ((start + stop) / 2 / n_pairs)
+        n_groups = shared_negative_groups(stop - start, group)
+        t, c = target[start:stop].long(), context[start:stop].long()
+        padding = n_groups * group - (stop - start)
+        real = None
+        if padding:  # the last group is short: pad it with row 0 and give the padding no gradient
+            t = nn.functional.pad(t, (0, padding))
+            c = nn.functional.pad(c, (0, padding))
+            real = (torch.arange(n_groups * group, device=t.device) < stop - start).to(input_w.dtype)
+        neg = negatives[start // group:start // group + n_groups].long()
+        scale_u = scale_context = scale_negative = None
+        if count_power:
+            scale_u = row_count_scale(t, input_w.shape[0], count_power, real, count_free)
+            pairs_in_group = (torch.full((n_groups,), float(group), device=t.device) if real is None
+                              else real.view(n_groups, group).sum(1))
+            weights = torch.cat([torch.ones(c.shape, device=t.device) if real is None else real,
+                                 pairs_in_group.repeat_interleave(n_negatives)])
+            scale_v = row_count_scale(torch.cat([c, neg.reshape(-1)]), output_w.shape[0], count_power, weights,
+                                      count_free)
+            scale_context, scale_negative = scale_v[:c.shape[0]], scale_v[c.shape[0]:].view(n_groups, 1, n_negatives)
+        u = input_w[t]
+        u_grouped = u.view(n_groups, group, dim)
+        if layout == "block":
+            out_ids = torch.cat([c.view(n_groups, group), neg], dim=1)  # [groups, group + K]
+            v = output_w[out_ids]
+            scores = torch.bmm(u_grouped, v.transpose(1, 2))  # [groups, group, group + K]
+            positive = scores[:, :, :group].diagonal(dim1=1, dim2=2).reshape(-1)
+            negative = scores[:, :, group:]
+        else:
+            v_context = output_w[c]
+            v_negative = output_w[neg]  # [groups, K, dim]
+            positive = (u * v_context).sum(-1)
+            negative = torch.bmm(u_grouped, v_negative.transpose(1, 2))  # [groups, group, K]
+        pair_loss = nn.functional.softplus(-positive) + nn.functional.softplus(negative).sum(-1).view(-1)
+        g_positive = saturated_gradient(positive, 1.0, lr)
+        g_negative = saturated_gradient(negative, 0.0, lr)
+        if real is not None:
+            pair_loss = pair_loss * real
+            g_positive = g_positive * real
+            g_negative = g_negative * real.view(n_groups, group, 1)
+        total_loss += pair_loss.sum(dtype=torch.float64)
+        g_positive_u, g_negative_u, g_positive_v, g_negative_v = g_positive, g_negative, g_positive, g_negative
+        if count_power:
+            g_positive_u = g_positive * scale_u
+            g_negative_u = g_negative * scale_u.view(n_groups, group, 1)
+            g_positive_v = g_positive * scale_context
+            g_negative_v = g_negative * scale_negative
+        if layout == "block":
+            def coefficients(g_pos: torch.Tensor, g_neg: torch.Tensor) -> torch.Tensor:
+                # the score matrix's shape: g_pos on the diagonal of the contexts' block, g_neg beside it
+                block = torch.zeros_like(scores)
+                block[:, :, :group].diagonal(dim1=1, dim2=2).copy_(g_pos.view(n_groups, group))
+                block[:, :, group:] = g_neg
+                return block
+            coefficients_u = coefficients(g_positive_u, g_negative_u)
+            coefficients_v = coefficients(g_positive_v, g_negative_v) if count_power else coefficients_u
+            grad_u = torch.bmm(coefficients_u, v)
+            grad_v = torch.bmm(coefficients_v.transpose(1, 2), u_grouped)  # [groups, group + K, dim]
+            input_w.index_add_(0, t, grad_u.view(-1, dim))
+            output_w.index_add_(0, out_ids.view(-1), grad_v.view(-1, dim))
+        else:
+            grad_u = torch.baddbmm((g_positive_u[:, None] * v_context).view(n_groups, group, dim), g_negative_u,
+                                   v_negative)
+            grad_context = g_positive_v[:, None] * u
+            grad_negative = torch.bmm(g_negative_v.transpose(1, 2), u_grouped)  # [groups, K, dim]
+            input_w.index_add_(0, t, grad_u.view(-1, dim))
+            output_w.index_add_(0, c, grad_context)
+            output_w.index_add_(0, neg.reshape(-1), grad_negative.reshape(-1, dim))
     return float(total_loss)
 
 
