@@ -90,6 +90,7 @@ def choose_kernel(kernel: str, device: torch.device) -> str:
 
 def batch_seed(seed: int, epoch: int, batch: int) -> int:
     """Seed of the torch kernel's negatives for batch `batch` of epoch `epoch`: a resumed run draws the same."""
+    # The trailing 7 keeps these seeds apart from dataset.unit_seed's [seed, epoch, shard, row group].
     state = np.random.SeedSequence([seed, epoch, batch, 7]).generate_state(1, np.uint64)[0]
     return int(state) & (2**63 - 1)
 
