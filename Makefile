@@ -2,6 +2,8 @@
 #   make run [DATASET=../shared/data/corpus/ru_corpus.parquet] [EPOCHS=5]   -> the whole pipeline, set-up included
 #     (EPOCHS also sets pairs_dataset.py --draws: every epoch trains on its own draw of the pairs)
 #   make test                                                              -> the test suite, set-up included
+#   make gpu-check [GPU_CHECK_ARGS=--epochs 5]   -> text8 through the pipeline on a CUDA GPU: pairs/s, share of the
+#     bandwidth bound, peak GPU memory, scores (bench/gpu_check.py; the python of .venv if there is one, else python3)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,8 +11,10 @@ DATASET ?= 0x7o/taiga
 DATA_DIR ?= data
 EPOCHS ?= 5
 TRAIN_ARGS ?=
+GPU_CHECK_ARGS ?=
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 
-.PHONY: setup setup-dev run test bench clean
+.PHONY: setup setup-dev run test bench clean gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +39,10 @@ run: setup
 
 test: setup-dev
 	$(BIN)/python -m pytest -q tests
+
+# No set-up: a GPU machine may have no network; bench/gpu_check.py needs torch, numpy, pyarrow, numba, tqdm.
+gpu-check:
+	$(GPU_PYTHON) bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(DATA_DIR)

@@ -212,23 +212,27 @@ def map_part(task: tuple[int, Path, Path, str]) -> dict:
 
 
 def count_corpus(prep_parts: list[Path], pool: WorkerPool, spill_dir: Path, min_count: int,
-                 buckets: int) -> tuple[int, int, pa.Table]:
+                 buckets: int, spill_figures: dict) -> tuple[int, int, pa.Table]:
     """Pass 1: (documents, tokens, table of the words seen at least min_count times and their counts).
 
-    spill_dir receives one counts file per part (removed by the caller).
+    spill_dir receives one counts file per part, deleted once summed; spill_figures gets their size
+    (count_files_bytes) and how many (word, count) rows they held (counted_entries).
     """
-    documents = tokens = 0
+    documents = tokens = counted_entries = 0
     count_files = [spill_dir / f"counts-{index:05d}.arrow" for index in range(len(prep_parts))]
     with tqdm(unit="tokens", unit_scale=True, desc="count", file=sys.stderr) as bar:
         tasks = ((path, out_path, buckets) for path, out_path in zip(prep_parts, count_files))
-        for part_documents, part_tokens, _ in pool.map(count_words, tasks):
+        for part_documents, part_tokens, part_words in pool.map(count_words, tasks):
             documents, tokens = documents + part_documents, tokens + part_tokens
+            counted_entries += part_words
             bar.update(part_tokens)
     kept = []
     with tqdm(total=buckets, unit="buckets", desc="sum counts", file=sys.stderr) as bar:
         for table in pool.map(sum_bucket, ((bucket, count_files, min_count) for bucket in range(buckets))):
             kept.append(table)
             bar.update(1)
+    spill_figures["count_files_bytes"] = sum(path.stat().st_size for path in count_files)
+    spill_figures["counted_entries"] = counted_entries
     for path in count_files:
         path.unlink()
     return documents, tokens, pa.concat_tables(kept) if kept else COUNT_SCHEMA.empty_table()
@@ -264,8 +268,9 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         # One pool for both passes: starting workers costs more than a pass over a small corpus.
         with WorkerPool(min(cfg.num_proc, len(prep_parts))) as pool:
+            spill_figures: dict = {}
             input_documents, corpus_tokens, word_counts = count_corpus(prep_parts, pool, spill_dir, cfg.min_count,
-                                                                       cfg.buckets)
+                                                                       cfg.buckets, spill_figures)
             vocab = build_vocab(word_counts, cfg.min_count, cfg.max_vocab)
             del word_counts
             if not len(vocab):
@@ -293,7 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
     elapsed = max(1e-9, time.perf_counter() - report.started)
     return report.finish(documents=documents, empty_documents_dropped=input_documents - documents,
                          corpus_tokens=corpus_tokens, vocab_size=len(words), vocab_tokens=vocab_tokens,
-                         tokens_per_s=round(corpus_tokens / elapsed))
+                         tokens_per_s=round(corpus_tokens / elapsed), **spill_figures)
 
 
 if __name__ == "__main__":

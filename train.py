@@ -90,6 +90,7 @@ def choose_kernel(kernel: str, device: torch.device) -> str:
 
 def batch_seed(seed: int, epoch: int, batch: int) -> int:
     """Seed of the torch kernel's negatives for batch `batch` of epoch `epoch`: a resumed run draws the same."""
+    # The trailing 7 keeps these seeds apart from dataset.unit_seed's [seed, epoch, shard, row group].
     state = np.random.SeedSequence([seed, epoch, batch, 7]).generate_state(1, np.uint64)[0]
     return int(state) & (2**63 - 1)
 
@@ -242,6 +243,29 @@ def save_checkpoint(path: Path, model: SkipGram, position: dict, loss_rows: list
                     "config": vars(cfg)}, temp)
 
 
+def load_checkpoint(path: Path, cfg, model: SkipGram) -> tuple[dict, list]:
+    """Load `path` into `model` after checking it was trained with these settings; (position, loss rows)."""
+    # Mapped, not read: the saved tables are copied into the model without a second copy in memory.
+    checkpoint = torch.load(require(path, "train.py (without --resume)"), map_location="cpu", mmap=True)
+    saved = checkpoint["config"]
+    saved.setdefault("loss", "ns")  # checkpoints from before --loss
+    for key in ("loss", "dim", "epochs", "seed", "lr", "batch_size", "negatives"):
+        if saved[key] != getattr(cfg, key):
+            fail(f"checkpoint was trained with --{key.replace('_', '-')} {saved[key]}, not {getattr(cfg, key)}")
+    position = checkpoint["position"]
+    if "epoch_batches" not in position:
+        if position.get("shard", 0):
+            fail("checkpoint.pt is from a train.py that kept its place by shard: train again without --resume")
+        position["epoch_batches"] = 0
+    # The workers' interleaving fixes which batch comes where in an epoch (0 and 1 workers read one stream): a
+    # half-read epoch goes on with as many.
+    if position["epoch_batches"] and max(1, saved.get("num_workers", 1)) != max(1, cfg.num_workers):
+        fail(f"checkpoint was trained with --num-workers {saved.get('num_workers', 1)}, not {cfg.num_workers}: "
+             f"resume with the same number inside an epoch")
+    model.load_state_dict(checkpoint["model"])
+    return position, checkpoint["loss_rows"]
+
+
 def write_outputs(model_dir: Path, words: list[str], model: SkipGram, loss_rows: list) -> None:
     vectors = model.input.weight.detach().cpu().numpy()
     with atomic_output(model_dir / "embeddings.npy") as temp:
@@ -315,34 +339,14 @@ def main(argv: list[str] | None = None) -> dict:
     table = None if hs else np.load(table_path, mmap_mode="c")  # "c": torch.as_tensor warns on read-only maps
     needed, available = check_memory(len(words), cfg, kernel, device, 0 if hs else len(table),
                                      tree.max_len if hs else 0, int(meta.get("row_group_pairs", cfg.batch_size)))
-    print(f"memory: {needed / 1e9:.2f} GB needed on {device.type}, {available / 1e9:.2f} GB available; "
-          f"kernel {kernel}")
+    print(f"memory: {_size(needed)} needed on {device.type}, {_size(available)} available; kernel {kernel}")
 
     model = SkipGram(len(words), cfg.dim, seed=cfg.seed, words=words, loss=cfg.loss).to(device)
     position = {"epoch": 0, "epoch_batches": 0, "pairs_done": 0, "batches": 0, "train_s": 0.0}
     loss_rows: list = []
     checkpoint_path = model_dir / "checkpoint.pt"
-    streams = max(1, cfg.num_workers)  # 0 and 1 workers read the epoch as one stream
     if cfg.resume:
-        # Mapped, not read: the saved tables are copied into the model without a second copy in memory.
-        checkpoint = torch.load(require(checkpoint_path, "train.py (without --resume)"), map_location="cpu",
-                                mmap=True)
-        saved = checkpoint["config"]
-        saved.setdefault("loss", "ns")  # checkpoints from before --loss
-        for key in ("loss", "dim", "epochs", "seed", "lr", "batch_size", "negatives"):
-            if saved[key] != getattr(cfg, key):
-                fail(f"checkpoint was trained with --{key.replace('_', '-')} {saved[key]}, not {getattr(cfg, key)}")
-        position, loss_rows = checkpoint["position"], checkpoint["loss_rows"]
-        if "epoch_batches" not in position:
-            if position.get("shard", 0):
-                fail("checkpoint.pt is from a train.py that kept its place by shard: train again without --resume")
-            position["epoch_batches"] = 0
-        # The workers' interleaving fixes which batch comes where in the epoch: a half-read epoch needs the same.
-        if position["epoch_batches"] and max(1, saved.get("num_workers", 1)) != streams:
-            fail(f"checkpoint was trained with --num-workers {saved.get('num_workers', 1)}, not {cfg.num_workers}: "
-                 f"resume with the same number inside an epoch")
-        model.load_state_dict(checkpoint["model"])
-        del checkpoint
+        position, loss_rows = load_checkpoint(checkpoint_path, cfg, model)
         print(f"resuming at epoch {position['epoch'] + 1}, batch {position['epoch_batches'] + 1}, "
               f"{position['pairs_done']:,} pairs done")
 

@@ -10,11 +10,13 @@ DATA_DIR must hold prep/ (prep.py's output); each run replaces its vocab.json an
 own process with `--num-proc NUM_PROC` and its defaults, the variants in turn (a, b, a, b, ...), so a slow spell of
 a shared machine hits both; compare the medians. "main MB" is the largest resident set of the stage's own process
 (sampled every SAMPLE_S; the stage's own peak_memory_mb also counts its finished workers), "tree MB" the largest
-sum over the process and its workers. Results are appended to bench/work/convert_memory.jsonl.
+sum over the process and its workers. Each run's outputs are hashed: the variants must write the same bytes.
+Results are appended to bench/work/convert_memory.jsonl.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -44,11 +46,22 @@ def sample_memory(process: subprocess.Popen, peaks: dict, stop: threading.Event)
         stop.wait(SAMPLE_S)
 
 
-def run_once(script: Path, data_dir: Path, num_proc: int) -> dict:
-    command = [sys.executable, str(script), "--data-dir", str(data_dir), "--num-proc", str(num_proc)]
+def output_digest(data_dir: Path) -> str:
+    """sha256 over vocab.json and the ids parts, in name order: equal digests, byte-identical outputs."""
+    digest = hashlib.sha256()
+    for path in [data_dir / "vocab.json", *sorted((data_dir / "ids").glob("part-*.parquet"))]:
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def run_command(command: list[str], stats_path: Path) -> dict:
+    """Run a stage command; its wall time and memory (stage's own peak, main process, whole tree) and its stats."""
     peaks, stop = {"main": 0, "tree": 0}, threading.Event()
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     sampler = threading.Thread(target=sample_memory, args=(process, peaks, stop), daemon=True)
     sampler.start()
     returncode = process.wait()
@@ -56,11 +69,18 @@ def run_once(script: Path, data_dir: Path, num_proc: int) -> dict:
     sampler.join()
     if returncode:
         sys.exit(f"{' '.join(command)} failed (exit {returncode})")
-    stats = json.loads((data_dir / "stats" / "convert_to_int.json").read_text())
-    return {"script": str(script), "process_s": round(time.perf_counter() - started, 2), "wall_s": stats["wall_s"],
+    stats = json.loads(stats_path.read_text())
+    return {"process_s": round(time.perf_counter() - started, 2), "wall_s": stats["wall_s"],
             "peak_mb": stats["peak_memory_mb"], "main_mb": round(peaks["main"] / 2**20, 1),
-            "tree_mb": round(peaks["tree"] / 2**20, 1), "vocab_size": stats["vocab_size"],
-            "corpus_tokens": stats["corpus_tokens"]}
+            "tree_mb": round(peaks["tree"] / 2**20, 1), "stats": stats}
+
+
+def run_once(script: Path, data_dir: Path, num_proc: int) -> dict:
+    command = [sys.executable, str(script), "--data-dir", str(data_dir), "--num-proc", str(num_proc)]
+    row = run_command(command, data_dir / "stats" / "convert_to_int.json")
+    stats = row.pop("stats")
+    return {"script": str(script), **row, "vocab_size": stats["vocab_size"], "corpus_tokens": stats["corpus_tokens"],
+            "outputs_sha256": output_digest(data_dir)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -79,6 +99,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{script.relative_to(ROOT) if script.is_relative_to(ROOT) else script}: {row['wall_s']:.1f} s, "
                   f"peak {row['peak_mb']:,.0f} MB, main {row['main_mb']:,.0f} MB, tree {row['tree_mb']:,.0f} MB, "
                   f"vocabulary {row['vocab_size']:,}", flush=True)
+    digests = {row["outputs_sha256"] for row in runs}
+    print("outputs (vocab.json, ids/):", "byte-identical in every run" if len(digests) == 1 else
+          f"DIFFER: {len(digests)} different digests")
     medians = {}
     for script in scripts:
         mine = [row for row in runs if row["script"] == str(script)]

@@ -50,6 +50,7 @@ def test_vocab_order_and_ids_min_count_1(tmp_path):
     assert pq.read_schema(tmp_path / "ids" / "part-00000.parquet").field("ids").type.value_type == pa.int32()
     assert figures["documents"] == 5 and figures["corpus_tokens"] == 14 and figures["vocab_size"] == 7
     assert figures["vocab_tokens"] == 14 and figures["tokens_per_s"] > 0
+    assert figures["counted_entries"] == 4 + 6 and figures["count_files_bytes"] > 0  # distinct words of each part
     assert json.loads((tmp_path / "stats" / "convert_to_int.json").read_text())["vocab_size"] == 7
 
 

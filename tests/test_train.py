@@ -116,11 +116,11 @@ def uninterrupted_then_reset(args: list[str], data_dir: Path) -> tuple[np.ndarra
     return vectors, loss_log
 
 
-@pytest.mark.parametrize("kernel, num_workers", [("torch", 0), ("numba", 2)])
-def test_resume_inside_a_shard_is_bit_exact(data, kernel, num_workers):
+@pytest.mark.parametrize("loss, kernel, num_workers", [("ns", "torch", 0), ("ns", "numba", 2), ("hs", "torch", 0)])
+def test_resume_inside_a_shard_is_bit_exact(data, loss, kernel, num_workers):
     data_dir, pairs_per_draw, _ = data
-    args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--kernel", kernel,
-            "--num-workers", str(num_workers)]
+    args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--loss", loss, "--micro-batch", "1024",
+            "--kernel", kernel, "--num-workers", str(num_workers)]
     vectors, loss_log = uninterrupted_then_reset(args, data_dir)
     batches_per_epoch = -(-pairs_per_draw[0] // 5000)
     # 5,000-pair batches in 20,000-pair shards: batch 3 ends inside the first shard, batch 6 inside the second

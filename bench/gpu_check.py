@@ -1,0 +1,257 @@
+"""`make gpu-check`: the pipeline on text8 on a CUDA GPU with the torch kernel, in a few minutes, and its figures.
+
+    python bench/gpu_check.py                  # on a CUDA machine: what `make gpu-check` runs
+    python bench/gpu_check.py --stage-only     # copy text8.zip and eval_en/ from ../shared/data to bench/work/gpu/
+    python bench/gpu_check.py --cpu-dry-run    # the same steps on the CPU: first 2M tokens of text8, 1 epoch, dim 100
+
+Prints the training pairs/s, the share of the memory-bandwidth bound they reach (bytes per pair of the torch step's
+traffic model x pairs/s / the bandwidth of a device-to-device copy measured here, the card's nominal figure beside
+it), the peak GPU memory (torch.cuda.max_memory_allocated) and the scores on eval_en (analogy, WordSim-353,
+SimLex-999); all of it also goes to bench/work/gpu-check.json. Without CUDA it stops with one line.
+
+Made for a bare GPU machine: no network and a python with torch (2.11 or later), numpy, pyarrow, numba, tqdm and
+matplotlib, but neither datasets nor gensim nor scipy. So prep.py (which opens every source through datasets) is
+replaced by writing its output format directly: text8 is already lower-case words separated by spaces, and it
+becomes one document, as prep.py makes of it. The inputs come from bench/work/gpu/ (text8.zip 31 MB and eval_en/
+0.6 MB; staged from ../shared/data when that exists), the folder a GPU-day command carries along; the pipeline's
+own files go to bench/work/gpu-data/, which is never carried.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common import fail, peak_memory_mb, run  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+INPUTS = ROOT / "bench" / "work" / "gpu"
+WORK = ROOT / "bench" / "work" / "gpu-data"
+REPORT = ROOT / "bench" / "work" / "gpu-check.json"
+EVAL_FILES = {"analogy": "questions-words.txt", "wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
+# Nominal memory bandwidth (bytes/s) from the vendors' data sheets, by a part of torch's device name.
+NOMINAL_BANDWIDTH = {"T4": 320e9, "A100": 1.555e12, "H100 PCIe": 2.0e12, "H100": 3.35e12, "H200": 4.8e12}
+COPY_BYTES = {"cuda": 1 << 30, "cpu": 1 << 27}  # the buffer the bandwidth is measured on
+COPY_REPEATS = 10
+
+
+def stage_inputs(inputs: Path, shared: Path) -> None:
+    """text8.zip and eval_en/ into `inputs`, copied from `shared` when missing there; stop if neither has them."""
+    wanted = [Path("text8.zip")] + [Path("eval_en") / name for name in EVAL_FILES.values()]
+    missing = [name for name in wanted if not (inputs / name).exists()]
+    if not missing:
+        return
+    if not all((shared / name).exists() for name in missing):
+        fail(f"{inputs / missing[0]} not found, nor in {shared}: run `make gpu-check` (or bench/gpu_check.py "
+             f"--stage-only) where ../shared/data exists and carry {_shown(inputs)} along")
+    for name in missing:
+        (inputs / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared / name, inputs / name)
+    print(f"staged {', '.join(map(str, missing))} from {shared} into {inputs}")
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the checkout when inside it (the form a GPU-day command's carry takes)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def write_prep(text8_zip: Path, data_dir: Path, max_tokens: int) -> int:
+    """prep.py's output for text8 (one document of its first max_tokens words; 0: all); returns the tokens."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from common import atomic_output, write_json
+
+    with zipfile.ZipFile(text8_zip) as archive:
+        text = archive.read("text8").decode("ascii")
+    # text8 starts with a space: trimmed first, or the split's first word would be ""
+    words = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(pa.array([text], pa.large_string()))).flatten()
+    del text
+    if max_tokens:
+        words = words[:max_tokens]
+    words = words.cast(pa.string())
+    document = pa.ListArray.from_arrays(pa.array([0, len(words)], pa.int32()), words)
+    with atomic_output(data_dir / "prep") as temp:
+        temp.mkdir()
+        pq.write_table(pa.table({"tokens": document}), temp / "part-00000.parquet")
+    write_json(data_dir / "stats" / "prep.json", {"documents": 1, "tokens": len(words), "source": str(text8_zip)})
+    return len(words)
+
+
+def measure_bandwidth(device) -> float:
+    """Bytes/s of a large tensor copy on `device` (each byte read once and written once), best of COPY_REPEATS."""
+    import torch
+
+    source = torch.empty(COPY_BYTES[device.type] // 4, dtype=torch.float32, device=device).fill_(1.0)
+    target = torch.empty_like(source)
+    best = float("inf")
+    for repeat in range(COPY_REPEATS + 1):
+        if device.type == "cuda":
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            target.copy_(source)
+            stop.record()
+            stop.synchronize()
+            seconds = start.elapsed_time(stop) / 1e3
+        else:
+            started = time.perf_counter()
+            target.copy_(source)
+            seconds = time.perf_counter() - started
+        if repeat:  # the first copy warms up
+            best = min(best, seconds)
+    del source, target
+    return 2 * COPY_BYTES[device.type] / best
+
+
+def nominal_bandwidth(device_name: str) -> float | None:
+    for part, bandwidth in NOMINAL_BANDWIDTH.items():  # "H100 PCIe" is tried before "H100"
+        if part in device_name:
+            return bandwidth
+    return None
+
+
+def step_traffic(dim: int, negatives: int) -> dict[str, int]:
+    """Bytes of memory traffic per pair of word2vec.sgns_step_torch as written, and the floor without reuse.
+
+    Per pair there are rows = 2 + negatives table rows of dim float32 (u, the context and the negatives). The step
+    reads them in its gathers and writes the gathered copies (2 row-transfers each), reads the copies again in the
+    scores' bmm and in grad_u's bmm (2), writes grad_v and grad_u (1) and in index_add_ reads the gradients and
+    reads and writes the table rows (3): 8 row-transfers per row. The floor reads and writes each row once (2).
+    """
+    rows, row_bytes = 2 + negatives, dim * 4
+    return {"model": 8 * rows * row_bytes, "floor": 2 * rows * row_bytes}
+
+
+def scores(data_dir: Path, eval_dir: Path) -> dict:
+    from evaluate import evaluate_analogies, evaluate_similarity
+    from word2vec import load_trained
+
+    words, vectors = load_trained(data_dir)
+    analogy = evaluate_analogies(words, vectors, eval_dir / EVAL_FILES["analogy"])["total"]
+    found = {"analogy": round(analogy["accuracy"], 4),
+             "analogy_support": f"{analogy['scored']}/{analogy['scored'] + analogy['skipped']}"}
+    for name in ("wordsim353", "simlex999"):
+        result = evaluate_similarity(words, vectors, eval_dir / EVAL_FILES[name])
+        found[name], found[f"{name}_support"] = round(result["spearman"], 4), result["support"]
+    return found
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cpu-dry-run", action="store_true",
+                        help="run every step on the CPU (default there: first 2M tokens, dim 100)")
+    parser.add_argument("--stage-only", action="store_true", help="only copy the inputs into --inputs")
+    parser.add_argument("--inputs", type=Path, default=INPUTS, help="folder holding text8.zip and eval_en/")
+    parser.add_argument("--shared", type=Path, default=SHARED, help="where missing inputs are copied from")
+    parser.add_argument("--work", type=Path, default=WORK, help="the pipeline's data folder (replaced)")
+    parser.add_argument("--report", type=Path, default=REPORT, help="JSON file of the figures")
+    parser.add_argument("--tokens", type=int, default=None, help="first N tokens of text8 (0: all; dry run: 2M)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--dim", type=int, default=None, help="embedding size (300; dry run: 100)")
+    parser.add_argument("--sample", type=float, default=1e-4, help="pairs_dataset.py --sample")
+    parser.add_argument("--micro-batch", type=int, default=None, help="train.py --micro-batch (default: its own)")
+    parser.add_argument("--lr", type=float, default=None, help="train.py --lr (default: its own)")
+    parser.add_argument("--num-proc", type=int, default=0, help="stage worker processes (0: one per core)")
+    args = parser.parse_args(argv)
+    dry = args.cpu_dry_run
+    args.tokens = (2_000_000 if dry else 0) if args.tokens is None else args.tokens
+    args.dim = (100 if dry else 300) if args.dim is None else args.dim
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    stage_inputs(args.inputs, args.shared)
+    if args.stage_only:
+        return {}
+    try:
+        import torch
+    except ImportError:
+        fail(f"torch is not installed for {sys.executable}: make gpu-check needs a python with torch")
+    if not args.cpu_dry_run and not torch.cuda.is_available():
+        fail("CUDA not available: make gpu-check needs an NVIDIA GPU that torch sees "
+             "(bench/gpu_check.py --cpu-dry-run runs the same steps on the CPU)")
+    device = torch.device("cpu" if args.cpu_dry_run else "cuda")
+
+    import convert_to_int
+    import pairs_dataset
+    import train
+    import unigram_table
+
+    num_proc = str(args.num_proc or os.cpu_count() or 1)
+    data_dir = args.work
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    common = ["--data-dir", str(data_dir)]
+    started = time.perf_counter()
+    tokens = write_prep(args.inputs / "text8.zip", data_dir, args.tokens)
+    # bench/peers.py's settings for text8 (word2vec.c's defaults), so the scores compare with bench/RESULTS.md
+    convert_to_int.main(common + ["--min-count", "5", "--num-proc", num_proc])
+    pairs_dataset.main(common + ["--window", "5", "--sample", str(args.sample), "--draws", str(args.epochs), "--seed", "1",
+                                 "--num-proc", num_proc])
+    unigram_table.main(common)
+    prepared_s = time.perf_counter() - started
+
+    train_args = common + ["--epochs", str(args.epochs), "--dim", str(args.dim), "--kernel", "torch", "--device",
+                           device.type, "--checkpoint-minutes", "0", "--num-workers", "1"]
+    train_args += ["--micro-batch", str(args.micro_batch)] if args.micro_batch is not None else []
+    train_args += ["--lr", str(args.lr)] if args.lr is not None else []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    trained = train.main(train_args)
+    peak_device = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+    bandwidth = measure_bandwidth(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    nominal = nominal_bandwidth(name) if device.type == "cuda" else None
+    traffic = step_traffic(args.dim, train.NEGATIVES)
+    pairs_per_s = trained["pairs_per_s"]
+    figures = {
+        "device": name, "torch": torch.__version__, "cpu_dry_run": args.cpu_dry_run, "tokens": tokens,
+        "epochs": args.epochs, "dim": args.dim, "kernel": trained["kernel"], "micro_batch": trained["micro_batch"],
+        "vocab_size": trained["vocab_size"], "pairs": trained["pairs"], "train_s": trained["train_s"],
+        "pairs_per_s": pairs_per_s, "prepare_s": round(prepared_s, 1),
+        "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
+        "nominal_bandwidth_gb_s": round(nominal / 1e9, 1) if nominal else None,
+        "step_bytes_per_pair": traffic["model"], "floor_bytes_per_pair": traffic["floor"],
+        "share_of_bandwidth_bound": round(pairs_per_s * traffic["model"] / bandwidth, 4),
+        "share_of_floor_bound": round(pairs_per_s * traffic["floor"] / bandwidth, 4),
+        "peak_gpu_memory_mb": round(peak_device / 1e6, 1) if peak_device is not None else None,
+        "peak_host_memory_mb": round(peak_memory_mb(), 1), "final_loss": trained["final_loss"],
+        **scores(data_dir, args.inputs / "eval_en"),
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(figures, indent=1) + "\n")
+    print_summary(figures)
+    return figures
+
+
+def print_summary(f: dict) -> None:
+    nominal = f" (nominal {f['nominal_bandwidth_gb_s']:,} GB/s)" if f["nominal_bandwidth_gb_s"] else ""
+    peak = (f"peak GPU memory {f['peak_gpu_memory_mb']:,} MB" if f["peak_gpu_memory_mb"] is not None
+            else "no GPU (dry run)")
+    print(f"\ngpu-check on {f['device']}{' (CPU dry run)' if f['cpu_dry_run'] else ''}, torch {f['torch']}: "
+          f"text8 {f['tokens']:,} tokens, {f['epochs']} epoch(s), dim {f['dim']}, kernel {f['kernel']}, "
+          f"micro-batch {f['micro_batch']}")
+    print(f"  training: {f['pairs']:,} pairs in {f['train_s']} s = {f['pairs_per_s']:,} pairs/s")
+    print(f"  bandwidth: {f['copy_bandwidth_gb_s']:,} GB/s measured by a copy{nominal}; the step moves "
+          f"{f['step_bytes_per_pair']:,} bytes/pair (floor {f['floor_bytes_per_pair']:,}): "
+          f"{f['share_of_bandwidth_bound']:.1%} of its bandwidth bound ({f['share_of_floor_bound']:.1%} of the floor's)")
+    print(f"  memory: {peak}, peak host memory {f['peak_host_memory_mb']:,} MB")
+    print(f"  scores: analogy {f['analogy']:.1%} ({f['analogy_support']}), WordSim-353 {f['wordsim353']:.3f}, "
+          f"SimLex-999 {f['simlex999']:.3f}; whole check {f['wall_s']} s")
+
+
+if __name__ == "__main__":
+    run(main)

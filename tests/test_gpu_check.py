@@ -1,0 +1,124 @@
+"""bench/gpu_check.py (make gpu-check): end to end as a CPU dry run on a small text8-like file, with datasets,
+gensim, scipy and pandas made unimportable as on the bare GPU machine; its one-line failures; its traffic model."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import gpu_check  # noqa: E402
+
+ABSENT = ("datasets", "gensim", "scipy", "pandas", "psutil", "sklearn")
+BLOCKER = f'''import sys
+
+
+class AbsentModules:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {ABSENT!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, AbsentModules())
+'''
+
+
+def bare_python_env(tmp_path: Path) -> dict:
+    """An environment whose python (and every process it spawns) cannot import ABSENT: a sitecustomize on
+    PYTHONPATH, which site.py imports at start-up."""
+    folder = tmp_path / "bare"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(BLOCKER)
+    return {**os.environ, "PYTHONPATH": str(folder)}
+
+
+def fake_inputs(folder: Path) -> None:
+    """text8.zip (one line of lower-case words: 6 topics of 8 words, plus fillers) and eval_en/ files about them."""
+    rng = np.random.default_rng(0)
+    topics = [[f"t{t}w{w}" for w in range(8)] for t in range(6)]
+    fillers = ["the", "of", "and", "in"]
+    tokens = []
+    for _ in range(2500):
+        topic = topics[rng.integers(len(topics))]
+        tokens += [topic[i] if rng.random() > 0.2 else fillers[rng.integers(4)] for i in rng.integers(8, size=10)]
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(folder / "text8.zip", "w") as archive:
+        archive.writestr("text8", " " + " ".join(tokens))
+    (folder / "eval_en").mkdir()
+    (folder / "eval_en" / "questions-words.txt").write_text(
+        ": topics\n" + "".join(f"{a[0]} {a[1]} {b[0]} {b[1]}\n" for a, b in zip(topics, topics[1:])))
+    pairs = "".join(f"{a[0]}\t{a[w]}\t9.0\n{a[0]}\t{b[w]}\t1.0\n" for a, b in zip(topics, topics[1:]) for w in (1, 2))
+    for name in ("wordsim353.tsv", "simlex999.txt"):
+        (folder / "eval_en" / name).write_text("# Word 1\tWord 2\tHuman (mean)\n" + pairs)
+
+
+def run_check(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--inputs", str(tmp_path / "inputs"),
+                           "--shared", str(tmp_path / "no-shared"), "--work", str(tmp_path / "work"),
+                           "--report", str(tmp_path / "report.json"), *flags],
+                          cwd=ROOT, capture_output=True, text=True, env=bare_python_env(tmp_path))
+
+
+def test_cpu_dry_run_end_to_end_without_datasets_or_gensim(tmp_path):
+    env = bare_python_env(tmp_path / "probe")  # the blocker works: the check below runs without these
+    for name in ABSENT:
+        probe = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, env=env)
+        assert probe.returncode == 1 and f"No module named '{name}'" in probe.stderr
+    fake_inputs(tmp_path / "inputs")
+    # no sub-sampling and a low rate: 52 words come ~150 times each into an 8,192-pair micro-batch
+    done = run_check(tmp_path, "--cpu-dry-run", "--tokens", "0", "--dim", "16", "--num-proc", "1", "--sample", "0",
+                     "--lr", "0.006", "--epochs", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["cpu_dry_run"] and report["device"] == "cpu" and report["kernel"] == "torch"
+    assert report["tokens"] == 25_000 and report["vocab_size"] == 6 * 8 + 4 and report["pairs"] > 200_000
+    assert report["step_bytes_per_pair"] == 8 * 7 * 16 * 4 and report["floor_bytes_per_pair"] == 2 * 7 * 16 * 4
+    assert report["share_of_bandwidth_bound"] == pytest.approx(
+        report["pairs_per_s"] * 3584 / (report["copy_bandwidth_gb_s"] * 1e9), rel=0.01)
+    assert report["peak_gpu_memory_mb"] is None and report["analogy_support"] == "5/5"
+    assert report["wordsim353_support"] == report["simlex999_support"] == "20/20"
+    # the vectors learned the topics: same-topic pairs (9.0) rank above cross-topic ones (1.0)
+    assert report["wordsim353"] == report["simlex999"] > 0.8
+    assert "pairs/s" in done.stdout and "of its bandwidth bound" in done.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_without_cuda_one_line_and_exit_2(tmp_path):
+    fake_inputs(tmp_path / "inputs")
+    done = run_check(tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["error: CUDA not available: make gpu-check needs an NVIDIA GPU that torch "
+                                        "sees (bench/gpu_check.py --cpu-dry-run runs the same steps on the CPU)"]
+    assert not (tmp_path / "work").exists()
+
+
+def test_inputs_are_staged_or_named_when_missing(tmp_path):
+    fake_inputs(tmp_path / "shared")
+    gpu_check.stage_inputs(tmp_path / "inputs", tmp_path / "shared")
+    assert (tmp_path / "inputs" / "text8.zip").read_bytes() == (tmp_path / "shared" / "text8.zip").read_bytes()
+    assert (tmp_path / "inputs" / "eval_en" / "simlex999.txt").exists()
+    (tmp_path / "inputs" / "eval_en" / "wordsim353.tsv").unlink()
+    done = run_check(tmp_path, "--stage-only")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: {tmp_path}/inputs/eval_en/wordsim353.tsv not found, nor in {tmp_path}/no-shared: run `make "
+        f"gpu-check` (or bench/gpu_check.py --stage-only) where ../shared/data exists and carry "
+        f"{tmp_path}/inputs along"]
+
+
+def test_traffic_model_and_nominal_bandwidth():
+    # dim 300, 5 negatives: 7 rows of 1,200 bytes, 8 transfers each in the step as written, 2 at the floor
+    assert gpu_check.step_traffic(300, 5) == {"model": 67_200, "floor": 16_800}
+    assert gpu_check.nominal_bandwidth("Tesla T4") == 320e9
+    assert gpu_check.nominal_bandwidth("NVIDIA H100 80GB HBM3") == 3.35e12
+    assert gpu_check.nominal_bandwidth("NVIDIA H100 PCIe") == 2.0e12
+    assert gpu_check.nominal_bandwidth("NVIDIA H200") == 4.8e12
+    assert gpu_check.nominal_bandwidth("NVIDIA GeForce RTX 4090") is None
