@@ -79,6 +79,7 @@ def test_cpu_dry_run_end_to_end_without_datasets_or_gensim(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["cpu_dry_run"] and report["device"] == "cpu" and report["kernel"] == "torch"
+    assert len(report["date"]) == 10 and report["host"]["cores"] == os.cpu_count()
     assert report["tokens"] == 25_000 and report["vocab_size"] == 6 * 8 + 4 and report["pairs"] > 200_000
     assert report["step_bytes_per_pair"] == 8 * 7 * 16 * 4 and report["floor_bytes_per_pair"] == 2 * 7 * 16 * 4
     assert report["share_of_bandwidth_bound"] == pytest.approx(
