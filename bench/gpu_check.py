@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
         "share_of_bandwidth_bound": round(pairs_per_s * traffic["model"] / bandwidth, 4),
         "share_of_floor_bound": round(pairs_per_s * traffic["floor"] / bandwidth, 4),
         "peak_gpu_memory_mb": round(peak_device / 1e6, 1) if peak_device is not None else None,
+        "planned_memory_mb": trained["memory_needed_mb"],  # train.py's memory_plan, to hold against the peak
         "peak_host_memory_mb": round(peak_memory_mb(), 1), "final_loss": trained["final_loss"],
         **scores(data_dir, args.inputs / "eval_en"),
         "wall_s": round(time.perf_counter() - started, 1),
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
 def print_summary(f: dict) -> None:
     nominal = f" (nominal {f['nominal_bandwidth_gb_s']:,} GB/s)" if f["nominal_bandwidth_gb_s"] else ""
     peak = (f"peak GPU memory {f['peak_gpu_memory_mb']:,} MB" if f["peak_gpu_memory_mb"] is not None
-            else "no GPU (dry run)")
+            else "no GPU (dry run)") + f" (train.py planned {f['planned_memory_mb']:,} MB)"
     dry = " (CPU dry run)" if f["cpu_dry_run"] else ""
     print(f"\ngpu-check {f['date']} on {f['device']}{dry}, torch {f['torch']}: "
           f"text8 {f['tokens']:,} tokens, {f['epochs']} epoch(s), dim {f['dim']}, kernel {f['kernel']}, "
