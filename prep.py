@@ -4,9 +4,10 @@
     python prep.py --dataset corpus.parquet             # local files: .txt (one text per line), .jsonl/.json,
     python prep.py --dataset 'a/*.txt,b.jsonl'          # .parquet; globs and several comma-separated sources
 
-Every source is opened with `datasets.load_dataset(..., streaming=True)` and read as Arrow batches (local
-parquet files by pyarrow's synchronous reader once datasets has checked them), so nothing is converted to
-Python objects and the corpus is never held whole. The main process reads; NUM_PROC worker
+Every source is opened with `datasets.load_dataset(..., streaming=True)` and read as Arrow batches (parquet
+files, local or a hub dataset's, by pyarrow's synchronous reader once datasets has resolved and checked them),
+so nothing is converted to Python objects and the corpus is never held whole. A local folder laid out like a hub
+dataset (data/train-000NN-of-000MM.parquet) is loaded as a hub name is. The main process reads; NUM_PROC worker
 processes clean one batch of DOCS_PER_PART texts each and write it as one part (parts keep the input order).
 
 Cleaning (`clean_texts`), whole batches at a time with pyarrow.compute:

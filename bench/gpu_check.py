@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import fail, peak_memory_mb, run  # noqa: E402
+from machine_facts import machine_facts  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 INPUTS = ROOT / "bench" / "work" / "gpu"
@@ -197,8 +198,8 @@ def main(argv: list[str] | None = None) -> dict:
     tokens = write_prep(args.inputs / "text8.zip", data_dir, args.tokens)
     # bench/peers.py's settings for text8 (word2vec.c's defaults), so the scores compare with bench/RESULTS.md
     convert_to_int.main(common + ["--min-count", "5", "--num-proc", num_proc])
-    pairs_dataset.main(common + ["--window", "5", "--sample", str(args.sample), "--draws", str(args.epochs), "--seed", "1",
-                                 "--num-proc", num_proc])
+    pairs_dataset.main(common + ["--window", "5", "--sample", str(args.sample), "--draws", str(args.epochs),
+                                 "--seed", "1", "--num-proc", num_proc])
     unigram_table.main(common)
     prepared_s = time.perf_counter() - started
 
@@ -217,7 +218,8 @@ def main(argv: list[str] | None = None) -> dict:
     traffic = step_traffic(args.dim, train.NEGATIVES)
     pairs_per_s = trained["pairs_per_s"]
     figures = {
-        "device": name, "torch": torch.__version__, "cpu_dry_run": args.cpu_dry_run, "tokens": tokens,
+        "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__, "host": machine_facts(),
+        "cpu_dry_run": args.cpu_dry_run, "tokens": tokens,
         "epochs": args.epochs, "dim": args.dim, "kernel": trained["kernel"], "micro_batch": trained["micro_batch"],
         "vocab_size": trained["vocab_size"], "pairs": trained["pairs"], "train_s": trained["train_s"],
         "pairs_per_s": pairs_per_s, "prepare_s": round(prepared_s, 1),
@@ -227,6 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
         "share_of_bandwidth_bound": round(pairs_per_s * traffic["model"] / bandwidth, 4),
         "share_of_floor_bound": round(pairs_per_s * traffic["floor"] / bandwidth, 4),
         "peak_gpu_memory_mb": round(peak_device / 1e6, 1) if peak_device is not None else None,
+        "planned_memory_mb": trained["memory_needed_mb"],  # train.py's memory_plan, to hold against the peak
         "peak_host_memory_mb": round(peak_memory_mb(), 1), "final_loss": trained["final_loss"],
         **scores(data_dir, args.inputs / "eval_en"),
         "wall_s": round(time.perf_counter() - started, 1),
@@ -240,14 +243,16 @@ def main(argv: list[str] | None = None) -> dict:
 def print_summary(f: dict) -> None:
     nominal = f" (nominal {f['nominal_bandwidth_gb_s']:,} GB/s)" if f["nominal_bandwidth_gb_s"] else ""
     peak = (f"peak GPU memory {f['peak_gpu_memory_mb']:,} MB" if f["peak_gpu_memory_mb"] is not None
-            else "no GPU (dry run)")
-    print(f"\ngpu-check on {f['device']}{' (CPU dry run)' if f['cpu_dry_run'] else ''}, torch {f['torch']}: "
+            else "no GPU (dry run)") + f" (train.py planned {f['planned_memory_mb']:,} MB)"
+    dry = " (CPU dry run)" if f["cpu_dry_run"] else ""
+    print(f"\ngpu-check {f['date']} on {f['device']}{dry}, torch {f['torch']}: "
           f"text8 {f['tokens']:,} tokens, {f['epochs']} epoch(s), dim {f['dim']}, kernel {f['kernel']}, "
           f"micro-batch {f['micro_batch']}")
     print(f"  training: {f['pairs']:,} pairs in {f['train_s']} s = {f['pairs_per_s']:,} pairs/s")
     print(f"  bandwidth: {f['copy_bandwidth_gb_s']:,} GB/s measured by a copy{nominal}; the step moves "
           f"{f['step_bytes_per_pair']:,} bytes/pair (floor {f['floor_bytes_per_pair']:,}): "
-          f"{f['share_of_bandwidth_bound']:.1%} of its bandwidth bound ({f['share_of_floor_bound']:.1%} of the floor's)")
+          f"{f['share_of_bandwidth_bound']:.1%} of its bandwidth bound "
+          f"({f['share_of_floor_bound']:.1%} of the floor's)")
     print(f"  memory: {peak}, peak host memory {f['peak_host_memory_mb']:,} MB")
     print(f"  scores: analogy {f['analogy']:.1%} ({f['analogy_support']}), WordSim-353 {f['wordsim353']:.3f}, "
           f"SimLex-999 {f['simlex999']:.3f}; whole check {f['wall_s']} s")

@@ -79,11 +79,13 @@ def test_cpu_dry_run_end_to_end_without_datasets_or_gensim(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["cpu_dry_run"] and report["device"] == "cpu" and report["kernel"] == "torch"
+    assert len(report["date"]) == 10 and report["host"]["cores"] == os.cpu_count()
     assert report["tokens"] == 25_000 and report["vocab_size"] == 6 * 8 + 4 and report["pairs"] > 200_000
     assert report["step_bytes_per_pair"] == 8 * 7 * 16 * 4 and report["floor_bytes_per_pair"] == 2 * 7 * 16 * 4
     assert report["share_of_bandwidth_bound"] == pytest.approx(
         report["pairs_per_s"] * 3584 / (report["copy_bandwidth_gb_s"] * 1e9), rel=0.01)
     assert report["peak_gpu_memory_mb"] is None and report["analogy_support"] == "5/5"
+    assert report["planned_memory_mb"] > 0 and "train.py planned" in done.stdout
     assert report["wordsim353_support"] == report["simlex999_support"] == "20/20"
     # the vectors learned the topics: same-topic pairs (9.0) rank above cross-topic ones (1.0)
     assert report["wordsim353"] == report["simlex999"] > 0.8
