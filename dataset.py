@@ -13,7 +13,9 @@ are disjoint.
 Batches are tuples of int32 tensors (int32 halves host memory and host-to-device traffic; index with .long() or
 let the GPU upcast): target [b], context [b], negatives [b, NEGATIVES]. Every batch holds exactly batch_size
 pairs except the last one of each worker's stream. A unit's negatives come from a torch.Generator seeded by
-(seed, epoch, shard, row group): the same arguments give the same batches, whichever worker reads a unit.
+(seed, epoch, shard, row group): the same arguments give the same batches, whichever worker reads a unit. The
+shard is its file's number (shard-NNNNN), not its place in meta.json's list, which shifts when train.py
+--rolling-draws deletes an earlier draw; in a full pairs/ the two are equal.
 
 The loader's stream: a DataLoader takes one batch from each worker in turn, skipping the workers whose stream has
 ended, so batch b of an epoch is known from the workers' batch counts alone (`stream_workers`). `start_batch=k`
@@ -72,7 +74,17 @@ def epoch_shards(meta: dict, seed: int, epoch: int) -> list[int]:
     """The shards epoch `epoch` reads, in order: its draw's (epoch % draws), permuted by `shard_order`."""
     draws = draw_shards(meta)
     shards = draws[epoch % len(draws)]
+    if not shards:
+        draw = epoch % len(draws)
+        fail(f"pairs/ holds no shards of draw {draw}, which epoch {epoch + 1} reads: write it with "
+             f"pairs_dataset.py --only-draws {draw} (or train with --rolling-draws)")
     return [shards[i] for i in shard_order(seed, epoch, len(shards))]
+
+
+def shard_file_number(name: str, index: int) -> int:
+    """NNNNN of shard-NNNNN.parquet; `index` (its place in meta.json) for a file named otherwise."""
+    number = name.removeprefix("shard-").removesuffix(".parquet")
+    return int(number) if number.isdigit() else index
 
 
 def unit_seed(seed: int, epoch: int, shard: int, row_group: int) -> int:
@@ -110,6 +122,7 @@ class PairsDataset(IterableDataset):
         meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
         self.meta = meta
         self.files = [pairs_dir / shard["file"] for shard in meta["shards"]]
+        self.file_numbers = [shard_file_number(shard["file"], index) for index, shard in enumerate(meta["shards"])]
         order = epoch_shards(meta, seed, epoch) if shards is None else [int(s) for s in shards]
         bad = [s for s in order if not 0 <= s < len(self.files)]
         if bad:
@@ -171,7 +184,7 @@ class PairsDataset(IterableDataset):
         if not self.draw_negatives:
             return torch.empty((n, 0), dtype=torch.int32)
         table = self._load_table()
-        generator = torch.Generator().manual_seed(unit_seed(self.seed, self.epoch, shard, row_group))
+        generator = torch.Generator().manual_seed(unit_seed(self.seed, self.epoch, self.file_numbers[shard], row_group))
         # A whole row group at once, so the draws do not depend on where batches start. index_select: the
         # gather is bound by cache misses in the big table, and it is ~3x faster than table[picks] here.
         picks = torch.randint(len(table), (n * self.negatives,), generator=generator)

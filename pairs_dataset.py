@@ -50,8 +50,11 @@ Adding draws (--only-draws 2,3): only those draws are written, into the existing
 settings checked against the flags), and meta.json then lists them beside the draws already there; a draw not
 present has null in "pairs_per_draw" and "retained_per_draw". Every draw's shards are byte-identical to a full
 run's, and draws added in increasing order get a full run's file names and meta.json too. This is the building
-block of rolling draws (write the next epoch's draw while one trains, delete each after its epoch): train.py
-still expects every draw to be present.
+block of rolling draws: train.py --rolling-draws writes the next epoch's draw in the background while one
+trains (this script with --only-draws) and deletes each draw after its last epoch (`remove_draws`), so two draws
+are on disk at once; --plan-draws 2 makes the disk plan of the first draw count both. A draw's half-written
+shards live in pairs/.draws.tmp-PID until renamed in; such a folder whose process is gone (killed) is removed
+by the next --only-draws run.
 """
 from __future__ import annotations
 
@@ -84,6 +87,7 @@ CHUNK_TOKENS = 1_000_000  # retained tokens turned into pairs at once: bounds me
 NUM_PROC = default_num_proc()  # draws written at once, one worker process each (1 = all in this process)
 ONLY_DRAWS = ""  # write only these draws (e.g. 2,3) and add them to pairs/ and its meta.json; empty: all DRAWS anew
 DELETE_OLD_FIRST = False  # delete the previous pairs/ before writing (less disk at peak; a failure leaves none)
+PLAN_DRAWS = 0  # draws the disk plan counts (train.py --rolling-draws keeps 2 on disk at once); 0: the draws written
 DISK_CHECK = True  # stop before writing when the planned pairs do not fit the free space (--no-disk-check: write)
 
 # Documents per parquet read; a batch is cut into CHUNK_TOKENS-token slices, so only huge documents make it big.
@@ -112,6 +116,12 @@ def expected_pairs_bound(counts: np.ndarray, keep_prob: np.ndarray, window: int,
     """
     mean_reach = (window + 1) / 2 if dynamic_window else window
     return float((np.asarray(counts, dtype=np.float64) * np.minimum(1.0, keep_prob)).sum()) * 2 * mean_reach
+
+
+def expected_pairs_per_draw(counts: np.ndarray, window: int, sample: float, dynamic_window: bool) -> float:
+    """The disk plan's expected pairs of one draw (`expected_pairs_bound`) from the vocabulary's counts."""
+    keep_prob = keep_probabilities(counts, sample, int(np.asarray(counts).sum()))
+    return expected_pairs_bound(counts, keep_prob, window, dynamic_window)
 
 
 def disk_plan(pairs_per_draw: float, compression: str, draws_written: int, old_bytes: int, free_bytes: int) -> dict:
@@ -441,10 +451,57 @@ def pairs_meta(settings: dict, per_draw: dict[int, dict], shards: list[dict], sh
     }
 
 
+def remove_draws(pairs_dir: Path, draws: Iterable[int]) -> int:
+    """Delete the shards of `draws` from pairs/ and mark them absent in meta.json; the bytes freed.
+
+    The files go first: an interruption leaves meta.json listing a draw with files missing, which train.py
+    --rolling-draws treats as absent (and removes again), never unlisted shards taking disk unseen.
+    """
+    meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
+    draws = set(draws)
+    freed = 0
+    for shard in meta["shards"]:
+        if shard.get("draw", 0) in draws:
+            path = pairs_dir / shard["file"]
+            if path.exists():
+                freed += path.stat().st_size
+                path.unlink()
+    kept = [shard for shard in meta["shards"] if shard.get("draw", 0) not in draws]
+    per_draw = {draw: {"pairs": pairs, "retained": meta["retained_per_draw"][draw]}
+                for draw, pairs in enumerate(meta["pairs_per_draw"]) if pairs is not None and draw not in draws}
+    kept_bytes = sum((pairs_dir / shard["file"]).stat().st_size for shard in kept
+                     if (pairs_dir / shard["file"]).exists())
+    write_json(pairs_dir / "meta.json", pairs_meta(meta, per_draw, kept, kept_bytes))
+    return freed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_staging(pairs_dir: Path) -> None:
+    """Remove the staging folders of --only-draws runs that are gone (killed: no clean-up ran)."""
+    for stale in Path(pairs_dir).glob(".draws.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staging_dir(pairs_dir: Path) -> Iterator[Path]:
-    """A temporary folder inside pairs/ for the shards of added draws (same filesystem: moved by rename)."""
+    """A temporary folder inside pairs/ for the shards of added draws (same filesystem: moved by rename).
+
+    Folders left by a killed run (its pid gone) are removed first: a rolling train.py --resume rewrites the
+    draw its killed background writer had half written.
+    """
     pairs_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(pairs_dir)
     temp = pairs_dir / f".draws.tmp-{os.getpid()}"
     shutil.rmtree(temp, ignore_errors=True)
     try:
@@ -471,6 +528,8 @@ def main(argv: list[str] | None = None) -> dict:
     _, counts = load_vocab(data_dir, with_words=False)  # the words themselves are not needed here
     vocab_size, total = len(counts), int(counts.sum())  # total = tokens in the id stream (vocab_tokens)
     keep_prob = keep_probabilities(counts, cfg.sample, total)
+    if cfg.plan_draws < 0:
+        fail(f"--plan-draws must be 0 or more, got {cfg.plan_draws}")
     settings = {"window": cfg.window, "sample": cfg.sample, "seed": cfg.seed, "dynamic_window": cfg.dynamic_window,
                 "draws": cfg.draws, "compression": cfg.compression, "row_group_pairs": cfg.row_group_pairs,
                 "pairs_per_shard": cfg.pairs_per_shard, "tokens": total, "vocab_size": vocab_size}
@@ -485,12 +544,13 @@ def main(argv: list[str] | None = None) -> dict:
             fail(f"{pairs_dir} already holds draw(s) {', '.join(map(str, present))}: leave them out of "
                  f"--only-draws, or run without it to write every draw anew")
 
-    expected = expected_pairs_bound(counts, keep_prob, cfg.window, cfg.dynamic_window)
+    expected = expected_pairs_per_draw(counts, cfg.window, cfg.sample, cfg.dynamic_window)
     # The old pairs/ stays until the new one is renamed in (atomic_output), unless deleted first; added draws
     # join it, so it is not counted then.
     old_bytes = 0 if adding else directory_bytes(pairs_dir)
     free = shutil.disk_usage(data_dir).free + (old_bytes if cfg.delete_old_first else 0)
-    plan = disk_plan(expected, cfg.compression, len(chosen), 0 if cfg.delete_old_first else old_bytes, free)
+    plan = disk_plan(expected, cfg.compression, cfg.plan_draws or len(chosen), 0 if cfg.delete_old_first else old_bytes,
+                     free)
     if cfg.disk_check:
         check_disk(plan, cfg.compression, data_dir)
     if cfg.delete_old_first and pairs_dir.exists():

@@ -19,14 +19,31 @@ the minutes since the last checkpoint; with --threads 1 it ends with the same ve
 Before allocating, the tables, loader buffers and step temporaries are summed and compared with the memory free
 on the device (`memory_plan`); a non-finite loss stops training before anything is written (`check_finite`).
 
+Rolling draws (--rolling-draws), for a corpus whose draws cannot all be on disk at once: before epoch e, draw
+e % draws is written if absent (pairs_dataset.py --only-draws with the settings of pairs/meta.json); while epoch
+e trains, one pairs_dataset.py process writes the next epoch's draw in the background (one core: --num-proc 1);
+at the epoch's end train.py waits for it, checkpoints, and deletes the draws no later epoch reads
+(pairs_dataset.remove_draws, which marks them absent in meta.json). With --draws >= --epochs each draw is read
+once, so two draws are on disk at the peak. The background writer dies with train.py, its failure stops training
+with its error line, and --resume rewrites a draw it left half written. The learning rate schedule needs the
+pairs of all epochs from the start: draws not yet written count their expected pairs (the disk plan's
+`expected_pairs_per_draw`, an upper bound: document edges ignored), so a rolling run decays a little slower
+than a run over the same draws all on disk; the total used is kept in the checkpoint, so --resume keeps the
+schedule. The size of that difference is measured in bench/RESULTS.md ("Rolling draws").
+
 Outputs in DATA_DIR/model: vectors.txt and vectors.bin (word2vec formats, gensim loads both), embeddings.npy,
 loss.csv, loss.png, checkpoint.pt.
 """
 from __future__ import annotations
 
 import csv
+import ctypes
 import math
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -39,6 +56,7 @@ from tqdm import tqdm
 from common import (StageReport, atomic_output, default_num_proc, fail, load_vocab, parse_config, read_json,
                     require, run)
 from dataset import PairsDataset, draw_pairs
+from pairs_dataset import expected_pairs_per_draw, remove_draws, remove_stale_staging
 from vectors_io import save_word2vec_binary, save_word2vec_text
 from word2vec import (HuffmanTree, SkipGram, hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours,
                       sgns_step_cpu, sgns_step_torch)
@@ -61,6 +79,7 @@ NUM_WORKERS = 1  # data-loader processes reading shards while the trainer comput
 CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
 RESUME = False  # continue from model/checkpoint.pt
 STOP_AFTER_BATCHES = 0  # stop (after checkpointing) when this many batches were trained in this run; 0 = never
+ROLLING_DRAWS = False  # keep two draws on disk: write the next epoch's draw in the background, delete each after its last epoch
 NEIGHBOUR_WORDS = ["москва", "король", "хороший", "говорить"]  # printed at the end when in the vocabulary
 
 # The clock of the time-based checkpoints (a module attribute so tests can drive it without sleeping).
@@ -93,6 +112,113 @@ def batch_seed(seed: int, epoch: int, batch: int) -> int:
     # The trailing 7 keeps these seeds apart from dataset.unit_seed's [seed, epoch, shard, row group].
     state = np.random.SeedSequence([seed, epoch, batch, 7]).generate_state(1, np.uint64)[0]
     return int(state) & (2**63 - 1)
+
+
+def draws_on_disk(pairs_dir: Path) -> set[int]:
+    """Draws that meta.json lists with every shard file present (a deletion cut short leaves files missing)."""
+    meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
+    listed = {draw for draw, pairs in enumerate(meta["pairs_per_draw"]) if pairs is not None}
+    missing = {int(shard.get("draw", 0)) for shard in meta["shards"] if not (pairs_dir / shard["file"]).exists()}
+    return listed - missing
+
+
+def schedule_pairs(meta: dict, counts: np.ndarray, epochs: int, rolling: bool) -> int:
+    """Pairs of all epochs for the learning rate schedule; a rolling run counts absent draws' expected pairs."""
+    n_draws = int(meta.get("draws", 1))
+    if not rolling:
+        pairs_per_draw = draw_pairs(meta)
+        absent = [draw for draw in sorted({epoch % n_draws for epoch in range(epochs)}) if not pairs_per_draw[draw]]
+        if absent:
+            fail(f"pairs/ holds no shards of draw {absent[0]}: write it with pairs_dataset.py --only-draws "
+                 f"{','.join(map(str, absent))}, or train with --rolling-draws")
+        return sum(pairs_per_draw[epoch % n_draws] for epoch in range(epochs))
+    listed = meta.get("pairs_per_draw") or draw_pairs(meta)
+    expected = None
+    total = 0
+    for epoch in range(epochs):
+        pairs = listed[epoch % n_draws]
+        if pairs is None:
+            if expected is None:
+                expected = round(expected_pairs_per_draw(counts, meta["window"], meta["sample"],
+                                                         meta.get("dynamic_window", True)))
+            pairs = expected
+        total += int(pairs)
+    return total
+
+
+# TODO(integrator): use common's die-with-parent helper
+def _die_with_parent() -> None:
+    """preexec_fn of the background writer: the kernel kills it (SIGKILL) when train.py ends, however it ends."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
+def pairs_dataset_argv(data_dir: Path, meta: dict, draw: int) -> list[str]:
+    """pairs_dataset.py's flags that write draw `draw` into data_dir/pairs as a full run with meta's settings."""
+    return ["--data-dir", str(data_dir), "--only-draws", str(draw), "--num-proc", "1",
+            "--draws", str(meta["draws"]), "--window", str(meta["window"]), "--sample", repr(float(meta["sample"])),
+            "--seed", str(meta["seed"]), "--compression", meta["compression"],
+            "--pairs-per-shard", str(meta["pairs_per_shard"]), "--row-group-pairs", str(meta["row_group_pairs"]),
+            "--dynamic-window" if meta.get("dynamic_window", True) else "--no-dynamic-window"]
+
+
+class DrawWriter:
+    """pairs_dataset.py --only-draws `draw` in a child process; its output goes to a log beside the model."""
+
+    def __init__(self, data_dir: Path, draw: int, log_dir: Path):
+        self.data_dir, self.draw = Path(data_dir), draw
+        meta = read_json(self.data_dir / "pairs" / "meta.json", "pairs_dataset.py")
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"pairs-draw-{draw}.log"
+        script = Path(__file__).resolve().parent / "pairs_dataset.py"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([sys.executable, str(script), *pairs_dataset_argv(data_dir, meta, draw)],
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            preexec_fn=_die_with_parent)
+
+    def check(self) -> bool:
+        """True once the draw is written; stops training with the writer's error line when it failed."""
+        code = self.process.poll()
+        if code is None:
+            return False
+        if code != 0:
+            self._failed(code)
+        self.log_path.unlink(missing_ok=True)
+        return True
+
+    def wait(self) -> None:
+        self.process.wait()
+        self.check()
+
+    def _failed(self, code: int) -> None:
+        text = self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+        lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error: ")]
+        said = errors[-1].removeprefix("error: ") if errors else (lines[-1] if lines else "no output")
+        fail(f"writing draw {self.draw} (pairs_dataset.py --only-draws {self.draw}) failed with exit status {code}: "
+             f"{said} (log: {self.log_path})")
+
+    def kill(self) -> None:
+        """Stop a writer still running and remove the shards it had begun (pairs_dataset.py's staging folder)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+            shutil.rmtree(self.data_dir / "pairs" / f".draws.tmp-{self.process.pid}", ignore_errors=True)
+
+
+def drop_finished_draws(pairs_dir: Path, next_epoch: int, epochs: int, n_draws: int) -> list[int]:
+    """Delete the draws on disk that no epoch from `next_epoch` on reads; the draws deleted."""
+    needed = {epoch % n_draws for epoch in range(next_epoch, epochs)}
+    finished = sorted(draws_on_disk(pairs_dir) - needed)
+    meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
+    # A draw listed with files missing (a deletion cut short) is finished off too.
+    listed = {draw for draw, pairs in enumerate(meta["pairs_per_draw"]) if pairs is not None}
+    broken = sorted(listed - draws_on_disk(pairs_dir))
+    if finished or broken:
+        remove_draws(pairs_dir, finished + broken)
+    return finished
 
 
 def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | None,
@@ -329,13 +455,13 @@ def main(argv: list[str] | None = None) -> dict:
     numba.set_num_threads(max(1, min(cfg.threads, numba.config.NUMBA_NUM_THREADS)))
     torch.set_num_threads(max(1, cfg.threads))
 
-    pairs_per_draw = draw_pairs(meta)
-    n_draws = len(pairs_per_draw)
+    n_draws = max(1, int(meta.get("draws", 1)))
     if n_draws < cfg.epochs:
         print(f"pairs/ holds {n_draws} draw(s) for {cfg.epochs} epochs: epoch e reads draw e % {n_draws} "
-              f"(pairs_dataset.py --draws {cfg.epochs} gives every epoch its own)")
+              f"(pairs_dataset.py --draws {cfg.epochs} gives every epoch its own)"
+              + (": rolling draws keep each on disk until its last epoch" if cfg.rolling_draws else ""))
     # The learning rate decays over the pairs of all epochs; draws differ a little in size.
-    total_pairs = sum(pairs_per_draw[epoch % n_draws] for epoch in range(cfg.epochs))
+    total_pairs = schedule_pairs(meta, counts, cfg.epochs, cfg.rolling_draws)
     table = None if hs else np.load(table_path, mmap_mode="c")  # "c": torch.as_tensor warns on read-only maps
     needed, available = check_memory(len(words), cfg, kernel, device, 0 if hs else len(table),
                                      tree.max_len if hs else 0, int(meta.get("row_group_pairs", cfg.batch_size)))
@@ -349,6 +475,9 @@ def main(argv: list[str] | None = None) -> dict:
         position, loss_rows = load_checkpoint(checkpoint_path, cfg, model)
         print(f"resuming at epoch {position['epoch'] + 1}, batch {position['epoch_batches'] + 1}, "
               f"{position['pairs_done']:,} pairs done")
+        # The schedule the run began with (a rolling run's counted draws not yet written at their expected size).
+        total_pairs = position.setdefault("total_pairs", total_pairs)
+    position["total_pairs"] = total_pairs
 
     unigram = None if hs or kernel == "numba" else torch.as_tensor(np.asarray(table), device=device)
     step = make_step(cfg.loss, kernel, model, cfg, tree, unigram)
@@ -366,9 +495,39 @@ def main(argv: list[str] | None = None) -> dict:
         checkpoints += 1
         last_checkpoint, segment_started = clock(), time.perf_counter()
 
+    pairs_dir = data_dir / "pairs"
+    writer: DrawWriter | None = None  # the background writer of the next epoch's draw (rolling draws)
+
+    def prepare_draws(epoch: int) -> None:
+        """Rolling draws: the epoch's draw on disk (written now if absent), the next one's writer started."""
+        nonlocal writer
+        remove_stale_staging(pairs_dir)  # a writer killed with an earlier train.py left its shards there
+        drop_finished_draws(pairs_dir, epoch, cfg.epochs, n_draws)
+        draw = epoch % n_draws
+        if draw not in draws_on_disk(pairs_dir):
+            progress.write(f"writing draw {draw} for epoch {epoch + 1} (pairs_dataset.py --only-draws {draw})")
+            DrawWriter(data_dir, draw, model_dir).wait()
+        following = (epoch + 1) % n_draws
+        if epoch + 1 < cfg.epochs and following != draw and following not in draws_on_disk(pairs_dir):
+            writer = DrawWriter(data_dir, following, model_dir)
+
+    def finish_draw(epoch: int) -> None:
+        """Rolling draws: wait for the next draw's writer at the epoch's end, showing the wait."""
+        nonlocal writer
+        if writer is None:
+            return
+        waited = time.perf_counter()
+        if not writer.check():
+            progress.set_postfix(epoch=epoch + 1, waiting=f"draw {writer.draw} being written")
+            writer.wait()
+        progress.write(f"epoch {epoch + 1} waited {time.perf_counter() - waited:.1f} s for draw {writer.draw}")
+        writer = None
+
     segment_started = time.perf_counter()
     try:  # the bar closed first, so an error line stands on a line of its own
         for epoch in range(position["epoch"], cfg.epochs):
+            if cfg.rolling_draws:
+                prepare_draws(epoch)
             dataset = PairsDataset(data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
                                    epoch=epoch, table=table, draw_negatives=host_negatives,
                                    start_batch=position["epoch_batches"])
@@ -383,6 +542,8 @@ def main(argv: list[str] | None = None) -> dict:
                             batch_seed(cfg.seed, epoch, position["epoch_batches"]))
                 if not math.isfinite(loss):
                     diverged(loss, epoch, position["epoch_batches"], kernel, lr_start, cfg)
+                if writer is not None:
+                    writer.check()  # a failed writer stops training now, not at the epoch's end
                 position["pairs_done"] += n_pairs
                 position["batches"] += 1
                 position["epoch_batches"] += 1
@@ -400,11 +561,16 @@ def main(argv: list[str] | None = None) -> dict:
                     break
             del loader  # its workers end before the next epoch's start
             if not stopped_early or position["epoch_batches"] == epoch_length:
+                finish_draw(epoch)
                 position["epoch"], position["epoch_batches"] = epoch + 1, 0
                 checkpoint_now()
+                if cfg.rolling_draws:
+                    drop_finished_draws(pairs_dir, epoch + 1, cfg.epochs, n_draws)
             if stopped_early:
                 break
     finally:
+        if writer is not None:  # stopped early or failed: its half-written draw is rewritten by --resume
+            writer.kill()
         progress.close()
 
     if stopped_early and position["epoch"] < cfg.epochs:
