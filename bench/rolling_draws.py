@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> dict:
         after_pairs = tree_bytes(pairs_dir)
         train_s = timed(train_cmd, out / f"{variant}-train.log")
         peak = sampler.stop()
-        checkpoint_total = None
         import torch  # only here: the schedule's total kept in the checkpoint
         checkpoint = torch.load(model_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
         checkpoint_total = checkpoint["position"].get("total_pairs")
