@@ -2,7 +2,6 @@
 draws written byte for byte as a full run writes them, never more than two on disk, exact resume after a stop,
 a failing background writer stopping training with its one line."""
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -181,3 +180,14 @@ def test_plan_draws_counts_two_draws_on_disk(rolling_data, capsys):
     assert "disk plan: pairs need ~0.0 GB on disk: 2 draw(s) x" in capsys.readouterr().out
     pairs_dataset.main(["--data-dir", str(rolling_data), *PAIRS_FLAGS, "--only-draws", "1"])
     assert "disk plan: pairs need ~0.0 GB on disk: 1 draw(s) x" in capsys.readouterr().out
+
+
+def test_background_writer_is_set_to_die_with_train():
+    # PR_SET_PDEATHSIG survives exec: the child reads its own setting back with PR_GET_PDEATHSIG (2).
+    read_back = ("import ctypes; value = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(value)); "
+                 "print(value.value)")
+    child = subprocess.run([sys.executable, "-c", read_back], capture_output=True, text=True, check=True,
+                           preexec_fn=train._die_with_parent)
+    assert int(child.stdout) == 9  # SIGKILL
+    plain = subprocess.run([sys.executable, "-c", read_back], capture_output=True, text=True, check=True)
+    assert int(plain.stdout) == 0
