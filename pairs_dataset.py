@@ -50,8 +50,8 @@ Adding draws (--only-draws 2,3): only those draws are written, into the existing
 settings checked against the flags), and meta.json then lists them beside the draws already there; a draw not
 present has null in "pairs_per_draw" and "retained_per_draw". Every draw's shards are byte-identical to a full
 run's, and draws added in increasing order get a full run's file names and meta.json too. This is the building
-block of rolling draws (write the next epoch's draw while one trains, delete each after its epoch): train.py
-still expects every draw to be present.
+block of rolling draws (write the next epoch's draw while one trains, delete each after its epoch with
+`drop_draws`, which nulls its entries): train.py still expects every draw to be present.
 """
 from __future__ import annotations
 
@@ -439,6 +439,30 @@ def pairs_meta(settings: dict, per_draw: dict[int, dict], shards: list[dict], sh
         "row_group_pairs": settings["row_group_pairs"], "pairs_per_shard": settings["pairs_per_shard"],
         "bytes": shard_bytes,
     }
+
+
+def drop_draws(pairs_dir: Path, draws: Iterable[int]) -> int:
+    """Delete the shards of `draws` from pairs/ and mark them absent (null) in meta.json; returns the bytes freed.
+
+    The other half of adding draws: a trainer that rolls draws deletes each after its epoch. meta.json is
+    rewritten first, so a crash in between leaves unlisted files, never listed files that are gone.
+    """
+    pairs_dir = Path(pairs_dir)
+    meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
+    dropped = set(draws)
+    gone = [shard for shard in meta["shards"] if shard["draw"] in dropped]
+    freed = sum((pairs_dir / shard["file"]).stat().st_size for shard in gone)
+    meta["shards"] = [shard for shard in meta["shards"] if shard["draw"] not in dropped]
+    for key in ("pairs_per_draw", "retained_per_draw"):
+        meta[key] = [None if draw in dropped else value for draw, value in enumerate(meta[key])]
+    meta["pairs"] = sum(value for value in meta["pairs_per_draw"] if value is not None)
+    meta["bytes"] -= freed
+    if 0 in dropped:
+        meta["retained_tokens"] = None
+    write_json(pairs_dir / "meta.json", meta)
+    for shard in gone:
+        (pairs_dir / shard["file"]).unlink()
+    return freed
 
 
 @contextlib.contextmanager
