@@ -119,7 +119,8 @@ def word_buckets(words: pa.StringArray, buckets: int) -> np.ndarray:
 def count_words(task: tuple[Path, Path, int]) -> tuple[int, int, int]:
     """Pass-1 worker: the word counts of one prep part, written to `out_path` as `buckets` record batches.
 
-    Batch b holds the words of bucket b (`word_buckets`). Returns (documents, tokens, distinct words).
+    task: (prep part, out_path, buckets). Batch b holds the part's words of bucket b (`word_buckets`) and their
+    counts. Returns (documents, tokens, distinct words of the part).
     """
     path, out_path, buckets = task
     documents = tokens = 0
