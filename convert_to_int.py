@@ -96,13 +96,18 @@ def word_buckets(words: pa.StringArray, buckets: int) -> np.ndarray:
     data = np.concatenate([np.zeros(8, np.uint8), data[offsets[0]:offsets[-1]], np.zeros(8, np.uint8)])
     starts, lengths = offsets[:-1] - offsets[0] + 8, np.diff(offsets)
     windows = np.lib.stride_tricks.sliding_window_view(data, 8)
-    column = np.arange(8)
-    # bytes outside the word (its neighbours in the buffer) are zeroed: the hash sees the word alone
-    head = np.where(column < lengths[:, None], windows[starts], 0).astype(np.uint8)
-    tail = np.where(column >= 8 - lengths[:, None], windows[starts + lengths - 8], 0).astype(np.uint8)
+    # 8 bytes from the word's start and 8 ending at its end, as little-endian integers
+    head = windows[starts].copy().view(np.uint64).ravel()
+    tail = windows[starts + lengths - 8].copy().view(np.uint64).ravel()
+    # A word shorter than 8 bytes shares them with its neighbours in the buffer: their bytes are masked out of
+    # head (its high bytes) and shifted out of tail (its low bytes), so the hash sees the word alone.
+    short = lengths < 8
+    bits = lengths[short].astype(np.uint64) * np.uint64(8)
+    head[short] &= (np.uint64(1) << bits) - np.uint64(1)
+    tail[short] = np.where(bits > 0, tail[short] >> (np.uint64(64) - bits) % np.uint64(64), np.uint64(0))
     hashes = lengths.astype(np.uint64)
     for part in (head, tail):
-        hashes ^= np.ascontiguousarray(part).view(np.uint64).ravel()
+        hashes ^= part
         # murmur3's 64-bit finaliser: every input bit reaches every output bit, the low ones that % keeps too
         for multiplier in HASH_MIX:
             hashes ^= hashes >> np.uint64(33)
@@ -114,7 +119,8 @@ def word_buckets(words: pa.StringArray, buckets: int) -> np.ndarray:
 def count_words(task: tuple[Path, Path, int]) -> tuple[int, int, int]:
     """Pass-1 worker: the word counts of one prep part, written to `out_path` as `buckets` record batches.
 
-    Batch b holds the words of bucket b (`word_buckets`). Returns (documents, tokens, distinct words).
+    task: (prep part, out_path, buckets). Batch b holds the part's words of bucket b (`word_buckets`) and their
+    counts. Returns (documents, tokens, distinct words of the part).
     """
     path, out_path, buckets = task
     documents = tokens = 0
@@ -127,7 +133,8 @@ def count_words(task: tuple[Path, Path, int]) -> tuple[int, int, int]:
     table = _merge(tables) if len(tables) > 1 else tables[0] if tables else COUNT_SCHEMA.empty_table()
     table = table.cast(COUNT_SCHEMA).combine_chunks()
     bucket = word_buckets(table.column("word").combine_chunks(), buckets)
-    order = np.argsort(bucket, kind="stable")
+    # stable sort of small integers: numpy's radix sort
+    order = np.argsort(bucket.astype(np.uint8 if buckets <= 256 else np.int64), kind="stable")
     word, count = (table.column(name).take(order).combine_chunks() for name in ("word", "count"))
     bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=buckets))])
     with pa.OSFile(str(out_path), "wb") as sink, pa.ipc.new_file(sink, COUNT_SCHEMA) as writer:

@@ -564,3 +564,28 @@ def test_only_draws_refusals(tmp_path):
     with pytest.raises(StageError, match="^--delete-old-first replaces pairs/"):
         run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "0", "--delete-old-first")
     assert json.loads((tmp_path / "pairs" / "meta.json").read_text())["pairs_per_draw"][0] is None
+
+
+def test_remove_draws_then_add_them_back(tmp_path):
+    for name in ("full", "rolled"):
+        add_corpus(tmp_path / name)
+        run_stage(tmp_path / name, *ADD_FLAGS)
+    full = json.loads((tmp_path / "full" / "pairs" / "meta.json").read_text())
+    pairs_dir = tmp_path / "rolled" / "pairs"
+    before = sum(p.stat().st_size for p in pairs_dir.glob("shard-*.parquet"))
+    freed = pairs_dataset.remove_draws(pairs_dir, [0, 2])
+    meta = json.loads((pairs_dir / "meta.json").read_text())
+    assert freed == before - sum(p.stat().st_size for p in pairs_dir.glob("shard-*.parquet")) > 0
+    assert {s["draw"] for s in meta["shards"]} == {1, 3} and meta["retained_tokens"] is None
+    assert meta["pairs_per_draw"] == [None, full["pairs_per_draw"][1], None, full["pairs_per_draw"][3]]
+    assert meta["pairs"] == full["pairs_per_draw"][1] + full["pairs_per_draw"][3]
+    assert meta["bytes"] == sum(p.stat().st_size for p in pairs_dir.glob("shard-*.parquet"))
+    assert sorted(p.name for p in pairs_dir.iterdir()) == sorted([s["file"] for s in meta["shards"]] + ["meta.json"])
+    run_stage(tmp_path / "rolled", *ADD_FLAGS, "--only-draws", "0,2")
+    rolled = json.loads((pairs_dir / "meta.json").read_text())
+    assert {key: value for key, value in rolled.items() if key != "shards"} == \
+        {key: value for key, value in full.items() if key != "shards"}
+    for draw in range(4):
+        contents = [[(tmp_path / name / "pairs" / s["file"]).read_bytes() for s in meta["shards"] if s["draw"] == draw]
+                    for name, meta in (("full", full), ("rolled", rolled))]
+        assert contents[0] == contents[1]
