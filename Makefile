@@ -34,7 +34,7 @@ run: setup
 	$(BIN)/python train.py --data-dir $(DATA_DIR) --epochs $(EPOCHS) $(TRAIN_ARGS)
 
 test: setup-dev
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -rs tests
 
 clean:
 	rm -rf $(DATA_DIR)

@@ -51,8 +51,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import (StageReport, WorkerPool, atomic_output, default_num_proc, fail, load_vocab, parse_config, parts,
-                    run, write_json)
+from common import (StageReport, WorkerPool, at_least, atomic_output, check_flags, default_num_proc, fail, load_vocab,
+                    parse_config, parts, run, write_json)
 
 DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
@@ -314,6 +314,10 @@ def write_draw(task: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
+    # WINDOW at most 63: window_pairs adds windows as int8 (64 breaks it: checked when the limit was set).
+    check_flags(cfg, window=at_least(1, 63), sample=at_least(0), seed=at_least(0), draws=at_least(1),
+                pairs_per_shard=at_least(1), row_group_pairs=at_least(1), chunk_tokens=at_least(1),
+                num_proc=at_least(1))
     data_dir = Path(cfg.data_dir)
     report = StageReport("pairs_dataset", data_dir)
     if cfg.window < 1:

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import (StageReport, atomic_output, default_num_proc, fail, load_vocab, parse_config, read_json,
-                    require, run)
+from common import (StageReport, above, at_least, atomic_output, check_flags, default_num_proc, fail, load_vocab,
+                    parse_config, read_json, require, run)
 from dataset import PairsDataset, draw_pairs, epoch_shards
 from vectors_io import save_word2vec_binary, save_word2vec_text
 from word2vec import (SkipGram, hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours, sgns_step_cpu,
@@ -98,6 +98,9 @@ def plot_loss(path: Path, loss_rows: list) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
+    check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
+                lr=above(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
+                loss_every=at_least(1), micro_batch=at_least(0), num_workers=at_least(0), stop_after_shards=at_least(0))
     data_dir = Path(cfg.data_dir)
     report = StageReport("train", data_dir)
     model_dir = data_dir / "model"
