@@ -2,14 +2,17 @@
 
     .venv/bin/python bench/faults.py                                  # 20 kills per stage, bench/work/faults/
     .venv/bin/python bench/faults.py --kills 3 --stages prep,train    # a quick look
+    .venv/bin/python bench/faults.py --stages train --after-first-write --span 0,0.5   # kills mid-training
 
 A small corpus is generated (Zipf-distributed made-up Cyrillic words, punctuation, digits, and a few bytes that
 are not UTF-8), and the five stages (prep, convert_to_int, pairs_dataset, unigram_table, train) run once
 uninterrupted: the reference. Then, stage by stage, in a copy of the reference data directory, the stage is
 started as a user starts it, in its own session, and its main process is SIGKILLed after a random delay
-(uniform over 5%..100% of the reference run's wall time, seeded), its workers left to the kernel; then it runs
+(uniform over --span, by default 5%..100%, of the reference run's wall time, seeded), its workers left to the kernel; then it runs
 again (train with --resume when a checkpoint is there). Settings are small (many parts, shards and checkpoints)
-so that kills land while outputs are being written. Trials alternate between a stage with no earlier output and
+so that kills land while outputs are being written. With --after-first-write the delay counts from the moment
+the run's first output or checkpoint appears (polled every 10 ms), which aims kills past imports and JIT whatever
+the machine's load. Trials alternate between a stage with no earlier output and
 a stage over the output of the trial before.
 
 Invariants, checked after every kill:
@@ -157,7 +160,16 @@ def checkpoint_loads(path: Path) -> bool:
         return False
 
 
-def kill_trial(stage: str, data_dir: Path, reference: Path, corpus: Path, delay: float, log: Path) -> dict:
+def first_write(process: subprocess.Popen, data_dir: Path, names: list[str], since: float) -> None:
+    """Wait until one of `names` under data_dir was written after `since`, or the process ended."""
+    while process.poll() is None:
+        if any((data_dir / name).exists() and (data_dir / name).stat().st_mtime >= since for name in names):
+            return
+        time.sleep(0.01)
+
+
+def kill_trial(stage: str, data_dir: Path, reference: Path, corpus: Path, delay: float, log: Path,
+               after_first_write: bool = False) -> dict:
     """Start the stage, SIGKILL its main process after `delay` s, check, run it again, check. Returns the record."""
     record = {"stage": stage, "delay_s": round(delay, 2), "violations": []}
     written = OUTPUTS[stage] + ([CHECKPOINT] if stage == "train" else [])
@@ -165,6 +177,8 @@ def kill_trial(stage: str, data_dir: Path, reference: Path, corpus: Path, delay:
     with open(log, "ab") as out:
         process = subprocess.Popen(stage_command(stage, data_dir, corpus), stdout=out, stderr=subprocess.STDOUT,
                                    cwd=ROOT, start_new_session=True)
+        if after_first_write:
+            first_write(process, data_dir, written, started)
         try:
             process.wait(timeout=delay)
             record["moment"] = "after it ended"
@@ -208,7 +222,7 @@ def kill_trial(stage: str, data_dir: Path, reference: Path, corpus: Path, delay:
 
 
 def run_faults(work: Path, stages: list[str], kills: int, seed: int = 13, documents: int = 3000,
-               echo: bool = True) -> dict:
+               echo: bool = True, span: tuple[float, float] = (0.05, 1.0), after_first_write: bool = False) -> dict:
     """The reference run, then `kills` trials per stage; {"reference_s", "stages": {stage: counts}, "records"}."""
     work = Path(work)
     if work.exists():
@@ -230,8 +244,8 @@ def run_faults(work: Path, stages: list[str], kills: int, seed: int = 13, docume
                 if fresh or name == CHECKPOINT:  # a train run without --resume starts over anyway
                     path = data_dir / name
                     shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-            delay = float(rng.uniform(0.05, 1.0)) * wall[stage]
-            record = kill_trial(stage, data_dir, reference, corpus, delay, log)
+            delay = float(rng.uniform(*span)) * wall[stage]
+            record = kill_trial(stage, data_dir, reference, corpus, delay, log, after_first_write)
             record["earlier_output"] = not fresh
             records.append(record)
             if echo:
@@ -255,6 +269,10 @@ def main() -> int:
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to kill")
     parser.add_argument("--seed", type=int, default=13, help="seed of the kill moments")
     parser.add_argument("--documents", type=int, default=3000, help="texts in the generated corpus")
+    parser.add_argument("--span", default="0.05,1.0",
+                        help="kill moments: uniform over this range, in fractions of the reference run's wall time")
+    parser.add_argument("--after-first-write", action="store_true",
+                        help="count the delay from the run's first output or checkpoint, not from its start")
     parser.add_argument("--work", default=str(ROOT / "bench" / "work" / "faults"), help="scratch folder")
     args = parser.parse_args()
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -266,7 +284,11 @@ def main() -> int:
 
     facts = machine_facts()
     started = time.perf_counter()
-    result = run_faults(Path(args.work), stages, args.kills, args.seed, args.documents)
+    span = tuple(float(x) for x in args.span.split(","))
+    if len(span) != 2 or not 0 <= span[0] <= span[1]:
+        parser.error(f"--span must be LOW,HIGH with 0 <= LOW <= HIGH, got {args.span!r}")
+    result = run_faults(Path(args.work), stages, args.kills, args.seed, args.documents, span=span,
+                        after_first_write=args.after_first_write)
     print(f"\n{'stage':<16} {'kills':>5} {'ok':>3} " + " ".join(f"{m:>14}" for m in MOMENTS) + "  resumed")
     for stage, counts in result["stages"].items():
         print(f"{stage:<16} {counts['kills']:>5} {counts['ok']:>3} "
