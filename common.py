@@ -107,7 +107,10 @@ def check_flags(cfg: SimpleNamespace, **limits: Limit) -> None:
             continue
         limit = limits.get(name, Limit())
         if not limit.holds(value):
-            fail(f"--{name.replace('_', '-')} must be {limit.describe()}, got {value!r}")
+            allowed = limit.describe()
+            if isinstance(value, float) and not math.isfinite(value) and allowed != "a finite number":
+                allowed = f"a finite number {allowed}"
+            fail(f"--{name.replace('_', '-')} must be {allowed}, got {value!r}")
 
 
 def run(main: Callable[[], object]) -> None:

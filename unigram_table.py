@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     lengths = table_lengths(counts, cfg.table_size, cfg.power)
     table = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
     build_s = time.perf_counter() - started
-    with atomic_output(data_dir / "unigram_table.npy") as temp:
+    with atomic_output(data_dir / "unigram_table.npy", needed_bytes=table.nbytes) as temp:
         # Through a file object: np.save would append ".npy" to the temporary name.
         with open(temp, "wb") as file:
             np.save(file, table)

@@ -163,7 +163,7 @@ def test_enospc_from_a_write_is_one_line_and_keeps_the_earlier_output(tmp_path, 
         unigram_table.main(["--data-dir", str(data), "--table-size", "1000"])
     message = str(caught.value)
     assert message.startswith(f"disk full: no space left on {common._mount_point(data)} for "
-                              f"{data / 'unigram_table.npy'} (it needed more than the ")
+                              f"{data / 'unigram_table.npy'} (it needs about 0.0 MB, ")
     assert "\n" not in message and "earlier outputs are untouched" in message
     assert (data / "unigram_table.npy").read_bytes() == earlier
     assert sorted(p.name for p in data.iterdir()) == ["stats", "unigram_table.npy", "vocab.json"]
@@ -222,7 +222,7 @@ def test_full_tmpfs_stage_says_one_line_and_keeps_earlier_output(small_disk):
                            "--table-size", "2000000"], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2
     assert done.stderr.startswith(f"error: disk full: no space left on {small_disk} for "
-                                  f"{small_disk / 'unigram_table.npy'} (it needed more than the ")
+                                  f"{small_disk / 'unigram_table.npy'} (it needs about 7.6 MB, ")
     assert done.stderr.count("\n") == 1
     assert (small_disk / "unigram_table.npy").read_bytes() == earlier
     assert sorted(p.name for p in small_disk.iterdir()) == ["stats", "unigram_table.npy", "vocab.json"]
@@ -273,6 +273,13 @@ def test_train_flags_exact_messages(argv, message, tmp_path):
 
     with pytest.raises(StageError, match=f"^{message}$"):
         train.main(["--data-dir", str(tmp_path)] + argv)
+
+
+def test_non_finite_float_message_says_finite(tmp_path):
+    import pairs_dataset
+
+    with pytest.raises(StageError, match="^--sample must be a finite number at least 0, got nan$"):
+        pairs_dataset.main(["--data-dir", str(tmp_path), "--sample", "nan"])
 
 
 def test_window_beyond_int8_arithmetic_is_refused(tmp_path):
