@@ -48,7 +48,7 @@ else
 endif
 
 test: setup-dev
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -rs tests
 
 # No set-up: a GPU machine may have no network; bench/gpu_check.py needs torch, numpy, pyarrow, numba, tqdm.
 gpu-check:

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import errno
 import json
+import math
 import os
 import re
 import resource
 import shutil
+import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Iterable, Iterator
@@ -22,6 +27,10 @@ _CONSTANT_LINE = re.compile(r"^([A-Z][A-Z0-9_]*)\s*(?::\s*[^=]+)?=\s*(.+?)\s*#\s
 
 class StageError(Exception):
     """Bad input or missing stage output: reported as one line, no traceback."""
+
+
+class DiskFullError(StageError):
+    """A write met a full disk; the message names the disk, the output and the space it needed."""
 
 
 def fail(message: str) -> None:
@@ -57,12 +66,67 @@ def parse_config(module_file: str, module_globals: dict, argv: list[str] | None 
     return SimpleNamespace(**vars(parser.parse_args(argv)))
 
 
+@dataclass(frozen=True)
+class Limit:
+    """The values a numeric flag accepts: low <= value (low < value when low_open) <= high; None: no bound."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def describe(self) -> str:
+        low = None if self.low is None else f"{'above' if self.low_open else 'at least'} {self.low:g}"
+        if low and self.high is not None:
+            return f"{low} and at most {self.high:g}"
+        return low or (f"at most {self.high:g}" if self.high is not None else "a finite number")
+
+
+def at_least(low: float, high: float | None = None) -> Limit:
+    return Limit(low, high)
+
+
+def above(low: float, high: float | None = None) -> Limit:
+    return Limit(low, high, low_open=True)
+
+
+def check_flags(cfg: SimpleNamespace, **limits: Limit) -> None:
+    """Stop with one line naming the first flag outside its Limit (`check_flags(cfg, dim=at_least(1))`).
+
+    Float flags must also be finite (argparse takes "nan" and "inf" as floats). A numeric flag given no Limit
+    is only checked for being finite; tests/test_faults.py checks that every stage limits all of its flags.
+    """
+    for name, value in vars(cfg).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        limit = limits.get(name, Limit())
+        if not limit.holds(value):
+            allowed = limit.describe()
+            if isinstance(value, float) and not math.isfinite(value) and allowed != "a finite number":
+                allowed = f"a finite number {allowed}"
+            fail(f"--{name.replace('_', '-')} must be {allowed}, got {value!r}")
+
+
 def run(main: Callable[[], object]) -> None:
     """Run a stage's main(): a StageError becomes `error: ...` on stderr and exit status 2."""
     try:
         main()
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:
+        if error.errno not in _DISK_FULL_ERRNOS:
+            raise
+        # A write outside atomic_output (none of the stages' outputs): still one line naming the disk.
+        where = Path(error.filename) if error.filename else Path.cwd()
+        print(f"error: disk full: no space left on {_mount_point(where)} writing {where} "
+              f"({_megabytes(_free_bytes(where))} free)", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: outputs of this stage were not replaced", file=sys.stderr)
@@ -87,21 +151,33 @@ def parts(directory: Path, stage_script: str, pattern: str = "part-*.parquet") -
 
 
 @contextlib.contextmanager
-def atomic_output(final_path: Path) -> Iterator[Path]:
+def atomic_output(final_path: Path, needed_bytes: int | None = None) -> Iterator[Path]:
     """Yield a temporary sibling path; on success it replaces `final_path` (file or directory), on error it goes.
 
-    A crash never leaves something at `final_path` that looks finished.
+    A crash never leaves something at `final_path` that looks finished. Temporaries are named
+    `.NAME.tmp-PID` (and `.NAME.old-PID` for a replaced directory), PID being the writer's: on entry, those of
+    writers no longer alive (killed, say) are removed, never those of a live run. A full disk (ENOSPC, or any
+    write error while the disk has no space left) becomes a DiskFullError naming the disk and the space the
+    output needed (`needed_bytes` when the caller knows it, else more than what was written); the temporary
+    is removed first and whatever was at `final_path` stays as it was.
     """
     final_path = Path(final_path)
     final_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(final_path)
     temp_path = final_path.with_name(f".{final_path.name}.tmp-{os.getpid()}")
     _remove(temp_path)
     try:
         yield temp_path
-    except BaseException:
+    except BaseException as error:
+        full = _disk_full(error, temp_path)
+        written = _size_on_disk(temp_path) if full else 0
         _remove(temp_path)
+        if full:
+            raise DiskFullError(_disk_full_message(final_path, written, needed_bytes, error)) from error
         raise
-    if final_path.is_dir() and temp_path.is_dir():
+    if _exchange(temp_path, final_path):
+        _remove(temp_path)  # the previous output, swapped in by the exchange
+    elif final_path.is_dir() and temp_path.is_dir():
         trash = final_path.with_name(f".{final_path.name}.old-{os.getpid()}")
         os.replace(final_path, trash)
         os.replace(temp_path, final_path)
@@ -112,11 +188,149 @@ def atomic_output(final_path: Path) -> Iterator[Path]:
         os.replace(temp_path, final_path)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
+_TEMPORARY_KINDS = ("tmp", "old")
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def remove_dead_temporaries(final_path: Path) -> list[Path]:
+    """Remove the `.NAME.tmp-PID` / `.NAME.old-PID` siblings of `final_path` whose writer is not alive.
+
+    Alive means a process with that PID exists and started before the temporary was last modified, so a PID
+    reused by an unrelated later process does not keep a dead run's temporary forever (a PID reused by a
+    process that started before the dead run wrote it would, until that process ends: rare, and only disk).
+    This process's own PID counts as dead: atomic_output would reuse that name. Returns what was removed.
+    """
+    final_path = Path(final_path)
+    pattern = re.compile(rf"\.{re.escape(final_path.name)}\.(?:{'|'.join(_TEMPORARY_KINDS)})-(\d+)")
+    removed = []
+    try:
+        siblings = list(final_path.parent.iterdir())
+    except OSError:
+        return removed
+    for sibling in siblings:
+        match = pattern.fullmatch(sibling.name)
+        if not match:
+            continue
+        pid = int(match.group(1))
+        try:
+            modified = sibling.lstat().st_mtime
+        except OSError:
+            continue  # already gone
+        if pid != os.getpid() and _writer_alive(pid, modified):
+            continue
+        _remove(sibling, missing_ok=True)
+        removed.append(sibling)
+    return removed
+
+
+def _writer_alive(pid: int, modified: float) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive, and not ours to judge
+    started = _process_start_time(pid)
+    # Clock ticks and the boot time are coarse: a margin of 2 s keeps a live writer's temporary safe.
+    return started is None or started <= modified + 2.0
+
+
+def _process_start_time(pid: int) -> float | None:
+    """Start time (epoch seconds) of process `pid` from /proc; None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, after the command name
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _exchange(temp_path: Path, final_path: Path) -> bool:
+    """Swap two existing directories in one step (Linux renameat2 RENAME_EXCHANGE); False where not possible.
+
+    With two renames (final -> trash, temp -> final) a kill between them leaves no output at `final_path`.
+    """
+    if not (temp_path.is_dir() and final_path.is_dir()) or not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc older than 2.28, or another libc
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return renameat2(_AT_FDCWD, os.fsencode(temp_path), _AT_FDCWD, os.fsencode(final_path), _RENAME_EXCHANGE) == 0
+
+
+def _remove(path: Path, missing_ok: bool = False) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+
+
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# Below this many free bytes a failed write is taken for a full disk: numpy and torch report a short write
+# without ENOSPC ("N requested and M written", "unexpected pos").
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def _disk_full(error: BaseException, path: Path) -> bool:
+    if isinstance(error, (KeyboardInterrupt, SystemExit, DiskFullError)):
+        return isinstance(error, DiskFullError)
+    for cause in (error, error.__cause__, error.__context__):
+        if isinstance(cause, OSError) and cause.errno in _DISK_FULL_ERRNOS:
+            return True
+        if cause is not None and ("No space left on device" in str(cause) or "errno 28]" in str(cause)):
+            return True
+    return isinstance(error, (OSError, RuntimeError)) and _free_bytes(path) < _NEARLY_FULL_BYTES
+
+
+def _free_bytes(path: Path) -> int:
+    """Bytes this process may still write on the disk holding `path` (its nearest existing ancestor)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return 1 << 62
+    return stats.f_bavail * stats.f_frsize if os.geteuid() else stats.f_bfree * stats.f_frsize
+
+
+def _mount_point(path: Path) -> Path:
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def _size_on_disk(path: Path) -> int:
+    try:
+        if path.is_dir():
+            return sum(f.lstat().st_blocks * 512 for f in path.rglob("*") if not f.is_dir())
+        return path.lstat().st_blocks * 512
+    except OSError:
+        return 0
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:,.1f} MB"
+
+
+def _disk_full_message(final_path: Path, written: int, needed: int | None, error: BaseException) -> str:
+    disk = _mount_point(final_path)
+    need = f"it needs about {_megabytes(needed)}" if needed else f"it needed more than the {_megabytes(written)} " \
+        "written"
+    return (f"disk full: no space left on {disk} for {final_path} ({need}, {_megabytes(_free_bytes(disk))} "
+            f"free once its partial output was removed; earlier outputs are untouched): free space there or "
+            f"write elsewhere")
 
 
 def write_json(path: Path, payload: object) -> None:
@@ -215,6 +429,79 @@ def default_num_proc() -> int:
     return os.cpu_count() or 1
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """Have the kernel SIGKILL this process when its parent dies, however the parent dies (Linux; elsewhere a no-op).
+
+    A worker pool's or data loader's workers call it first thing. A parent killed before the call is not
+    seen by the kernel, so the worker then checks its parent is still `parent_pid` and ends itself if not.
+    The setting goes with the thread that started the worker: workers must be started from a thread that
+    lives as long as the parent (the main thread, here).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# Run first in a spawned worker, by a bare interpreter (-I -S: no site, ~20 ms): set the parent-death signal,
+# check the parent is still the one that spawned it, then exec the real worker command, which keeps the setting.
+_LAUNCHER = ("import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0); "
+             "os.getppid() == int(sys.argv[1]) or os._exit(1); os.execv(sys.argv[2], sys.argv[2:])")
+
+
+def _spawn_context() -> "multiprocessing.context.BaseContext":
+    """multiprocessing's "spawn" context, whose workers die with this process from their first instant (Linux).
+
+    A spawned worker runs no code of ours until it has imported its stage script (numpy, pyarrow: seconds
+    under load), so an initializer alone leaves it alive, then working, for that long after its parent is
+    killed. So each worker is started through `_LAUNCHER`, which sets PR_SET_PDEATHSIG before exec'ing the
+    usual spawn command line.
+    """
+    import multiprocessing
+
+    return _DyingSpawnContext() if sys.platform.startswith("linux") else multiprocessing.get_context("spawn")
+
+
+if sys.platform.startswith("linux"):
+    import threading
+    from multiprocessing import context as _mp_context
+    from multiprocessing import popen_spawn_posix as _popen_spawn_posix
+    from multiprocessing import spawn as _spawn
+
+    _LAUNCH_LOCK = threading.Lock()
+
+    class _LauncherPopen(_popen_spawn_posix.Popen):
+        """A spawn Popen whose command line starts with `_LAUNCHER`."""
+
+        def _launch(self, process_obj: object) -> None:
+            usual, parent = _spawn.get_command_line, os.getpid()
+
+            def through_launcher(**kwds: object) -> list[str]:
+                return [_spawn.get_executable(), "-I", "-S", "-c", _LAUNCHER, str(parent), *usual(**kwds)]
+
+            # popen_spawn_posix builds the command line through the spawn module: swapped for this launch only.
+            with _LAUNCH_LOCK:
+                _spawn.get_command_line = through_launcher
+                try:
+                    super()._launch(process_obj)
+                finally:
+                    _spawn.get_command_line = usual
+
+    class _DyingSpawnProcess(_mp_context.SpawnProcess):
+        @staticmethod
+        def _Popen(process_obj: object) -> _LauncherPopen:
+            return _LauncherPopen(process_obj)
+
+    class _DyingSpawnContext(_mp_context.SpawnContext):
+        Process = _DyingSpawnProcess
+
+
 class WorkerPool:
     """Worker processes for ordered, bounded parallel maps; spawned on first need and reused across maps.
 
@@ -226,7 +513,9 @@ class WorkerPool:
     drains its input). `func` and the items must pickle: module-level functions, plain data, Arrow arrays.
     num_proc <= 1, or a first map of a single item, runs in this process: no process start for tiny inputs.
     Workers are spawned, not forked: the caller may hold threads (datasets, tqdm, Arrow) that fork would copy
-    mid-state; and as direct children they count in `peak_memory_mb` once the pool is closed.
+    mid-state; and as direct children they count in `peak_memory_mb` once the pool is closed. They die with
+    this process however it ends (`die_with_parent`), SIGKILL included: left alive, they would go on writing
+    into a dead run's temporary output.
     """
 
     def __init__(self, num_proc: int):
@@ -257,10 +546,10 @@ class WorkerPool:
             yield from map(func, head)
             return
         if self._executor is None:
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self._executor = ProcessPoolExecutor(self.num_proc, mp_context=multiprocessing.get_context("spawn"))
+            self._executor = ProcessPoolExecutor(self.num_proc, mp_context=_spawn_context(),
+                                                 initializer=die_with_parent, initargs=(os.getpid(),))
         pending: collections.deque = collections.deque()
         try:
             for item in itertools.chain(head, items):

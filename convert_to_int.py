@@ -38,8 +38,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import (StageReport, WorkerPool, atomic_output, default_num_proc, fail, parse_config, parts, run,
-                    write_vocab)
+from common import (StageReport, WorkerPool, at_least, atomic_output, check_flags, default_num_proc, fail, parse_config,
+                    parts, run, write_vocab)
 
 DATA_DIR = "data"  # where stage outputs live
 MIN_COUNT = 5  # keep words seen at least this many times in the corpus
@@ -263,11 +263,10 @@ def write_ids(prep_parts: list[Path], vocabulary_file: Path, out_dir: Path, corp
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
+    check_flags(cfg, min_count=at_least(1), max_vocab=at_least(0), num_proc=at_least(1), buckets=at_least(1))
     data_dir = Path(cfg.data_dir)
     report = StageReport("convert_to_int", data_dir)
     prep_parts = parts(data_dir / "prep", "prep.py")
-    if cfg.buckets < 1:
-        fail(f"--buckets must be at least 1, got {cfg.buckets}")
     # Counts files and the vocabulary for the workers, beside the outputs (a name atomic_output would use).
     spill_dir = data_dir / f".convert_to_int.tmp-{os.getpid()}"
     shutil.rmtree(spill_dir, ignore_errors=True)

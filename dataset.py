@@ -25,6 +25,7 @@ That is how train.py --resume continues inside a shard.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Iterator
@@ -35,7 +36,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from common import StageReport, fail, load_vocab, parse_config, read_json, require, run
+from common import (StageReport, at_least, check_flags, die_with_parent, fail, load_vocab, parse_config, read_json,
+                    require, run)
 
 DATA_DIR = "data"  # where stage outputs live
 BATCH_SIZE = 300_000  # pairs per batch
@@ -116,6 +118,8 @@ class PairsDataset(IterableDataset):
         if negatives < 0:
             fail(f"negatives must be at least 0, got {negatives}")
         self.data_dir = Path(data_dir)
+        # DataLoader workers die with this process (see __iter__): the loader is made where the dataset is.
+        self._owner_pid = os.getpid()
         self.batch_size, self.negatives, self.seed, self.epoch = int(batch_size), int(negatives), seed, epoch
         self.draw_negatives = draw_negatives and negatives > 0
         pairs_dir = require(self.data_dir / "pairs", "pairs_dataset.py")
@@ -223,6 +227,9 @@ class PairsDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         info = get_worker_info()
+        if info is not None:
+            # A DataLoader worker outlives a SIGKILLed trainer by up to torch's 5 s watchdog period, reading on.
+            die_with_parent(self._owner_pid)
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         if self.start_batch == 0:
             return self.iterate(self.worker_units(worker, num_workers))
@@ -265,6 +272,8 @@ def _collate(pieces: list[tuple[np.ndarray, np.ndarray, torch.Tensor]]) -> Batch
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
+    check_flags(cfg, batch_size=at_least(1), negatives=at_least(0), seed=at_least(0), epoch=at_least(0),
+                num_workers=at_least(0), batches=at_least(0))
     data_dir = Path(cfg.data_dir)
     report = StageReport("dataset", data_dir)
     dataset = PairsDataset(data_dir, cfg.batch_size, cfg.negatives, cfg.seed, cfg.epoch)

@@ -21,6 +21,7 @@ Conventions (the same numbers as gensim 4.4's KeyedVectors methods on the same v
   A line splits on tabs if it has one, else on commas, else on whitespace (gensim takes one delimiter);
   fields are stripped, where gensim keeps the space of "монах, оракул" in hj.csv and misses that pair.
 - Neighbours: cosine over the whole vocabulary; the query word's own row is left out.
+- A file without one usable question or pair is an error (one line), not a table of zeros.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import fail, parse_config, run, write_json
+from common import at_least, check_flags, fail, parse_config, run, write_json
 from vectors_io import load_vectors
 
 DATA_DIR = "data"  # where stage outputs live; the default vectors are DATA_DIR/model/vectors.txt
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     cfg = parse_config(__file__, globals(), merge_repeated_flags(sys.argv[1:] if argv is None else list(argv),
                                                                    _LIST_FLAGS))
+    check_flags(cfg, k=at_least(1), restrict_vocab=at_least(0), batch_size=at_least(1))
     if not (cfg.analogies or cfg.similarity or cfg.neighbors):
         fail("nothing to evaluate: give --analogies FILE, --similarity FILE or --neighbors WORD")
     for path in cfg.analogies + cfg.similarity:
@@ -287,6 +289,9 @@ def _read_analogies(path: Path, lookup: _Lookup) -> tuple[list[str], np.ndarray,
             continue
         quads.append([lookup.key(word) for word in fields])
         section_of.append(len(names) - 1)
+    if not quads:  # scoring nothing would print a table of zeros that reads like a result
+        fail(f"{path} holds no usable question (four words on a line after a ': section' line; "
+             f"{invalid} lines of another shape)")
     return names, np.array(section_of, dtype=np.int64), quads, invalid
 
 
@@ -369,6 +374,9 @@ def _read_pairs(path: Path, lookup: _Lookup) -> tuple[list[str], list[str], np.n
         firsts.append(lookup.key(first))
         seconds.append(lookup.key(second))
         gold.append(value)
+    if not gold:
+        fail(f"{path} holds no usable row (two words and a number, tab, comma or space separated; "
+             f"{invalid} lines of another shape)")
     return firsts, seconds, np.array(gold, dtype=np.float64), invalid
 
 

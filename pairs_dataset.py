@@ -71,8 +71,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import (StageReport, WorkerPool, atomic_output, default_num_proc, fail, load_vocab, parse_config, parts,
-                    read_json, run, write_json)
+from common import (StageReport, WorkerPool, at_least, atomic_output, check_flags, default_num_proc, fail, load_vocab,
+                    parse_config, parts, read_json, run, write_json)
 
 DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
@@ -512,6 +512,10 @@ def staging_dir(pairs_dir: Path) -> Iterator[Path]:
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
+    # WINDOW at most 63: window_pairs adds windows as int8 (64 breaks it: checked when the limit was set).
+    check_flags(cfg, window=at_least(1, 63), sample=at_least(0), seed=at_least(0), draws=at_least(1),
+                pairs_per_shard=at_least(1), row_group_pairs=at_least(1), chunk_tokens=at_least(1),
+                num_proc=at_least(1), plan_draws=at_least(0))
     data_dir = Path(cfg.data_dir)
     report = StageReport("pairs_dataset", data_dir)
     if cfg.window < 1:
@@ -528,8 +532,6 @@ def main(argv: list[str] | None = None) -> dict:
     _, counts = load_vocab(data_dir, with_words=False)  # the words themselves are not needed here
     vocab_size, total = len(counts), int(counts.sum())  # total = tokens in the id stream (vocab_tokens)
     keep_prob = keep_probabilities(counts, cfg.sample, total)
-    if cfg.plan_draws < 0:
-        fail(f"--plan-draws must be 0 or more, got {cfg.plan_draws}")
     settings = {"window": cfg.window, "sample": cfg.sample, "seed": cfg.seed, "dynamic_window": cfg.dynamic_window,
                 "draws": cfg.draws, "compression": cfg.compression, "row_group_pairs": cfg.row_group_pairs,
                 "pairs_per_shard": cfg.pairs_per_shard, "tokens": total, "vocab_size": vocab_size}

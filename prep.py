@@ -17,6 +17,11 @@ Cleaning (`clean_texts`), whole batches at a time with pyarrow.compute:
   except a single hyphen between two letters ("кто-то", "северо-запад"). Digits, punctuation, underscores,
   emoji and symbols are dropped, so "123abc" gives "abc".
 - split on whitespace; texts left without a token are dropped.
+
+Bytes that are not UTF-8 in a .txt or .jsonl/.json source (web text has them) do not stop the stage: each
+invalid sequence is read as U+FFFD, which cleaning then drops like any non-letter, and the report counts them
+(`replacement_chars`: U+FFFD characters met in the texts, including any the source held already;
+`texts_with_replacements`: texts holding one).
 """
 from __future__ import annotations
 
@@ -37,7 +42,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import StageError, StageReport, atomic_output, default_num_proc, fail, ordered_map, parse_config, run
+from common import (StageError, StageReport, at_least, atomic_output, check_flags, default_num_proc, fail, ordered_map,
+                    parse_config, run)
 
 DATA_DIR = "data"  # where stage outputs live
 DATASET = "0x7o/taiga"  # Hugging Face dataset name, or local .txt/.jsonl/.json/.parquet files or globs, comma-separated
@@ -57,6 +63,12 @@ DICTIONARY_PAGE_BYTES = 1 << 30
 
 # A suffix, after an optional compression suffix, picks the datasets builder for a local file.
 BUILDERS = {".txt": "text", ".text": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+# How each builder decodes: invalid UTF-8 becomes U+FFFD. datasets' json builder hands the bytes straight to
+# Arrow (which refuses a bad byte) when the encoding is spelled "utf-8"; its alias "utf_8" routes every chunk
+# through Python's decoder, the only path that honours encoding_errors.
+DECODING = {"text": {"encoding": "utf-8", "encoding_errors": "replace"},
+            "json": {"encoding": "utf_8", "encoding_errors": "replace"}}
+REPLACEMENT = "\ufffd"
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 
 # A row made only of these characters is already NFC and holds no combining mark or format character (the
@@ -72,12 +84,21 @@ INVISIBLE = r"[\p{M}\p{Cf}]+"
 SEPARATOR = r"[^\p{L}]{2,}|[^\p{L}-]"
 
 
-def clean_texts(texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
-    """Token lists (list<string>), one per input text, in input order; a text without tokens gives []."""
+def clean_texts(texts: pa.Array | pa.ChunkedArray, counters: dict | None = None) -> pa.ListArray:
+    """Token lists (list<string>), one per input text, in input order; a text without tokens gives [].
+
+    counters: when given, its "replacement_chars" and "texts_with_replacements" grow by the U+FFFD characters
+    in `texts` and the texts holding one.
+    """
     texts = _as_text(texts)
     odd = pc.match_substring_regex(texts, NEEDS_NFC)
     if pc.any(odd).as_py():
-        fixed = pc.replace_substring_regex(pc.utf8_normalize(texts.filter(odd), "NFC"), INVISIBLE, "")
+        odd_texts = texts.filter(odd)
+        if counters is not None:  # U+FFFD is outside the fast path's characters: only odd rows can hold one
+            replaced = pc.count_substring(odd_texts, REPLACEMENT)
+            counters["replacement_chars"] += int(pc.sum(replaced).as_py() or 0)
+            counters["texts_with_replacements"] += int(pc.sum(pc.greater(replaced, 0)).as_py() or 0)
+        fixed = pc.replace_substring_regex(pc.utf8_normalize(odd_texts, "NFC"), INVISIBLE, "")
         texts = pc.replace_with_mask(texts, odd, fixed)
     texts = pc.utf8_lower(texts)
     texts = pc.replace_substring_regex(texts, SEPARATOR, " ")
@@ -118,7 +139,9 @@ def _clean_part(task: tuple[int, pa.Array, Path]) -> dict:
     total = int(ends[-1]) if len(ends) else 0
     cuts = np.unique(np.searchsorted(ends, np.arange(SLICE_BYTES, total, SLICE_BYTES), side="right"))
     bounds = [0, *(int(cut) for cut in cuts if 0 < cut < len(texts)), len(texts)]
-    cleaned = [clean_texts(texts.slice(start, stop - start)) for start, stop in zip(bounds[:-1], bounds[1:])]
+    replaced = {"replacement_chars": 0, "texts_with_replacements": 0}
+    cleaned = [clean_texts(texts.slice(start, stop - start), replaced)
+               for start, stop in zip(bounds[:-1], bounds[1:])]
     lists = pa.concat_arrays(cleaned) if len(cleaned) != 1 else cleaned[0]
     del cleaned
     lists = lists.filter(pc.greater(pc.list_value_length(lists), 0))
@@ -126,7 +149,7 @@ def _clean_part(task: tuple[int, pa.Array, Path]) -> dict:
         pq.write_table(pa.table({"tokens": lists}), Path(out_dir) / f"batch-{index:05d}.parquet",
                        row_group_size=len(lists), compression="zstd", dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES)
     return {"index": index, "texts": len(texts), "raw_bytes": total, "documents": len(lists),
-            "tokens": len(pc.list_flatten(lists))}
+            "tokens": len(pc.list_flatten(lists)), **replaced}
 
 
 def _one_line(error: BaseException, limit: int = 200) -> str:
@@ -216,7 +239,8 @@ def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, Call
                 source, files = _load_from_hub(datasets, spec, split)
                 builder = "parquet" if files else None
             else:
-                source = datasets.load_dataset(builder, data_files=files, split="train", streaming=True)
+                source = datasets.load_dataset(builder, data_files=files, split="train", streaming=True,
+                                               **DECODING.get(builder, {}))
         except StageError:
             raise
         except Exception as error:  # datasets raises many kinds (connection, not found, bad split, parse)
@@ -343,12 +367,12 @@ def _batches(chunks: Iterator[pa.Array], size: int, max_docs: int) -> Iterator[p
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
-    if cfg.docs_per_part < 1:
-        fail("--docs-per-part must be at least 1")
+    check_flags(cfg, max_docs=at_least(0), docs_per_part=at_least(1), num_proc=at_least(1))
     data_dir = Path(cfg.data_dir)
     report = StageReport("prep", data_dir)
     sources = _sources(cfg.dataset, cfg.text_column, cfg.split)
-    totals = {"texts": 0, "raw_bytes": 0, "documents": 0, "tokens": 0}
+    totals = {"texts": 0, "raw_bytes": 0, "documents": 0, "tokens": 0, "replacement_chars": 0,
+              "texts_with_replacements": 0}
     written = 0
     with atomic_output(data_dir / "prep") as out_dir:
         out_dir.mkdir(parents=True)
@@ -369,7 +393,9 @@ def main(argv: list[str] | None = None) -> dict:
     raw_mb = totals["raw_bytes"] / 2**20
     elapsed = max(1e-9, time.perf_counter() - report.started)
     return report.finish(documents=totals["documents"], tokens=totals["tokens"], raw_mb=round(raw_mb, 2),
-                         mb_per_s=round(raw_mb / elapsed, 2), parts=written)
+                         mb_per_s=round(raw_mb / elapsed, 2), parts=written,
+                         replacement_chars=totals["replacement_chars"],
+                         texts_with_replacements=totals["texts_with_replacements"])
 
 
 if __name__ == "__main__":

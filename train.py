@@ -37,11 +37,10 @@ loss.csv, loss.png, checkpoint.pt.
 from __future__ import annotations
 
 import csv
-import ctypes
+import functools
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -53,8 +52,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import (StageReport, atomic_output, default_num_proc, fail, load_vocab, parse_config, read_json,
-                    require, run)
+from common import (StageReport, above, at_least, atomic_output, check_flags, default_num_proc, die_with_parent,
+                    fail, load_vocab, parse_config, read_json, require, run)
 from dataset import PairsDataset, draw_pairs
 from pairs_dataset import expected_pairs_per_draw, remove_draws, remove_stale_staging
 from vectors_io import save_word2vec_binary, save_word2vec_text
@@ -146,15 +145,6 @@ def schedule_pairs(meta: dict, counts: np.ndarray, epochs: int, rolling: bool) -
     return total
 
 
-# TODO(integrator): use common's die-with-parent helper
-def _die_with_parent() -> None:
-    """preexec_fn of the background writer: the kernel kills it (SIGKILL) when train.py ends, however it ends."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG (Linux)
-    except (OSError, AttributeError):
-        pass
-
-
 def pairs_dataset_argv(data_dir: Path, meta: dict, draw: int) -> list[str]:
     """pairs_dataset.py's flags that write draw `draw` into data_dir/pairs as a full run with meta's settings."""
     return ["--data-dir", str(data_dir), "--only-draws", str(draw), "--num-proc", "1",
@@ -176,7 +166,7 @@ class DrawWriter:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen([sys.executable, str(script), *pairs_dataset_argv(data_dir, meta, draw)],
                                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=functools.partial(die_with_parent, os.getpid()))
 
     def check(self) -> bool:
         """True once the draw is written; stops training with the writer's error line when it failed."""
@@ -432,6 +422,10 @@ def plot_loss(path: Path, loss_rows: list) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
+    check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
+                lr=above(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
+                loss_every=at_least(1), micro_batch=at_least(0), num_workers=at_least(0), stop_after_batches=at_least(0),
+                checkpoint_minutes=at_least(0))
     data_dir = Path(cfg.data_dir)
     report = StageReport("train", data_dir)
     model_dir = data_dir / "model"
@@ -439,8 +433,6 @@ def main(argv: list[str] | None = None) -> dict:
     words, counts = load_vocab(data_dir)
     if cfg.loss not in ("ns", "hs"):
         fail(f"--loss must be ns or hs, not {cfg.loss!r}")
-    if cfg.checkpoint_minutes < 0 or not math.isfinite(cfg.checkpoint_minutes):
-        fail(f"--checkpoint-minutes must be 0 or more, not {cfg.checkpoint_minutes}")
     hs = cfg.loss == "hs"
     # HS draws no negatives; its Huffman tree is built once from the counts and kept beside vocab.json.
     table_path = None if hs else require(data_dir / "unigram_table.npy", "unigram_table.py")

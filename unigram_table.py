@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import StageReport, atomic_output, fail, load_vocab, parse_config, run
+from common import StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, run
 
 DATA_DIR = "data"  # where stage outputs live
 TABLE_SIZE = 100_000_000  # entries of the table (word2vec.c: 1e8)
@@ -40,16 +40,15 @@ def build_table(counts: np.ndarray, table_size: int, power: float) -> np.ndarray
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
+    check_flags(cfg, table_size=at_least(1), power=at_least(0))
     data_dir = Path(cfg.data_dir)
     report = StageReport("unigram_table", data_dir)
-    if cfg.table_size < 1:
-        fail(f"--table-size must be at least 1, got {cfg.table_size}")
     _, counts = load_vocab(data_dir, with_words=False)
     started = time.perf_counter()
     lengths = table_lengths(counts, cfg.table_size, cfg.power)
     table = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
     build_s = time.perf_counter() - started
-    with atomic_output(data_dir / "unigram_table.npy") as temp:
+    with atomic_output(data_dir / "unigram_table.npy", needed_bytes=table.nbytes) as temp:
         # Through a file object: np.save would append ".npy" to the temporary name.
         with open(temp, "wb") as file:
             np.save(file, table)

@@ -40,7 +40,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from torch import nn
 
-from common import atomic_output, load_vocab, parse_config, require, run
+from common import at_least, atomic_output, check_flags, load_vocab, parse_config, require, run
 
 DATA_DIR = "data"  # where stage outputs live
 WORDS = ["москва", "король", "хороший", "говорить"]  # words whose neighbours to print
@@ -622,6 +622,7 @@ def load_trained(data_dir: Path) -> tuple[list[str], np.ndarray]:
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
+    check_flags(cfg, k=at_least(1))
     words, vectors = load_trained(Path(cfg.data_dir))
     known = [word for word in cfg.words if word in set(words)]
     for word in cfg.words:

@@ -14,7 +14,7 @@ from evaluate import (evaluate_analogies, evaluate_similarity, main, merge_repea
 from vectors_io import save_word2vec_binary, save_word2vec_text
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path("/work/shared/data")
+SHARED = ROOT.parent / "shared" / "data"  # beside the project, as the README lays it out
 RESTRICT = 160  # of 200 words: the restriction decides which questions count and which answers exist
 
 

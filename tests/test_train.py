@@ -201,7 +201,7 @@ def test_checkpoints_by_time_and_a_crash_loses_at_most_the_interval(data, monkey
     np.testing.assert_array_equal(np.load(data_dir / "model" / "embeddings.npy"), vectors)
     assert (data_dir / "model" / "loss.csv").read_text() == loss_log
 
-    with pytest.raises(StageError, match=r"^--checkpoint-minutes must be 0 or more, not -1.0$"):
+    with pytest.raises(StageError, match=r"^--checkpoint-minutes must be at least 0, got -1.0$"):
         train.main(args + ["--checkpoint-minutes", "-1"])
 
 
