@@ -223,6 +223,24 @@ def remove_dead_temporaries(final_path: Path) -> list[Path]:
     return removed
 
 
+@contextlib.contextmanager
+def scratch_path(parent: Path, name: str) -> Iterator[Path]:
+    """`parent/.NAME.tmp-PID`, a working path that is never an output itself (not created: like atomic_output's).
+
+    Removed on exit, however the block ends; a killed earlier run's (its writer dead) is removed on entry, by the
+    same rule as atomic_output's temporaries.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(parent / name)
+    path = parent / f".{name}.tmp-{os.getpid()}"
+    _remove(path, missing_ok=True)
+    try:
+        yield path
+    finally:
+        _remove(path, missing_ok=True)
+
+
 def _writer_alive(pid: int, modified: float) -> bool:
     try:
         os.kill(pid, 0)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import sys
 import time
 import uuid
@@ -39,7 +38,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from common import (StageReport, WorkerPool, at_least, atomic_output, check_flags, default_num_proc, fail, parse_config,
-                    parts, run, write_vocab)
+                    parts, run, scratch_path, write_vocab)
 
 DATA_DIR = "data"  # where stage outputs live
 MIN_COUNT = 5  # keep words seen at least this many times in the corpus
@@ -267,37 +266,35 @@ def main(argv: list[str] | None = None) -> dict:
     data_dir = Path(cfg.data_dir)
     report = StageReport("convert_to_int", data_dir)
     prep_parts = parts(data_dir / "prep", "prep.py")
-    # Counts files and the vocabulary for the workers, beside the outputs (a name atomic_output would use).
-    spill_dir = data_dir / f".convert_to_int.tmp-{os.getpid()}"
-    shutil.rmtree(spill_dir, ignore_errors=True)
-    spill_dir.mkdir(parents=True)
-    try:
-        # One pool for both passes: starting workers costs more than a pass over a small corpus.
-        with WorkerPool(min(cfg.num_proc, len(prep_parts))) as pool:
-            spill_figures: dict = {}
-            input_documents, corpus_tokens, word_counts = count_corpus(prep_parts, pool, spill_dir, cfg.min_count,
-                                                                       cfg.buckets, spill_figures)
-            vocab = build_vocab(word_counts, cfg.min_count, cfg.max_vocab)
-            del word_counts
-            if not len(vocab):
-                fail(f"no word occurs {cfg.min_count} times or more in the {corpus_tokens:,} tokens of "
-                     f"{data_dir / 'prep'}: the vocabulary would be empty (lower --min-count)")
-            words = vocab["word"].combine_chunks()
-            counts = vocab["count"].to_numpy()
-            vocab_tokens = int(counts.sum())
-            # A fresh name per run: workers (and this process, with one) cache the words by file name.
-            vocabulary_file = spill_dir / f"vocabulary-{uuid.uuid4().hex}.arrow"
-            with pa.OSFile(str(vocabulary_file), "wb") as sink, \
-                    pa.ipc.new_file(sink, pa.schema([("word", pa.string())])) as writer:
-                writer.write_table(pa.table({"word": words}))
-            with atomic_output(data_dir / "ids") as out_dir:
-                out_dir.mkdir(parents=True)
-                documents, ids = write_ids(prep_parts, vocabulary_file, out_dir, corpus_tokens, pool)
-                if ids != vocab_tokens:
-                    raise AssertionError(f"{ids} ids written for {vocab_tokens} tokens of vocabulary words")
-    finally:
-        _vocabulary.cache_clear()
-        shutil.rmtree(spill_dir, ignore_errors=True)
+    # Counts files and the vocabulary for the workers, beside the outputs (a dead run's are removed on entry).
+    with scratch_path(data_dir, "convert_to_int") as spill_dir:
+        spill_dir.mkdir()
+        try:
+            # One pool for both passes: starting workers costs more than a pass over a small corpus.
+            with WorkerPool(min(cfg.num_proc, len(prep_parts))) as pool:
+                spill_figures: dict = {}
+                input_documents, corpus_tokens, word_counts = count_corpus(
+                    prep_parts, pool, spill_dir, cfg.min_count, cfg.buckets, spill_figures)
+                vocab = build_vocab(word_counts, cfg.min_count, cfg.max_vocab)
+                del word_counts
+                if not len(vocab):
+                    fail(f"no word occurs {cfg.min_count} times or more in the {corpus_tokens:,} tokens of "
+                         f"{data_dir / 'prep'}: the vocabulary would be empty (lower --min-count)")
+                words = vocab["word"].combine_chunks()
+                counts = vocab["count"].to_numpy()
+                vocab_tokens = int(counts.sum())
+                # A fresh name per run: workers (and this process, with one) cache the words by file name.
+                vocabulary_file = spill_dir / f"vocabulary-{uuid.uuid4().hex}.arrow"
+                with pa.OSFile(str(vocabulary_file), "wb") as sink, \
+                        pa.ipc.new_file(sink, pa.schema([("word", pa.string())])) as writer:
+                    writer.write_table(pa.table({"word": words}))
+                with atomic_output(data_dir / "ids") as out_dir:
+                    out_dir.mkdir(parents=True)
+                    documents, ids = write_ids(prep_parts, vocabulary_file, out_dir, corpus_tokens, pool)
+                    if ids != vocab_tokens:
+                        raise AssertionError(f"{ids} ids written for {vocab_tokens} tokens of vocabulary words")
+        finally:
+            _vocabulary.cache_clear()
     # vocab.json last, so that ids and vocabulary are replaced together as nearly as two renames allow.
     write_vocab(data_dir / "vocab.json", words, counts, min_count=cfg.min_count, max_vocab=cfg.max_vocab,
                 corpus_tokens=corpus_tokens, vocab_tokens=vocab_tokens)

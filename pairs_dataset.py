@@ -59,7 +59,6 @@ by the next --only-draws run.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 from pathlib import Path
@@ -72,7 +71,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from common import (StageReport, WorkerPool, at_least, atomic_output, check_flags, default_num_proc, fail, load_vocab,
-                    parse_config, parts, read_json, run, write_json)
+                    parse_config, parts, read_json, remove_dead_temporaries, run, scratch_path, write_json)
 
 DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
@@ -475,39 +474,18 @@ def remove_draws(pairs_dir: Path, draws: Iterable[int]) -> int:
     return freed
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
 def remove_stale_staging(pairs_dir: Path) -> None:
     """Remove the staging folders of --only-draws runs that are gone (killed: no clean-up ran)."""
-    for stale in Path(pairs_dir).glob(".draws.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+    remove_dead_temporaries(Path(pairs_dir) / "draws")
 
 
-@contextlib.contextmanager
-def staging_dir(pairs_dir: Path) -> Iterator[Path]:
+def staging_dir(pairs_dir: Path) -> contextlib.AbstractContextManager[Path]:
     """A temporary folder inside pairs/ for the shards of added draws (same filesystem: moved by rename).
 
     Folders left by a killed run (its pid gone) are removed first: a rolling train.py --resume rewrites the
     draw its killed background writer had half written.
     """
-    pairs_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(pairs_dir)
-    temp = pairs_dir / f".draws.tmp-{os.getpid()}"
-    shutil.rmtree(temp, ignore_errors=True)
-    try:
-        yield temp
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+    return scratch_path(pairs_dir, "draws")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -559,7 +537,7 @@ def main(argv: list[str] | None = None) -> dict:
         shutil.rmtree(pairs_dir)
 
     started = time.perf_counter()
-    with (staging_dir(pairs_dir) if adding else atomic_output(pairs_dir)) as out_dir:
+    with (staging_dir(pairs_dir) if adding else atomic_output(pairs_dir, round(plan["new_bytes"]))) as out_dir:
         out_dir.mkdir(parents=True)
         # Shards are numbered on from those already in pairs/, so draws added in order are named as in a full run.
         taken = [shard["file"] for shard in existing["shards"]] if existing else []

@@ -1,7 +1,9 @@
 """train.py --rolling-draws: the same vectors as a run over every draw on disk (given the same schedule total),
 draws written byte for byte as a full run writes them, never more than two on disk, exact resume after a stop,
 a failing background writer stopping training with its one line."""
+import functools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -154,7 +156,7 @@ def test_failing_background_writer_stops_training_with_its_line(rolling_data, mo
         train.main(["--data-dir", str(rolling_data), *EPOCHS, *TRAIN_ARGS, "--rolling-draws"])
     log = rolling_data / "model" / "pairs-draw-1.log"
     assert str(error.value) == (f"writing draw 1 (pairs_dataset.py --only-draws 1) failed with exit status 2: "
-                                f"--window must be at least 1, got 0 (log: {log})")
+                                f"--window must be at least 1 and at most 63, got 0 (log: {log})")
     assert "\n" not in str(error.value)
     # stopped inside epoch 1 or at its end, before the end-of-epoch checkpoint
     assert not (rolling_data / "model" / "checkpoint.pt").exists()
@@ -187,7 +189,7 @@ def test_background_writer_is_set_to_die_with_train():
     read_back = ("import ctypes; value = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(value)); "
                  "print(value.value)")
     child = subprocess.run([sys.executable, "-c", read_back], capture_output=True, text=True, check=True,
-                           preexec_fn=train._die_with_parent)
+                           preexec_fn=functools.partial(train.die_with_parent, os.getpid()))
     assert int(child.stdout) == 9  # SIGKILL
     plain = subprocess.run([sys.executable, "-c", read_back], capture_output=True, text=True, check=True)
     assert int(plain.stdout) == 0
