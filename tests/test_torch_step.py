@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from word2vec import (SkipGram, row_count_scale, sgns_step_cpu, sgns_step_shared,
+from test_hierarchical_softmax import one_torch_thread, planted_pairs  # noqa: F401 (a fixture)
+from word2vec import (SkipGram, nearest_neighbours, row_count_scale, sgns_step_cpu, sgns_step_shared,
                       sgns_step_torch, shared_negative_groups)
 
 
@@ -164,3 +165,45 @@ def test_shared_step_checks_its_negatives():
     pairs = torch.zeros(10, dtype=torch.int32)
     with pytest.raises(ValueError, match="10 pairs in groups of 4 need 3 negative sets, got 2"):
         sgns_step_shared(model, pairs, pairs, torch.zeros((2, 5), dtype=torch.int32), 0.1, 0.1, 0, 4)
+
+
+@pytest.mark.parametrize("step", ["torch", "shared"])
+def test_planted_clusters_are_learned_at_the_gpu_micro_batch(step, one_torch_thread):
+    # The settings proposed for the GPU (bench/RESULTS.md): micro-batches of 65,536 pairs, the summed gradient
+    # of a row seen more than 256 times in one scaled down to 256 times its mean; the shared step in groups of
+    # 32. A vocabulary of 101 words makes every row repeat hundreds to thousands of times per micro-batch, the
+    # hardest case for these settings: without the scaling the loss overflows (checked below).
+    clusters, per_cluster, fillers = 8, 12, 5
+    vocab_size = clusters * per_cluster + fillers
+    rng = np.random.default_rng(0)
+    target, context = planted_pairs(rng, clusters, per_cluster, fillers, 400_000)
+    counts = np.bincount(context, minlength=vocab_size) ** 0.75
+    table = torch.from_numpy(np.repeat(np.arange(vocab_size), np.round(counts / counts.sum() * 10_000).astype(int)))
+
+    def train(count_power: float) -> tuple[SkipGram, float]:
+        generator = torch.Generator().manual_seed(1)
+        model = SkipGram(vocab_size, 24, seed=1)
+        batches = np.array_split(np.arange(len(target)), 8)
+        for i, batch in enumerate(batches):
+            lr_start, lr_end = 0.04 * (1 - i / len(batches)), 0.04 * (1 - (i + 1) / len(batches))
+            t, c = torch.from_numpy(target[batch]), torch.from_numpy(context[batch])
+            rows = shared_negative_groups(len(batch), 32) if step == "shared" else len(batch)
+            negatives = table[torch.randint(len(table), (rows, 5), generator=generator)]
+            if step == "torch":
+                loss = sgns_step_torch(model, t, c, negatives, lr_start, lr_end, 65536, count_power=count_power,
+                                       count_free=256)
+            else:
+                loss = sgns_step_shared(model, t, c, negatives, lr_start, lr_end, 65536, 32,
+                                        count_power=count_power, count_free=256)
+        return model, loss / len(batch)
+
+    _, unscaled_loss = train(0.0)
+    assert not unscaled_loss < 1e6  # overflowed (inf or nan) or on its way there
+    model, loss = train(1.0)
+    assert np.isfinite(loss)
+    words = [f"w{i}" for i in range(vocab_size)]
+    queries = words[:clusters * per_cluster]
+    found = nearest_neighbours(words, model.input.weight.detach(), queries, k=5)
+    in_cluster = np.mean([int(w[1:]) // per_cluster == int(q[1:]) // per_cluster
+                          for q in queries for w, _ in found[q]])
+    assert in_cluster > 0.9, f"only {in_cluster:.0%} of the 5 nearest neighbours share the planted cluster"
