@@ -303,7 +303,7 @@ def sgns_step_shared(model: SkipGram, target: torch.Tensor, context: torch.Tenso
     "block" gathers a group's contexts and negatives as one [group + K, dim] block, so the scores are one bmm
     ([group, dim] x [dim, group + K], of which the diagonal of the first group columns are the positives and
     the rest of those columns are ignored), and so are both gradients: fewer temporaries, so fewer bytes
-    moved per pair, for (group + K) / (1 + K / group) times the multiply-adds (bench/RESULTS.md).
+    moved per pair, for (group + K) / (1 + K) times the multiply-adds of per-pair scoring (bench/RESULTS.md).
     """
     if layout not in ("block", "split"):
         raise ValueError(f"layout must be 'block' or 'split', not {layout!r}")

@@ -72,7 +72,7 @@ def train(args: argparse.Namespace) -> dict:
     generator = torch.Generator()
     input_w, output_w = model.input.weight.data.numpy(), model.output.weight.data.numpy()
     pairs_done, losses, diverged_at = 0, [], None
-    norms = []  # (pairs done, largest output-row norm, largest input-row norm) every 20 batches
+    norms = []  # (pairs done, largest output-row norm, largest input-row norm) after every batch
     started = time.perf_counter()
     progress = tqdm(total=total_pairs, unit="pair", unit_scale=True, desc=variant_name(args), mininterval=10)
     for epoch in range(args.epochs):
@@ -102,9 +102,8 @@ def train(args: argparse.Namespace) -> dict:
                 pairs_done += n_pairs
                 progress.update(n_pairs)
                 losses.append(loss / n_pairs)
-                if len(losses) % 20 == 1:
-                    norms.append((pairs_done, float(model.output.weight.data.norm(dim=1).max()),
-                                  float(model.input.weight.data.norm(dim=1).max())))
+                norms.append((pairs_done, float(model.output.weight.data.norm(dim=1).max()),
+                              float(model.input.weight.data.norm(dim=1).max())))
                 if not math.isfinite(loss):
                     diverged_at = pairs_done / total_pairs
                     break

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from word2vec import (SkipGram, row_count_scale, sgns_step_cpu, sgns_step_shared,
+from test_hierarchical_softmax import one_torch_thread, planted_pairs  # noqa: F401 (a fixture)
+from word2vec import (SkipGram, nearest_neighbours, row_count_scale, sgns_step_cpu, sgns_step_shared,
                       sgns_step_torch, shared_negative_groups)
 
 
@@ -164,3 +165,45 @@ def test_shared_step_checks_its_negatives():
     pairs = torch.zeros(10, dtype=torch.int32)
     with pytest.raises(ValueError, match="10 pairs in groups of 4 need 3 negative sets, got 2"):
         sgns_step_shared(model, pairs, pairs, torch.zeros((2, 5), dtype=torch.int32), 0.1, 0.1, 0, 4)
+
+
+@pytest.mark.parametrize("step", ["torch", "shared"])
+def test_planted_clusters_are_learned_at_the_gpu_micro_batch(step, one_torch_thread):
+    # The GPU settings proposed in bench/RESULTS.md: micro-batches of 8,192 pairs, no count scaling, the shared
+    # step in groups of 32. 20 clusters of 50 words and 5 filler words that make a quarter of the contexts: the
+    # fillers repeat hundreds of times per micro-batch, as `the` does in text8. The same data in micro-batches
+    # of 65,536 must fail (summed stale updates of the fillers blow up), or the test could not tell.
+    clusters, per_cluster, fillers = 20, 50, 5
+    vocab_size = clusters * per_cluster + fillers
+    rng = np.random.default_rng(0)
+    target, context = planted_pairs(rng, clusters, per_cluster, fillers, 400_000)
+    counts = np.bincount(context, minlength=vocab_size) ** 0.75
+    table = torch.from_numpy(np.repeat(np.arange(vocab_size), np.round(counts / counts.sum() * 100_000).astype(int)))
+
+    def train(micro_batch: int) -> tuple[SkipGram, float]:
+        generator = torch.Generator().manual_seed(1)
+        model = SkipGram(vocab_size, 24, seed=1)
+        batches = np.array_split(np.arange(len(target)), 8)
+        for i, batch in enumerate(batches):
+            lr_start, lr_end = 0.04 * (1 - i / len(batches)), 0.04 * (1 - (i + 1) / len(batches))
+            t, c = torch.from_numpy(target[batch]), torch.from_numpy(context[batch])
+            rows = shared_negative_groups(len(batch), 32) if step == "shared" else len(batch)
+            negatives = table[torch.randint(len(table), (rows, 5), generator=generator)]
+            if step == "torch":
+                loss = sgns_step_torch(model, t, c, negatives, lr_start, lr_end, micro_batch)
+            else:
+                loss = sgns_step_shared(model, t, c, negatives, lr_start, lr_end, micro_batch, 32)
+        return model, loss / len(batch)
+
+    def in_cluster(model: SkipGram) -> float:
+        words = [f"w{i}" for i in range(vocab_size)]
+        queries = words[:clusters * per_cluster]
+        found = nearest_neighbours(words, model.input.weight.detach(), queries, k=5)
+        return np.mean([int(w[1:]) // per_cluster == int(q[1:]) // per_cluster for q in queries for w, _ in found[q]])
+
+    model, loss = train(8192)
+    assert loss < 3.0
+    share = in_cluster(model)
+    assert share > 0.95, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
+    model, loss = train(65536)
+    assert not loss < 10.0 and in_cluster(model) < 0.5
