@@ -12,6 +12,9 @@ epoch's whole stream of batches (dataset.py), so shards neither restart its work
 Two kernels (`make_step` picks the step): numba, word2vec.c's pair-by-pair loop, CPU only, negatives drawn by the
 loader; torch, the batched closed-form step in micro-batches that CUDA runs, negatives drawn on the device by
 torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains.
+With negative sampling the torch kernel shares each draw of NEGATIVES negatives among SHARED_NEGATIVES pairs
+(word2vec.sgns_step_shared: a group's negative rows read once, its scores one matrix product); 1 gives every pair
+its own (sgns_step_torch).
 
 Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
 batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
@@ -58,7 +61,7 @@ from dataset import PairsDataset, draw_pairs
 from pairs_dataset import expected_pairs_per_draw, remove_draws, remove_stale_staging
 from vectors_io import save_word2vec_binary, save_word2vec_text
 from word2vec import (HuffmanTree, SkipGram, hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours,
-                      sgns_step_cpu, sgns_step_torch)
+                      sgns_step_cpu, sgns_step_shared, sgns_step_torch, shared_negative_groups)
 
 DATA_DIR = "data"  # where stage outputs live
 EPOCHS = 5  # passes over the pairs; epoch e reads pairs_dataset.py's draw e mod its --draws
@@ -74,6 +77,7 @@ KERNEL = "auto"  # training step: numba (pair by pair, CPU only), torch (batched
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
 LOSS_EVERY = 16  # numba kernel: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # torch kernel only: pairs per update within a batch (0 = the whole batch)
+SHARED_NEGATIVES = 32  # torch kernel, ns: pairs sharing one draw of NEGATIVES negatives (sgns_step_shared's group; 1: each pair its own)
 NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
 CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
 RESUME = False  # continue from model/checkpoint.pt
@@ -216,7 +220,8 @@ def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | 
     """The training step for (loss ns|hs) x (kernel numba|torch), on the device the model lives on.
 
     numba steps take the loader's negatives; the torch ns step ignores them and draws its own from `unigram`
-    (on the model's device) with a generator seeded by the batch seed, as the CUDA run does.
+    (on the model's device) with a generator seeded by the batch seed, as the CUDA run does: one set per
+    SHARED_NEGATIVES pairs.
     """
     device = model.input.weight.device
     if kernel == "numba":
@@ -240,7 +245,12 @@ def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | 
         target = target.to(device, non_blocking=True)
         context = context.to(device, non_blocking=True)
         generator.manual_seed(seed)
-        draws = torch.randint(len(unigram), (target.shape[0], cfg.negatives), device=device, generator=generator)
+        n_pairs, group = target.shape[0], cfg.shared_negatives
+        if group > 1:  # the lean step: a group's pairs share its negatives (bench/RESULTS.md, the torch step)
+            draws = torch.randint(len(unigram), (shared_negative_groups(n_pairs, group), cfg.negatives),
+                                  device=device, generator=generator)
+            return sgns_step_shared(model, target, context, unigram[draws], lr_start, lr_end, cfg.micro_batch, group)
+        draws = torch.randint(len(unigram), (n_pairs, cfg.negatives), device=device, generator=generator)
         return sgns_step_torch(model, target, context, unigram[draws], lr_start, lr_end, cfg.micro_batch)
 
     return sgns_torch
@@ -424,8 +434,8 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
                 lr=above(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
-                loss_every=at_least(1), micro_batch=at_least(0), num_workers=at_least(0), stop_after_batches=at_least(0),
-                checkpoint_minutes=at_least(0))
+                loss_every=at_least(1), micro_batch=at_least(0), shared_negatives=at_least(1), num_workers=at_least(0),
+                stop_after_batches=at_least(0), checkpoint_minutes=at_least(0))
     data_dir = Path(cfg.data_dir)
     report = StageReport("train", data_dir)
     model_dir = data_dir / "model"
@@ -577,6 +587,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_s = max(position["train_s"], 1e-9)
     return report.finish(
         device=str(device), kernel=kernel, micro_batch=cfg.micro_batch if kernel == "torch" else None,
+        shared_negatives=cfg.shared_negatives if kernel == "torch" and not hs else None,
         epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(words), pairs=position["pairs_done"], loss=cfg.loss,
         train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),
         corpus_words_per_s=round(meta["tokens"] * cfg.epochs / train_s),

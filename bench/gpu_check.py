@@ -26,6 +26,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -121,16 +122,27 @@ def nominal_bandwidth(device_name: str) -> float | None:
     return None
 
 
-def step_traffic(dim: int, negatives: int) -> dict[str, int]:
-    """Bytes of memory traffic per pair of word2vec.sgns_step_torch as written, and the floor without reuse.
+def step_traffic(dim: int, negatives: int, micro_batch: int, shared_negatives: int,
+                 vocab_size: int = 131_950) -> dict[str, float]:
+    """Bytes per pair of the torch step train.py runs with these settings, tallied op by op on one micro-batch
+    (bench/traffic.py: every op reads its inputs and writes its outputs, no reuse between ops), and the floor:
+    each row a pair needs (target, context, its share of the negatives) read and written once."""
+    import torch
 
-    Per pair there are rows = 2 + negatives table rows of dim float32 (u, the context and the negatives). The step
-    reads them in its gathers and writes the gathered copies (2 row-transfers each), reads the copies again in the
-    scores' bmm and in grad_u's bmm (2), writes grad_v and grad_u (1) and in index_add_ reads the gradients and
-    reads and writes the table rows (3): 8 row-transfers per row. The floor reads and writes each row once (2).
-    """
-    rows, row_bytes = 2 + negatives, dim * 4
-    return {"model": 8 * rows * row_bytes, "floor": 2 * rows * row_bytes}
+    import train
+    from traffic import TrafficCount
+    from word2vec import SkipGram
+
+    pairs = micro_batch or 8192
+    cfg = SimpleNamespace(negatives=negatives, micro_batch=pairs, shared_negatives=shared_negatives)
+    model = SkipGram(vocab_size, dim, seed=1)
+    unigram = torch.randint(vocab_size, (1 << 20,), generator=torch.Generator().manual_seed(1))
+    step = train.make_step("ns", "torch", model, cfg, None, unigram)
+    ids = torch.randint(vocab_size, (2, pairs), generator=torch.Generator().manual_seed(2), dtype=torch.int32)
+    with TrafficCount() as count:
+        step(ids[0], ids[1], torch.empty(0), 0.025, 0.025, 1)
+    rows = 2 + negatives / max(1, shared_negatives)
+    return {"model": count.bytes / pairs, "floor": 2 * rows * dim * 4, "launches_per_micro_batch": count.launches}
 
 
 def scores(data_dir: Path, eval_dir: Path) -> dict:
@@ -215,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     bandwidth = measure_bandwidth(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     nominal = nominal_bandwidth(name) if device.type == "cuda" else None
-    traffic = step_traffic(args.dim, train.NEGATIVES)
+    traffic = step_traffic(args.dim, train.NEGATIVES, trained["micro_batch"], train.SHARED_NEGATIVES)
     pairs_per_s = trained["pairs_per_s"]
     figures = {
         "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__, "host": machine_facts(),
@@ -225,7 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
         "pairs_per_s": pairs_per_s, "prepare_s": round(prepared_s, 1),
         "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
         "nominal_bandwidth_gb_s": round(nominal / 1e9, 1) if nominal else None,
-        "step_bytes_per_pair": traffic["model"], "floor_bytes_per_pair": traffic["floor"],
+        "step_bytes_per_pair": round(traffic["model"]), "floor_bytes_per_pair": round(traffic["floor"]),
+        "launches_per_micro_batch": traffic["launches_per_micro_batch"],
         "share_of_bandwidth_bound": round(pairs_per_s * traffic["model"] / bandwidth, 4),
         "share_of_floor_bound": round(pairs_per_s * traffic["floor"] / bandwidth, 4),
         "peak_gpu_memory_mb": round(peak_device / 1e6, 1) if peak_device is not None else None,

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import load_vocab, read_json  # noqa: E402
 from dataset import PairsDataset, draw_pairs, epoch_shards  # noqa: E402
 from machine_facts import machine_facts  # noqa: E402
+from traffic import TrafficCount  # noqa: E402
 from peers import CORPORA, evaluate  # noqa: E402
 from vectors_io import save_word2vec_text  # noqa: E402
 from word2vec import (SkipGram, sgns_step_cpu, sgns_step_shared, sgns_step_torch,  # noqa: E402
@@ -210,51 +211,6 @@ def row_counts(args: argparse.Namespace) -> dict:
 
 
 # Ops that only make a new view of the same memory: no kernel runs, nothing is read or written.
-VIEW_OPS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "transpose", "t", "permute", "slice", "select",
-            "expand", "alias", "as_strided", "detach", "lift_fresh", "split", "unbind", "_reshape_alias"}
-GATHER_OPS = {"index", "index_select", "embedding"}  # read only the rows they return, not the whole table
-SCATTER_OPS = {"index_add", "index_add_", "index_put_", "scatter_add_"}  # read-modify-write of the rows they touch
-
-
-def distinct_bytes(tensor: torch.Tensor) -> int:
-    """Bytes a kernel has to read for this argument: a broadcast (stride-0) dimension is read once."""
-    numel = 1
-    for size, stride in zip(tensor.shape, tensor.stride()):
-        if stride != 0:
-            numel *= size
-    return numel * tensor.element_size()
-
-
-class TrafficCount(torch.utils._python_dispatch.TorchDispatchMode):
-    """Tallies every aten op a step runs: one launch per op that is not a view, and the bytes it moves if every
-    op reads its inputs from memory and writes its outputs back (no cache reuse between ops, a gathered row
-    read once). On CUDA each such op is one kernel launch (cuBLAS bmm: one or a few)."""
-
-    def __init__(self):
-        super().__init__()
-        self.launches, self.bytes, self.ops = 0, 0, {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        name = func.overloadpacket.__name__
-        if name in VIEW_OPS:
-            return out
-        tensors = [a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
-        outputs = [o for o in torch.utils._pytree.tree_leaves(out) if isinstance(o, torch.Tensor)]
-        if name in GATHER_OPS:
-            moved = 2 * sum(o.nbytes for o in outputs) + sum(t.nbytes for t in tensors[1:])
-        elif name in SCATTER_OPS:
-            index, source = tensors[1], tensors[2]
-            moved = 3 * distinct_bytes(source) + index.nbytes
-        else:
-            moved = sum(distinct_bytes(t) for t in tensors) + sum(o.nbytes for o in outputs)
-        self.launches += 1
-        self.bytes += moved
-        self.ops[name] = self.ops.get(name, 0) + 1
-        return out
-
-
 def traffic(args: argparse.Namespace) -> dict:
     """Bytes per pair and launches per micro-batch of each variant at args.dim, with the GPU projections."""
     vocab_size, micro_batch = 131_950, 65536  # the Russian corpus's vocabulary

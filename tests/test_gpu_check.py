@@ -17,7 +17,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import gpu_check  # noqa: E402
 
 ABSENT = ("datasets", "gensim", "scipy", "pandas", "psutil", "sklearn")
-BLOCKER = f'''import sys
+BLOCKER = f'''import importlib.util
+import sys
 
 
 class AbsentModules:
@@ -27,6 +28,10 @@ class AbsentModules:
         return None
 
 
+# As for a module that is not installed, importlib.util.find_spec answers None (torch probes optional modules so).
+_find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, package=None: (
+    None if name.partition(".")[0] in {ABSENT!r} else _find_spec(name, package))
 sys.meta_path.insert(0, AbsentModules())
 '''
 
@@ -81,9 +86,11 @@ def test_cpu_dry_run_end_to_end_without_datasets_or_gensim(tmp_path):
     assert report["cpu_dry_run"] and report["device"] == "cpu" and report["kernel"] == "torch"
     assert len(report["date"]) == 10 and report["host"]["cores"] == os.cpu_count()
     assert report["tokens"] == 25_000 and report["vocab_size"] == 6 * 8 + 4 and report["pairs"] > 200_000
-    assert report["step_bytes_per_pair"] == 8 * 7 * 16 * 4 and report["floor_bytes_per_pair"] == 2 * 7 * 16 * 4
+    # dim 16, 5 negatives shared by 32 pairs: 2 + 5/32 rows of 64 bytes, read and written once at the floor
+    assert report["floor_bytes_per_pair"] == round(2 * (2 + 5 / 32) * 16 * 4)
+    assert report["step_bytes_per_pair"] > 2 * report["floor_bytes_per_pair"] and report["launches_per_micro_batch"] > 0
     assert report["share_of_bandwidth_bound"] == pytest.approx(
-        report["pairs_per_s"] * 3584 / (report["copy_bandwidth_gb_s"] * 1e9), rel=0.01)
+        report["pairs_per_s"] * report["step_bytes_per_pair"] / (report["copy_bandwidth_gb_s"] * 1e9), rel=0.01)
     assert report["peak_gpu_memory_mb"] is None and report["analogy_support"] == "5/5"
     assert report["planned_memory_mb"] > 0 and "train.py planned" in done.stdout
     assert report["wordsim353_support"] == report["simlex999_support"] == "20/20"
@@ -115,10 +122,15 @@ def test_inputs_are_staged_or_named_when_missing(tmp_path):
         f"gpu-check` (or bench/gpu_check.py --stage-only) where ../shared/data exists and carry "
         f"{tmp_path}/inputs along"]
 
-
+    # dim 300, 5 negatives: 7 rows of 1,200 bytes per pair, each read and written once at the floor
 def test_traffic_model_and_nominal_bandwidth():
     # dim 300, 5 negatives: 7 rows of 1,200 bytes, 8 transfers each in the step as written, 2 at the floor
-    assert gpu_check.step_traffic(300, 5) == {"model": 67_200, "floor": 16_800}
+    per_pair = gpu_check.step_traffic(300, 5, 1024, 1, vocab_size=5000)
+    shared = gpu_check.step_traffic(300, 5, 1024, 32, vocab_size=5000)
+    assert per_pair["floor"] == 2 * 7 * 1200 and shared["floor"] == 2 * (2 + 5 / 32) * 1200
+    # the gathers alone read and write every row a pair uses: the model is never below the floor
+    assert per_pair["model"] > 2 * per_pair["floor"] and shared["model"] > shared["floor"]
+    assert shared["model"] < per_pair["model"] / 2  # negatives read once per group, not once per pair
     assert gpu_check.nominal_bandwidth("Tesla T4") == 320e9
     assert gpu_check.nominal_bandwidth("NVIDIA H100 80GB HBM3") == 3.35e12
     assert gpu_check.nominal_bandwidth("NVIDIA H100 PCIe") == 2.0e12
