@@ -1,12 +1,12 @@
 """The torch (GPU) step's vectors measured on CPU: train.py's schedule over the same pairs, then the scores.
 
     .venv/bin/python bench/torch_step.py --corpus text8 --data-dir bench/work/torchstep/text8/data \\
-        --kernel torch --micro-batch 8192 --lr 0.04
-    .venv/bin/python bench/torch_step.py ... --kernel torch --micro-batch 0 --count-power 1     # 300K, rows averaged
-    .venv/bin/python bench/torch_step.py ... --kernel shared --micro-batch 65536 --group 64     # the lean step
-    .venv/bin/python bench/torch_step.py ... --kernel numba                                    # the CPU reference
-    .venv/bin/python bench/torch_step.py --speed --data-dir ... --dim 300                      # pairs/s, alternated
-    .venv/bin/python bench/torch_step.py --row-counts --data-dir ...                           # repeats per micro-batch
+        --kernel shared --group 32 --micro-batch 8192 --lr 0.04          # the lean step, proposed GPU default
+    .venv/bin/python bench/torch_step.py ... --kernel torch --micro-batch 65536 --count-power 1 --count-free 256
+    .venv/bin/python bench/torch_step.py ... --kernel numba                  # the CPU kernel over the same batches
+    .venv/bin/python bench/torch_step.py ... --pairs-limit 14000000          # the first 14M pairs only
+    .venv/bin/python bench/torch_step.py --row-counts --data-dir ...         # repeats of a row per micro-batch
+    .venv/bin/python bench/torch_step.py --traffic --dim 300 --threads 1     # bytes and launches per pair
 
 train.py runs the numba kernel on CPU, so this script has its own loop with exactly train.py's schedule: the
 learning rate decays linearly over all pairs of all epochs, epoch e reads draw e % draws, the shards in
@@ -139,50 +139,6 @@ def variant_name(args: argparse.Namespace) -> str:
     return name
 
 
-def speed(args: argparse.Namespace) -> dict:
-    """Pairs/s of each step on the same batches, variants alternated `repeats` times (medians): ratios only."""
-    meta = read_json(args.data_dir / "pairs" / "meta.json", "pairs_dataset.py")
-    words, _ = load_vocab(args.data_dir)
-    table_np = np.load(args.data_dir / "unigram_table.npy", mmap_mode="c")
-    table = torch.as_tensor(np.asarray(table_np))
-    dataset = PairsDataset(args.data_dir, batch_size=BATCH_SIZE, negatives=args.negatives, seed=args.seed,
-                           epoch=0, shards=epoch_shards(meta, args.seed, 0)[:1], table=table_np)
-    batches = []
-    for target, context, negatives in dataset:
-        batches.append((target, context, negatives))
-        if len(batches) == args.speed_batches:
-            break
-    variants = [("numba", 0, 1, 0.0, ""), ("torch", 8192, 1, 0.0, ""), ("torch", 65536, 1, 0.0, ""),
-                ("torch", 65536, 1, 1.0, ""), ("shared", 65536, 64, 1.0, "split"), ("shared", 65536, 32, 1.0, "block"),
-                ("shared", 65536, 64, 1.0, "block")]
-    times: dict[str, list[float]] = {}
-    for _ in range(args.repeats):
-        for kernel, micro_batch, group, power, layout in variants:
-            model = SkipGram(len(words), args.dim, seed=args.seed, words=words)
-            generator = torch.Generator().manual_seed(1)
-            prepared = [(t, c, n if kernel == "numba" else draw_negatives(table, generator, len(t), kernel, group,
-                                                                          args.negatives))
-                        for t, c, n in batches]
-            input_w, output_w = model.input.weight.data.numpy(), model.output.weight.data.numpy()
-            sgns_step_cpu(input_w, output_w, batches[0][0][:100].numpy(), batches[0][1][:100].numpy(),
-                          batches[0][2][:100].numpy(), 0.0, 0.0, args.threads, LOSS_EVERY)  # compiled beforehand
-            started = time.perf_counter()
-            for t, c, n in prepared:
-                if kernel == "numba":
-                    sgns_step_cpu(input_w, output_w, t.numpy(), c.numpy(), n.numpy(), 0.025, 0.025, args.threads,
-                                  LOSS_EVERY)
-                elif kernel == "torch":
-                    sgns_step_torch(model, t, c, n, 0.025, 0.025, micro_batch, count_power=power)
-                else:
-                    sgns_step_shared(model, t, c, n, 0.025, 0.025, micro_batch, group, count_power=power,
-                                     layout=layout)
-            name = f"{kernel} mb{micro_batch} g{group} p{power:g} {layout}"
-            times.setdefault(name, []).append(sum(len(b[0]) for b in batches) / (time.perf_counter() - started))
-            print(f"{name:<32}{times[name][-1]:>12,.0f} pairs/s", flush=True)
-    return {name: {"median_pairs_per_s": round(float(np.median(v))), "runs": [round(x) for x in v]}
-            for name, v in times.items()}
-
-
 def row_counts(args: argparse.Namespace) -> dict:
     """How often the most repeated rows occur in one micro-batch, per micro-batch size (first 300K-pair batch)."""
     meta = read_json(args.data_dir / "pairs" / "meta.json", "pairs_dataset.py")
@@ -266,9 +222,6 @@ def main() -> None:
     parser.add_argument("--max-pairs", type=int, default=0, help="stop after this many pairs (a quick look)")
     parser.add_argument("--pairs-limit", type=int, default=0,
                         help="train on the first this many pairs only, the learning rate decayed over them")
-    parser.add_argument("--speed", action="store_true", help="pairs/s of the steps on the same batches, alternated")
-    parser.add_argument("--speed-batches", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--row-counts", action="store_true", help="repeats of the most frequent rows per micro-batch")
     parser.add_argument("--traffic", action="store_true",
                         help="bytes per pair and launches per micro-batch of each step at --dim, GPU projections")
@@ -279,9 +232,7 @@ def main() -> None:
     record = {"date": time.strftime("%Y-%m-%d"), "machine": machine_facts(torch=torch.__version__),
               "command": " ".join(sys.argv), "corpus": args.corpus, "data_dir": str(args.data_dir),
               "dim": args.dim, "epochs": args.epochs}
-    if args.speed:
-        record["speed"] = speed(args)
-    elif args.traffic:
+    if args.traffic:
         record["traffic"] = traffic(args)
     elif args.row_counts:
         record["row_counts"] = row_counts(args)
