@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from test_hierarchical_softmax import one_torch_thread, planted_pairs  # noqa: F401 (a fixture)
+from test_word2vec import autograd_gradients
 from word2vec import (SkipGram, nearest_neighbours, row_count_scale, sgns_step_cpu, sgns_step_shared,
                       sgns_step_torch, shared_negative_groups)
 
@@ -15,13 +16,6 @@ def random_model(vocab_size: int, dim: int, seed: int = 3, scale: float = 0.3) -
         model.input.weight.copy_(torch.randn(vocab_size, dim, generator=generator) * scale)
         model.output.weight.copy_(torch.randn(vocab_size, dim, generator=generator) * scale)
     return model
-
-
-def autograd_gradients(model, target, context, negatives):
-    model.zero_grad()
-    loss = model(target, context, negatives)
-    loss.backward()
-    return loss.item(), model.input.weight.grad.to_dense(), model.output.weight.grad.to_dense()
 
 
 def counts_of(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
