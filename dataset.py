@@ -188,7 +188,8 @@ class PairsDataset(IterableDataset):
         if not self.draw_negatives:
             return torch.empty((n, 0), dtype=torch.int32)
         table = self._load_table()
-        generator = torch.Generator().manual_seed(unit_seed(self.seed, self.epoch, self.file_numbers[shard], row_group))
+        seed = unit_seed(self.seed, self.epoch, self.file_numbers[shard], row_group)
+        generator = torch.Generator().manual_seed(seed)
         # A whole row group at once, so the draws do not depend on where batches start. index_select: the
         # gather is bound by cache misses in the big table, and it is ~3x faster than table[picks] here.
         picks = torch.randint(len(table), (n * self.negatives,), generator=generator)
@@ -231,8 +232,6 @@ class PairsDataset(IterableDataset):
             # A DataLoader worker outlives a SIGKILLed trainer by up to torch's 5 s watchdog period, reading on.
             die_with_parent(self._owner_pid)
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        if self.start_batch == 0:
-            return self.iterate(self.worker_units(worker, num_workers))
         units, skip_pairs = self.worker_plan(num_workers)[worker]
         return self.iterate(units, skip_pairs)
 

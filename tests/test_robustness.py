@@ -79,7 +79,7 @@ def test_dataloader_workers_are_tied_to_the_process_that_made_the_dataset(monkey
     calls = []
     monkeypatch.setattr(dataset, "die_with_parent", calls.append)
     pairs = dataset.PairsDataset.__new__(dataset.PairsDataset)
-    pairs._owner_pid, pairs.units, pairs.start_batch = 12345, [], 0
+    pairs._owner_pid, pairs.units, pairs.start_batch, pairs.batch_size = 12345, [], 0, 1
     monkeypatch.setattr(dataset, "get_worker_info", lambda: None)
     list(iter(pairs))
     assert calls == []  # not in a worker: nothing to tie
