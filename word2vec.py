@@ -154,6 +154,31 @@ def prefetch_row(matrix: np.ndarray, row: int) -> None:
         _prefetch(matrix, row, column)
 
 
+# Constants of splitmix64 (Steele, Lea and Flood 2014): a counter through them gives well-mixed 64-bit values.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+@numba.njit(inline="always")
+def counter_draw(seed: np.uint64, counter: np.uint64, n: int) -> int:
+    """A draw in 0..n-1 that depends on (seed, counter) only: the window kernels' negative j of window w uses
+    counter w * negatives + j, so the draws do not depend on the threads, their order or where a run resumed."""
+    z = seed + (counter + np.uint64(1)) * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX_1
+    z = (z ^ (z >> np.uint64(27))) * _MIX_2
+    z = z ^ (z >> np.uint64(31))
+    return int(z % np.uint64(n))
+
+
+@numba.njit(cache=True)
+def counter_draws(seed: int, counters: np.ndarray, n: int) -> np.ndarray:
+    """counter_draw for each of `counters` (int64): the reference the tests and the torch side can call."""
+    out = np.empty(len(counters), dtype=np.int64)
+    for i in range(len(counters)):
+        out[i] = counter_draw(np.uint64(seed), np.uint64(counters[i]), n)
+    return out
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def sgns_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray, context: np.ndarray,
                   negatives: np.ndarray, lr_start: float, lr_end: float, threads: int, loss_every: int = 1) -> float:

@@ -132,3 +132,18 @@ def test_nearest_neighbours_by_cosine():
     with torch.no_grad():
         model.input.weight.copy_(torch.from_numpy(vectors))
     assert model.nearest(["d"], k=1)["d"][0][0] == "c"
+
+
+def test_counter_draw_is_uniform_and_depends_on_seed_and_counter_only():
+    from word2vec import counter_draws
+    counters = np.arange(200_000, dtype=np.int64)
+    draws = counter_draws(7, counters, 10)
+    assert draws.min() == 0 and draws.max() == 9
+    frequencies = np.bincount(draws, minlength=10) / len(draws)
+    assert np.abs(frequencies - 0.1).max() < 0.005
+    # the same (seed, counter) gives the same draw in any order; another seed gives others
+    shuffled = np.random.default_rng(0).permutation(counters)
+    assert np.array_equal(counter_draws(7, shuffled, 10), draws[shuffled])
+    assert (counter_draws(8, counters, 10) != draws).mean() > 0.85
+    # consecutive counters are not correlated (a window's negatives are consecutive counters)
+    assert abs(np.corrcoef(draws[:-1], draws[1:])[0, 1]) < 0.01
