@@ -283,3 +283,54 @@ def test_planted_clusters_are_learned_by_the_cbow_steps(step, loss, one_torch_th
     in_cluster = np.mean([int(w[1:]) // per_cluster == int(q[1:]) // per_cluster
                           for q in queries for w, _ in found[q]])
     assert in_cluster > 0.9, f"only {in_cluster:.0%} of the 5 nearest neighbours share the planted cluster"
+
+
+# --- through train.py (--model cbow on shards of order windows) ---------------------------------------------------
+
+from test_pipeline import TRAIN_ARGS  # noqa: E402
+from test_train import (corpus_data, data, share_in_cluster, uninterrupted_then_reset)  # noqa: E402,F401
+
+
+@pytest.mark.parametrize("kernel, loss", [("window", "ns"), ("window", "hs"), ("torch", "ns"), ("torch", "hs")])
+def test_train_cbow_learns_planted_clusters(data, kernel, loss):
+    import train
+    data_dir, pairs_per_draw, clusters = data
+    args = ["--data-dir", str(data_dir), "--epochs", "3", *TRAIN_ARGS, "--model", "cbow", "--loss", loss,
+            "--kernel", kernel, "--lr", "0.05", "--micro-batch", "1024"]
+    figures = train.main(args)
+    assert (figures["model"], figures["kernel"], figures["order"]) == ("cbow", kernel, "windows")
+    assert figures["pairs"] == 2 * pairs_per_draw[0] + pairs_per_draw[1]
+    share = share_in_cluster(data_dir, clusters)
+    assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
+
+
+@pytest.mark.parametrize("kernel, loss", [("window", "ns"), ("window", "hs"), ("torch", "ns")])
+def test_train_cbow_resume_is_bit_exact_with_one_thread(data, kernel, loss):
+    import train
+    data_dir, pairs_per_draw, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--model", "cbow", "--loss", loss,
+            "--kernel", kernel, "--micro-batch", "1024"]
+    vectors, loss_log = uninterrupted_then_reset(args, data_dir)
+    # the same run again is bit-identical (threads 1): the kernel's negatives depend on the batch seed only
+    again, again_log = uninterrupted_then_reset(args, data_dir)
+    np.testing.assert_array_equal(again, vectors)
+    assert again_log == loss_log
+    stopped = train.main(args + ["--stop-after-batches", "3"])  # inside the first shard of epoch 1
+    assert stopped["position"]["epoch_batches"] == 3
+    train.main(args + ["--resume"])
+    np.testing.assert_array_equal(np.load(data_dir / "model" / "embeddings.npy"), vectors)
+    assert (data_dir / "model" / "loss.csv").read_text() == loss_log
+
+
+def test_lr_zero_takes_the_models_default(data):
+    import train
+    data_dir, _, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS[:-2], "--stop-after-batches", "1"]
+    assert "--lr" not in args and train.LR == 0.0
+    for model, expected in (("sg", 0.04), ("cbow", 0.05)):
+        train.main(args + ["--model", model])
+        saved = torch.load(data_dir / "model" / "checkpoint.pt", weights_only=False)["config"]
+        assert saved["lr"] == expected == train.DEFAULT_LR[model]
+        (data_dir / "model" / "checkpoint.pt").unlink()
+    train.main(args + ["--model", "cbow", "--lr", "0.01"])
+    assert torch.load(data_dir / "model" / "checkpoint.pt", weights_only=False)["config"]["lr"] == 0.01
