@@ -24,6 +24,11 @@ Hierarchical softmax (train.py --loss hs) replaces the negatives by the context 
 the vocabulary counts (`build_huffman`): L = -sum over the path's nodes n with bit b of log sigma((1-2b) u.v_n),
 with V-1 inner-node vectors instead of the output table. `hs_step_cpu` and `hs_step_torch` are its two steps,
 `SkipGram.forward_hs` its autograd reference.
+
+CBOW (train.py --model cbow): the mean h of a window's context input vectors predicts its target, with negatives
+(`cbow_step_cpu`, `cbow_step_torch`) or the target's Huffman path (`cbow_hs_step_cpu`, `cbow_hs_step_torch`); dL/dh
+goes, undivided, to every context input row, as in word2vec.c. `SkipGram.forward_cbow` / `forward_cbow_hs` are their
+autograd references. The numba kernels draw their own negatives (counter_draw) and train window by window.
 """
 from __future__ import annotations
 
@@ -685,11 +690,11 @@ def hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, 
 
 
 @numba.njit(inline="always")
-def _draw_indices(out: np.ndarray, table_size: int, seed: np.uint64, window: int) -> None:
-    """Table positions of the K negatives of window `window` (its index in the batch), as counter_draw numbers them."""
+def _cbow_negatives(out: np.ndarray, table: np.ndarray, seed: np.uint64, window: int) -> None:
+    """The K negatives of window `window` (its index in the batch), as counter_draw numbers them."""
     n_negatives = out.shape[0]
     for j in range(n_negatives):
-        out[j] = counter_draw(seed, np.uint64(window * n_negatives + j), table_size)
+        out[j] = table[counter_draw(seed, np.uint64(window * n_negatives + j), table.shape[0])]
 
 
 @numba.njit(inline="always")
@@ -733,39 +738,25 @@ def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
     per_thread = (n_windows + threads - 1) // threads
     loss_every = max(1, loss_every)
     seed_bits = np.uint64(seed)
-    table_size = table.shape[0]
-    table_rows = table.reshape((1, table_size))  # a 2-d view for _prefetch
     losses = np.zeros(threads)
     for thread in numba.prange(threads):
         h = np.empty(dim, dtype=np.float32)
         grad_h = np.empty(dim, dtype=np.float32)
         negs = np.empty(negatives, dtype=np.int64)
         next_negs = np.empty(negatives, dtype=np.int64)
-        next_positions = np.empty(negatives, dtype=np.int64)  # table positions of window w + 1's negatives
         loss = 0.0
         first, end = thread * per_thread, min(n_windows, (thread + 1) * per_thread)
-        # A two-stage pipeline: the table (400 MB) is a cache and TLB miss per draw, and a draw's row is only known
-        # once its table entry is read. So window w + 2's table entries are prefetched while window w trains, and
-        # window w + 1's rows are prefetched once its entries (prefetched a window earlier) are read.
         if first < end:
-            _draw_indices(next_positions, table_size, seed_bits, first)
-            for k in range(negatives):
-                next_negs[k] = table[next_positions[k]]
-        if first + 1 < end:
-            _draw_indices(next_positions, table_size, seed_bits, first + 1)
+            _cbow_negatives(next_negs, table, seed_bits, first)
         for w in range(first, end):
             negs[:] = next_negs
             if w + 1 < end:
-                for k in range(negatives):
-                    next_negs[k] = table[next_positions[k]]
-                    prefetch_row(output_w, next_negs[k])
+                _cbow_negatives(next_negs, table, seed_bits, w + 1)
                 prefetch_row(output_w, target[window_starts[w + 1]])
+                for k in range(negatives):
+                    prefetch_row(output_w, next_negs[k])
                 for p in range(window_starts[w + 1], window_starts[w + 2]):
                     prefetch_row(input_w, context[p])
-            if w + 2 < end:
-                _draw_indices(next_positions, table_size, seed_bits, w + 2)
-                for k in range(negatives):
-                    _prefetch(table_rows, 0, next_positions[k])
             start, stop = window_starts[w], window_starts[w + 1]
             if stop <= start:
                 continue
