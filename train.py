@@ -58,13 +58,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import (StageReport, above, at_least, atomic_output, check_flags, default_num_proc, die_with_parent,
+from common import (StageReport, at_least, atomic_output, check_flags, default_num_proc, die_with_parent,
                     fail, load_vocab, parse_config, read_json, require, run)
 from dataset import PairsDataset, draw_pairs
 from pairs_dataset import expected_pairs_per_draw, remove_draws, remove_stale_staging
 from vectors_io import save_word2vec_binary, save_word2vec_text
-from word2vec import (HuffmanTree, SkipGram, hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours,
-                      sgns_step_cpu, sgns_step_shared, sgns_step_torch, shared_negative_groups)
+from word2vec import (HuffmanTree, SkipGram, cbow_hs_step_cpu, cbow_hs_step_torch, cbow_step_cpu, cbow_step_torch,
+                      hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours, sgns_step_cpu, sgns_step_shared,
+                      sgns_step_torch, shared_negative_groups)
 
 DATA_DIR = "data"  # where stage outputs live
 EPOCHS = 5  # passes over the pairs; epoch e reads pairs_dataset.py's draw e mod its --draws
@@ -72,7 +73,7 @@ DIM = 300  # embedding size
 BATCH_SIZE = 300_000  # pairs per batch read from the shards
 LOSS = "ns"  # ns (negative sampling) or hs (hierarchical softmax)
 NEGATIVES = 5  # negatives per pair, drawn from the unigram^0.75 table
-LR = 0.04  # starting learning rate, decayed linearly to LR * MIN_LR_FRACTION (word2vec.c: 0.025; 0.04 measured better, bench/RESULTS.md)
+LR = 0.0  # starting learning rate, decayed linearly to LR * MIN_LR_FRACTION; 0: the model's default, DEFAULT_LR (sg 0.04, cbow 0.05; word2vec.c: 0.025 and 0.05; measured, bench/RESULTS.md)
 MIN_LR_FRACTION = 0.0001  # floor of the decay, as word2vec.c
 SEED = 1  # seeds the initial vectors, the shard order and the negatives
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
@@ -96,6 +97,9 @@ clock: Callable[[], float] = time.monotonic
 # loss; window_starts (int64 [W + 1]) are the offsets of the batch's windows (dataset.py); pair kernels ignore them.
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float, int], float]
 MODELS = ("sg", "cbow")
+# --lr 0 takes the model's own: skip-gram 0.04 (better than word2vec.c's 0.025 on both corpora), CBOW 0.05
+# (word2vec.c's CBOW default; 0.025, gensim's, scored far lower on text8: bench/RESULTS.md, "CBOW (issue 12)").
+DEFAULT_LR = {"sg": 0.04, "cbow": 0.05}
 KERNELS = ("auto", "numba", "window", "torch")
 # (model, loss, kernel) that make_step has a step for; a branch adding a kernel adds its lines here.
 BUILT_STEPS: tuple[tuple[str, str, str], ...] = (
@@ -103,6 +107,10 @@ BUILT_STEPS: tuple[tuple[str, str, str], ...] = (
     ("sg", "hs", "numba"),
     ("sg", "ns", "torch"),
     ("sg", "hs", "torch"),
+    ("cbow", "ns", "window"),
+    ("cbow", "hs", "window"),
+    ("cbow", "ns", "torch"),
+    ("cbow", "hs", "torch"),
 )
 # (model, loss) with a window kernel: --kernel auto picks it on the CPU for shards of order windows.
 WINDOW_STEPS = frozenset((model, loss) for model, loss, kernel in BUILT_STEPS if kernel == "window")
@@ -257,6 +265,8 @@ def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | 
         return _sg_numba_step(loss, model, cfg, tree)
     if model_name == "sg" and kernel == "torch":
         return _sg_torch_step(loss, model, cfg, tree, unigram)
+    if model_name == "cbow" and kernel in ("window", "torch"):
+        return _cbow_step(loss, kernel, model, cfg, tree, unigram)
     built = ", ".join(f"--model {m} --loss {l} --kernel {k}" for m, l, k in BUILT_STEPS)
     fail(f"no training step for --model {model_name} --loss {loss} --kernel {kernel} in this train.py "
          f"(there are: {built})")
@@ -298,6 +308,40 @@ def _sg_torch_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None, un
         return sgns_step_torch(model, target, context, unigram[draws], lr_start, lr_end, cfg.micro_batch)
 
     return sgns_torch
+
+
+def _cbow_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | None,
+               unigram: torch.Tensor | None) -> Step:
+    """CBOW: window (numba, cbow_step_cpu / cbow_hs_step_cpu, negatives drawn in the kernel by counter_draw from
+    the batch seed) or torch (cbow_step_torch / cbow_hs_step_torch, one set of negatives per window drawn by
+    torch.randint from a generator seeded by the batch seed)."""
+    if kernel == "window":
+        input_w = model.input.weight.data.numpy()
+        output_w = (model.inner if loss == "hs" else model.output).weight.data.numpy()
+        if loss == "hs":
+            return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: cbow_hs_step_cpu(
+                input_w, output_w, target.numpy(), context.numpy(), window_starts.numpy(), tree.paths, tree.codes,
+                tree.lengths, lr_start, lr_end, cfg.threads, cfg.loss_every)
+        table = unigram.numpy()
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: cbow_step_cpu(
+            input_w, output_w, target.numpy(), context.numpy(), window_starts.numpy(), table, cfg.negatives,
+            lr_start, lr_end, seed, cfg.threads, cfg.loss_every)
+    device = model.input.weight.device
+    if loss == "hs":
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: cbow_hs_step_torch(
+            model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), window_starts,
+            tree, lr_start, lr_end, cfg.micro_batch)
+    generator = torch.Generator(device=device)
+
+    def cbow_torch(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor, window_starts: torch.Tensor,
+                   lr_start: float, lr_end: float, seed: int) -> float:
+        generator.manual_seed(seed)
+        draws = torch.randint(len(unigram), (window_starts.shape[0] - 1, cfg.negatives), device=device,
+                              generator=generator)
+        return cbow_step_torch(model, target.to(device, non_blocking=True), context.to(device, non_blocking=True),
+                               window_starts, unigram[draws], lr_start, lr_end, cfg.micro_batch)
+
+    return cbow_torch
 
 
 def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.device, table_entries: int,
@@ -479,7 +523,7 @@ def plot_loss(path: Path, loss_rows: list) -> None:
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
-                lr=above(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
+                lr=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
                 loss_every=at_least(1), micro_batch=at_least(0), shared_negatives=at_least(1), num_workers=at_least(0),
                 stop_after_batches=at_least(0), checkpoint_minutes=at_least(0))
     data_dir = Path(cfg.data_dir)
@@ -491,6 +535,7 @@ def main(argv: list[str] | None = None) -> dict:
         fail(f"--loss must be ns or hs, not {cfg.loss!r}")
     if cfg.model not in MODELS:
         fail(f"--model must be sg or cbow, not {cfg.model!r}")
+    cfg.lr = cfg.lr or DEFAULT_LR[cfg.model]
     order = meta.get("order", "pairs")  # meta.json from before orders: pairs shuffled one by one
     if cfg.model == "cbow" and order != "windows":
         fail(f"--model cbow needs each window's pairs together, but {data_dir / 'pairs'} is of order {order}: "

@@ -24,6 +24,11 @@ Hierarchical softmax (train.py --loss hs) replaces the negatives by the context 
 the vocabulary counts (`build_huffman`): L = -sum over the path's nodes n with bit b of log sigma((1-2b) u.v_n),
 with V-1 inner-node vectors instead of the output table. `hs_step_cpu` and `hs_step_torch` are its two steps,
 `SkipGram.forward_hs` its autograd reference.
+
+CBOW (train.py --model cbow): the mean h of a window's context input vectors predicts its target, with negatives
+(`cbow_step_cpu`, `cbow_step_torch`) or the target's Huffman path (`cbow_hs_step_cpu`, `cbow_hs_step_torch`); dL/dh
+goes, undivided, to every context input row, as in word2vec.c. `SkipGram.forward_cbow` / `forward_cbow_hs` are their
+autograd references. The numba kernels draw their own negatives (counter_draw) and train window by window.
 """
 from __future__ import annotations
 
@@ -101,6 +106,46 @@ class SkipGram(nn.Module):
         sign = 1.0 - 2.0 * codes[context].to(u.dtype)
         on_path = torch.arange(tree.max_len, device=u.device) < lengths[context, None]
         scores = torch.bmm(v, u.unsqueeze(2)).squeeze(2)
+        return -torch.where(on_path, nn.functional.logsigmoid(sign * scores), 0.0).sum()
+
+    def _window_mean_inputs(self, context: torch.Tensor, window_starts: torch.Tensor) -> torch.Tensor:
+        """h [W, dim]: the mean input vector of each window's contexts, differentiable."""
+        sizes = (window_starts[1:] - window_starts[:-1]).long()
+        window_of_pair = torch.repeat_interleave(torch.arange(sizes.shape[0], device=context.device), sizes)
+        rows = self.input(context.long())
+        summed = torch.zeros(sizes.shape[0], rows.shape[1], dtype=rows.dtype, device=rows.device)
+        return summed.index_add(0, window_of_pair, rows) / sizes.clamp_min(1).to(rows.dtype)[:, None]
+
+    def forward_cbow(self, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
+                     negatives: torch.Tensor) -> torch.Tensor:
+        """Summed CBOW negative-sampling loss over the windows (autograd reference for the CBOW ns steps).
+
+        Window w (pairs window_starts[w]:window_starts[w + 1], one target) scores h_w, the mean of its context
+        input vectors, against its target's output vector (label 1) and its negatives[w] (label 0; a negative
+        equal to the target left out, as the steps skip it). The steps add dL/dh undivided to every context row
+        (word2vec.c): autograd's gradient of an input row through the mean is that divided by the window's size,
+        so the tests compare against this gradient times the size.
+        """
+        h = self._window_mean_inputs(context, window_starts)
+        t = target[window_starts[:-1].long()].long()
+        v_pos = self.output(t)
+        v_neg = self.output(negatives.long())
+        pos_score = (h * v_pos).sum(-1)
+        neg_score = torch.bmm(v_neg, h.unsqueeze(2)).squeeze(2)
+        used = negatives.long() != t[:, None]
+        return -(nn.functional.logsigmoid(pos_score).sum()
+                 + torch.where(used, nn.functional.logsigmoid(-neg_score), 0.0).sum())
+
+    def forward_cbow_hs(self, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
+                        tree: "HuffmanTree") -> torch.Tensor:
+        """Summed CBOW hierarchical-softmax loss over the windows: h_w against its target's Huffman path."""
+        paths, codes, lengths = tree.tensors(self.input.weight.device)
+        h = self._window_mean_inputs(context, window_starts)
+        t = target[window_starts[:-1].long()].long()
+        v = self.inner(paths[t].long())
+        sign = 1.0 - 2.0 * codes[t].to(h.dtype)
+        on_path = torch.arange(tree.max_len, device=h.device) < lengths[t, None]
+        scores = torch.bmm(v, h.unsqueeze(2)).squeeze(2)
         return -torch.where(on_path, nn.functional.logsigmoid(sign * scores), 0.0).sum()
 
     def nearest(self, words: list[str], k: int = 10) -> dict[str, list[tuple[str, float]]]:
@@ -255,7 +300,7 @@ def row_count_scale(ids: torch.Tensor, n_rows: int, power: float, weights: torch
     return counts.to(torch.float32).div_(free).clamp_min_(1.0).pow_(-power)[ids]
 
 
-def saturated_gradient(scores: torch.Tensor, label: float, lr: float) -> torch.Tensor:
+def saturated_gradient(scores: torch.Tensor, label: float | torch.Tensor, lr: float) -> torch.Tensor:
     """(label - sigma(score)) * lr, with word2vec.c's sigma of exactly 0 or 1 outside +-MAX_SCORE."""
     sigma = torch.sigmoid(scores)
     sigma = torch.where(scores > MAX_SCORE, 1.0, torch.where(scores < -MAX_SCORE, 0.0, sigma))
@@ -634,6 +679,277 @@ def hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, 
         grad_v = g.unsqueeze(2) * u.unsqueeze(1)
         input_w.index_add_(0, t, grad_u)
         inner_w.index_add_(0, nodes.reshape(-1), grad_v.reshape(-1, grad_v.shape[-1]))
+    return float(total_loss)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CBOW (train.py --model cbow, word2vec.c's -cbow 1): the mean h of a window's context input rows predicts its
+# target. ns: L = -log sigma(h.v_t) - sum_k log sigma(-h.v_nk); hs: the target's Huffman path scored against h.
+# dL/dh is added, undivided, to every context input row (word2vec.c; gensim's cbow_mean=1), so a context row moves
+# k times what the mean's chain rule would give it: what both reference trainers do, and what they were tuned for.
+
+
+@numba.njit(inline="always")
+def _cbow_negatives(out: np.ndarray, table: np.ndarray, seed: np.uint64, window: int) -> None:
+    """The K negatives of window `window` (its index in the batch), as counter_draw numbers them."""
+    n_negatives = out.shape[0]
+    for j in range(n_negatives):
+        out[j] = table[counter_draw(seed, np.uint64(window * n_negatives + j), table.shape[0])]
+
+
+@numba.njit(inline="always")
+def _window_mean(h: np.ndarray, input_w: np.ndarray, context: np.ndarray, start: int, stop: int) -> None:
+    dim = h.shape[0]
+    h[:] = 0.0
+    for p in range(start, stop):
+        row = input_w[context[p]]
+        for d in range(dim):
+            h[d] += row[d]
+    inverse = np.float32(1.0 / (stop - start))
+    for d in range(dim):
+        h[d] *= inverse
+
+
+@numba.njit(inline="always")
+def _add_to_contexts(input_w: np.ndarray, context: np.ndarray, start: int, stop: int, grad_h: np.ndarray) -> None:
+    dim = grad_h.shape[0]
+    for p in range(start, stop):
+        row = input_w[context[p]]
+        for d in range(dim):
+            row[d] += grad_h[d]
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray, context: np.ndarray,
+                  window_starts: np.ndarray, table: np.ndarray, negatives: int, lr_start: float, lr_end: float,
+                  seed: int, threads: int, loss_every: int = 1) -> float:
+    """CBOW with negative sampling, window by window (word2vec.c's `if (cbow)` loop); returns the summed loss.
+
+    Window w is pairs window_starts[w]:window_starts[w + 1], all with one target. Its `negatives` negatives are
+    drawn here: table[counter_draw(seed, w * negatives + j)]; one equal to the target is skipped, as word2vec.c
+    does. The learning rate moves linearly from lr_start to lr_end by the window's first pair / n_pairs.
+    `threads` contiguous ranges of windows update the tables without locks (Hogwild). The loss is summed over
+    windows; with loss_every = k it is computed on windows 0, k, 2k, ... and scaled up to all of them.
+    While a window trains, the next window's rows (its contexts' inputs, its target's and negatives' outputs)
+    are prefetched: the windows are shuffled, so their rows are mostly cache misses.
+    """
+    n_pairs, dim = target.shape[0], input_w.shape[1]
+    n_windows = window_starts.shape[0] - 1
+    per_thread = (n_windows + threads - 1) // threads
+    loss_every = max(1, loss_every)
+    seed_bits = np.uint64(seed)
+    losses = np.zeros(threads)
+    for thread in numba.prange(threads):
+        h = np.empty(dim, dtype=np.float32)
+        grad_h = np.empty(dim, dtype=np.float32)
+        negs = np.empty(negatives, dtype=np.int64)
+        next_negs = np.empty(negatives, dtype=np.int64)
+        loss = 0.0
+        first, end = thread * per_thread, min(n_windows, (thread + 1) * per_thread)
+        if first < end:
+            _cbow_negatives(next_negs, table, seed_bits, first)
+        for w in range(first, end):
+            negs[:] = next_negs
+            if w + 1 < end:
+                _cbow_negatives(next_negs, table, seed_bits, w + 1)
+                prefetch_row(output_w, target[window_starts[w + 1]])
+                for k in range(negatives):
+                    prefetch_row(output_w, next_negs[k])
+                for p in range(window_starts[w + 1], window_starts[w + 2]):
+                    prefetch_row(input_w, context[p])
+            start, stop = window_starts[w], window_starts[w + 1]
+            if stop <= start:
+                continue
+            t = target[start]
+            lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
+            _window_mean(h, input_w, context, start, stop)
+            grad_h[:] = 0.0
+            with_loss = w % loss_every == 0
+            for j in range(negatives + 1):
+                if j == 0:
+                    o, label = t, 1.0
+                else:
+                    o, label = negs[j - 1], 0.0
+                    if o == t:
+                        continue
+                v = output_w[o]
+                score = np.float32(0.0)
+                for d in range(dim):
+                    score += h[d] * v[d]
+                if with_loss:  # clipped below as word2vec.c does; the loss counts the true value
+                    signed = score if label == 1.0 else -score
+                    loss += math.log1p(math.exp(-signed)) if signed > -30.0 else -signed
+                if score > MAX_SCORE:
+                    g = (label - 1.0) * lr
+                elif score < -MAX_SCORE:
+                    g = label * lr
+                else:
+                    g = (label - 1.0 / (1.0 + math.exp(-score))) * lr
+                g = np.float32(g)
+                for d in range(dim):
+                    grad_h[d] += g * v[d]
+                    v[d] += g * h[d]
+            _add_to_contexts(input_w, context, start, stop, grad_h)
+        losses[thread] = loss
+    return losses.sum() * n_windows / max(1, (n_windows + loss_every - 1) // loss_every)
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def cbow_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarray, context: np.ndarray,
+                     window_starts: np.ndarray, paths: np.ndarray, codes: np.ndarray, lengths: np.ndarray,
+                     lr_start: float, lr_end: float, threads: int, loss_every: int = 1) -> float:
+    """CBOW with hierarchical softmax, window by window; returns the summed loss (over windows).
+
+    h (the mean of the window's context input rows) is scored against the target's Huffman path: node n with bit
+    b has label 1 - b; a node whose score is outside +-MAX_SCORE is skipped (word2vec.c). Windows, learning rate,
+    threads, loss_every and prefetching as in cbow_step_cpu.
+    """
+    n_pairs, dim = target.shape[0], input_w.shape[1]
+    n_windows = window_starts.shape[0] - 1
+    per_thread = (n_windows + threads - 1) // threads
+    loss_every = max(1, loss_every)
+    losses = np.zeros(threads)
+    for thread in numba.prange(threads):
+        h = np.empty(dim, dtype=np.float32)
+        grad_h = np.empty(dim, dtype=np.float32)
+        loss = 0.0
+        end = min(n_windows, (thread + 1) * per_thread)
+        for w in range(thread * per_thread, end):
+            if w + 1 < end:
+                following = target[window_starts[w + 1]]
+                for j in range(lengths[following]):
+                    prefetch_row(inner_w, paths[following, j])
+                for p in range(window_starts[w + 1], window_starts[w + 2]):
+                    prefetch_row(input_w, context[p])
+            start, stop = window_starts[w], window_starts[w + 1]
+            if stop <= start:
+                continue
+            t = target[start]
+            lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
+            _window_mean(h, input_w, context, start, stop)
+            grad_h[:] = 0.0
+            with_loss = w % loss_every == 0
+            for j in range(lengths[t]):
+                v = inner_w[paths[t, j]]
+                label = 1.0 - codes[t, j]
+                score = np.float32(0.0)
+                for d in range(dim):
+                    score += h[d] * v[d]
+                if with_loss:
+                    signed = score if label == 1.0 else -score
+                    loss += math.log1p(math.exp(-signed)) if signed > -30.0 else -signed
+                if score >= MAX_SCORE or score <= -MAX_SCORE:
+                    continue
+                g = np.float32((label - 1.0 / (1.0 + math.exp(-score))) * lr)
+                for d in range(dim):
+                    grad_h[d] += g * v[d]
+                    v[d] += g * h[d]
+            _add_to_contexts(input_w, context, start, stop, grad_h)
+        losses[thread] = loss
+    return losses.sum() * n_windows / max(1, (n_windows + loss_every - 1) // loss_every)
+
+
+def window_chunks(window_starts: torch.Tensor, micro_batch: int) -> list[tuple[int, int]]:
+    """(first window, end window) of each micro-batch: about micro_batch pairs each, cut at window edges only.
+
+    A micro-batch ends at the first window edge at or after each multiple of micro_batch pairs, so a window
+    longer than micro_batch is a micro-batch of its own. One host sync per batch.
+    """
+    n_windows = window_starts.shape[0] - 1
+    n_pairs = int(window_starts[-1])
+    if n_windows <= 0:
+        return []
+    if micro_batch <= 0 or micro_batch >= n_pairs:
+        return [(0, n_windows)]
+    marks = torch.arange(micro_batch, n_pairs, micro_batch, device=window_starts.device, dtype=window_starts.dtype)
+    edges = torch.searchsorted(window_starts, marks).clamp_max(n_windows)
+    bounds = torch.unique_consecutive(torch.cat([edges.new_zeros(1), edges, edges.new_full((1,), n_windows)]))
+    bounds = bounds.tolist()
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _window_means(input_w: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(h [W, dim], window id of each pair [P], pairs per window [W]) of a run of windows starting at pair 0."""
+    sizes = window_starts[1:] - window_starts[:-1]
+    window_of_pair = torch.repeat_interleave(torch.arange(sizes.shape[0], device=context.device), sizes)
+    h = torch.zeros(sizes.shape[0], input_w.shape[1], device=input_w.device, dtype=input_w.dtype)
+    h.index_add_(0, window_of_pair, input_w[context])
+    h /= sizes.clamp_min(1).to(h.dtype)[:, None]
+    return h, window_of_pair, sizes
+
+
+def cbow_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
+                    negatives: torch.Tensor, lr_start: float, lr_end: float, micro_batch: int = 0) -> float:
+    """Closed-form batched CBOW negative-sampling step (for CUDA); returns the summed loss (over windows).
+
+    negatives: [W, K], one set per window. Micro-batches of about micro_batch pairs, cut at window edges
+    (`window_chunks`); within one, every window reads the tables as they were at its start and the summed
+    gradients are added once (index_add_), as in sgns_step_torch. A negative equal to its target is skipped, as in
+    cbow_step_cpu.
+    """
+    input_w, output_w = model.input.weight.data, model.output.weight.data
+    n_pairs = target.shape[0]
+    total_loss = torch.zeros((), device=input_w.device, dtype=torch.float64)
+    window_starts = window_starts.to(input_w.device)
+    for first, end in window_chunks(window_starts, micro_batch):
+        starts = window_starts[first:end + 1]
+        p0, p1 = int(starts[0]), int(starts[-1])
+        lr = lr_start + (lr_end - lr_start) * ((p0 + p1) / 2 / max(1, n_pairs))
+        c = context[p0:p1].long()
+        h, window_of_pair, _ = _window_means(input_w, c, starts - p0)
+        t = target[starts[:-1]].long()
+        out_ids = torch.cat([t[:, None], negatives[first:end].long()], dim=1)  # [w, 1 + K]
+        v = output_w[out_ids]
+        scores = torch.bmm(v, h.unsqueeze(2)).squeeze(2)
+        labels = torch.zeros_like(scores)
+        labels[:, 0] = 1.0
+        used = torch.ones_like(scores, dtype=torch.bool)
+        used[:, 1:] = out_ids[:, 1:] != t[:, None]
+        signed = torch.where(labels > 0, scores, -scores)
+        total_loss += torch.where(used, nn.functional.softplus(-signed), 0.0).sum(dtype=torch.float64)
+        g = torch.where(used, saturated_gradient(scores, labels, lr), 0.0)
+        grad_h = torch.bmm(g.unsqueeze(1), v).squeeze(1)
+        output_w.index_add_(0, out_ids.reshape(-1), (g.unsqueeze(2) * h.unsqueeze(1)).reshape(-1, h.shape[1]))
+        input_w.index_add_(0, c, grad_h[window_of_pair])
+    return float(total_loss)
+
+
+def cbow_hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
+                       tree: HuffmanTree, lr_start: float, lr_end: float, micro_batch: int = 0) -> float:
+    """Closed-form batched CBOW hierarchical-softmax step (for CUDA); returns the summed loss (over windows).
+
+    The target's path is gathered padded to the micro-batch's longest and masked; saturated nodes are skipped
+    as in cbow_hs_step_cpu; micro-batches as in cbow_step_torch.
+    """
+    input_w, inner_w = model.input.weight.data, model.inner.weight.data
+    paths, codes, lengths = tree.tensors(input_w.device)
+    n_pairs = target.shape[0]
+    total_loss = torch.zeros((), device=input_w.device, dtype=torch.float64)
+    window_starts = window_starts.to(input_w.device)
+    for first, end in window_chunks(window_starts, micro_batch):
+        starts = window_starts[first:end + 1]
+        p0, p1 = int(starts[0]), int(starts[-1])
+        lr = lr_start + (lr_end - lr_start) * ((p0 + p1) / 2 / max(1, n_pairs))
+        c = context[p0:p1].long()
+        t = target[starts[:-1]].long()
+        path_len = lengths[t]
+        width = int(path_len.max())
+        if width == 0:
+            continue
+        h, window_of_pair, _ = _window_means(input_w, c, starts - p0)
+        nodes = paths[t, :width].long()
+        labels = 1.0 - codes[t, :width].to(input_w.dtype)
+        on_path = torch.arange(width, device=input_w.device) < path_len[:, None]
+        v = inner_w[nodes]
+        scores = torch.bmm(v, h.unsqueeze(2)).squeeze(2)
+        signed = torch.where(labels > 0, scores, -scores)
+        total_loss += torch.where(on_path, nn.functional.softplus(-signed), 0.0).sum(dtype=torch.float64)
+        active = on_path & (scores.abs() < MAX_SCORE)
+        g = torch.where(active, (labels - torch.sigmoid(scores)) * lr, 0.0)
+        grad_h = torch.bmm(g.unsqueeze(1), v).squeeze(1)
+        inner_w.index_add_(0, nodes.reshape(-1), (g.unsqueeze(2) * h.unsqueeze(1)).reshape(-1, h.shape[1]))
+        input_w.index_add_(0, c, grad_h[window_of_pair])
     return float(total_loss)
 
 

@@ -3,8 +3,9 @@
     .venv/bin/python bench/peers.py --corpus text8 --epochs 1
     .venv/bin/python bench/peers.py --corpus ru --epochs 5
     .venv/bin/python bench/peers.py --corpus text8 --epochs 1 --peer word2vec.c   # after: .venv/bin/pip install word2vec
+    .venv/bin/python bench/peers.py --corpus text8 --epochs 1 --model cbow [--hs]  # CBOW: gensim sg=0, ours --model cbow
 
-Settings for both: skip-gram, negative 5, window 5, min_count 5, sample 1e-4, 2 threads, alpha 0.025 (--alpha),
+Settings for both: skip-gram (or CBOW with --model cbow), negative 5, window 5, min_count 5, sample 1e-4, 2 threads, alpha 0.025 (--alpha),
 dim 100 (text8) or 300 (ru). Each side runs in its own processes so peak memory is measured per stage.
 With --repeats N the sides alternate N times (peer, ours, peer, ours, ...) and the table shows medians: the
 shared 2-core machine has slow spells that halve a memory-bound loop's speed for tens of seconds (measured: the
@@ -35,7 +36,8 @@ CORPORA = {
               "similarity": ["eval_en/wordsim353.tsv", "eval_en/simlex999.txt"]},
     "ru": {"dim": 300, "analogies": [], "similarity": ["eval/ru_simlex965.tsv", "eval/hj.csv"]},
 }
-SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025, "seed": 1}
+SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025, "seed": 1,
+            "model": "sg"}
 
 # Word characters that are not digits or underscores, hyphens only between them: what prep.py keeps.
 WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
@@ -69,7 +71,8 @@ def gensim_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict
         texts = pq.read_table(corpus_source(corpus), columns=["text"]).column("text").to_pylist()
         sentences = [tokens for tokens in (WORD.findall(text.lower()) for text in texts if text) if tokens]
     figures["read_s"] = time.perf_counter() - started
-    model = Word2Vec(vector_size=dim, sg=1, hs=int(hs), negative=0 if hs else SETTINGS["negative"],
+    # cbow: gensim's sg=0 with its default cbow_mean=1 (the mean of the context vectors, as ours and word2vec.c)
+    model = Word2Vec(vector_size=dim, sg=int(SETTINGS["model"] == "sg"), hs=int(hs), negative=0 if hs else SETTINGS["negative"],
                      window=SETTINGS["window"], min_count=SETTINGS["min_count"], sample=SETTINGS["sample"],
                      workers=SETTINGS["workers"], alpha=SETTINGS["alpha"], seed=SETTINGS["seed"])
     started = time.perf_counter()
@@ -116,7 +119,7 @@ def word2vec_c_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> 
     subprocess.run([binary, *common, "-save-vocab", str(out / "vocab.txt")], check=True, capture_output=True)
     figures["vocab_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    subprocess.run([binary, *common, "-output", str(out / "vectors.txt"), "-cbow", "0", "-size", str(dim),
+    subprocess.run([binary, *common, "-output", str(out / "vectors.txt"), "-cbow", str(int(SETTINGS["model"] == "cbow")), "-size", str(dim),
                     "-window", str(SETTINGS["window"]), "-sample", str(SETTINGS["sample"]),
                     "-hs", str(int(hs)), "-negative", "0" if hs else str(SETTINGS["negative"]),
                     "-iter", str(epochs), "-alpha", str(SETTINGS["alpha"]), "-binary", "0"],
@@ -141,11 +144,12 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
         ["prep.py", "--dataset", str(corpus_source(corpus))],
         ["convert_to_int.py", "--min-count", str(SETTINGS["min_count"])],
         ["pairs_dataset.py", "--window", str(SETTINGS["window"]), "--sample", str(SETTINGS["sample"]),
-         "--draws", str(epochs), "--seed", str(SETTINGS["seed"])],  # a fresh draw of windows and sub-sampling per epoch, as gensim does
+         "--draws", str(epochs), "--seed", str(SETTINGS["seed"]),
+         *(["--order", "windows"] if SETTINGS["model"] == "cbow" else [])],  # a fresh draw of windows and sub-sampling per epoch, as gensim does
         *([] if hs else [["unigram_table.py"]]),  # hierarchical softmax draws no negatives: no table
         ["train.py", "--epochs", str(epochs), "--dim", str(dim), "--negatives", str(SETTINGS["negative"]),
          "--threads", str(SETTINGS["workers"]), "--lr", str(SETTINGS["alpha"]), "--device", "cpu",
-         "--seed", str(SETTINGS["seed"])]
+         "--seed", str(SETTINGS["seed"]), "--model", SETTINGS["model"]]
         + (["--loss", "hs"] if hs else []),
     ]
     figures = {}
@@ -200,6 +204,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of both sides (run-to-run spread: try several)")
     parser.add_argument("--alpha", type=float, default=SETTINGS["alpha"],
                         help="starting learning rate of both sides (gensim alpha, our --lr), decayed linearly")
+    parser.add_argument("--model", choices=["sg", "cbow"], default="sg",
+                        help="skip-gram or CBOW on both sides (gensim sg=0, word2vec.c -cbow 1, our --model cbow)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each side, alternated; the table shows medians, the spread of times below it")
     parser.add_argument("--report", action="store_true",
@@ -213,6 +219,7 @@ def main() -> None:
     dim = CORPORA[args.corpus]["dim"]
     SETTINGS["seed"] = args.seed
     SETTINGS["alpha"] = args.alpha
+    SETTINGS["model"] = args.model
 
     if args.internal_peer:
         out = Path(args.internal_peer)
@@ -222,7 +229,7 @@ def main() -> None:
         print(f"skipped: {SHARED} is absent (the benchmark needs the shared corpora)")
         return
 
-    tag = (f"{args.corpus}-e{args.epochs}{'-hs' if args.hs else ''}{f'-seed{args.seed}' if args.seed != 1 else ''}"
+    tag = (f"{args.corpus}-e{args.epochs}{'-cbow' if args.model == 'cbow' else ''}{'-hs' if args.hs else ''}{f'-seed{args.seed}' if args.seed != 1 else ''}"
            f"{f'-alpha{args.alpha:g}' if args.alpha != 0.025 else ''}{'' if args.peer == 'gensim' else '-' + args.peer}")
     results = {"corpus": args.corpus, "epochs": args.epochs, "dim": dim, "hs": args.hs, "machine": machine(),
                "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats, "peer": args.peer}
@@ -235,7 +242,7 @@ def main() -> None:
             # Its own process, so that its peak memory is its own.
             done = subprocess.run([PYTHON, __file__, "--corpus", args.corpus, "--epochs", str(args.epochs),
                                    *(["--hs"] if args.hs else []), "--seed", str(args.seed), "--peer", args.peer,
-                                   "--alpha", str(args.alpha), "--internal-peer", str(out)],
+                                   "--alpha", str(args.alpha), "--model", args.model, "--internal-peer", str(out)],
                                   capture_output=True, text=True)
             if done.returncode:
                 sys.exit(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"{args.peer} failed")
@@ -276,7 +283,8 @@ def print_table(results: dict, markdown: bool = False) -> None:
     """The side-by-side table; markdown=True prints it as a Markdown table (bench/RESULTS.md takes it as it is)."""
     peer = results.get("peer", "gensim")  # runs from before --peer were all against gensim
     peer_figures, ours = results.get(peer, {}), results.get("ours", {})
-    print(f"\n{results['corpus']}, {results['epochs']} epoch(s), dim {results['dim']}, "
+    print(f"\n{results['corpus']}, {results['settings'].get('model', 'sg')}, {results['epochs']} epoch(s), "
+          f"dim {results['dim']}, "
           f"{'hs' if results['hs'] else 'negative 5'}, seed {results['settings'].get('seed', 1)}, "
           f"alpha {results['settings'].get('alpha', 0.025):g}, "
           f"{results.get('repeats', 1)} run(s) of each side (medians); {results['machine']}; {results['date']}\n")

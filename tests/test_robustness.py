@@ -263,7 +263,7 @@ def test_every_numeric_flag_of_every_stage_is_checked(stage, flag, bad, tmp_path
 @pytest.mark.parametrize("argv, message", [
     (["--dim", "-5"], "--dim must be at least 1, got -5"),
     (["--epochs", "0"], "--epochs must be at least 1, got 0"),
-    (["--lr", "0"], "--lr must be above 0, got 0.0"),
+    (["--lr", "-0.5"], "--lr must be at least 0, got -0.5"),
     (["--min-lr-fraction", "1.5"], "--min-lr-fraction must be at least 0 and at most 1, got 1.5"),
     (["--negatives", "-1"], "--negatives must be at least 0, got -1"),
     (["--threads", "0"], "--threads must be at least 1, got 0"),
