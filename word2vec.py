@@ -637,6 +637,204 @@ def hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, 
     return float(total_loss)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Window kernels (issue 12): a target occurrence's pairs arrive together, so its output side is fetched once.
+# Roles as in word2vec.c's skip-gram: the window's target owns the output rows, its contexts are the inputs.
+
+
+@numba.njit(cache=True)
+def _longest_window(window_starts: np.ndarray) -> int:
+    longest = 0
+    for w in range(window_starts.shape[0] - 1):
+        longest = max(longest, window_starts[w + 1] - window_starts[w])
+    return longest
+
+
+@numba.njit(inline="always")
+def _pair_loss(score: float, label: float) -> float:
+    signed = score if label == 1.0 else -score
+    return math.log1p(math.exp(-signed)) if signed > -30.0 else -signed
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray, context: np.ndarray,
+                       window_starts: np.ndarray, table: np.ndarray, negatives: int, lr_start: float,
+                       lr_end: float, seed: int, threads: int, loss_every: int = 1) -> float:
+    """Skip-gram with negatives shared across a window (HogBatch, Ji et al. 2016); returns the summed loss.
+
+    Window w (pairs window_starts[w]:window_starts[w + 1], all of one target t) scores each context's input row
+    against one block of output rows: output_w[t] (label 1) and `negatives` rows of the unigram table drawn with
+    counter_draw(seed, w * negatives + j), a draw equal to t left out (word2vec.c skips it). Every score of the
+    k x (1 + negatives) block is taken before any row moves; then each output row gets the summed gradient of the
+    k contexts and each context its own, so the block's rows are read from memory once per window instead of
+    once per pair, and the next window's rows are prefetched while this one trains.
+    Learning rate linear from lr_start to lr_end by the window's first pair / n_pairs; `threads` contiguous
+    ranges of windows update the tables without locks; the loss is taken on pairs 0, loss_every, ... and
+    scaled up to the batch, as in sgns_step_cpu.
+    """
+    n_pairs, dim = target.shape[0], input_w.shape[1]
+    n_windows = window_starts.shape[0] - 1
+    n_out = negatives + 1
+    longest = _longest_window(window_starts)
+    per_thread = (n_windows + threads - 1) // threads
+    loss_every = max(1, loss_every)
+    table_size = table.shape[0]
+    seed_u = np.uint64(seed)
+    losses = np.zeros(threads)
+    for thread in numba.prange(threads):
+        grad_in = np.empty((max(1, longest), dim), dtype=np.float32)
+        gradient = np.empty((max(1, longest), n_out), dtype=np.float32)
+        out_rows = np.empty(n_out, dtype=np.int64)
+        next_rows = np.empty(n_out, dtype=np.int64)
+        loss = 0.0
+        first, end = thread * per_thread, min(n_windows, (thread + 1) * per_thread)
+        if first < end:  # the first window's output rows; later ones are drawn one window ahead
+            next_rows[0] = target[window_starts[first]]
+            for j in range(negatives):
+                next_rows[j + 1] = table[counter_draw(seed_u, np.uint64(first * negatives + j), table_size)]
+        for w in range(first, end):
+            start, stop = window_starts[w], window_starts[w + 1]
+            k = stop - start
+            out_rows[:] = next_rows
+            if w + 1 < end:  # draw the next window's rows now and start loading them
+                next_start, next_stop = window_starts[w + 1], window_starts[w + 2]
+                next_rows[0] = target[next_start]
+                prefetch_row(output_w, next_rows[0])
+                for j in range(negatives):
+                    next_rows[j + 1] = table[counter_draw(seed_u, np.uint64((w + 1) * negatives + j), table_size)]
+                    if next_rows[j + 1] != next_rows[0]:
+                        prefetch_row(output_w, next_rows[j + 1])
+                for p in range(next_start, next_stop):
+                    prefetch_row(input_w, context[p])
+            if k == 0:
+                continue
+            t = out_rows[0]
+            lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
+            # scores and gradient coefficients of the whole block, from the rows as they are now
+            for i in range(k):
+                u = input_w[context[start + i]]
+                with_loss = (start + i) % loss_every == 0
+                for j in range(n_out):
+                    if j > 0 and out_rows[j] == t:
+                        gradient[i, j] = 0.0
+                        continue
+                    v = output_w[out_rows[j]]
+                    score = np.float32(0.0)
+                    for d in range(dim):
+                        score += u[d] * v[d]
+                    label = 1.0 if j == 0 else 0.0
+                    if with_loss:  # word2vec.c clips at +-MAX_EXP; the loss still counts the true value
+                        loss += _pair_loss(score, label)
+                    if score > MAX_SCORE:
+                        g = (label - 1.0) * lr
+                    elif score < -MAX_SCORE:
+                        g = label * lr
+                    else:
+                        g = (label - 1.0 / (1.0 + math.exp(-score))) * lr
+                    gradient[i, j] = np.float32(g)
+            # the inputs' gradients from the output rows before they move
+            for i in range(k):
+                grad_in[i, :] = 0.0
+                for j in range(n_out):
+                    g = gradient[i, j]
+                    v = output_w[out_rows[j]]
+                    for d in range(dim):
+                        grad_in[i, d] += g * v[d]
+            # each output row: the summed gradient of the k contexts, from the inputs before they move
+            for j in range(n_out):
+                if j > 0 and out_rows[j] == t:
+                    continue
+                v = output_w[out_rows[j]]
+                for i in range(k):
+                    g = gradient[i, j]
+                    u = input_w[context[start + i]]
+                    for d in range(dim):
+                        v[d] += g * u[d]
+            for i in range(k):
+                u = input_w[context[start + i]]
+                for d in range(dim):
+                    u[d] += grad_in[i, d]
+        losses[thread] = loss
+    return losses.sum() * n_pairs / max(1, (n_pairs + loss_every - 1) // loss_every)
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def sg_window_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarray, context: np.ndarray,
+                          window_starts: np.ndarray, paths: np.ndarray, codes: np.ndarray, lengths: np.ndarray,
+                          lr_start: float, lr_end: float, threads: int, loss_every: int = 1) -> float:
+    """Hierarchical softmax with the target's Huffman path shared across its window; returns the summed loss.
+
+    Window w's target t owns the output side: the inner-node rows of path(t). Each context's input row is scored
+    against every node of it (a k x L block, all scores before any row moves); node n with bit b has label 1 - b,
+    a score outside +-MAX_EXP is skipped (no update, the loss still counts it), as in hs_step_cpu. Each node gets
+    the summed gradient of the k contexts, each context its own. Learning rate, threads, prefetching of the next
+    window and loss_every as in sg_window_step_cpu.
+    """
+    n_pairs, dim = target.shape[0], input_w.shape[1]
+    n_windows = window_starts.shape[0] - 1
+    max_len = paths.shape[1]
+    longest = _longest_window(window_starts)
+    per_thread = (n_windows + threads - 1) // threads
+    loss_every = max(1, loss_every)
+    losses = np.zeros(threads)
+    for thread in numba.prange(threads):
+        grad_in = np.empty((max(1, longest), dim), dtype=np.float32)
+        gradient = np.empty((max(1, longest), max(1, max_len)), dtype=np.float32)
+        loss = 0.0
+        first, end = thread * per_thread, min(n_windows, (thread + 1) * per_thread)
+        for w in range(first, end):
+            start, stop = window_starts[w], window_starts[w + 1]
+            k = stop - start
+            if w + 1 < end:
+                next_start, next_stop = window_starts[w + 1], window_starts[w + 2]
+                if next_stop > next_start:
+                    next_t = target[next_start]
+                    for j in range(lengths[next_t]):
+                        prefetch_row(inner_w, paths[next_t, j])
+                for p in range(next_start, next_stop):
+                    prefetch_row(input_w, context[p])
+            if k == 0:
+                continue
+            t = target[start]
+            n_nodes = lengths[t]
+            lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
+            for i in range(k):
+                u = input_w[context[start + i]]
+                with_loss = (start + i) % loss_every == 0
+                for j in range(n_nodes):
+                    v = inner_w[paths[t, j]]
+                    label = 1.0 - codes[t, j]
+                    score = np.float32(0.0)
+                    for d in range(dim):
+                        score += u[d] * v[d]
+                    if with_loss:
+                        loss += _pair_loss(score, label)
+                    if score >= MAX_SCORE or score <= -MAX_SCORE:
+                        gradient[i, j] = 0.0
+                    else:
+                        gradient[i, j] = np.float32((label - 1.0 / (1.0 + math.exp(-score))) * lr)
+            for i in range(k):
+                grad_in[i, :] = 0.0
+                for j in range(n_nodes):
+                    g = gradient[i, j]
+                    v = inner_w[paths[t, j]]
+                    for d in range(dim):
+                        grad_in[i, d] += g * v[d]
+            for j in range(n_nodes):
+                v = inner_w[paths[t, j]]
+                for i in range(k):
+                    g = gradient[i, j]
+                    u = input_w[context[start + i]]
+                    for d in range(dim):
+                        v[d] += g * u[d]
+            for i in range(k):
+                u = input_w[context[start + i]]
+                for d in range(dim):
+                    u[d] += grad_in[i, d]
+        losses[thread] = loss
+    return losses.sum() * n_pairs / max(1, (n_pairs + loss_every - 1) // loss_every)
+
+
 def load_trained(data_dir: Path) -> tuple[list[str], np.ndarray]:
     """Words and input vectors of the trained model in DATA_DIR/model."""
     data_dir = Path(data_dir)
