@@ -126,44 +126,53 @@ def main() -> None:
                "corpus_tokens": int(corpus_tokens), "epoch_pairs": int(len(w_target)), "machine": machine_line(),
                "date": datetime.date.today().isoformat(), "kernels": {}}
     batches = [(lo, min(n_pairs, lo + BATCH_SIZE)) for lo in range(0, n_pairs, BATCH_SIZE)]
-    for kernel in args.kernels.split(","):
+    kernels = args.kernels.split(",")
+    state = {}
+    for kernel in kernels:
         hs = kernel.endswith("-hs")
-        input_w = init.copy()
-        output_w = np.zeros((len(counts) - 1 if hs else len(counts), args.dim), np.float32)
-        draw_rng = np.random.default_rng([args.seed, 2])
-        seconds, loss = 0.0, 0.0
-        for number, (lo, hi) in enumerate(batches):
-            lr_start, lr_end = args.lr * (1 - lo / n_pairs), args.lr * (1 - hi / n_pairs)
+        state[kernel] = {"input": init.copy(), "draws": np.random.default_rng([args.seed, 2]),
+                         "output": np.zeros((len(counts) - 1 if hs else len(counts), args.dim), np.float32),
+                         "seconds": 0.0, "cpu_seconds": 0.0, "loss": 0.0}
+    # Batch after batch, each kernel in turn on its own tables: a slow spell of the shared machine falls on all.
+    for number, (lo, hi) in enumerate(batches):
+        lr_start, lr_end = args.lr * (1 - lo / n_pairs), args.lr * (1 - hi / n_pairs)
+        starts = batch_window_starts(window_edges, lo, hi)
+        for kernel in kernels:
+            run = state[kernel]
+            input_w, output_w = run["input"], run["output"]
+            negatives = (table[run["draws"].integers(0, len(table), (hi - lo, 5))] if kernel == "numba" else None)
+            started, cpu_started = time.perf_counter(), time.process_time()
             if kernel == "numba":
-                negatives = table[draw_rng.integers(0, len(table), (hi - lo, 5))]
-                started = time.perf_counter()
-                loss += sgns_step_cpu(input_w, output_w, p_target[lo:hi], p_context[lo:hi], negatives, lr_start,
-                                      lr_end, args.threads, 16)
+                loss = sgns_step_cpu(input_w, output_w, p_target[lo:hi], p_context[lo:hi], negatives, lr_start,
+                                     lr_end, args.threads, 16)
             elif kernel == "numba-hs":
-                started = time.perf_counter()
-                loss += hs_step_cpu(input_w, output_w, p_target[lo:hi], p_context[lo:hi], tree.paths, tree.codes,
-                                    tree.lengths, lr_start, lr_end, args.threads, 16)
+                loss = hs_step_cpu(input_w, output_w, p_target[lo:hi], p_context[lo:hi], tree.paths, tree.codes,
+                                   tree.lengths, lr_start, lr_end, args.threads, 16)
+            elif kernel == "window":
+                loss = sg_window_step_cpu(input_w, output_w, w_target[lo:hi], w_context[lo:hi], starts, table, 5,
+                                          lr_start, lr_end, args.seed * 1_000_003 + number, args.threads, 16)
             else:
-                starts = batch_window_starts(window_edges, lo, hi)
-                started = time.perf_counter()
-                if kernel == "window":
-                    loss += sg_window_step_cpu(input_w, output_w, w_target[lo:hi], w_context[lo:hi], starts, table,
-                                               5, lr_start, lr_end, args.seed * 1_000_003 + number, args.threads, 16)
-                else:
-                    loss += sg_window_hs_step_cpu(input_w, output_w, w_target[lo:hi], w_context[lo:hi], starts,
-                                                  tree.paths, tree.codes, tree.lengths, lr_start, lr_end,
-                                                  args.threads, 16)
+                loss = sg_window_hs_step_cpu(input_w, output_w, w_target[lo:hi], w_context[lo:hi], starts,
+                                             tree.paths, tree.codes, tree.lengths, lr_start, lr_end, args.threads, 16)
+            run["loss"] += loss
             if number > 0:  # the first batch compiles (or loads the cache): not timed
-                seconds += time.perf_counter() - started
-        timed_pairs = n_pairs - (batches[0][1] - batches[0][0])
-        figures = {"seconds": seconds, "pairs_per_s": timed_pairs / seconds,
-                   "words_per_s": corpus_tokens * timed_pairs / len(w_target) / seconds, "loss_per_pair": loss / n_pairs}
+                run["seconds"] += time.perf_counter() - started
+                run["cpu_seconds"] += time.process_time() - cpu_started
+    timed_pairs = n_pairs - (batches[0][1] - batches[0][0])
+    for kernel in kernels:
+        run = state[kernel]
+        seconds = run["seconds"]
+        figures = {"seconds": seconds, "cpu_share": run["cpu_seconds"] / seconds / args.threads,
+                   "pairs_per_s": timed_pairs / seconds,
+                   "words_per_s": corpus_tokens * timed_pairs / len(w_target) / seconds,
+                   "loss_per_pair": run["loss"] / n_pairs}
         results["kernels"][kernel] = figures
         print(f"{kernel:>10}: {figures['pairs_per_s'] / 1e6:.2f}M pairs/s, {figures['words_per_s'] / 1e3:,.0f}K "
-              f"corpus words/s, loss per pair {figures['loss_per_pair']:.3f}", flush=True)
+              f"corpus words/s, loss per pair {figures['loss_per_pair']:.3f}, CPU {figures['cpu_share']:.0%} of "
+              f"{args.threads} threads' wall time", flush=True)
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
-            np.save(args.save / f"{kernel}.npy", input_w)
+            np.save(args.save / f"{kernel}.npy", run["input"])
     with open(WORK / "window_kernels.jsonl", "a") as handle:
         handle.write(json.dumps(results) + "\n")
 
