@@ -1,4 +1,4 @@
-"""Stage 5: `PairsDataset`, batches of (target, context, negatives) streamed from the pair shards.
+"""Stage 5: `PairsDataset`, batches of (target, context, negatives, window_starts) streamed from the pair shards.
 
     python dataset.py --batch-size 300000 --batches 20      # a quick look: a few batches and the read rate
 
@@ -10,11 +10,16 @@ shard's row groups in file order (the shards were shuffled when written). The un
 with a DataLoader (batch_size=None, num_workers=n) worker w reads units w, w+n, w+2n, ... so the workers' streams
 are disjoint.
 
-Batches are tuples of int32 tensors (int32 halves host memory and host-to-device traffic; index with .long() or
-let the GPU upcast): target [b], context [b], negatives [b, NEGATIVES]. Every batch holds exactly batch_size
-pairs except the last one of each worker's stream. A unit's negatives come from a torch.Generator seeded by
-(seed, epoch, shard, row group): the same arguments give the same batches, whichever worker reads a unit. The
-shard is its file's number (shard-NNNNN), not its place in meta.json's list, which shifts when train.py
+Batches are tuples (target, context, negatives, window_starts): int32 tensors (int32 halves host memory and
+host-to-device traffic; index with .long() or let the GPU upcast) target [b], context [b], negatives [b, NEGATIVES],
+and window_starts, int64 [W + 1], the offsets of the batch's W windows: window w is pairs
+window_starts[w]:window_starts[w + 1], window_starts[0] == 0, window_starts[-1] == b. In shards of order windows
+(pairs_dataset.py --order windows) a window is one target occurrence's pairs, flagged by the shards' window_start
+column; a window cut by a row group's or the batch's edge is two windows here (a batch's first pair always starts
+one). In shards of order pairs every pair is its own window: window_starts = arange(b + 1). Every batch holds
+exactly batch_size pairs except the last one of each worker's stream. A unit's negatives come from a torch.Generator
+seeded by (seed, epoch, shard, row group): the same arguments give the same batches, whichever worker reads a unit.
+The shard is its file's number (shard-NNNNN), not its place in meta.json's list, which shifts when train.py
 --rolling-draws deletes an earlier draw; in a full pairs/ the two are equal.
 
 The loader's stream: a DataLoader takes one batch from each worker in turn, skipping the workers whose stream has
@@ -47,7 +52,7 @@ EPOCH = 0  # epoch to read (changes the shard order and the negatives)
 NUM_WORKERS = 0  # DataLoader worker processes of the quick look
 BATCHES = 20  # batches to read in the quick look (0: the whole epoch)
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def shard_order(seed: int, epoch: int, n_shards: int) -> list[int]:
@@ -96,7 +101,7 @@ def unit_seed(seed: int, epoch: int, shard: int, row_group: int) -> int:
 
 
 class PairsDataset(IterableDataset):
-    """Batches (target, context, negatives) of int32 tensors from DATA_DIR/pairs; see the module docstring.
+    """Batches (target, context, negatives, window_starts) from DATA_DIR/pairs; see the module docstring.
 
     shards: indices into meta.json's shard list, in the order to read them (default: `epoch_shards`, the
     shards of draw epoch % draws in `shard_order`).
@@ -125,6 +130,9 @@ class PairsDataset(IterableDataset):
         pairs_dir = require(self.data_dir / "pairs", "pairs_dataset.py")
         meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
         self.meta = meta
+        self.order = meta.get("order", "pairs")  # meta.json from before orders: pairs shuffled one by one
+        if self.order not in ("windows", "pairs"):
+            fail(f"pairs/meta.json: unknown order {self.order!r}: run pairs_dataset.py again")
         self.files = [pairs_dir / shard["file"] for shard in meta["shards"]]
         self.file_numbers = [shard_file_number(shard["file"], index) for index, shard in enumerate(meta["shards"])]
         order = epoch_shards(meta, seed, epoch) if shards is None else [int(s) for s in shards]
@@ -135,7 +143,11 @@ class PairsDataset(IterableDataset):
         # (shard, row group, pairs): row group counts come from the footers, which also checks every shard opens.
         self.units: list[tuple[int, int, int]] = []
         for shard in order:
-            metadata = self._open(shard).metadata
+            file = self._open(shard)
+            metadata = file.metadata
+            if self.order == "windows" and "window_start" not in file.schema_arrow.names:
+                fail(f"{self.files[shard]} has no window_start column, but pairs/meta.json says order windows: "
+                     f"run pairs_dataset.py again")
             if metadata.num_rows != meta["shards"][shard]["pairs"]:
                 fail(f"{self.files[shard]} holds {metadata.num_rows} pairs, meta.json says "
                      f"{meta['shards'][shard]['pairs']}: run pairs_dataset.py again")
@@ -173,16 +185,23 @@ class PairsDataset(IterableDataset):
             self._table = torch.from_numpy(table)
         return self._table
 
-    def _read_unit(self, file: pq.ParquetFile, shard: int, row_group: int) -> tuple[np.ndarray, np.ndarray]:
+    def _read_unit(self, file: pq.ParquetFile, shard: int,
+                   row_group: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """target, context and (order windows) window_start of one row group; None for order pairs."""
+        windows = self.order == "windows"
         try:
-            table = file.read_row_group(row_group, columns=["target", "context"])
+            table = file.read_row_group(row_group, columns=["target", "context", "window_start"] if windows
+                                        else ["target", "context"])
             target = table.column("target").to_numpy()
             context = table.column("context").to_numpy()
+            starts = table.column("window_start").to_numpy(zero_copy_only=False) if windows else None
         except (OSError, pa.ArrowException, KeyError) as error:
             fail(f"{self.files[shard]} is corrupt ({str(error).splitlines()[0]}): run pairs_dataset.py again")
         if target.dtype != np.int32 or context.dtype != np.int32:
             fail(f"{self.files[shard]}: target/context are not int32: run pairs_dataset.py again")
-        return target, context
+        if starts is not None and starts.dtype != np.bool_:
+            fail(f"{self.files[shard]}: window_start is not bool: run pairs_dataset.py again")
+        return target, context, starts
 
     def _draw(self, shard: int, row_group: int, n: int) -> torch.Tensor:
         if not self.draw_negatives:
@@ -237,7 +256,7 @@ class PairsDataset(IterableDataset):
 
     def iterate(self, units: list[tuple[int, int, int]], skip_pairs: int = 0) -> Iterator[Batch]:
         """Batches of the given units, in order, after the first `skip_pairs` pairs; all full but the last."""
-        pending: list[tuple[np.ndarray, np.ndarray, torch.Tensor]] = []
+        pending: list[tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray | None]] = []
         filled = 0
         open_shard, file = -1, None
         for shard, row_group, rows in units:
@@ -246,13 +265,14 @@ class PairsDataset(IterableDataset):
                 continue
             if shard != open_shard:
                 open_shard, file = shard, self._open(shard)
-            target, context = self._read_unit(file, shard, row_group)
+            target, context, starts = self._read_unit(file, shard, row_group)
             # The whole unit's negatives are drawn before the skip, so they are the ones an unbroken read gets.
             negatives = self._draw(shard, row_group, len(target))
             done, skip_pairs = skip_pairs, 0
             while done < len(target):
                 take = min(self.batch_size - filled, len(target) - done)
-                pending.append((target[done:done + take], context[done:done + take], negatives[done:done + take]))
+                pending.append((target[done:done + take], context[done:done + take], negatives[done:done + take],
+                                None if starts is None else starts[done:done + take]))
                 filled += take
                 done += take
                 if filled == self.batch_size:
@@ -262,11 +282,21 @@ class PairsDataset(IterableDataset):
             yield _collate(pending)
 
 
-def _collate(pieces: list[tuple[np.ndarray, np.ndarray, torch.Tensor]]) -> Batch:
+def window_offsets(pieces: list[np.ndarray | None], n_pairs: int) -> torch.Tensor:
+    """window_starts of a batch made of `pieces` (each piece's window_start flags; None: order pairs)."""
+    if not pieces or pieces[0] is None:
+        return torch.arange(n_pairs + 1, dtype=torch.int64)
+    flags = np.concatenate(pieces)  # a copy: the row group's own flags stay as they were read
+    # Every piece starts a window: a row group or batch edge inside a window cuts it in two.
+    flags[np.cumsum([0] + [len(piece) for piece in pieces[:-1]])] = True
+    return torch.from_numpy(np.append(np.flatnonzero(flags), n_pairs).astype(np.int64))
+
+
+def _collate(pieces: list[tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray | None]]) -> Batch:
     # Always a fresh compact tensor: a view would keep (and, across workers, ship) the whole row group.
-    return (torch.from_numpy(np.concatenate([p[0] for p in pieces])),
-            torch.from_numpy(np.concatenate([p[1] for p in pieces])),
-            torch.cat([p[2] for p in pieces]))
+    target = torch.from_numpy(np.concatenate([p[0] for p in pieces]))
+    return (target, torch.from_numpy(np.concatenate([p[1] for p in pieces])), torch.cat([p[2] for p in pieces]),
+            window_offsets([p[3] for p in pieces], len(target)))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -279,23 +309,25 @@ def main(argv: list[str] | None = None) -> dict:
     words, _ = load_vocab(data_dir)
     loader = DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers)
     draws = len(draw_shards(dataset.meta))
-    print(f"epoch {cfg.epoch}: draw {cfg.epoch % draws} of {draws}, {dataset.num_pairs:,} pairs in "
+    print(f"epoch {cfg.epoch}: draw {cfg.epoch % draws} of {draws}, {dataset.num_pairs:,} pairs (order "
+          f"{dataset.order}) in "
           f"{len(dataset.shards)} shards, {len(dataset.units)} row groups; "
           f"shard order {dataset.shards[:10]}{' ...' if len(dataset.shards) > 10 else ''}")
     started = time.perf_counter()
-    pairs = batches = 0
-    for target, context, negatives in loader:
+    pairs = batches = windows = 0
+    for target, context, negatives, window_starts in loader:
         if batches < 3:
             shown = "; ".join(f"{words[t]} -> {words[c]} (not {', '.join(words[n] for n in neg)})"
                               for t, c, neg in zip(target[:3].tolist(), context[:3].tolist(), negatives[:3].tolist()))
             print(f"batch {batches}: {len(target):,} pairs: {shown}")
         pairs += len(target)
+        windows += len(window_starts) - 1
         batches += 1
         if batches == cfg.batches:
             break
     elapsed = time.perf_counter() - started
-    return report.finish(batches=batches, pairs=pairs, pairs_per_s=round(pairs / max(elapsed, 1e-9)),
-                         num_workers=cfg.num_workers)
+    return report.finish(batches=batches, pairs=pairs, windows=windows, order=dataset.order,
+                         pairs_per_s=round(pairs / max(elapsed, 1e-9)), num_workers=cfg.num_workers)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,20 @@
 
     python pairs_dataset.py --window 5 --sample 1e-4
     python pairs_dataset.py --draws 1        # one pair set for every epoch: 1/5 of the disk, lower quality
+    python pairs_dataset.py --order pairs    # every pair shuffled alone (the layout before issue 12)
 
 Reads DATA_DIR/ids/part-*.parquet (column `ids: list<int32>`, one row per document) and DATA_DIR/vocab.json, and
-writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context`) plus DATA_DIR/pairs/meta.json.
+writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context`; with ORDER windows also the bool
+column `window_start`) plus DATA_DIR/pairs/meta.json.
+
+Order (ORDER, --order): a target occurrence's pairs, (t, c_1) ... (t, c_k) in window order, are its "window".
+windows (default): the shard's windows are shuffled as units, a window's pairs stay consecutive, and
+`window_start` is True on each window's first pair, so a trainer can take a window at once (CBOW needs it; a
+skip-gram kernel reads the target's output rows once per window) and the loader finds the windows' edges. A
+window is cut where a shard or a row group ends (both keep their sizes; the piece after the edge is flagged as a
+window of its own): at most one cut per row group of 1M pairs. pairs: every pair is shuffled alone and there is
+no third column. Both orders write the same pairs into the same shards for the same seed; only the order inside
+a shard differs. Windows order shards are smaller (a window's repeated target compresses well).
 
 Draws: word2vec.c and gensim redraw the sub-sampling and the windows every epoch, so each epoch trains on other
 pairs; reading one fixed pair set every epoch costs quality (text8, 5 epochs: 34.0% analogy accuracy against
@@ -22,40 +33,40 @@ What is generated follows word2vec.c (and gensim):
   `window - rand % window`) and is the target of a pair with every retained token of its document at distance
   1..b. Pairs never cross a document boundary.
 
-Memory stays bounded whatever the document sizes (text8 is one 17M-word document): the retained stream is cut
-into chunks of CHUNK_TOKENS targets, each seen with WINDOW tokens of context on either side, so chunking changes
-nothing, not even the order of the pairs. Pairs are produced in stream order (by target position, then offset),
-collected into a buffer of PAIRS_PER_SHARD pairs, and each full buffer is shuffled (seeded) and written as one
-shard; the reader (dataset.py) reads shards in a shuffled order, one row group at a time.
+Memory stays bounded whatever the document sizes (text8 is one 17M-word document): the retained stream is cut into
+chunks of CHUNK_TOKENS targets, each seen with WINDOW tokens of context on either side, so chunking changes nothing,
+not even the order of the pairs. Pairs are produced in stream order (by target position, then offset), collected
+into a buffer of PAIRS_PER_SHARD pairs, and each full buffer is shuffled (seeded; by pair or by window, see Order)
+and written as one shard; the reader (dataset.py) reads shards in a shuffled order, one row group at a time.
 
 Randomness (keep draws, window draws, shard shuffles) comes from three numpy Generators spawned from the draw's
 seed (`draw_seed`: SEED itself for draw 0, so draw 0 is what a one-draw run writes; SeedSequence entropy
 [SEED, d] for draw d > 0), each consumed strictly in stream order, so the shards depend on SEED, the draw and the
 inputs only: not on CHUNK_TOKENS, nor on how the parquet parts are split into batches, nor on DRAWS.
 
-meta.json: "shards" lists every shard of every draw ({"file", "pairs", "draw"}), "draws" their number,
+meta.json: "shards" lists every shard of every draw ({"file", "pairs", "draw"}), "draws" their number, "order"
+the shard order (a meta.json without it is of order pairs),
 "pairs_per_draw" and "retained_per_draw" the pairs and retained tokens of each draw; "pairs" and "bytes" count
 all shards (the sum of "pairs_per_draw"); "tokens" is the id stream's length (the same for every draw) and
 "retained_tokens" draw 0's retained tokens. The stage's figures (stats/pairs_dataset.json): pairs, bytes_per_pair
 and pairs_per_s over the draws this run wrote, and planned_pairs_per_draw (the disk plan's figure).
 
-Disk plan: before writing, the stage prints what the shards will take (expected pairs of a draw x
-PLAN_BYTES_PER_PAIR of the codec x the draws written, plus the old pairs/, which stays until the new one is
-renamed in unless --delete-old-first) against the free space of DATA_DIR's filesystem, and stops with one line
-naming the flags that shrink it when they do not fit. The expected pairs are word2vec's: each retained token
+Disk plan: before writing, the stage prints what the shards will take (expected pairs of a draw x the bytes per pair
+of the codec and order, `plan_bytes_per_pair`, x the draws written, plus the old pairs/, which stays until the new
+one is renamed in unless --delete-old-first) against the free space of DATA_DIR's filesystem, and stops with one
+line naming the flags that shrink it when they do not fit. The expected pairs are word2vec's: each retained token
 (counts x keep probabilities) pairs with 2b others, b uniform in 1..WINDOW, so (WINDOW + 1) per retained token;
 document edges, which only remove pairs, are ignored.
 
 Adding draws (--only-draws 2,3): only those draws are written, into the existing pairs/ (made if missing, its
-settings checked against the flags), and meta.json then lists them beside the draws already there; a draw not
-present has null in "pairs_per_draw" and "retained_per_draw". Every draw's shards are byte-identical to a full
-run's, and draws added in increasing order get a full run's file names and meta.json too. This is the building
-block of rolling draws: train.py --rolling-draws writes the next epoch's draw in the background while one
-trains (this script with --only-draws) and deletes each draw after its last epoch (`remove_draws`), so two draws
-are on disk at once; --plan-draws 2 makes the disk plan of the first draw count both. A draw's half-written
-shards live in pairs/.draws.tmp-PID until renamed in; such a folder whose process is gone (killed) is removed
-by the next --only-draws run.
-"""
+settings checked against the flags, the order included: one pairs/ never mixes orders), and meta.json then lists
+them beside the draws already there; a draw not present has null in "pairs_per_draw" and "retained_per_draw". Every
+draw's shards are byte-identical to a full run's, and draws added in increasing order get a full run's file names
+and meta.json too. This is the building block of rolling draws: train.py --rolling-draws writes the next epoch's
+draw in the background while one trains (this script with --only-draws) and deletes each draw after its last epoch
+(`remove_draws`), so two draws are on disk at once; --plan-draws 2 makes the disk plan of the first draw count both.
+A draw's half-written shards live in pairs/.draws.tmp-PID until renamed in; such a folder whose process is gone
+(killed) is removed by the next --only-draws run."""
 from __future__ import annotations
 
 import contextlib
@@ -77,6 +88,7 @@ DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
 SAMPLE = 1e-4  # sub-sampling threshold of frequent words (word2vec.c -sample); 0 turns sub-sampling off
 SEED = 1  # seed of the keep draws, window draws and shard shuffles
+ORDER = "windows"  # shard order: windows (each target's pairs kept together, windows shuffled; a window_start column) or pairs (every pair shuffled alone)
 DRAWS = 5  # independent pair sets (sub-sampling, windows, shuffle redrawn); epoch e trains on draw e mod DRAWS
 DYNAMIC_WINDOW = True  # each target draws its window in 1..WINDOW (word2vec.c); off: always WINDOW
 PAIRS_PER_SHARD = 50_000_000  # pairs per shard (the last one is smaller); also the shuffle buffer
@@ -95,10 +107,17 @@ CODECS = ("lz4", "zstd", "snappy", "gzip", "brotli", "none")
 # Shard bytes per pair assumed by the disk plan, a little above the largest measured (bench/RESULTS.md, "Disk
 # plan"): ids of a larger vocabulary compress less. gzip and brotli are unmeasured: counted as uncompressed.
 PLAN_BYTES_PER_PAIR = {"none": 8.1, "lz4": 7.8, "snappy": 7.9, "zstd": 5.2, "gzip": 8.1, "brotli": 8.1}
+# The same for shards of order windows: the window_start column costs ~0.11 bytes/pair (lz4), but a window's
+# repeated target compresses to ~1 byte, so they are smaller (ru: 4.72 against 7.29 with lz4, 2.84 against 4.64
+# with zstd; bench/RESULTS.md, "Windows kept together"); counted with the margin pairs' figures keep over ru's.
+PLAN_BYTES_PER_PAIR_WINDOWS = {"none": 8.3, "lz4": 5.3, "snappy": 5.4, "zstd": 3.4, "gzip": 8.3, "brotli": 8.3}
 # Flags that shrink the pairs, named when they do not fit.
 SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--window", "--delete-old-first",
                 "convert_to_int.py --min-count/--max-vocab")
 SCHEMA = pa.schema([("target", pa.int32()), ("context", pa.int32())])
+# Shards of order windows: a window's pairs consecutive, the first of each flagged.
+WINDOWS_SCHEMA = pa.schema([("target", pa.int32()), ("context", pa.int32()), ("window_start", pa.bool_())])
+ORDERS = ("windows", "pairs")
 
 
 def draw_seed(seed: int, draw: int) -> int | list[int]:
@@ -123,13 +142,19 @@ def expected_pairs_per_draw(counts: np.ndarray, window: int, sample: float, dyna
     return expected_pairs_bound(counts, keep_prob, window, dynamic_window)
 
 
-def disk_plan(pairs_per_draw: float, compression: str, draws_written: int, old_bytes: int, free_bytes: int) -> dict:
+def plan_bytes_per_pair(compression: str, order: str = "pairs") -> float:
+    """Shard bytes per pair the disk plan assumes for a codec and a shard order."""
+    return (PLAN_BYTES_PER_PAIR_WINDOWS if order == "windows" else PLAN_BYTES_PER_PAIR)[compression]
+
+
+def disk_plan(pairs_per_draw: float, compression: str, draws_written: int, old_bytes: int, free_bytes: int,
+              order: str = "pairs") -> dict:
     """What the shards will take on disk at the peak of the stage against the free space, in bytes.
 
     draws_written: draws this run writes; old_bytes: shards of an earlier pairs/ still on disk until the new one
     replaces it (0 when deleted first or when draws are added to it).
     """
-    bytes_per_pair = PLAN_BYTES_PER_PAIR[compression]
+    bytes_per_pair = plan_bytes_per_pair(compression, order)
     new_bytes = pairs_per_draw * bytes_per_pair * draws_written
     return {"pairs_per_draw": pairs_per_draw, "bytes_per_pair": bytes_per_pair, "draws": draws_written,
             "new_bytes": new_bytes, "old_bytes": old_bytes, "need_bytes": new_bytes + old_bytes,
@@ -192,8 +217,9 @@ def draw_windows(n: int, window: int, rng: np.random.Generator | None) -> np.nda
 
 
 def window_pairs(ids: np.ndarray, doc_index: np.ndarray, windows: np.ndarray, lo: int = 0, hi: int | None = None,
-                 window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(targets, contexts) for the targets at positions lo..hi-1 of the token arrays.
+                 window: int | None = None, with_sizes: bool = False) -> tuple[np.ndarray, ...]:
+    """(targets, contexts) for the targets at positions lo..hi-1 of the token arrays; with_sizes: also the
+    number of pairs of each of those targets (its window's size, 0 for a target alone in its document).
 
     Token i pairs with every token j != i with |i - j| <= windows[i] and doc_index[j] == doc_index[i]
     (doc_index must be non-decreasing); tokens outside lo..hi-1 serve as context only. Pairs come ordered by
@@ -204,11 +230,12 @@ def window_pairs(ids: np.ndarray, doc_index: np.ndarray, windows: np.ndarray, lo
     doc_index = np.asarray(doc_index)
     n = len(ids)
     hi = n if hi is None else hi
+    empty = (np.empty(0, dtype=ids.dtype), np.empty(0, dtype=ids.dtype))
     if hi <= lo:
-        return np.empty(0, dtype=ids.dtype), np.empty(0, dtype=ids.dtype)
+        return (*empty, np.empty(0, dtype=np.int64)) if with_sizes else empty
     window = int(windows.max()) if window is None else int(window)
     if window <= 0:
-        return np.empty(0, dtype=ids.dtype), np.empty(0, dtype=ids.dtype)
+        return (*empty, np.zeros(hi - lo, dtype=np.int64)) if with_sizes else empty
     # Room to the document's edges (or the array's), capped at window: the window may not cross either.
     position = np.arange(n)
     starts = np.empty(n, dtype=bool)
@@ -234,14 +261,17 @@ def window_pairs(ids: np.ndarray, doc_index: np.ndarray, windows: np.ndarray, lo
             contexts[r0:r1, column] = ids[lo + r0 + d:lo + r1 + d]
     column = np.arange(2 * window, dtype=np.int8)
     valid = (column >= window - left[:, None]) & (column < window + right[:, None])
-    targets = np.repeat(ids[lo:hi], left.astype(np.int64) + right)
-    return targets, contexts[valid]
+    sizes = left.astype(np.int64) + right
+    targets = np.repeat(ids[lo:hi], sizes)
+    return (targets, contexts[valid], sizes) if with_sizes else (targets, contexts[valid])
 
 
 def iter_pairs(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.ndarray, window: int, sample: float,
                dynamic_window: bool, chunk_tokens: int, seed: int | list[int],
-               counters: dict | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+               counters: dict | None = None, with_sizes: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
     """Pairs of a token stream given as (ids, doc_index) slices of any size, in stream order, chunk by chunk.
+
+    Yields (targets, contexts), or with_sizes (targets, contexts, window sizes) as `window_pairs` gives them.
 
     Sub-samples (when sample > 0), draws windows (when dynamic_window), and cuts the retained stream into chunks
     of chunk_tokens targets with a `window`-token halo on either side, so the pairs are exactly those of one
@@ -269,40 +299,63 @@ def iter_pairs(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.nd
         buf_win = np.concatenate([buf_win, draw_windows(len(ids), window, window_rng)])
         while len(buf_ids) - start >= chunk_tokens + window:
             a, b = max(0, start - window), start + chunk_tokens + window
-            yield window_pairs(buf_ids[a:b], buf_doc[a:b], buf_win[a:b], start - a, start - a + chunk_tokens, window)
+            yield window_pairs(buf_ids[a:b], buf_doc[a:b], buf_win[a:b], start - a, start - a + chunk_tokens, window,
+                               with_sizes)
             cut = max(0, start + chunk_tokens - window)
             buf_ids, buf_doc, buf_win = buf_ids[cut:], buf_doc[cut:], buf_win[cut:]
             start = start + chunk_tokens - cut
     if len(buf_ids) > start:
-        yield window_pairs(buf_ids, buf_doc, buf_win, start, len(buf_ids), window)
+        yield window_pairs(buf_ids, buf_doc, buf_win, start, len(buf_ids), window, with_sizes)
 
 
 class ShardWriter:
     """Collects pairs; every `pairs_per_shard` of them are shuffled and written as one parquet shard.
 
     Shards are named `prefix` + a number counting from 0; each is listed in `shards` with its pairs and `draw`.
+    order "pairs": the pairs are shuffled one by one. order "windows": `add` also takes each target's window
+    size, and whole windows are shuffled (a window's pairs stay consecutive, in their order) and written with
+    the bool column `window_start`, True on a window's first pair. Shards and row groups keep their sizes, so
+    they cut the window that straddles their edge: each piece is then a window of its own (its first pair is
+    flagged), which is how the reader (dataset.py) treats a window cut by a batch edge too. At most two cuts per
+    row group, so nearly every window stays whole.
     """
 
     def __init__(self, directory: Path, pairs_per_shard: int, row_group_pairs: int, compression: str,
-                 rng: np.random.Generator, expected_pairs: int = 0, prefix: str = "shard-", draw: int = 0):
+                 rng: np.random.Generator, expected_pairs: int = 0, prefix: str = "shard-", draw: int = 0,
+                 order: str = "pairs"):
         self.directory, self.pairs_per_shard, self.prefix = Path(directory), max(1, int(pairs_per_shard)), prefix
         self.row_group_pairs, self.rng, self.draw = max(1, int(row_group_pairs)), rng, draw
         self.compression = None if compression == "none" else compression
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        self.order = order
+        self.schema = WINDOWS_SCHEMA if order == "windows" else SCHEMA
         # Sized from the expected pair count so a small corpus does not allocate a full shard, and grows on
         # demand (up to pairs_per_shard) if the estimate was short.
         initial = min(self.pairs_per_shard, max(1 << 16, int(expected_pairs * 1.02)))
         self.buffer = np.empty((initial, 2), dtype=np.int32)
+        # windows order: True on the first pair of each window in the buffer
+        self.starts = np.empty(initial if order == "windows" else 0, dtype=bool)
         self.filled = 0
         self.shards: list[dict] = []
         self.bytes = 0
 
-    def add(self, targets: np.ndarray, contexts: np.ndarray) -> None:
+    def add(self, targets: np.ndarray, contexts: np.ndarray, window_sizes: np.ndarray | None = None) -> None:
+        """Append pairs in stream order; window_sizes (order windows: required) counts each target's pairs."""
+        if self.order == "windows":
+            if window_sizes is None:
+                raise ValueError("order windows needs the window sizes of the pairs added")
+            sizes = np.asarray(window_sizes, dtype=np.int64)
+            starts = np.zeros(len(targets), dtype=bool)
+            starts[(np.cumsum(sizes) - sizes)[sizes > 0]] = True
         done = 0
         while done < len(targets):
             take = min(len(targets) - done, self.pairs_per_shard - self.filled)
             self._reserve(self.filled + take)
             self.buffer[self.filled:self.filled + take, 0] = targets[done:done + take]
             self.buffer[self.filled:self.filled + take, 1] = contexts[done:done + take]
+            if self.order == "windows":
+                self.starts[self.filled:self.filled + take] = starts[done:done + take]
             self.filled += take
             done += take
             if self.filled == self.pairs_per_shard:
@@ -313,20 +366,54 @@ class ShardWriter:
             grown = np.empty((min(self.pairs_per_shard, max(size, 2 * len(self.buffer))), 2), dtype=np.int32)
             grown[:self.filled] = self.buffer[:self.filled]
             self.buffer = grown
+            if self.order == "windows":
+                grown_starts = np.empty(len(grown), dtype=bool)
+                grown_starts[:self.filled] = self.starts[:self.filled]
+                self.starts = grown_starts
+
+    def _row_groups(self) -> Iterator[pa.Table]:
+        """The buffer's pairs shuffled, as tables of row_group_pairs rows."""
+        pairs = self.buffer[:self.filled]
+        if self.order == "pairs":
+            # Shuffle (target, context) rows in place as single int64 values: no permutation array, no copy.
+            self.rng.shuffle(pairs.view(np.int64).reshape(-1))
+            for start in range(0, self.filled, self.row_group_pairs):
+                rows = pairs[start:start + self.row_group_pairs]
+                yield pa.table([pa.array(np.ascontiguousarray(rows[:, 0])),
+                                pa.array(np.ascontiguousarray(rows[:, 1]))], schema=self.schema)
+            return
+        # Windows: a permutation of the window ids; the shuffled stream is gathered one row group at a time, so
+        # the extra memory is a few index arrays per window (not per pair) and one row group's gather index.
+        index_type = np.int32 if self.filled < 2**31 else np.int64
+        self.starts[0] = True  # a shard that begins inside a window: its piece is a window of its own
+        window_first = np.flatnonzero(self.starts[:self.filled]).astype(index_type)
+        window_size = np.diff(window_first, append=index_type(self.filled))
+        order = self.rng.permutation(len(window_first)).astype(index_type)
+        source_first, window_size = window_first[order], window_size[order]
+        del window_first, order
+        out_first = (np.cumsum(window_size, dtype=np.int64) - window_size).astype(index_type)
+        for start in range(0, self.filled, self.row_group_pairs):
+            end = min(start + self.row_group_pairs, self.filled)
+            # the windows overlapping [start, end) and how many of their pairs fall in it
+            w0 = int(np.searchsorted(out_first, start, "right")) - 1
+            w1 = int(np.searchsorted(out_first, end, "left"))
+            inside = (np.minimum(out_first[w0:w1].astype(np.int64) + window_size[w0:w1], end)
+                      - np.maximum(out_first[w0:w1], start))
+            window = np.repeat(np.arange(w0, w1), inside)
+            position = np.arange(start, end, dtype=np.int64)
+            source = source_first[window] + (position - out_first[window])
+            flags = position == out_first[window]
+            flags[0] = True  # a row group that begins inside a window cuts it
+            yield pa.table([pa.array(pairs[source, 0]), pa.array(pairs[source, 1]), pa.array(flags)],
+                           schema=self.schema)
 
     def flush(self) -> None:
         if self.filled == 0:
             return
-        pairs = self.buffer[:self.filled]
-        # Shuffle (target, context) rows in place as single int64 values: no permutation array, no copy.
-        self.rng.shuffle(pairs.view(np.int64).reshape(-1))
         path = self.directory / f"{self.prefix}{len(self.shards):05d}.parquet"
         try:
-            with pq.ParquetWriter(path, SCHEMA, compression=self.compression, use_dictionary=False) as writer:
-                for start in range(0, self.filled, self.row_group_pairs):
-                    rows = pairs[start:start + self.row_group_pairs]
-                    table = pa.table([pa.array(np.ascontiguousarray(rows[:, 0])),
-                                      pa.array(np.ascontiguousarray(rows[:, 1]))], schema=SCHEMA)
+            with pq.ParquetWriter(path, self.schema, compression=self.compression, use_dictionary=False) as writer:
+                for table in self._row_groups():
                     writer.write_table(table, row_group_size=self.row_group_pairs)
         except OSError as error:  # a full disk, mostly
             fail(f"cannot write {path}: {error}")
@@ -377,15 +464,17 @@ def write_draw(task: dict) -> dict:
     # The third spawned child of the draw's seed shuffles its shards (iter_pairs uses the first two).
     writer = ShardWriter(task["out_dir"], cfg["pairs_per_shard"], cfg["row_group_pairs"], cfg["compression"],
                          np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2]), task["expected_pairs"],
-                         prefix=f"draw-{draw:05d}-shard-", draw=draw)
+                         prefix=f"draw-{draw:05d}-shard-", draw=draw, order=cfg["order"])
+    windows = cfg["order"] == "windows"
     counters = {"tokens": 0, "retained": 0, "pairs": 0}
     # One bar per draw, on its own line while the draws run side by side.
     with tqdm(total=task["tokens"], unit="tok", unit_scale=True, desc=f"pairs, draw {draw + 1}/{cfg['draws']}",
               position=task["bar"], leave=task["bar"] == 0, dynamic_ncols=True) as progress:
         slices = read_id_slices(task["files"], task["vocab_size"], max(1, cfg["chunk_tokens"]), progress)
-        for targets, contexts in iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"],
-                                            cfg["dynamic_window"], cfg["chunk_tokens"], seed, counters):
-            writer.add(targets, contexts)
+        for targets, contexts, *sizes in iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"],
+                                                    cfg["dynamic_window"], cfg["chunk_tokens"], seed, counters,
+                                                    with_sizes=windows):
+            writer.add(targets, contexts, *sizes)
             counters["pairs"] += len(targets)
             progress.set_postfix(pairs=f"{counters['pairs']:,}", refresh=False)
     writer.flush()
@@ -397,7 +486,12 @@ def write_draw(task: dict) -> dict:
 
 # meta.json settings that a pairs/ must share with this run for draws to be added to it.
 SHARED_SETTINGS = ("window", "sample", "seed", "dynamic_window", "draws", "compression", "row_group_pairs",
-                   "pairs_per_shard", "tokens", "vocab_size")
+                   "pairs_per_shard", "tokens", "vocab_size", "order")
+
+
+def shard_order_of(meta: dict) -> str:
+    """The order of a pairs/ (meta.json's "order"; one written before orders existed is "pairs")."""
+    return meta.get("order", "pairs")
 
 
 def parse_draws(spec: str, draws: int) -> list[int]:
@@ -422,7 +516,7 @@ def read_pairs_meta(pairs_dir: Path, settings: dict) -> dict | None:
         return None
     meta = read_json(meta_path, "pairs_dataset.py")
     for key in SHARED_SETTINGS:
-        if meta.get(key) != settings[key]:
+        if (shard_order_of(meta) if key == "order" else meta.get(key)) != settings[key]:
             what = "the ids changed since" if key in ("tokens", "vocab_size") else \
                 f"--{key.replace('_', '-')} {meta.get(key)!r} against {settings[key]!r} now:"
             fail(f"cannot add draws to {pairs_dir}: {what} it was written ({key}); "
@@ -446,7 +540,7 @@ def pairs_meta(settings: dict, per_draw: dict[int, dict], shards: list[dict], sh
         "retained_per_draw": [figures and figures["retained"] for figures in listed],
         "shards": shards, "vocab_size": settings["vocab_size"], "compression": settings["compression"],
         "row_group_pairs": settings["row_group_pairs"], "pairs_per_shard": settings["pairs_per_shard"],
-        "bytes": shard_bytes,
+        "bytes": shard_bytes, "order": shard_order_of(settings),
     }
 
 
@@ -502,6 +596,8 @@ def main(argv: list[str] | None = None) -> dict:
         fail(f"--compression must be one of {', '.join(CODECS)}, got {cfg.compression!r}")
     if cfg.draws < 1:
         fail(f"--draws must be at least 1, got {cfg.draws}")
+    if cfg.order not in ORDERS:
+        fail(f"--order must be windows or pairs, got {cfg.order!r}")
     chosen = parse_draws(cfg.only_draws, cfg.draws)
     adding = bool(cfg.only_draws.strip())
     if adding and cfg.delete_old_first:
@@ -512,7 +608,8 @@ def main(argv: list[str] | None = None) -> dict:
     keep_prob = keep_probabilities(counts, cfg.sample, total)
     settings = {"window": cfg.window, "sample": cfg.sample, "seed": cfg.seed, "dynamic_window": cfg.dynamic_window,
                 "draws": cfg.draws, "compression": cfg.compression, "row_group_pairs": cfg.row_group_pairs,
-                "pairs_per_shard": cfg.pairs_per_shard, "tokens": total, "vocab_size": vocab_size}
+                "pairs_per_shard": cfg.pairs_per_shard, "tokens": total, "vocab_size": vocab_size,
+                "order": cfg.order}
     pairs_dir = data_dir / "pairs"
     existing = read_pairs_meta(pairs_dir, settings) if adding else None
     per_draw: dict[int, dict] = {}  # each draw's pairs and retained tokens, those already in pairs/ included
@@ -530,7 +627,7 @@ def main(argv: list[str] | None = None) -> dict:
     old_bytes = 0 if adding else directory_bytes(pairs_dir)
     free = shutil.disk_usage(data_dir).free + (old_bytes if cfg.delete_old_first else 0)
     plan = disk_plan(expected, cfg.compression, cfg.plan_draws or len(chosen), 0 if cfg.delete_old_first else old_bytes,
-                     free)
+                     free, cfg.order)
     if cfg.disk_check:
         check_disk(plan, cfg.compression, data_dir)
     if cfg.delete_old_first and pairs_dir.exists():

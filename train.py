@@ -1,4 +1,4 @@
-"""Stage 7: train skip-gram over the pair shards; checkpoint every few minutes; write the final vectors.
+"""Stage 7: train skip-gram (or CBOW) over the pair shards; checkpoint every few minutes; write the final vectors.
 
     python train.py                      # CUDA when available, else CPU
     python train.py --epochs 1 --dim 100
@@ -9,12 +9,15 @@ Epoch e trains on pairs_dataset.py's draw e % draws (its own sub-sampling and wi
 redraw them every epoch); with fewer draws than epochs the draws are reused in turn. One DataLoader reads an
 epoch's whole stream of batches (dataset.py), so shards neither restart its workers nor synchronise the device.
 
-Two kernels (`make_step` picks the step): numba, word2vec.c's pair-by-pair loop, CPU only, negatives drawn by the
-loader; torch, the batched closed-form step in micro-batches that CUDA runs, negatives drawn on the device by
-torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains.
-With negative sampling the torch kernel shares each draw of NEGATIVES negatives among SHARED_NEGATIVES pairs
-(word2vec.sgns_step_shared: a group's negative rows read once, its scores one matrix product); 1 gives every pair
-its own (sgns_step_torch).
+MODEL sg (skip-gram) or cbow (the mean of a window's context vectors predicts its target); cbow needs shards that
+keep each window's pairs together (pairs_dataset.py --order windows). Kernels (`make_step` picks the step, and stops
+with one line for a combination it has no step for): numba, word2vec.c's pair-by-pair loop, skip-gram only, CPU
+only, negatives drawn by the loader; window, the window kernels (a window's pairs trained together, negatives drawn
+inside the kernel), CPU only, on shards of order windows; torch, the batched closed-form step in micro-batches that
+CUDA runs, negatives drawn on the device by torch.randint from a generator seeded per batch, on the CPU as on the
+GPU, so CPU runs train what the GPU trains. With negative sampling the torch kernel shares each draw of NEGATIVES
+negatives among SHARED_NEGATIVES pairs (word2vec.sgns_step_shared: a group's negative rows read once, its scores one
+matrix product); 1 gives every pair its own (sgns_step_torch).
 
 Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
 batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
@@ -73,7 +76,8 @@ LR = 0.04  # starting learning rate, decayed linearly to LR * MIN_LR_FRACTION (w
 MIN_LR_FRACTION = 0.0001  # floor of the decay, as word2vec.c
 SEED = 1  # seeds the initial vectors, the shard order and the negatives
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
-KERNEL = "auto"  # training step: numba (pair by pair, CPU only), torch (batched, the CUDA step, runs on CPU too), auto (numba on CPU, torch on CUDA)
+MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word; needs pairs_dataset.py --order windows)
+KERNEL = "auto"  # training step: numba (pair by pair, sg, CPU only), window (a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), auto (window on CPU for shards of order windows, numba for order pairs; torch on CUDA)
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
 LOSS_EVERY = 16  # numba kernel: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # torch kernel only: pairs per update within a batch (0 = the whole batch)
@@ -88,8 +92,20 @@ NEIGHBOUR_WORDS = ["москва", "король", "хороший", "говор
 # The clock of the time-based checkpoints (a module attribute so tests can drive it without sleeping).
 clock: Callable[[], float] = time.monotonic
 
-# A step trains one loader batch: (target, context, negatives, lr_start, lr_end, batch_seed) -> summed loss.
-Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, float, int], float]
+# A step trains one loader batch: (target, context, negatives, window_starts, lr_start, lr_end, batch_seed) -> summed
+# loss; window_starts (int64 [W + 1]) are the offsets of the batch's windows (dataset.py); pair kernels ignore them.
+Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float, int], float]
+MODELS = ("sg", "cbow")
+KERNELS = ("auto", "numba", "window", "torch")
+# (model, loss, kernel) that make_step has a step for; a branch adding a kernel adds its lines here.
+BUILT_STEPS: tuple[tuple[str, str, str], ...] = (
+    ("sg", "ns", "numba"),
+    ("sg", "hs", "numba"),
+    ("sg", "ns", "torch"),
+    ("sg", "hs", "torch"),
+)
+# (model, loss) with a window kernel: --kernel auto picks it on the CPU for shards of order windows.
+WINDOW_STEPS = frozenset((model, loss) for model, loss, kernel in BUILT_STEPS if kernel == "window")
 # DataLoader batches waiting per worker (torch's default prefetch_factor) and the one being trained.
 PREFETCH_BATCHES = 2
 
@@ -99,14 +115,23 @@ def learning_rate(cfg, pairs_done: int, total_pairs: int) -> float:
     return cfg.lr * max(cfg.min_lr_fraction, 1.0 - pairs_done / max(1, total_pairs))
 
 
-def choose_kernel(kernel: str, device: torch.device) -> str:
-    """numba or torch: --kernel resolved for the device (auto: numba on CPU, torch on CUDA)."""
-    if kernel not in ("auto", "numba", "torch"):
-        fail(f"--kernel must be auto, numba or torch, not {kernel!r}")
+def choose_kernel(kernel: str, device: torch.device, order: str = "pairs", model: str = "sg",
+                  loss: str = "ns") -> str:
+    """numba, window or torch: --kernel resolved for the device, the shards' order and the model.
+
+    auto: torch on CUDA; on the CPU the window kernel for shards of order windows (when make_step has one for the
+    model and loss, `WINDOW_STEPS`; cbow always asks for it), else numba.
+    """
+    if kernel not in KERNELS:
+        fail(f"--kernel must be auto, numba, window or torch, not {kernel!r}")
     if kernel == "auto":
-        return "numba" if device.type == "cpu" else "torch"
-    if kernel == "numba" and device.type != "cpu":
-        fail(f"--kernel numba runs on the CPU only, not on {device.type}: use --kernel torch or --device cpu")
+        if device.type != "cpu":
+            return "torch"
+        return "window" if order == "windows" and ((model, loss) in WINDOW_STEPS or model == "cbow") else "numba"
+    if kernel in ("numba", "window") and device.type != "cpu":
+        fail(f"--kernel {kernel} runs on the CPU only, not on {device.type}: use --kernel torch or --device cpu")
+    if kernel == "numba" and model != "sg":
+        fail(f"--kernel numba trains skip-gram pair by pair, not --model {model}: use --kernel window or torch")
     return kernel
 
 
@@ -155,7 +180,8 @@ def pairs_dataset_argv(data_dir: Path, meta: dict, draw: int) -> list[str]:
             "--draws", str(meta["draws"]), "--window", str(meta["window"]), "--sample", repr(float(meta["sample"])),
             "--seed", str(meta["seed"]), "--compression", meta["compression"],
             "--pairs-per-shard", str(meta["pairs_per_shard"]), "--row-group-pairs", str(meta["row_group_pairs"]),
-            "--dynamic-window" if meta.get("dynamic_window", True) else "--no-dynamic-window"]
+            "--dynamic-window" if meta.get("dynamic_window", True) else "--no-dynamic-window",
+            "--order", meta.get("order", "pairs")]
 
 
 class DrawWriter:
@@ -217,31 +243,49 @@ def drop_finished_draws(pairs_dir: Path, next_epoch: int, epochs: int, n_draws: 
 
 def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | None,
               unigram: torch.Tensor | None) -> Step:
-    """The training step for (loss ns|hs) x (kernel numba|torch), on the device the model lives on.
+    """The training step for cfg.model (sg|cbow) x loss (ns|hs) x kernel (numba|window|torch), on the model's
+    device; one line naming the steps there are for a combination without one (`BUILT_STEPS`).
 
     numba steps take the loader's negatives; the torch ns step ignores them and draws its own from `unigram`
     (on the model's device) with a generator seeded by the batch seed, as the CUDA run does: one set per
-    SHARED_NEGATIVES pairs.
+    SHARED_NEGATIVES pairs. Window kernels draw theirs from `unigram` inside the kernel (word2vec.counter_draw).
+    Pair kernels ignore window_starts.
     """
-    device = model.input.weight.device
-    if kernel == "numba":
-        input_w = model.input.weight.data.numpy()
-        output_w = (model.inner if loss == "hs" else model.output).weight.data.numpy()
-        if loss == "hs":
-            return lambda target, context, negatives, lr_start, lr_end, seed: hs_step_cpu(
-                input_w, output_w, target.numpy(), context.numpy(), tree.paths, tree.codes, tree.lengths,
-                lr_start, lr_end, cfg.threads, cfg.loss_every)
-        return lambda target, context, negatives, lr_start, lr_end, seed: sgns_step_cpu(
-            input_w, output_w, target.numpy(), context.numpy(), negatives.numpy(), lr_start, lr_end, cfg.threads,
-            cfg.loss_every)
+    model_name = getattr(cfg, "model", "sg")
+    # Each kernel's branch; a new kernel adds its own here and its combinations to BUILT_STEPS.
+    if model_name == "sg" and kernel == "numba":
+        return _sg_numba_step(loss, model, cfg, tree)
+    if model_name == "sg" and kernel == "torch":
+        return _sg_torch_step(loss, model, cfg, tree, unigram)
+    built = ", ".join(f"--model {m} --loss {l} --kernel {k}" for m, l, k in BUILT_STEPS)
+    fail(f"no training step for --model {model_name} --loss {loss} --kernel {kernel} in this train.py "
+         f"(there are: {built})")
+
+
+def _sg_numba_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None) -> Step:
+    """Skip-gram pair by pair: word2vec.c's loop (sgns_step_cpu, hs_step_cpu), the loader's negatives."""
+    input_w = model.input.weight.data.numpy()
+    output_w = (model.inner if loss == "hs" else model.output).weight.data.numpy()
     if loss == "hs":
-        return lambda target, context, negatives, lr_start, lr_end, seed: hs_step_torch(
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: hs_step_cpu(
+            input_w, output_w, target.numpy(), context.numpy(), tree.paths, tree.codes, tree.lengths,
+            lr_start, lr_end, cfg.threads, cfg.loss_every)
+    return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: sgns_step_cpu(
+        input_w, output_w, target.numpy(), context.numpy(), negatives.numpy(), lr_start, lr_end, cfg.threads,
+        cfg.loss_every)
+
+
+def _sg_torch_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
+    """Skip-gram's batched closed-form steps (the CUDA step), negatives drawn on the device."""
+    device = model.input.weight.device
+    if loss == "hs":
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: hs_step_torch(
             model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), tree,
             lr_start, lr_end, cfg.micro_batch)
     generator = torch.Generator(device=device)
 
-    def sgns_torch(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor, lr_start: float,
-                   lr_end: float, seed: int) -> float:
+    def sgns_torch(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor, window_starts: torch.Tensor,
+                   lr_start: float, lr_end: float, seed: int) -> float:
         target = target.to(device, non_blocking=True)
         context = context.to(device, non_blocking=True)
         generator.manual_seed(seed)
@@ -275,14 +319,15 @@ def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.devic
     if on_cpu:
         # target, context (int32) and host-drawn negatives per pair, for every batch queued or in use, plus the
         # row group each worker decodes with its negatives and their int64 draws.
-        per_pair = 8 + (4 * cfg.negatives if host_negatives else 0)
+        # (+ 8: window_starts, int64 offsets, one per pair on shards of order pairs)
+        per_pair = 16 + (4 * cfg.negatives if host_negatives else 0)
         workers = max(1, cfg.num_workers)
         unit_per_pair = 8 + (12 * cfg.negatives if host_negatives else 0)
         plan["loader buffers"] = ((PREFETCH_BATCHES * workers + 1) * batch * per_pair
                                   + workers * row_group_pairs * unit_per_pair)
     else:
         # the batch's target and context, and the negatives drawn there (int64 draws, int32 words)
-        plan["loader buffers"] = batch * (8 + (0 if hs else 12 * cfg.negatives))
+        plan["loader buffers"] = batch * (16 + (0 if hs else 12 * cfg.negatives))
     if kernel == "torch":
         micro = min(batch, cfg.micro_batch) if cfg.micro_batch > 0 else batch
         # gathered u and v, grad_u and grad_v (float32 rows), ~6 float32 and 2 int64 values per output row
@@ -375,7 +420,8 @@ def load_checkpoint(path: Path, cfg, model: SkipGram) -> tuple[dict, list]:
     checkpoint = torch.load(require(path, "train.py (without --resume)"), map_location="cpu", mmap=True)
     saved = checkpoint["config"]
     saved.setdefault("loss", "ns")  # checkpoints from before --loss
-    for key in ("loss", "dim", "epochs", "seed", "lr", "batch_size", "negatives"):
+    saved.setdefault("model", "sg")  # ... and before --model
+    for key in ("model", "loss", "dim", "epochs", "seed", "lr", "batch_size", "negatives"):
         if saved[key] != getattr(cfg, key):
             fail(f"checkpoint was trained with --{key.replace('_', '-')} {saved[key]}, not {getattr(cfg, key)}")
     position = checkpoint["position"]
@@ -443,6 +489,12 @@ def main(argv: list[str] | None = None) -> dict:
     words, counts = load_vocab(data_dir)
     if cfg.loss not in ("ns", "hs"):
         fail(f"--loss must be ns or hs, not {cfg.loss!r}")
+    if cfg.model not in MODELS:
+        fail(f"--model must be sg or cbow, not {cfg.model!r}")
+    order = meta.get("order", "pairs")  # meta.json from before orders: pairs shuffled one by one
+    if cfg.model == "cbow" and order != "windows":
+        fail(f"--model cbow needs each window's pairs together, but {data_dir / 'pairs'} is of order {order}: "
+             f"write it with pairs_dataset.py --order windows")
     hs = cfg.loss == "hs"
     # HS draws no negatives; its Huffman tree is built once from the counts and kept beside vocab.json.
     table_path = None if hs else require(data_dir / "unigram_table.npy", "unigram_table.py")
@@ -453,7 +505,7 @@ def main(argv: list[str] | None = None) -> dict:
     if device.type == "cuda" and not torch.cuda.is_available():
         fail("--device cuda asked for, but torch sees no CUDA device")
     on_cpu = device.type == "cpu"
-    kernel = choose_kernel(cfg.kernel, device)
+    kernel = choose_kernel(cfg.kernel, device, order, cfg.model, cfg.loss)
     numba.set_num_threads(max(1, min(cfg.threads, numba.config.NUMBA_NUM_THREADS)))
     torch.set_num_threads(max(1, cfg.threads))
 
@@ -536,11 +588,11 @@ def main(argv: list[str] | None = None) -> dict:
             epoch_length = len(dataset.stream_workers(cfg.num_workers))  # batches in the epoch's stream
             loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
                                                  pin_memory=not on_cpu)
-            for target, context, negatives in loader:
+            for target, context, negatives, window_starts in loader:
                 n_pairs = int(target.shape[0])
                 lr_start = learning_rate(cfg, position["pairs_done"], total_pairs)
                 lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, total_pairs)
-                loss = step(target, context, negatives, lr_start, lr_end,
+                loss = step(target, context, negatives, window_starts, lr_start, lr_end,
                             batch_seed(cfg.seed, epoch, position["epoch_batches"]))
                 if not math.isfinite(loss):
                     diverged(loss, epoch, position["epoch_batches"], kernel, lr_start, cfg)
@@ -586,7 +638,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in found))
     train_s = max(position["train_s"], 1e-9)
     return report.finish(
-        device=str(device), kernel=kernel, micro_batch=cfg.micro_batch if kernel == "torch" else None,
+        device=str(device), model=cfg.model, order=order, kernel=kernel, micro_batch=cfg.micro_batch if kernel == "torch" else None,
         shared_negatives=cfg.shared_negatives if kernel == "torch" and not hs else None,
         epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(words), pairs=position["pairs_done"], loss=cfg.loss,
         train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),

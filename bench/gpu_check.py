@@ -140,7 +140,7 @@ def step_traffic(dim: int, negatives: int, micro_batch: int, shared_negatives: i
     step = train.make_step("ns", "torch", model, cfg, None, unigram)
     ids = torch.randint(vocab_size, (2, pairs), generator=torch.Generator().manual_seed(2), dtype=torch.int32)
     with TrafficCount() as count:
-        step(ids[0], ids[1], torch.empty(0), 0.025, 0.025, 1)
+        step(ids[0], ids[1], torch.empty(0), torch.arange(pairs + 1), 0.025, 0.025, 1)
     rows = 2 + negatives / max(1, shared_negatives)
     return {"model": count.bytes / pairs, "floor": 2 * rows * dim * 4, "launches_per_micro_batch": count.launches}
 

@@ -64,7 +64,7 @@ AUTOGRAD_BATCHES = 3  # batches timed with autograd (slow: a few are enough)
 SPARSE_ADAM_LR = 0.001  # torch's default; the step's cost does not depend on it
 LOSS_EVERY = (1, 16)  # sgns_step_cpu loss_every values timed; the last is train.py's default, the reference
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # dataset.Batch
 Tables = tuple[np.ndarray, np.ndarray]
 
 
@@ -134,7 +134,7 @@ def pretrained_tables(vocab_size: int, dim: int, pretrain: list[Batch], threads:
     input_w = model.input.weight.data.numpy().copy()
     output_w = model.output.weight.data.numpy().copy()
     loss = pairs = 0
-    for target, context, negatives in pretrain:
+    for target, context, negatives, _ in pretrain:
         loss += sgns_step_cpu(input_w, output_w, target.numpy(), context.numpy(), negatives.numpy(), LR, LR,
                               threads, 16)
         pairs += int(target.shape[0])
@@ -144,7 +144,7 @@ def pretrained_tables(vocab_size: int, dim: int, pretrain: list[Batch], threads:
 def time_numba(tables: Tables, batches: list[Batch], threads: int, loss_every: int) -> tuple[float, float]:
     """Seconds of sgns_step_cpu over the batches from a copy of the tables; and the loss per pair."""
     input_w, output_w = tables[0].copy(), tables[1].copy()
-    arrays = [(t.numpy(), c.numpy(), n.numpy()) for t, c, n in batches]  # outside the timing: free views anyway
+    arrays = [(t.numpy(), c.numpy(), n.numpy()) for t, c, n, _ in batches]  # outside the timing: free views anyway
     loss = 0.0
     started = time.perf_counter()
     for target, context, negatives in arrays:
@@ -163,13 +163,13 @@ def model_from(tables: Tables, dim: int) -> SkipGram:
 
 def time_torch_step(tables: Tables, dim: int, batches: list[Batch], micro_batch: int) -> tuple[float, float]:
     """Seconds of sgns_step_torch over the batches (after an untimed warm-up); and the loss per pair."""
-    t, c, n = batches[0]
+    t, c, n, _ = batches[0]
     sgns_step_torch(model_from(tables, dim), t[:WARMUP_PAIRS], c[:WARMUP_PAIRS], n[:WARMUP_PAIRS], LR, LR,
                     micro_batch)
     model = model_from(tables, dim)
     loss = 0.0
     started = time.perf_counter()
-    for target, context, negatives in batches:
+    for target, context, negatives, _ in batches:
         loss += sgns_step_torch(model, target, context, negatives, LR, LR, micro_batch)
     return time.perf_counter() - started, loss / count(batches)
 
@@ -186,7 +186,7 @@ def torch_breakdown(tables: Tables, dim: int, batch: Batch, micro_batch: int) ->
     """
     model = model_from(tables, dim)
     input_w, output_w = model.input.weight.data, model.output.weight.data
-    target, context, negatives = batch
+    target, context, negatives, _ = batch
     n_pairs = target.shape[0]
     step = micro_batch if micro_batch > 0 else n_pairs
     parts = dict.fromkeys(TORCH_PARTS, 0.0)
@@ -242,7 +242,7 @@ def time_autograd(tables: Tables, dim: int, batches: list[Batch], optimiser: str
         return model, torch.optim.SGD(model.parameters(), lr=LR)
 
     def train_step(model: SkipGram, opt: torch.optim.Optimizer, batch: Batch, parts: dict[str, float]) -> None:
-        target, context, negatives = batch
+        target, context, negatives, _ = batch
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         t1 = time.perf_counter()
@@ -384,7 +384,7 @@ def main() -> None:
     pretrain, _, _ = read_batches(args.data_dir, 1, math.ceil(args.pretrain_pairs / args.batch_size),
                                   args.batch_size, args.negatives, SEED, True, load_table(args.data_dir))
     # Untimed numba call: compiles (or loads from numba's cache) before any timing.
-    warm = [b[:WARMUP_PAIRS].numpy() for b in batches[0]]
+    warm = [b[:WARMUP_PAIRS].numpy() for b in batches[0][:3]]
     scratch = SkipGram(vocab_size, 8, seed=SEED)
     sgns_step_cpu(scratch.input.weight.data.numpy(), scratch.output.weight.data.numpy(), *warm, LR, LR,
                   args.threads, 16)

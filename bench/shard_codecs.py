@@ -32,7 +32,7 @@ def read_rate(data_dir: Path, draw_negatives: bool) -> float:
     dataset = PairsDataset(data_dir, batch_size=300_000, negatives=5, seed=1, epoch=0,
                            draw_negatives=draw_negatives)
     started = time.perf_counter()
-    pairs = sum(int(target.shape[0]) for target, _, _ in dataset)
+    pairs = sum(int(target.shape[0]) for target, _, _, _ in dataset)
     return pairs / (time.perf_counter() - started)
 
 

@@ -83,7 +83,7 @@ def train(args: argparse.Namespace) -> dict:
                                    draw_negatives=args.kernel == "numba")
             loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=1)
             generator.manual_seed(args.seed * 1_000_003 + epoch * 10_007 + shard)  # as train.py
-            for target, context, negatives in loader:
+            for target, context, negatives, _ in loader:
                 n_pairs = int(target.shape[0])
                 lr_start = args.lr * max(MIN_LR_FRACTION, 1.0 - pairs_done / total_pairs)
                 lr_end = args.lr * max(MIN_LR_FRACTION, 1.0 - (pairs_done + n_pairs) / total_pairs)

@@ -46,7 +46,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 def rows(batches) -> np.ndarray:
     """All batches as one array of rows (target, context, negatives...), sorted: a multiset to compare."""
-    stacked = np.concatenate([torch.cat([t[:, None], c[:, None], n], 1).numpy() for t, c, n in batches])
+    stacked = np.concatenate([torch.cat([t[:, None], c[:, None], n], 1).numpy() for t, c, n, _ in batches])
     return stacked[np.lexsort(stacked.T[::-1])]
 
 
@@ -56,8 +56,8 @@ def test_every_pair_once_per_epoch(data_dir, num_workers):
     batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
     targets = torch.cat([b[0] for b in batches]).numpy()
     assert np.array_equal(np.sort(targets), np.arange(TOTAL))
-    assert all(np.array_equal(c.numpy(), t.numpy() + 1) for t, c, _ in batches)
-    for t, c, n in batches:
+    assert all(np.array_equal(c.numpy(), t.numpy() + 1) for t, c, _, _ in batches)
+    for t, c, n, _ in batches:
         assert t.dtype == c.dtype == n.dtype == torch.int32
         assert n.shape == (len(t), 5) and c.shape == t.shape
     sizes = [len(b[0]) for b in batches]
@@ -75,7 +75,7 @@ def test_worker_streams_disjoint_and_batches_exact(data_dir, num_workers):
     for worker in range(num_workers):
         units = ds.worker_units(worker, num_workers)
         assert units == ds.units[worker::num_workers]
-        sizes = [len(t) for t, _, _ in ds.iterate(units)]
+        sizes = [len(t) for t, _, _, _ in ds.iterate(units)]
         expected_pairs = sum(rows for _, _, rows in units)
         assert sizes == [250] * (expected_pairs // 250) + ([expected_pairs % 250] if expected_pairs % 250 else [])
         seen += [tuple(u[:2]) for u in units]
@@ -89,12 +89,12 @@ def test_shard_order_and_explicit_shards(data_dir):
     assert len({tuple(shard_order(5, epoch, 4)) for epoch in range(6)}) > 1  # epochs reshuffle
     assert shard_order(5, 2, 4) == order  # and are reproducible
     bounds = np.cumsum([0] + SHARD_PAIRS)
-    (targets, _, _), = list(ds)
+    (targets, _, _, _), = list(ds)
     starts = [bounds[s] for s in order]
     # shards in that order, each shard's row groups in file order
     assert targets[:SHARD_PAIRS[order[0]]].tolist() == list(range(starts[0], starts[0] + SHARD_PAIRS[order[0]]))
     picked = PairsDataset(data_dir, batch_size=10_000, shards=[2, 0])
-    (targets, _, _), = list(picked)
+    (targets, _, _, _), = list(picked)
     assert targets.tolist() == list(range(bounds[2], bounds[3])) + list(range(0, bounds[1]))
     assert picked.num_pairs == SHARD_PAIRS[2] + SHARD_PAIRS[0]
     with pytest.raises(StageError, match="shard index 4 out of range"):
@@ -161,20 +161,20 @@ def test_same_arguments_same_batches(data_dir):
 
 
 def test_negatives_follow_the_table(data_dir):
-    negatives = torch.cat([n for _, _, n in PairsDataset(data_dir, batch_size=1000, negatives=5)]).numpy()
+    negatives = torch.cat([n for _, _, n, _ in PairsDataset(data_dir, batch_size=1000, negatives=5)]).numpy()
     assert negatives.shape == (TOTAL, 5)
     share = np.bincount(negatives.ravel(), minlength=4) / negatives.size
     assert np.allclose(share, TABLE_SHARES, atol=0.012)  # 27,665 draws: sd <= 0.003
     # a table passed in is used instead of the file; every entry can be drawn, uniformly
     fixed = PairsDataset(data_dir, batch_size=1000, negatives=2, table=np.arange(100, 108, dtype=np.int32))
-    drawn = torch.cat([n for _, _, n in fixed]).numpy().ravel()
+    drawn = torch.cat([n for _, _, n, _ in fixed]).numpy().ravel()
     assert np.allclose(np.bincount(drawn - 100, minlength=8) / drawn.size, 1 / 8, atol=0.01)
     assert drawn.min() == 100 and drawn.max() == 107
 
 
 def test_each_row_group_draws_its_own_negatives(data_dir):
     ds = PairsDataset(data_dir, batch_size=ROW_GROUP, negatives=5, shards=[0])
-    firsts = [n[:50] for _, _, n in ds]  # batch k is row group k of shard 0
+    firsts = [n[:50] for _, _, n, _ in ds]  # batch k is row group k of shard 0
     assert len(firsts) == 7
     assert all(not torch.equal(firsts[i], firsts[j]) for i in range(7) for j in range(i))
 
@@ -182,7 +182,7 @@ def test_each_row_group_draws_its_own_negatives(data_dir):
 def test_without_negatives(data_dir):
     (data_dir / "unigram_table.npy").unlink()
     batches = list(PairsDataset(data_dir, batch_size=4000, draw_negatives=False))
-    assert [n.shape for _, _, n in batches] == [(4000, 0), (TOTAL - 4000, 0)]
+    assert [n.shape for _, _, n, _ in batches] == [(4000, 0), (TOTAL - 4000, 0)]
     assert batches[0][2].dtype == torch.int32
 
 
@@ -216,3 +216,82 @@ def test_shell_shows_one_error_line(tmp_path):
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'pairs'} not found: run pairs_dataset.py first"]
+
+
+# --- window_starts (issue 12) -------------------------------------------------------------------------------------
+
+def window_flag(k: np.ndarray) -> np.ndarray:
+    """The window_start of pair k in the windowed fixture: windows of 1 to 7 pairs, cut by row groups and batches."""
+    return (k % 5 == 0) | (k % 7 == 3)
+
+
+@pytest.fixture
+def windows_dir(data_dir: Path) -> Path:
+    """data_dir's shards (pair k = (k, k + 1)) with a window_start column, meta.json of order windows."""
+    meta_path = data_dir / "pairs" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    for shard in meta["shards"]:
+        path = data_dir / "pairs" / shard["file"]
+        table = pq.read_table(path)
+        target = table.column("target").to_numpy()
+        table = table.append_column("window_start", pa.array(window_flag(target)))
+        pq.write_table(table, path, row_group_size=ROW_GROUP, compression="lz4", use_dictionary=False)
+    meta["order"] = "windows"
+    meta_path.write_text(json.dumps(meta))
+    return data_dir
+
+
+def expected_window_starts(target: np.ndarray) -> np.ndarray:
+    """A batch's window offsets from its pairs alone: a flagged pair, the batch's first pair, and a row group's
+    first pair (k - shard start a multiple of ROW_GROUP) start a window."""
+    shard_starts = np.cumsum([0] + SHARD_PAIRS[:-1])
+    shard_start = shard_starts[np.searchsorted(shard_starts, target, "right") - 1]
+    starts = window_flag(target) | ((target - shard_start) % ROW_GROUP == 0)
+    starts[0] = True
+    return np.append(np.flatnonzero(starts), len(target))
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_window_starts_of_order_windows_cut_at_batch_and_row_group_edges(windows_dir, num_workers):
+    ds = PairsDataset(windows_dir, batch_size=333, negatives=2, seed=3)
+    assert ds.order == "windows"
+    batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
+    assert np.array_equal(np.sort(torch.cat([b[0] for b in batches]).numpy()), np.arange(TOTAL))
+    cut_by_batch = 0
+    for target, _, _, window_starts in batches:
+        assert window_starts.dtype == torch.int64
+        assert np.array_equal(window_starts.numpy(), expected_window_starts(target.numpy()))
+        cut_by_batch += not window_flag(target[:1].numpy())[0]
+    assert cut_by_batch > 3  # batch edges inside windows were exercised
+
+
+def test_window_starts_of_order_pairs_are_every_pair(data_dir):
+    for target, _, _, window_starts in PairsDataset(data_dir, batch_size=777, negatives=1):
+        assert np.array_equal(window_starts.numpy(), np.arange(len(target) + 1))
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_resume_inside_a_cut_window_gives_the_same_batches(windows_dir, num_workers):
+    def stream(start_batch: int) -> list:
+        ds = PairsDataset(windows_dir, batch_size=333, negatives=2, seed=3, start_batch=start_batch)
+        return list(DataLoader(ds, batch_size=None, num_workers=num_workers))
+
+    full = stream(0)
+    for start in (1, 4, len(full) - 1):
+        resumed = stream(start)
+        assert len(resumed) == len(full) - start
+        for got, expected in zip(resumed, full[start:]):
+            for a, b in zip(got, expected):
+                assert torch.equal(a, b)
+
+
+def test_order_windows_without_the_column_is_one_line(data_dir):
+    meta_path = data_dir / "pairs" / "meta.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "order": "windows"}))
+    with pytest.raises(StageError) as error:
+        PairsDataset(data_dir, shards=[2, 1])
+    assert str(error.value) == (f"{data_dir / 'pairs' / 'shard-00002.parquet'} has no window_start column, but "
+                                f"pairs/meta.json says order windows: run pairs_dataset.py again")
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "order": "sorted"}))
+    with pytest.raises(StageError, match=r"^pairs/meta.json: unknown order 'sorted': run pairs_dataset.py again$"):
+        PairsDataset(data_dir)

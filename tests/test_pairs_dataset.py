@@ -421,22 +421,24 @@ def fake_free_space(monkeypatch, free_bytes: int) -> None:
                         lambda path: usage(path)._replace(free=int(free_bytes)))
 
 
-def planned_bytes(data_dir: Path, draws: int, compression: str = "lz4", window: int = 5) -> float:
+def planned_bytes(data_dir: Path, draws: int, compression: str = "lz4", window: int = 5,
+                  order: str = "windows") -> float:
     counts = np.asarray(json.loads((data_dir / "vocab.json").read_text())["counts"])
     keep = pairs_dataset.keep_probabilities(counts, 0)
     return pairs_dataset.expected_pairs_bound(counts, keep, window, True) * draws * \
-        pairs_dataset.PLAN_BYTES_PER_PAIR[compression]
+        pairs_dataset.plan_bytes_per_pair(compression, order)
 
 
 def test_disk_plan_refuses_with_one_line_naming_the_flags(tmp_path, monkeypatch, capsys):
     write_corpus(tmp_path, [np.arange(600) % 30] * 5)  # 3,000 tokens: bound 18,000 pairs a draw
     need = planned_bytes(tmp_path, draws=2)
-    assert need == 3000 * 6 * 2 * 7.8
+    assert need == 3000 * 6 * 2 * 5.3  # order windows (the default), lz4
+    assert planned_bytes(tmp_path, draws=2, order="pairs") == 3000 * 6 * 2 * 7.8
     fake_free_space(monkeypatch, need - 1)
     with pytest.raises(StageError) as refused:
         run_stage(tmp_path, "--sample", "0", "--draws", "2")
     assert str(refused.value) == (
-        f"pairs need ~0.0 GB on disk: 2 draw(s) x ~0.0M pairs (expected, edges ignored) x 7.8 bytes/pair (lz4); "
+        f"pairs need ~0.0 GB on disk: 2 draw(s) x ~0.0M pairs (expected, edges ignored) x 5.3 bytes/pair (lz4); "
         f"0.0 GB free on {tmp_path}: not enough; shrink it with --draws, --compression zstd, --sample, --window, "
         f"--delete-old-first, convert_to_int.py --min-count/--max-vocab (or --no-disk-check to try anyway)")
     assert not (tmp_path / "pairs").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -487,13 +489,13 @@ def small_filesystem(tmp_path):
 def test_disk_plan_on_a_real_small_filesystem(small_filesystem):
     data_dir = small_filesystem / "data"
     rng = np.random.default_rng(5)
-    write_corpus(data_dir, [rng.integers(0, 200, size=500) for _ in range(60)])  # 30,000 tokens
+    write_corpus(data_dir, [rng.integers(0, 200, size=500) for _ in range(80)])  # 40,000 tokens
     assert planned_bytes(data_dir, draws=1) > 1 << 20 > planned_bytes(data_dir, draws=1, window=1)
     with pytest.raises(StageError, match=r"GB free on .*: not enough; shrink it with --draws, --compression zstd"):
         run_stage(data_dir, "--sample", "0", "--draws", "1")
     assert not (data_dir / "pairs").exists()
     figures = run_stage(data_dir, "--sample", "0", "--draws", "1", "--window", "1")
-    assert figures["pairs"] == 2 * (30000 - 60)
+    assert figures["pairs"] == 2 * (40000 - 80)
     # past the check, a full disk is still one line and leaves no partial output behind
     with pytest.raises(StageError, match=r"^disk full: no space left on .* \(it needs about [0-9.]+ MB"):
         run_stage(data_dir, "--sample", "0", "--draws", "3", "--no-disk-check", "--compression", "none",
@@ -589,3 +591,111 @@ def test_remove_draws_then_add_them_back(tmp_path):
         contents = [[(tmp_path / name / "pairs" / s["file"]).read_bytes() for s in meta["shards"] if s["draw"] == draw]
                     for name, meta in (("full", full), ("rolled", rolled))]
         assert contents[0] == contents[1]
+
+
+# --- shard order: windows kept together (issue 12) ----------------------------------------------------------------
+
+def read_windowed(data_dir: Path, shard: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (pairs, window_start) of each row group of one shard of order windows."""
+    file = pq.ParquetFile(data_dir / "pairs" / shard)
+    assert file.schema_arrow.names == ["target", "context", "window_start"]
+    assert file.schema_arrow.field("window_start").type == pa.bool_()
+    groups = []
+    for rg in range(file.metadata.num_row_groups):
+        table = file.read_row_group(rg)
+        pairs = np.stack([table.column("target").to_numpy(), table.column("context").to_numpy()], axis=1)
+        groups.append((pairs, table.column("window_start").to_numpy(zero_copy_only=False)))
+    return groups
+
+
+def split_windows(pairs: np.ndarray, starts: np.ndarray) -> list[tuple[int, tuple[int, ...]]]:
+    """(target, contexts in order) of each flagged run; every run must hold one target."""
+    bounds = np.append(np.flatnonzero(starts), len(pairs))
+    windows = []
+    for a, b in zip(bounds, bounds[1:]):
+        assert len(set(pairs[a:b, 0].tolist())) == 1, (a, b)
+        windows.append((int(pairs[a, 0]), tuple(pairs[a:b, 1].tolist())))
+    return windows
+
+
+def brute_force_windows(docs: list, window: int) -> list[tuple[int, tuple[int, ...]]]:
+    """Each token's window with a fixed window: (target, contexts by offset -window..-1, 1..window)."""
+    windows = []
+    for doc in docs:
+        for i in range(len(doc)):
+            contexts = tuple(int(doc[i + d]) for d in [*range(-window, 0), *range(1, window + 1)]
+                             if 0 <= i + d < len(doc))
+            if contexts:
+                windows.append((int(doc[i]), contexts))
+    return windows
+
+
+def test_order_windows_keeps_each_window_whole_and_flags_its_start(tmp_path):
+    docs = [[0, 1, 2, 3], [4, 5], [6], [7, 8, 9, 7, 7, 1, 2]]  # a lone token, repeated targets side by side
+    write_corpus(tmp_path, docs)
+    run_stage(tmp_path, "--window", "2", "--sample", "0", "--no-dynamic-window", "--draws", "1",
+              "--order", "windows")
+    meta = json.loads((tmp_path / "pairs" / "meta.json").read_text())
+    assert meta["order"] == "windows"
+    (pairs, starts), = read_windowed(tmp_path, "shard-00000.parquet")
+    got = split_windows(pairs, starts)
+    assert Counter(got) == Counter(brute_force_windows(docs, 2))
+    assert len(got) == 13 and starts.sum() == 13  # flags exactly at the 13 windows' first pairs (not at [6])
+    # the windows are shuffled as units: not in stream order
+    assert got != brute_force_windows(docs, 2)
+
+
+def test_order_windows_has_the_pairs_of_order_pairs_shard_by_shard(tmp_path):
+    rng = np.random.default_rng(21)
+    docs = [rng.integers(0, 60, size=k) for k in rng.integers(1, 50, size=80)]
+    flags = ["--window", "4", "--sample", "1e-2", "--draws", "2", "--pairs-per-shard", "1500",
+             "--row-group-pairs", "400", "--seed", "5"]
+    for order in ("windows", "pairs"):
+        write_corpus(tmp_path / order, docs)
+        run_stage(tmp_path / order, *flags, "--order", order)
+    meta_windows, by_windows = read_shards(tmp_path / "windows", draw=None)
+    meta_pairs, by_pairs = read_shards(tmp_path / "pairs", draw=None)
+    assert meta_pairs["order"] == "pairs" and meta_windows["order"] == "windows"
+    assert meta_windows["shards"] == meta_pairs["shards"] and len(by_pairs) >= 4
+    for shard, windows, pairs in zip(meta_pairs["shards"], by_windows, by_pairs):
+        assert as_multiset(windows) == as_multiset(pairs), shard  # the same pairs in every shard
+        assert pq.ParquetFile(tmp_path / "pairs" / "pairs" / shard["file"]).schema_arrow.names == \
+            ["target", "context"]
+        groups = read_windowed(tmp_path / "windows", shard["file"])
+        assert [len(p) for p, _ in groups] == [min(400, shard["pairs"] - i) for i in range(0, shard["pairs"], 400)]
+        for pairs_rg, starts in groups:
+            assert starts[0]  # a row group (or shard) edge inside a window cuts it: the piece is a window
+            split_windows(pairs_rg, starts)  # every flagged run is one target's
+    # the draw's stream, windows whole but for the cuts at row group edges: at most one extra window per edge
+    for draw in (0, 1):
+        shards = [s["file"] for s in meta_windows["shards"] if s["draw"] == draw]
+        groups = [g for name in shards for g in read_windowed(tmp_path / "windows", name)]
+        runs = sum(int(starts.sum()) for _, starts in groups)
+        # the stream's windows: from iter_pairs' sizes for the same seed (its pairs are checked equal above)
+        slices = [(np.concatenate(docs).astype(np.int32),
+                   np.repeat(np.arange(len(docs)), [len(d) for d in docs]))]
+        counts = np.bincount(np.concatenate(docs), minlength=60)
+        sizes = np.concatenate([s for _, _, s in iter_pairs(
+            slices, pairs_dataset.keep_probabilities(counts, 1e-2), 4, 1e-2, True, 10**6,
+            pairs_dataset.draw_seed(5, draw), with_sizes=True)])
+        whole = int((sizes > 0).sum())
+        assert whole <= runs <= whole + len(groups) - 1
+
+
+def test_order_refusals(tmp_path):
+    add_corpus(tmp_path)
+    with pytest.raises(StageError, match=r"^--order must be windows or pairs, got 'shuffled'$"):
+        run_stage(tmp_path, *ADD_FLAGS, "--order", "shuffled")
+    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "0", "--order", "pairs")
+    with pytest.raises(StageError) as error:  # one pairs/ never mixes orders across its draws
+        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1", "--order", "windows")
+    assert str(error.value) == (f"cannot add draws to {tmp_path / 'pairs'}: --order 'pairs' against 'windows' now: "
+                                f"it was written (order); run pairs_dataset.py without --only-draws to write every "
+                                f"draw anew")
+    # a meta.json from before orders is of order pairs: draws of order pairs join it
+    meta_path = tmp_path / "pairs" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["order"]
+    meta_path.write_text(json.dumps(meta))
+    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1", "--order", "pairs")
+    assert json.loads(meta_path.read_text())["order"] == "pairs"

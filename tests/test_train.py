@@ -1,5 +1,6 @@
 """train.py's loop: --kernel torch learns, resume inside a shard is exact, checkpoints by (injected) time, the NaN
 guard, the memory check; and dataset.py's start_batch, on which resume stands."""
+import json
 import math
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ MODEL_FILES = ("embeddings.npy", "checkpoint.pt", "loss.csv", "vectors.txt", "ve
 
 
 def batches_as_arrays(batches) -> list[np.ndarray]:
-    return [torch.cat([t[:, None], c[:, None], n], 1).numpy() for t, c, n in batches]
+    return [torch.cat([t[:, None], c[:, None], n], 1).numpy() for t, c, n, _ in batches]
 
 
 @pytest.mark.parametrize("num_workers", [0, 1, 2, 3])
@@ -269,7 +270,8 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
         return sum(train.memory_plan(vocab, dim, cfg, "numba", torch.device("cpu"), 100_000, 0, 20_000).values())
 
     needed = plan(vocab_size, 24)
-    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 28 + 20_000 * 68
+    # loader buffers: target, context, window_starts (8 + 8) and 5 negatives (20) per pair of 3 batches
+    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 36 + 20_000 * 68
     available = needed - 5_000
     monkeypatch.setattr(train, "available_memory", lambda device: available)
     monkeypatch.setattr(train, "SkipGram", lambda *a, **k: pytest.fail("allocated before the memory check"))
@@ -281,7 +283,7 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     assert 0 < max_vocab < vocab_size and 0 < max_dim < 24
     assert str(refused.value) == (
         f"not enough memory on cpu: training needs {needed / 1e6:.1f} MB (tables {2 * vocab_size * 24 * 4:,} bytes, "
-        f"unigram table 400,000 bytes, loader buffers 1.8 MB) but {available / 1e6:.1f} MB is available: try "
+        f"unigram table 400,000 bytes, loader buffers 1.9 MB) but {available / 1e6:.1f} MB is available: try "
         f"convert_to_int.py --max-vocab {max_vocab} (then pairs_dataset.py and unigram_table.py again), or "
         f"--dim {max_dim}, or a smaller --batch-size")
     assert_nothing_written(data_dir)
@@ -294,23 +296,102 @@ def test_memory_plan_items():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert train.memory_plan(1000, 100, cfg, "numba", cpu, 10**6, 0, 10**6) == {
         "tables": 2 * 1000 * 100 * 4, "unigram table": 4 * 10**6, "huffman tree": 0,
-        "loader buffers": (2 * 2 + 1) * 300_000 * (8 + 4 * 5) + 2 * 10**6 * (8 + 12 * 5)}
+        "loader buffers": (2 * 2 + 1) * 300_000 * (16 + 4 * 5) + 2 * 10**6 * (8 + 12 * 5)}
     # the torch kernel on CUDA: the batch and its negatives on the device, and one micro-batch's temporaries
     assert train.memory_plan(1000, 100, cfg, "torch", cuda, 10**6, 0, 10**6) == {
-        "tables": 800_000, "unigram table": 4 * 10**6, "huffman tree": 0, "loader buffers": 300_000 * (8 + 60),
+        "tables": 800_000, "unigram table": 4 * 10**6, "huffman tree": 0, "loader buffers": 300_000 * (16 + 60),
         "step temporaries": 8192 * (2 * 100 * 4 + 2 * 6 * 100 * 4 + 6 * 40 + 8)}
     hs = train.parse_config(train.__file__, vars(train), ["--dim", "100", "--loss", "hs", "--micro-batch", "0"])
     assert train.memory_plan(1000, 100, hs, "torch", cuda, 0, 17, 10**6) == {
         "tables": 1999 * 100 * 4, "unigram table": 0, "huffman tree": 1000 * (17 * 5 + 8),
-        "loader buffers": 300_000 * 8, "step temporaries": 300_000 * (2 * 100 * 4 + 2 * 18 * 100 * 4 + 18 * 40 + 8)}
+        "loader buffers": 300_000 * 16, "step temporaries": 300_000 * (2 * 100 * 4 + 2 * 18 * 100 * 4 + 18 * 40 + 8)}
 
 
 def test_kernel_choice():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert train.choose_kernel("auto", cpu) == "numba" and train.choose_kernel("auto", cuda) == "torch"
     assert train.choose_kernel("torch", cpu) == "torch"
-    with pytest.raises(StageError, match="^--kernel numba runs on the CPU only, not on cuda: use --kernel torch or "
-                                         "--device cpu$"):
-        train.choose_kernel("numba", cuda)
-    with pytest.raises(StageError, match="^--kernel must be auto, numba or torch, not 'triton'$"):
+    # shards of order windows: the window kernel where make_step has one for the model and loss, else numba;
+    # cbow always asks for the window kernel (make_step names what exists when it has none)
+    for loss in ("ns", "hs"):
+        expected = "window" if ("sg", loss) in train.WINDOW_STEPS else "numba"
+        assert train.choose_kernel("auto", cpu, "windows", "sg", loss) == expected
+        assert train.choose_kernel("auto", cpu, "pairs", "sg", loss) == "numba"
+        assert train.choose_kernel("auto", cpu, "windows", "cbow", loss) == "window"
+        assert train.choose_kernel("auto", cuda, "windows", "cbow", loss) == "torch"
+    assert train.choose_kernel("window", cpu, "windows", "sg") == "window"
+    for kernel in ("numba", "window"):
+        with pytest.raises(StageError, match=f"^--kernel {kernel} runs on the CPU only, not on cuda: use --kernel "
+                                             f"torch or --device cpu$"):
+            train.choose_kernel(kernel, cuda)
+    with pytest.raises(StageError, match="^--kernel numba trains skip-gram pair by pair, not --model cbow: use "
+                                         "--kernel window or torch$"):
+        train.choose_kernel("numba", cpu, "windows", "cbow")
+    with pytest.raises(StageError, match="^--kernel must be auto, numba, window or torch, not 'triton'$"):
         train.choose_kernel("triton", cpu)
+
+
+# --- models, orders and window_starts (issue 12) ------------------------------------------------------------------
+
+def test_the_step_gets_each_batchs_windows(data, monkeypatch):
+    data_dir, pairs_per_draw, _ = data
+    seen = []
+    make_step = train.make_step
+
+    def recording_make_step(*args, **kwargs):
+        step = make_step(*args, **kwargs)
+
+        def recording(target, context, negatives, window_starts, *rest):
+            seen.append((target.numpy().copy(), window_starts.numpy().copy()))
+            return step(target, context, negatives, window_starts, *rest)
+        return recording
+
+    monkeypatch.setattr(train, "make_step", recording_make_step)
+    figures = train.main(["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS])
+    assert figures["order"] == "windows" and figures["model"] == "sg"
+    assert figures["kernel"] == ("window" if ("sg", "ns") in train.WINDOW_STEPS else "numba")
+    assert sum(len(target) for target, _ in seen) == pairs_per_draw[0]
+    for target, starts in seen:
+        assert starts[0] == 0 and starts[-1] == len(target) and np.all(np.diff(starts) > 0)
+        run_of = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+        assert np.all(target[1:][run_of[1:] == run_of[:-1]] == target[:-1][run_of[1:] == run_of[:-1]])
+    # window 4 over sub-sampling 0: most windows hold several pairs
+    assert sum(len(target) for target, _ in seen) > 3 * sum(len(starts) - 1 for _, starts in seen)
+
+
+def test_model_refusals(data):
+    data_dir, _, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS]
+    with pytest.raises(StageError, match=r"^--model must be sg or cbow, not 'skipgram'$"):
+        train.main(args + ["--model", "skipgram"])
+    with pytest.raises(StageError, match=r"^--kernel must be auto, numba, window or torch, not 'fast'$"):
+        train.main(args + ["--kernel", "fast"])
+    # the checkpoint records the model: a resume with another is refused
+    train.main(args + ["--stop-after-batches", "1"])
+    with pytest.raises(StageError, match=r"^checkpoint was trained with --model sg, not cbow$"):
+        train.main(args + ["--model", "cbow", "--resume"])
+    # cbow needs windows: shards of order pairs are refused before anything is read
+    meta_path = data_dir / "pairs" / "meta.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "order": "pairs"}))
+    with pytest.raises(StageError) as error:
+        train.main(args + ["--model", "cbow"])
+    assert str(error.value) == (f"--model cbow needs each window's pairs together, but {data_dir / 'pairs'} is of "
+                                f"order pairs: write it with pairs_dataset.py --order windows")
+
+
+def test_make_step_names_the_steps_there_are():
+    cfg = train.parse_config(train.__file__, vars(train), ["--model", "cbow"])
+    model = train.SkipGram(10, 4, seed=1)
+    built = ", ".join(f"--model {m} --loss {l} --kernel {k}" for m, l, k in train.BUILT_STEPS)
+    assert "--model sg --loss ns --kernel numba" in built and "--model sg --loss hs --kernel torch" in built
+    with pytest.raises(StageError) as error:
+        train.make_step("ns", "numba", model, cfg, None, None)
+    assert str(error.value) == (f"no training step for --model cbow --loss ns --kernel numba in this train.py "
+                                f"(there are: {built})")
+
+
+def test_rolling_draws_write_the_order_of_the_pairs():
+    meta = {"draws": 3, "window": 5, "sample": 1e-4, "seed": 1, "compression": "lz4", "pairs_per_shard": 10,
+            "row_group_pairs": 5}
+    assert train.pairs_dataset_argv(Path("d"), {**meta, "order": "windows"}, 2)[-2:] == ["--order", "windows"]
+    assert train.pairs_dataset_argv(Path("d"), meta, 2)[-2:] == ["--order", "pairs"]  # meta.json before orders
