@@ -20,6 +20,12 @@ Two steps, same update rule as word2vec.c (plain SGD, learning rate decayed line
 Both torch steps can scale the summed gradient of a row repeated within a micro-batch (`row_count_scale`),
 which large micro-batches need (bench/RESULTS.md, "The torch step on CPU").
 
+Window kernels (issue 12; shards of pairs_dataset.py --order windows keep a target occurrence's pairs together):
+`sg_window_step_cpu` (negatives shared by the window, HogBatch after Ji et al. 2016) and `sg_window_hs_step_cpu`
+(the target's Huffman path shared by the window). Roles as in word2vec.c: the window's target owns the output side
+(its output row and the negatives, or its path), its contexts are the inputs; a window's block of scores is taken
+before any of its rows moves, so each output row is fetched once per window instead of once per pair.
+
 Hierarchical softmax (train.py --loss hs) replaces the negatives by the context word's path in a Huffman tree over
 the vocabulary counts (`build_huffman`): L = -sum over the path's nodes n with bit b of log sigma((1-2b) u.v_n),
 with V-1 inner-node vectors instead of the output table. `hs_step_cpu` and `hs_step_torch` are its two steps,
