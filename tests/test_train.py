@@ -263,7 +263,7 @@ def test_nan_loss_from_the_numba_kernel_and_nan_tables_are_never_saved(data, mon
 
 def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeypatch):
     data_dir, _, _ = data
-    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS]
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "numba"]  # the plan below
     cfg = train.parse_config(train.__file__, vars(train), args)
     vocab_size = len(load_vocab(data_dir)[1])
 
