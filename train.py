@@ -64,8 +64,8 @@ from dataset import PairsDataset, draw_pairs
 from pairs_dataset import expected_pairs_per_draw, remove_draws, remove_stale_staging
 from vectors_io import save_word2vec_binary, save_word2vec_text
 from word2vec import (HuffmanTree, SkipGram, cbow_hs_step_cpu, cbow_hs_step_torch, cbow_step_cpu, cbow_step_torch,
-                      hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours, sgns_step_cpu, sgns_step_shared,
-                      sgns_step_torch, shared_negative_groups)
+                      hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours, sg_window_hs_step_cpu,
+                      sg_window_step_cpu, sgns_step_cpu, sgns_step_shared, sgns_step_torch, shared_negative_groups)
 
 DATA_DIR = "data"  # where stage outputs live
 EPOCHS = 5  # passes over the pairs; epoch e reads pairs_dataset.py's draw e mod its --draws
@@ -80,7 +80,7 @@ DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
 MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word; needs pairs_dataset.py --order windows)
 KERNEL = "auto"  # training step: numba (pair by pair, sg, CPU only), window (a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), auto (window on CPU for shards of order windows, numba for order pairs; torch on CUDA)
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
-LOSS_EVERY = 16  # numba kernel: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
+LOSS_EVERY = 16  # numba and window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # torch kernel only: pairs per update within a batch (0 = the whole batch)
 SHARED_NEGATIVES = 32  # torch kernel, ns: pairs sharing one draw of NEGATIVES negatives (sgns_step_shared's group; 1: each pair its own)
 NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
@@ -107,6 +107,8 @@ BUILT_STEPS: tuple[tuple[str, str, str], ...] = (
     ("sg", "hs", "numba"),
     ("sg", "ns", "torch"),
     ("sg", "hs", "torch"),
+    ("sg", "ns", "window"),
+    ("sg", "hs", "window"),
     ("cbow", "ns", "window"),
     ("cbow", "hs", "window"),
     ("cbow", "ns", "torch"),
@@ -265,6 +267,8 @@ def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | 
         return _sg_numba_step(loss, model, cfg, tree)
     if model_name == "sg" and kernel == "torch":
         return _sg_torch_step(loss, model, cfg, tree, unigram)
+    if model_name == "sg" and kernel == "window":
+        return _sg_window_step(loss, model, cfg, tree, unigram)
     if model_name == "cbow" and kernel in ("window", "torch"):
         return _cbow_step(loss, kernel, model, cfg, tree, unigram)
     built = ", ".join(f"--model {m} --loss {l} --kernel {k}" for m, l, k in BUILT_STEPS)
@@ -283,6 +287,23 @@ def _sg_numba_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None) ->
     return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: sgns_step_cpu(
         input_w, output_w, target.numpy(), context.numpy(), negatives.numpy(), lr_start, lr_end, cfg.threads,
         cfg.loss_every)
+
+
+def _sg_window_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None,
+                    unigram: torch.Tensor | None) -> Step:
+    """Skip-gram a window at a time (sg_window_step_cpu, sg_window_hs_step_cpu): the window's target's output rows
+    (with its negatives drawn in the kernel from the batch seed, or its Huffman path) shared by its contexts."""
+    input_w = model.input.weight.data.numpy()
+    if loss == "hs":
+        inner_w = model.inner.weight.data.numpy()
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: sg_window_hs_step_cpu(
+            input_w, inner_w, target.numpy(), context.numpy(), window_starts.numpy(), tree.paths, tree.codes,
+            tree.lengths, lr_start, lr_end, cfg.threads, cfg.loss_every)
+    output_w = model.output.weight.data.numpy()
+    table = unigram.numpy()
+    return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: sg_window_step_cpu(
+        input_w, output_w, target.numpy(), context.numpy(), window_starts.numpy(), table, cfg.negatives, lr_start,
+        lr_end, seed, cfg.threads, cfg.loss_every)
 
 
 def _sg_torch_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:

@@ -25,6 +25,12 @@ the vocabulary counts (`build_huffman`): L = -sum over the path's nodes n with b
 with V-1 inner-node vectors instead of the output table. `hs_step_cpu` and `hs_step_torch` are its two steps,
 `SkipGram.forward_hs` its autograd reference.
 
+Window kernels (issue 12; shards of pairs_dataset.py --order windows keep a target occurrence's pairs together):
+`sg_window_step_cpu` (negatives shared by the window, HogBatch after Ji et al. 2016) and `sg_window_hs_step_cpu`
+(the target's Huffman path shared by the window). Roles as in word2vec.c: the window's target owns the output side
+(its output row and the negatives, or its path), its contexts are the inputs; a window's block of scores is taken
+before any of its rows moves, so each output row is fetched once per window instead of once per pair.
+
 CBOW (train.py --model cbow): the mean h of a window's context input vectors predicts its target, with negatives
 (`cbow_step_cpu`, `cbow_step_torch`) or the target's Huffman path (`cbow_hs_step_cpu`, `cbow_hs_step_torch`); dL/dh
 goes, undivided, to every context input row, as in word2vec.c. `SkipGram.forward_cbow` / `forward_cbow_hs` are their
@@ -680,6 +686,233 @@ def hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, 
         input_w.index_add_(0, t, grad_u)
         inner_w.index_add_(0, nodes.reshape(-1), grad_v.reshape(-1, grad_v.shape[-1]))
     return float(total_loss)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Window kernels (issue 12): a target occurrence's pairs arrive together, so its output side is fetched once.
+# Roles as in word2vec.c's skip-gram: the window's target owns the output rows, its contexts are the inputs.
+# The block products go three rows at a time (_dot3, _axpy3): each pass over the dimensions loads the shared
+# vector once for three rows, where row-by-row loops load it three times; the loop was load-bound, not FMA-bound.
+ROWS_PER_PASS = 3
+
+
+@numba.njit(cache=True)
+def _longest_window(window_starts: np.ndarray) -> int:
+    longest = 0
+    for w in range(window_starts.shape[0] - 1):
+        longest = max(longest, window_starts[w + 1] - window_starts[w])
+    return longest
+
+
+@numba.njit(inline="always")
+def _pair_loss(score: float, label: float) -> float:
+    signed = score if label == 1.0 else -score
+    return math.log1p(math.exp(-signed)) if signed > -30.0 else -signed
+
+
+@numba.njit(inline="always")
+def _dot3(u: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[float, float, float]:
+    sa, sb, sc = np.float32(0.0), np.float32(0.0), np.float32(0.0)
+    for d in range(u.shape[0]):
+        x = u[d]
+        sa += x * a[d]
+        sb += x * b[d]
+        sc += x * c[d]
+    return sa, sb, sc
+
+
+@numba.njit(inline="always")
+def _axpy3(out: np.ndarray, ga: float, a: np.ndarray, gb: float, b: np.ndarray, gc: float, c: np.ndarray,
+           accumulate: bool) -> None:
+    """out (+)= ga a + gb b + gc c."""
+    ga, gb, gc = np.float32(ga), np.float32(gb), np.float32(gc)
+    if accumulate:
+        for d in range(out.shape[0]):
+            out[d] += ga * a[d] + gb * b[d] + gc * c[d]
+    else:
+        for d in range(out.shape[0]):
+            out[d] = ga * a[d] + gb * b[d] + gc * c[d]
+
+
+@numba.njit(inline="always")
+def _train_block(input_w: np.ndarray, output_w: np.ndarray, context: np.ndarray, start: int, k: int,
+                 out_rows: np.ndarray, labels: np.ndarray, live: np.ndarray, n_out: int, lr: float,
+                 clip_skips: bool, loss_every: int, gradient: np.ndarray, grad_in: np.ndarray,
+                 zero_row: np.ndarray) -> float:
+    """One window: contexts context[start:start+k] (rows of input_w) against output_w[out_rows[:n_out]].
+
+    Every score is taken before any row moves; output row j gets sum_i g_ij u_i, input i gets sum_j g_ij v_j.
+    Rows with live[j] False are neither scored nor updated. clip_skips: a score outside +-MAX_SCORE gives no
+    gradient (hierarchical softmax, word2vec.c); else the saturated gradient (negative sampling).
+    Returns the loss of the pairs whose index is a multiple of loss_every.
+    """
+    loss = 0.0
+    padded_out = (n_out + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
+    padded_in = (k + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
+    for i in range(k):
+        u = input_w[context[start + i]]
+        with_loss = (start + i) % loss_every == 0
+        for j0 in range(0, padded_out, ROWS_PER_PASS):
+            a = output_w[out_rows[j0]] if j0 < n_out and live[j0] else zero_row
+            b = output_w[out_rows[j0 + 1]] if j0 + 1 < n_out and live[j0 + 1] else zero_row
+            c = output_w[out_rows[j0 + 2]] if j0 + 2 < n_out and live[j0 + 2] else zero_row
+            sa, sb, sc = _dot3(u, a, b, c)
+            gradient[i, j0], gradient[i, j0 + 1], gradient[i, j0 + 2] = sa, sb, sc
+        for j in range(padded_out):  # scores -> gradient coefficients, in place
+            if j >= n_out or not live[j]:
+                gradient[i, j] = 0.0
+                continue
+            score, label = gradient[i, j], labels[j]
+            if with_loss:  # word2vec.c clips at +-MAX_EXP; the loss still counts the true value
+                loss += _pair_loss(score, label)
+            if score > MAX_SCORE:
+                g = 0.0 if clip_skips else (label - 1.0) * lr
+            elif score < -MAX_SCORE:
+                g = 0.0 if clip_skips else label * lr
+            else:
+                g = (label - 1.0 / (1.0 + math.exp(-score))) * lr
+            gradient[i, j] = np.float32(g)
+        for j0 in range(0, padded_out, ROWS_PER_PASS):  # the input's gradient, from the outputs before they move
+            a = output_w[out_rows[j0]] if j0 < n_out and live[j0] else zero_row
+            b = output_w[out_rows[j0 + 1]] if j0 + 1 < n_out and live[j0 + 1] else zero_row
+            c = output_w[out_rows[j0 + 2]] if j0 + 2 < n_out and live[j0 + 2] else zero_row
+            _axpy3(grad_in[i], gradient[i, j0], a, gradient[i, j0 + 1], b, gradient[i, j0 + 2], c, j0 > 0)
+    for i in range(k, padded_in):
+        for j in range(padded_out):
+            gradient[i, j] = 0.0
+    for j in range(n_out):  # each output row: the summed gradient of the k contexts, from the inputs as they were
+        if not live[j]:
+            continue
+        v = output_w[out_rows[j]]
+        for i0 in range(0, padded_in, ROWS_PER_PASS):
+            a = input_w[context[start + i0]] if i0 < k else zero_row
+            b = input_w[context[start + i0 + 1]] if i0 + 1 < k else zero_row
+            c = input_w[context[start + i0 + 2]] if i0 + 2 < k else zero_row
+            _axpy3(v, gradient[i0, j], a, gradient[i0 + 1, j], b, gradient[i0 + 2, j], c, True)
+    for i in range(k):
+        u = input_w[context[start + i]]
+        grad = grad_in[i]
+        for d in range(u.shape[0]):
+            u[d] += grad[d]
+    return loss
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray, context: np.ndarray,
+                       window_starts: np.ndarray, table: np.ndarray, negatives: int, lr_start: float,
+                       lr_end: float, seed: int, threads: int, loss_every: int = 1) -> float:
+    """Skip-gram with negatives shared across a window (HogBatch, Ji et al. 2016); returns the summed loss.
+
+    Window w (pairs window_starts[w]:window_starts[w + 1], all of one target t) scores each context's input row
+    against one block of output rows: output_w[t] (label 1) and `negatives` rows of the unigram table drawn with
+    counter_draw(seed, w * negatives + j), a draw equal to t left out (word2vec.c skips it). Every score of the
+    k x (1 + negatives) block is taken before any row moves; then each output row gets the summed gradient of the
+    k contexts and each context its own, so the block's rows are read from memory once per window instead of
+    once per pair, and the next window's rows are prefetched while this one trains.
+    Learning rate linear from lr_start to lr_end by the window's first pair / n_pairs; `threads` contiguous
+    ranges of windows update the tables without locks; the loss is taken on pairs 0, loss_every, ... and
+    scaled up to the batch, as in sgns_step_cpu.
+    """
+    n_pairs, dim = target.shape[0], input_w.shape[1]
+    n_windows = window_starts.shape[0] - 1
+    n_out = negatives + 1
+    rows_in = (max(1, _longest_window(window_starts)) + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
+    rows_out = (n_out + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
+    per_thread = (n_windows + threads - 1) // threads
+    loss_every = max(1, loss_every)
+    table_size = table.shape[0]
+    seed_u = np.uint64(seed)
+    labels = np.zeros(n_out, dtype=np.float32)
+    labels[0] = 1.0
+    losses = np.zeros(threads)
+    for thread in numba.prange(threads):
+        grad_in = np.empty((rows_in, dim), dtype=np.float32)
+        gradient = np.empty((rows_in, rows_out), dtype=np.float32)
+        zero_row = np.zeros(dim, dtype=np.float32)
+        out_rows = np.empty(n_out, dtype=np.int64)
+        next_rows = np.empty(n_out, dtype=np.int64)
+        live = np.ones(n_out, dtype=np.bool_)
+        loss = 0.0
+        first, end = thread * per_thread, min(n_windows, (thread + 1) * per_thread)
+        if first < end:  # the first window's output rows; later ones are drawn one window ahead
+            next_rows[0] = target[window_starts[first]]
+            for j in range(negatives):
+                next_rows[j + 1] = table[counter_draw(seed_u, np.uint64(first * negatives + j), table_size)]
+        for w in range(first, end):
+            start, stop = window_starts[w], window_starts[w + 1]
+            out_rows[:] = next_rows
+            if w + 1 < end:  # draw the next window's rows now and start loading them
+                next_start, next_stop = window_starts[w + 1], window_starts[w + 2]
+                next_rows[0] = target[next_start]
+                prefetch_row(output_w, next_rows[0])
+                for j in range(negatives):
+                    next_rows[j + 1] = table[counter_draw(seed_u, np.uint64((w + 1) * negatives + j), table_size)]
+                    if next_rows[j + 1] != next_rows[0]:
+                        prefetch_row(output_w, next_rows[j + 1])
+                for p in range(next_start, next_stop):
+                    prefetch_row(input_w, context[p])
+            if stop == start:
+                continue
+            for j in range(1, n_out):
+                live[j] = out_rows[j] != out_rows[0]
+            lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
+            loss += _train_block(input_w, output_w, context, start, stop - start, out_rows, labels, live, n_out, lr,
+                                 False, loss_every, gradient, grad_in, zero_row)
+        losses[thread] = loss
+    return losses.sum() * n_pairs / max(1, (n_pairs + loss_every - 1) // loss_every)
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def sg_window_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarray, context: np.ndarray,
+                          window_starts: np.ndarray, paths: np.ndarray, codes: np.ndarray, lengths: np.ndarray,
+                          lr_start: float, lr_end: float, threads: int, loss_every: int = 1) -> float:
+    """Hierarchical softmax with the target's Huffman path shared across its window; returns the summed loss.
+
+    Window w's target t owns the output side: the inner-node rows of path(t). Each context's input row is scored
+    against every node of it (a k x L block, all scores before any row moves); node n with bit b has label 1 - b,
+    a score outside +-MAX_EXP is skipped (no update, the loss still counts it), as in hs_step_cpu. Each node gets
+    the summed gradient of the k contexts, each context its own. Learning rate, threads, prefetching of the next
+    window and loss_every as in sg_window_step_cpu.
+    """
+    n_pairs, dim = target.shape[0], input_w.shape[1]
+    n_windows = window_starts.shape[0] - 1
+    max_len = max(1, paths.shape[1])
+    rows_in = (max(1, _longest_window(window_starts)) + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
+    rows_out = (max_len + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
+    per_thread = (n_windows + threads - 1) // threads
+    loss_every = max(1, loss_every)
+    losses = np.zeros(threads)
+    for thread in numba.prange(threads):
+        grad_in = np.empty((rows_in, dim), dtype=np.float32)
+        gradient = np.empty((rows_in, rows_out), dtype=np.float32)
+        zero_row = np.zeros(dim, dtype=np.float32)
+        out_rows = np.empty(max_len, dtype=np.int64)
+        labels = np.empty(max_len, dtype=np.float32)
+        live = np.ones(max_len, dtype=np.bool_)
+        loss = 0.0
+        first, end = thread * per_thread, min(n_windows, (thread + 1) * per_thread)
+        for w in range(first, end):
+            start, stop = window_starts[w], window_starts[w + 1]
+            if w + 1 < end:
+                next_start, next_stop = window_starts[w + 1], window_starts[w + 2]
+                if next_stop > next_start:
+                    next_t = target[next_start]
+                    for j in range(lengths[next_t]):
+                        prefetch_row(inner_w, paths[next_t, j])
+                for p in range(next_start, next_stop):
+                    prefetch_row(input_w, context[p])
+            if stop == start:
+                continue
+            t = target[start]
+            n_nodes = lengths[t]
+            for j in range(n_nodes):
+                out_rows[j] = paths[t, j]
+                labels[j] = 1.0 - codes[t, j]
+            lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
+            loss += _train_block(input_w, inner_w, context, start, stop - start, out_rows, labels, live, n_nodes, lr,
+                                 True, loss_every, gradient, grad_in, zero_row)
+        losses[thread] = loss
+    return losses.sum() * n_pairs / max(1, (n_pairs + loss_every - 1) // loss_every)
 
 
 # ----------------------------------------------------------------------------------------------------------------

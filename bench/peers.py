@@ -36,6 +36,8 @@ CORPORA = {
               "similarity": ["eval_en/wordsim353.tsv", "eval_en/simlex999.txt"]},
     "ru": {"dim": 300, "analogies": [], "similarity": ["eval/ru_simlex965.tsv", "eval/hj.csv"]},
 }
+# Our side's choices beyond the shared settings (--kernel, --order); empty: the scripts' defaults.
+OURS = {"kernel": "", "order": ""}
 SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025, "seed": 1,
             "model": "sg"}
 
@@ -144,13 +146,13 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
         ["prep.py", "--dataset", str(corpus_source(corpus))],
         ["convert_to_int.py", "--min-count", str(SETTINGS["min_count"])],
         ["pairs_dataset.py", "--window", str(SETTINGS["window"]), "--sample", str(SETTINGS["sample"]),
-         "--draws", str(epochs), "--seed", str(SETTINGS["seed"]),
-         *(["--order", "windows"] if SETTINGS["model"] == "cbow" else [])],  # a fresh draw of windows and sub-sampling per epoch, as gensim does
+         "--draws", str(epochs), "--seed", str(SETTINGS["seed"])]
+        + (["--order", OURS["order"]] if OURS["order"] else []),  # a fresh draw of windows and sub-sampling per epoch, as gensim does
         *([] if hs else [["unigram_table.py"]]),  # hierarchical softmax draws no negatives: no table
         ["train.py", "--epochs", str(epochs), "--dim", str(dim), "--negatives", str(SETTINGS["negative"]),
          "--threads", str(SETTINGS["workers"]), "--lr", str(SETTINGS["alpha"]), "--device", "cpu",
          "--seed", str(SETTINGS["seed"]), "--model", SETTINGS["model"]]
-        + (["--loss", "hs"] if hs else []),
+        + (["--loss", "hs"] if hs else []) + (["--kernel", OURS["kernel"]] if OURS["kernel"] else []),
     ]
     figures = {}
     for script, *arguments in stages:
@@ -208,6 +210,9 @@ def main() -> None:
                         help="skip-gram or CBOW on both sides (gensim sg=0, word2vec.c -cbow 1, our --model cbow)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each side, alternated; the table shows medians, the spread of times below it")
+    parser.add_argument("--dim", type=int, default=0, help="embedding size of both sides (0: the corpus's, 100 or 300)")
+    parser.add_argument("--kernel", default="", help="our train.py --kernel (empty: its default)")
+    parser.add_argument("--order", default="", help="our pairs_dataset.py --order (empty: its default)")
     parser.add_argument("--report", action="store_true",
                         help="print every run kept in bench/work/results.jsonl as Markdown tables, run nothing")
     parser.add_argument("--internal-peer", metavar="OUT", help=argparse.SUPPRESS)
@@ -216,8 +221,9 @@ def main() -> None:
         for line in (WORK / "results.jsonl").read_text().splitlines():
             print_table(json.loads(line), markdown=True)
         return
-    dim = CORPORA[args.corpus]["dim"]
+    dim = args.dim or CORPORA[args.corpus]["dim"]
     SETTINGS["seed"] = args.seed
+    OURS["kernel"], OURS["order"] = args.kernel, args.order
     SETTINGS["alpha"] = args.alpha
     SETTINGS["model"] = args.model
 
@@ -229,9 +235,13 @@ def main() -> None:
         print(f"skipped: {SHARED} is absent (the benchmark needs the shared corpora)")
         return
 
-    tag = (f"{args.corpus}-e{args.epochs}{'-cbow' if args.model == 'cbow' else ''}{'-hs' if args.hs else ''}{f'-seed{args.seed}' if args.seed != 1 else ''}"
+    tag = (f"{args.corpus}-e{args.epochs}{'-cbow' if args.model == 'cbow' else ''}{'-hs' if args.hs else ''}"
+           f"{f'-dim{dim}' if args.dim else ''}"
+           f"{f'-{args.kernel}' if args.kernel else ''}{f'-{args.order}' if args.order else ''}"
+           f"{f'-seed{args.seed}' if args.seed != 1 else ''}"
            f"{f'-alpha{args.alpha:g}' if args.alpha != 0.025 else ''}{'' if args.peer == 'gensim' else '-' + args.peer}")
     results = {"corpus": args.corpus, "epochs": args.epochs, "dim": dim, "hs": args.hs, "machine": machine(),
+               "kernel": args.kernel or "default", "order": args.order or "default",
                "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats, "peer": args.peer}
     runs: dict[str, list[dict]] = {args.peer: [], "ours": []}
     # The two sides alternate, so a slow spell of the shared machine falls on both rather than on one.
@@ -242,7 +252,8 @@ def main() -> None:
             # Its own process, so that its peak memory is its own.
             done = subprocess.run([PYTHON, __file__, "--corpus", args.corpus, "--epochs", str(args.epochs),
                                    *(["--hs"] if args.hs else []), "--seed", str(args.seed), "--peer", args.peer,
-                                   "--alpha", str(args.alpha), "--model", args.model, "--internal-peer", str(out)],
+                                   "--alpha", str(args.alpha), "--model", args.model, "--dim", str(dim),
+                                   "--internal-peer", str(out)],
                                   capture_output=True, text=True)
             if done.returncode:
                 sys.exit(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"{args.peer} failed")

@@ -117,7 +117,8 @@ def uninterrupted_then_reset(args: list[str], data_dir: Path) -> tuple[np.ndarra
     return vectors, loss_log
 
 
-@pytest.mark.parametrize("loss, kernel, num_workers", [("ns", "torch", 0), ("ns", "numba", 2), ("hs", "torch", 0)])
+@pytest.mark.parametrize("loss, kernel, num_workers", [("ns", "torch", 0), ("ns", "numba", 2), ("hs", "torch", 0),
+                                                      ("ns", "window", 2), ("hs", "window", 0)])
 def test_resume_inside_a_shard_is_bit_exact(data, loss, kernel, num_workers):
     data_dir, pairs_per_draw, _ = data
     args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--loss", loss, "--micro-batch", "1024",
@@ -235,7 +236,7 @@ def test_non_finite_loss_stops_with_one_line_and_writes_nothing(data):
 
 def test_nan_loss_from_the_numba_kernel_and_nan_tables_are_never_saved(data, monkeypatch):
     data_dir, _, _ = data
-    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS]
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "numba"]
     make_step = train.make_step
     monkeypatch.setattr(train, "make_step", lambda *a, **k: lambda *batch: math.nan)
     with pytest.raises(StageError, match=r"^training diverged: loss nan at batch 1 of epoch 1 \(kernel numba, "
@@ -262,7 +263,7 @@ def test_nan_loss_from_the_numba_kernel_and_nan_tables_are_never_saved(data, mon
 
 def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeypatch):
     data_dir, _, _ = data
-    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS]
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "numba"]  # the plan below
     cfg = train.parse_config(train.__file__, vars(train), args)
     vocab_size = len(load_vocab(data_dir)[1])
 
@@ -357,6 +358,16 @@ def test_the_step_gets_each_batchs_windows(data, monkeypatch):
         assert np.all(target[1:][run_of[1:] == run_of[:-1]] == target[:-1][run_of[1:] == run_of[:-1]])
     # window 4 over sub-sampling 0: most windows hold several pairs
     assert sum(len(target) for target, _ in seen) > 3 * sum(len(starts) - 1 for _, starts in seen)
+
+
+@pytest.mark.parametrize("loss", ["ns", "hs"])
+def test_window_kernels_learn_planted_clusters_through_train(data, loss):
+    data_dir, pairs_per_draw, clusters = data
+    figures = train.main(["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--loss", loss, "--lr", "0.05"])
+    assert figures["kernel"] == "window" and figures["order"] == "windows"  # auto on shards of order windows
+    assert figures["pairs"] == sum(pairs_per_draw)
+    share = share_in_cluster(data_dir, clusters)
+    assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
 
 
 def test_model_refusals(data):
