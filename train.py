@@ -458,7 +458,8 @@ def _size(size: int) -> str:
 
 def diverged(loss: float, epoch: int, batch: int, kernel: str, lr: float, cfg) -> None:
     """Stop with one line on a non-finite loss, naming what sets the step's size."""
-    micro_batch = f"micro-batch {cfg.micro_batch or cfg.batch_size}" if kernel == "torch" else "pair by pair"
+    micro_batch = {"torch": f"micro-batch {cfg.micro_batch or cfg.batch_size}", "window": "window by window"}.get(
+        kernel, "pair by pair")
     fail(f"training diverged: loss {loss} at batch {batch + 1} of epoch {epoch + 1} (kernel {kernel}, learning rate "
          f"{lr:.6g} of --lr {cfg.lr}, {micro_batch}): lower --lr" + (" or --micro-batch" if kernel == "torch" else "")
          + "; the diverged tables were not saved")

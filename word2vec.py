@@ -230,6 +230,30 @@ def counter_draws(seed: int, counters: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+@numba.njit(inline="always")
+def _train_output_row(u: np.ndarray, grad_u: np.ndarray, v: np.ndarray, label: float, lr: np.float32,
+                      with_loss: bool, skip_clipped: bool) -> float:
+    """Score input vector u against output row v, move v and add u's gradient to grad_u; the pair's loss (0.0
+    unless with_loss). Outside +-MAX_SCORE negative sampling clips the gradient and hierarchical softmax skips the
+    row (skip_clipped), as word2vec.c does; the loss counts the true score. Shared by the pair and CBOW kernels."""
+    score = np.float32(0.0)
+    for d in range(u.shape[0]):
+        score += u[d] * v[d]
+    loss = _pair_loss(score, label) if with_loss else 0.0
+    if skip_clipped and (score >= MAX_SCORE or score <= -MAX_SCORE):
+        return loss
+    if score > MAX_SCORE:
+        g = np.float32((label - 1.0) * lr)
+    elif score < -MAX_SCORE:
+        g = np.float32(label * lr)
+    else:
+        g = np.float32((label - 1.0 / (1.0 + math.exp(-score))) * lr)
+    for d in range(u.shape[0]):
+        grad_u[d] += g * v[d]
+        v[d] += g * u[d]
+    return loss
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def sgns_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray, context: np.ndarray,
                   negatives: np.ndarray, lr_start: float, lr_end: float, threads: int, loss_every: int = 1) -> float:
@@ -266,22 +290,7 @@ def sgns_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
                     v, label = output_w[context[p]], 1.0
                 else:
                     v, label = output_w[negatives[p, j - 1]], 0.0
-                score = np.float32(0.0)
-                for d in range(dim):
-                    score += u[d] * v[d]
-                if with_loss:  # word2vec.c clips at +-MAX_EXP; the loss still counts the true value
-                    signed = score if label == 1.0 else -score
-                    loss += math.log1p(math.exp(-signed)) if signed > -30.0 else -signed
-                if score > MAX_SCORE:
-                    g = (label - 1.0) * lr
-                elif score < -MAX_SCORE:
-                    g = label * lr
-                else:
-                    g = (label - 1.0 / (1.0 + math.exp(-score))) * lr
-                g = np.float32(g)
-                for d in range(dim):
-                    grad_u[d] += g * v[d]
-                    v[d] += g * u[d]
+                loss += _train_output_row(u, grad_u, v, label, lr, with_loss, False)
             for d in range(dim):
                 u[d] += grad_u[d]
         losses[thread] = loss
@@ -624,20 +633,7 @@ def hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarray, co
             grad_u[:] = 0.0
             with_loss = p % loss_every == 0
             for j in range(lengths[c]):
-                v = inner_w[paths[c, j]]
-                label = 1.0 - codes[c, j]
-                score = np.float32(0.0)
-                for d in range(dim):
-                    score += u[d] * v[d]
-                if with_loss:
-                    signed = score if label == 1.0 else -score
-                    loss += math.log1p(math.exp(-signed)) if signed > -30.0 else -signed
-                if score >= MAX_SCORE or score <= -MAX_SCORE:
-                    continue
-                g = np.float32((label - 1.0 / (1.0 + math.exp(-score))) * lr)
-                for d in range(dim):
-                    grad_u[d] += g * v[d]
-                    v[d] += g * u[d]
+                loss += _train_output_row(u, grad_u, inner_w[paths[c, j]], 1.0 - codes[c, j], lr, with_loss, True)
             for d in range(dim):
                 u[d] += grad_u[d]
         losses[thread] = loss
@@ -1005,23 +1001,7 @@ def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
                     o, label = negs[j - 1], 0.0
                     if o == t:
                         continue
-                v = output_w[o]
-                score = np.float32(0.0)
-                for d in range(dim):
-                    score += h[d] * v[d]
-                if with_loss:  # clipped below as word2vec.c does; the loss counts the true value
-                    signed = score if label == 1.0 else -score
-                    loss += math.log1p(math.exp(-signed)) if signed > -30.0 else -signed
-                if score > MAX_SCORE:
-                    g = (label - 1.0) * lr
-                elif score < -MAX_SCORE:
-                    g = label * lr
-                else:
-                    g = (label - 1.0 / (1.0 + math.exp(-score))) * lr
-                g = np.float32(g)
-                for d in range(dim):
-                    grad_h[d] += g * v[d]
-                    v[d] += g * h[d]
+                loss += _train_output_row(h, grad_h, output_w[o], label, lr, with_loss, False)
             _add_to_contexts(input_w, context, start, stop, grad_h)
         losses[thread] = loss
     return losses.sum() * n_windows / max(1, (n_windows + loss_every - 1) // loss_every)
@@ -1063,20 +1043,7 @@ def cbow_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarra
             grad_h[:] = 0.0
             with_loss = w % loss_every == 0
             for j in range(lengths[t]):
-                v = inner_w[paths[t, j]]
-                label = 1.0 - codes[t, j]
-                score = np.float32(0.0)
-                for d in range(dim):
-                    score += h[d] * v[d]
-                if with_loss:
-                    signed = score if label == 1.0 else -score
-                    loss += math.log1p(math.exp(-signed)) if signed > -30.0 else -signed
-                if score >= MAX_SCORE or score <= -MAX_SCORE:
-                    continue
-                g = np.float32((label - 1.0 / (1.0 + math.exp(-score))) * lr)
-                for d in range(dim):
-                    grad_h[d] += g * v[d]
-                    v[d] += g * h[d]
+                loss += _train_output_row(h, grad_h, inner_w[paths[t, j]], 1.0 - codes[t, j], lr, with_loss, True)
             _add_to_contexts(input_w, context, start, stop, grad_h)
         losses[thread] = loss
     return losses.sum() * n_windows / max(1, (n_windows + loss_every - 1) // loss_every)

@@ -89,8 +89,10 @@ def test_cpu_dry_run_end_to_end_without_datasets_or_gensim(tmp_path):
     # dim 16, 5 negatives shared by 32 pairs: 2 + 5/32 rows of 64 bytes, read and written once at the floor
     assert report["floor_bytes_per_pair"] == round(2 * (2 + 5 / 32) * 16 * 4)
     assert report["step_bytes_per_pair"] > 2 * report["floor_bytes_per_pair"] and report["launches_per_micro_batch"] > 0
+    # the report rounds the share to 4 decimals: on a slow machine the share is ~0.004, where that rounding is >1%
     assert report["share_of_bandwidth_bound"] == pytest.approx(
-        report["pairs_per_s"] * report["step_bytes_per_pair"] / (report["copy_bandwidth_gb_s"] * 1e9), rel=0.01)
+        report["pairs_per_s"] * report["step_bytes_per_pair"] / (report["copy_bandwidth_gb_s"] * 1e9), rel=0.01,
+        abs=0.00006)
     assert report["peak_gpu_memory_mb"] is None and report["analogy_support"] == "5/5"
     assert report["planned_memory_mb"] > 0 and "train.py planned" in done.stdout
     assert report["wordsim353_support"] == report["simlex999_support"] == "20/20"
