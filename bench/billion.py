@@ -56,6 +56,10 @@ TRAIN_S = 420.0  # seconds of the first training run before its SIGKILL (at leas
 RESUME_S = 150.0  # seconds of the --resume run before its SIGKILL
 WARMUP_S = 20.0  # seconds after the first progress left out of the pairs/s slope (the loader filling up)
 PAUSE_S = 5.0  # a gap this long between progress updates is a pause (checkpoint, wait for a draw), not training
+# Nice value of the stage's autogroup (Linux): with sched_autogroup on, a process's nice weighs only against its
+# own session's processes, so other sessions' `nice -n 15` work still takes an equal share per session; the stage
+# runs in a session of its own, whose group this lowers (negative: needs root; 0 leaves it; None: not tried).
+AUTOGROUP_NICE = -15
 SAMPLE_S = 0.5  # period of the memory sampling
 DISK_SAMPLE_S = 2.0  # period of the disk sampling
 # tqdm's bar with unit_scale: "| 45.2M/3.76G [" (n, total); its postfix holds "loss=4.123".
@@ -152,6 +156,17 @@ def stage_command(stage: str, data_dir: Path, corpus: Path, resume: bool = False
     return command
 
 
+def raise_priority(pid: int, nice: int | None = None) -> str | None:
+    """Set the autogroup nice of the session `pid` leads; returns what /proc says it is now (None where absent)."""
+    nice = AUTOGROUP_NICE if nice is None else nice
+    path = Path(f"/proc/{pid}/autogroup")
+    try:
+        path.write_text(str(nice))
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
 def kill_tree(process: subprocess.Popen) -> None:
     """SIGKILL the process (as a crash would), then whatever of its session outlived it."""
     process.send_signal(signal.SIGKILL)
@@ -174,9 +189,10 @@ def run_stage(stage: str, data_dir: Path, corpus: Path, log: Path) -> dict:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
                                    start_new_session=True)
+        autogroup = raise_priority(process.pid)
         sampler = Sampler(process.pid, data_dir)
         returncode = process.wait()
-        figures = {"process_s": round(time.perf_counter() - started, 2), **sampler.stop()}
+        figures = {"process_s": round(time.perf_counter() - started, 2), **sampler.stop(), "autogroup": autogroup}
     if returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         sys.exit(f"{stage}.py failed (exit {returncode}); end of {log}:\n{tail}")
@@ -274,6 +290,7 @@ def run_training(data_dir: Path, corpus: Path, log: Path, seconds: float, resume
         started = time.monotonic()
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    start_new_session=True)
+        autogroup = raise_priority(process.pid)
         sampler_ref: list = []
         progress = Progress(process.stdout, handle, sampler_ref)
         sampler = Sampler(process.pid, data_dir)
@@ -294,7 +311,7 @@ def run_training(data_dir: Path, corpus: Path, log: Path, seconds: float, resume
         progress.join()
         figures = {"process_s": round(killed_at - started, 2), "killed": not ended_by_itself,
                    "returncode": process.returncode, **sampler.stop(),
-                   "writer_seen_s": round(sampler.writer_seen_s, 1)}
+                   "writer_seen_s": round(sampler.writer_seen_s, 1), "autogroup": autogroup}
     updates = progress.updates
     figures.update(rates(updates, started))
     figures["first_pairs"] = updates[0][1] if updates else None
@@ -384,26 +401,31 @@ def report() -> None:
                   f"{figures['tree_peak_mb']:,.0f} | {figures['disk_peak_mb']:,.0f} | {figures['throughput']:,} "
                   f"{figures['unit']} | {'-' if ratio is None else f'{ratio:.2f}'} | "
                   f"{'-' if memory is None else f'{memory:.2f}'} |")
-    print("\nBytes per vocabulary word (largest process; growth of its peak over the growth of the vocabulary):")
+    print("\nBytes per vocabulary word: growth of the peak (largest process; tree) over the growth of the vocabulary "
+          "at min_count 5, between consecutive sizes and from the smallest to the largest:")
+    steps = list(zip(corpora, corpora[1:])) + ([(corpora[0], corpora[-1])] if len(corpora) > 2 else [])
     for stage in STAGES:
         row = []
-        for name in corpora[1:]:
-            a, b = records.get((base, stage)), records.get((name, stage))
-            if a and b and facts[name]["vocab"] and facts[base]["vocab"]:
-                grown = (b["figures"]["process_peak_mb"] - a["figures"]["process_peak_mb"]) * 2**20
-                words = facts[name]["vocab"] - facts[base]["vocab"]
-                row.append(f"{name}: {grown / words:,.0f}")
+        for small, large in steps:
+            a, b = records.get((small, stage)), records.get((large, stage))
+            if a and b and facts[large]["vocab"] and facts[small]["vocab"]:
+                words = facts[large]["vocab"] - facts[small]["vocab"]
+                process = (b["figures"]["process_peak_mb"] - a["figures"]["process_peak_mb"]) * 2**20 / words
+                tree = (b["figures"]["tree_peak_mb"] - a["figures"]["tree_peak_mb"]) * 2**20 / words
+                row.append(f"{small}->{large}: {process:,.0f}; {tree:,.0f}")
         print(f"- {stage}: {', '.join(row)}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    global TRAIN_S, RESUME_S, CHECKPOINT_MINUTES
+    global TRAIN_S, RESUME_S, CHECKPOINT_MINUTES, AUTOGROUP_NICE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", help="ru, zipf-x<SCALE> or a path")
     parser.add_argument("--stage", choices=STAGES)
     parser.add_argument("--train-s", type=float, default=TRAIN_S, help="seconds of the first training run")
     parser.add_argument("--resume-s", type=float, default=RESUME_S, help="seconds of the --resume run")
     parser.add_argument("--checkpoint-minutes", type=float, default=CHECKPOINT_MINUTES)
+    parser.add_argument("--autogroup-nice", type=int, default=AUTOGROUP_NICE,
+                        help="nice of the stage's session autogroup (Linux; negative needs root)")
     parser.add_argument("--report", action="store_true", help="print the tables of bench/work/billion.jsonl")
     args = parser.parse_args(argv)
     if args.report:
@@ -412,6 +434,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.corpus or not args.stage:
         parser.error("--corpus and --stage are needed (or --report)")
     TRAIN_S, RESUME_S, CHECKPOINT_MINUTES = args.train_s, args.resume_s, args.checkpoint_minutes
+    AUTOGROUP_NICE = args.autogroup_nice
     name, path = resolve(args.corpus)
     header = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_facts(), "corpus": name,
               "path": str(path), "stage": args.stage}
