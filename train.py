@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> dict:
     check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
                 lr=above(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
                 loss_every=at_least(1), micro_batch=at_least(0), shared_negatives=at_least(1), num_workers=at_least(0),
-                stop_after_batches=at_least(0), checkpoint_minutes=at_least(0))
+                stop_after_batches=at_least(0), checkpoint_minutes=at_least(0), check_rows=at_least(1))
     data_dir = Path(cfg.data_dir)
     report = StageReport("train", data_dir)
     model_dir = data_dir / "model"
