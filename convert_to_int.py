@@ -149,8 +149,11 @@ def _merge(tables: list[pa.Table]) -> pa.Table:
     return merged.rename_columns({"count_sum": "count"}).select(["word", "count"])
 
 
-def sum_bucket(task: tuple[int, list[Path], int]) -> pa.Table:
-    """Pass-1 merge worker: bucket `bucket` summed over every part's counts file; the words seen min_count times."""
+def sum_bucket(task: tuple[int, list[Path], int]) -> tuple[pa.Table, int]:
+    """Pass-1 merge worker: bucket `bucket` summed over every part's counts file.
+
+    Returns the words seen min_count times with their counts, and how many distinct words the bucket held.
+    """
     bucket, count_files, min_count = task
     merged: list[pa.Table] = []
     for path in count_files:
@@ -159,7 +162,7 @@ def sum_bucket(task: tuple[int, list[Path], int]) -> pa.Table:
         if len(merged) > MERGE_EVERY:
             merged = [_merge(merged)]
     totals = _merge(merged) if len(merged) > 1 else merged[0] if merged else COUNT_SCHEMA.empty_table()
-    return totals.filter(pc.greater_equal(totals["count"], min_count))
+    return totals.filter(pc.greater_equal(totals["count"], min_count)), totals.num_rows
 
 
 def build_vocab(counts: pa.Table, min_count: int, max_vocab: int) -> pa.Table:
@@ -222,9 +225,10 @@ def count_corpus(prep_parts: list[Path], pool: WorkerPool, spill_dir: Path, min_
     """Pass 1: (documents, tokens, table of the words seen at least min_count times and their counts).
 
     spill_dir receives one counts file per part, deleted once summed; spill_figures gets their size
-    (count_files_bytes) and how many (word, count) rows they held (counted_entries).
+    (count_files_bytes), how many (word, count) rows they held (counted_entries) and the distinct raw words of
+    the corpus (distinct_words).
     """
-    documents = tokens = counted_entries = 0
+    documents = tokens = counted_entries = distinct_words = 0
     count_files = [spill_dir / f"counts-{index:05d}.arrow" for index in range(len(prep_parts))]
     with tqdm(unit="tokens", unit_scale=True, desc="count", file=sys.stderr) as bar:
         tasks = ((path, out_path, buckets) for path, out_path in zip(prep_parts, count_files))
@@ -234,11 +238,14 @@ def count_corpus(prep_parts: list[Path], pool: WorkerPool, spill_dir: Path, min_
             bar.update(part_tokens)
     kept = []
     with tqdm(total=buckets, unit="buckets", desc="sum counts", file=sys.stderr) as bar:
-        for table in pool.map(sum_bucket, ((bucket, count_files, min_count) for bucket in range(buckets))):
+        for table, bucket_words in pool.map(sum_bucket, ((bucket, count_files, min_count)
+                                                         for bucket in range(buckets))):
             kept.append(table)
+            distinct_words += bucket_words
             bar.update(1)
     spill_figures["count_files_bytes"] = sum(path.stat().st_size for path in count_files)
     spill_figures["counted_entries"] = counted_entries
+    spill_figures["distinct_words"] = distinct_words
     for path in count_files:
         path.unlink()
     return documents, tokens, pa.concat_tables(kept) if kept else COUNT_SCHEMA.empty_table()

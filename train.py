@@ -90,6 +90,8 @@ STOP_AFTER_BATCHES = 0  # stop (after checkpointing) when this many batches were
 ROLLING_DRAWS = False  # keep two draws on disk: write the next epoch's draw in the background, delete each after its last epoch
 NEIGHBOUR_WORDS = ["москва", "король", "хороший", "говорить"]  # printed at the end when in the vocabulary
 
+CHECK_ROWS = 1 << 16  # table rows per block of check_finite's float64 sum (its temporary: rows x dim x 8 bytes)
+
 # The clock of the time-based checkpoints (a module attribute so tests can drive it without sleeping).
 clock: Callable[[], float] = time.monotonic
 
@@ -468,9 +470,11 @@ def diverged(loss: float, epoch: int, batch: int, kernel: str, lr: float, cfg) -
 def check_finite(model: SkipGram, what: str) -> None:
     """Stop with one line when a table holds NaN or infinity: nothing non-finite is ever written."""
     for name, table in model.named_parameters():
-        # A float64 sum: finite float32 values cannot overflow it, a NaN or infinity always shows.
-        if not math.isfinite(float(table.detach().sum(dtype=torch.float64))):
-            fail(f"{name} holds NaN or infinite values: {what} not written")
+        # A float64 sum: finite float32 values cannot overflow it, a NaN or infinity always shows. By blocks of
+        # rows: sum(dtype=float64) converts its whole input first, a float64 copy twice the table's size.
+        for block in table.detach().split(CHECK_ROWS):
+            if not math.isfinite(float(block.sum(dtype=torch.float64))):
+                fail(f"{name} holds NaN or infinite values: {what} not written")
 
 
 def save_checkpoint(path: Path, model: SkipGram, position: dict, loss_rows: list, cfg) -> None:
@@ -547,7 +551,7 @@ def main(argv: list[str] | None = None) -> dict:
     check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
                 lr=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
                 loss_every=at_least(1), micro_batch=at_least(0), shared_negatives=at_least(1), num_workers=at_least(0),
-                stop_after_batches=at_least(0), checkpoint_minutes=at_least(0))
+                stop_after_batches=at_least(0), checkpoint_minutes=at_least(0), check_rows=at_least(1))
     data_dir = Path(cfg.data_dir)
     report = StageReport("train", data_dir)
     model_dir = data_dir / "model"

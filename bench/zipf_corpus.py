@@ -10,22 +10,24 @@ lengths repeated, which keeps the real corpus's run of very long documents at it
 prep.py meets).
 
 Words: TYPES made-up lowercase Cyrillic words drawn from a Zipf-Mandelbrot law, P(rank r) ~ (r + SHIFT)^-EXPONENT
-(a bounded continuous power law, sampled by its inverse CDF and floored). After prep.py's cleaning, 1x gives
-13.4M tokens, 155K words with count >= 5, the top word 3.0% of tokens, count(rank 100, 1000, 10000) 12.6K, 1.0K,
-83 (ru_corpus: 13.2M, 132K, 3.4%, 10K, 1.3K, 141); 20x is expected to give ~2.1M words with count >= 5. One
-exponent cannot fit both ends: the synthetic tail is heavier (1.2M distinct words at 1x, ru_corpus 441K), so
-fewer tokens are in the vocabulary (87% against 96%) and sub-sampling keeps fewer (60% against 71%): ~25% fewer
-pairs per MB of text. Word lengths grow with rank (frequent words short): tokens average 5.7 letters and
-distinct words 9.5 (ru_corpus 5.7 and 9.3); letters follow Russian letter frequencies. Between words: commas,
-full stops (the next word capitalised), dashes, hyphens, ! ? : at about the real rates, so prep.py's cleaning has
-real work to do.
+(a bounded continuous power law, sampled by its inverse CDF and floored). The law (30M types, exponent 1.25, since
+2026-11-30) is chosen so the vocabulary keeps growing with the corpus as web text's does: after prep.py's
+cleaning, 1x gives 13.4M tokens, 805,746 distinct words and 72,761 with count >= 5 (ru_corpus: 13.2M, 441K,
+132K), the top word 5.5% of tokens, count(rank 100, 1000, 10000) 14.7K, 851, 49 (ru_corpus 3.4%, 10K, 1.3K,
+141); ~75x gives a billion tokens with over 10M distinct words and ~2.3M at count >= 5 (the measured figures are
+in bench/RESULTS.md, "A billion tokens through every stage"). The earlier law (3M types, exponent 1.1) fitted
+1x better (155K words at count >= 5) but saturates: at a billion tokens it would give only ~3M distinct words
+(expected counts under the law), nearly all of them at count >= 5. Word lengths grow with rank (frequent words short); letters follow Russian letter
+frequencies. Between words: commas, full stops (the next word capitalised), dashes, hyphens, ! ? : at about the
+real rates, so prep.py's cleaning has real work to do.
 
 Everything is vectorised with numpy and Arrow: each row group's texts are one `take` over an array holding the
 words, their capitalised forms and the separators, with the indices interleaved word, separator, word, ...; the
 result's character buffer already is the documents' text, so they are cut out of it by offsets alone. Memory does
-not grow with SCALE: the word table (~150 MB at the default TYPES) plus one row group; the peak, ~0.85 GB, is the
-set-up's (reading the real corpus, drawing the words). ~95 MB of text/s on one core after a ~5 s set-up. Row
-group r uses the seed (SEED, r), so the output depends on the flags only. Written with zstd, like the real file.
+not grow with SCALE: the word table plus one row group; the peak is the set-up's (reading the real corpus,
+drawing and de-duplicating the words): 5.9 GB and ~67 s at 30M types (0.85 GB and ~5 s at 3M), then ~50-95 MB of
+text/s on one core. Row group r uses the seed (SEED, r), so the output depends on the flags only. Written with
+zstd, like the real file.
 """
 from __future__ import annotations
 
@@ -46,8 +48,8 @@ WORK = ROOT / "bench" / "work"
 
 SCALE = 20.0  # documents (and so words) relative to the real corpus
 ORDER = "sample"  # document lengths: sample (drawn with replacement) or tile (the real sequence, repeated)
-TYPES = 3_000_000  # distinct words that can be drawn
-EXPONENT = 1.1  # Zipf exponent s of P(rank r) ~ (r + SHIFT)^-s
+TYPES = 30_000_000  # distinct words that can be drawn (3M before 2026-11-30: too few for a billion tokens)
+EXPONENT = 1.25  # Zipf exponent s of P(rank r) ~ (r + SHIFT)^-s (1.1 with the 3M-type law)
 SHIFT = 3.0  # Zipf-Mandelbrot shift: flattens the head so the top word is ~3% of tokens, not ~9%
 ROW_GROUP_ROWS = 20_000  # documents per row group (the real file's)
 SEED = 0  # seed of the word table and of every row group

@@ -51,6 +51,7 @@ def test_vocab_order_and_ids_min_count_1(tmp_path):
     assert figures["documents"] == 5 and figures["corpus_tokens"] == 14 and figures["vocab_size"] == 7
     assert figures["vocab_tokens"] == 14 and figures["tokens_per_s"] > 0
     assert figures["counted_entries"] == 4 + 6 and figures["count_files_bytes"] > 0  # distinct words of each part
+    assert figures["distinct_words"] == 7  # of the corpus: the buckets hold each word once
     assert json.loads((tmp_path / "stats" / "convert_to_int.json").read_text())["vocab_size"] == 7
 
 
@@ -218,11 +219,14 @@ def test_counts_file_holds_each_bucket_in_its_batch(tmp_path):
     assert found == {"а": 1, "в": 2, "б": 2, "д": 1, "ё": 1, "я": 1}
     # a bucket summed over both parts, cut at min_count: exact totals
     convert_to_int.count_words((tmp_path / "prep" / "part-00000.parquet", tmp_path / "counts0.arrow", 4))
-    summed = {}
+    summed, distinct_words = {}, 0
     for bucket in range(4):
-        table = convert_to_int.sum_bucket((bucket, [tmp_path / "counts0.arrow", tmp_path / "counts.arrow"], 3))
+        counts_files = [tmp_path / "counts0.arrow", tmp_path / "counts.arrow"]
+        table, distinct = convert_to_int.sum_bucket((bucket, counts_files, 3))
+        distinct_words += distinct
         summed.update(zip(table.column("word").to_pylist(), table.column("count").to_pylist()))
     assert summed == {"б": 4, "а": 3, "в": 3}
+    assert distinct_words == 7  # before the cut: а б в г д ё я
 
 
 def test_vocabulary_read_once_per_process_and_temp_files_removed(tmp_path, monkeypatch):

@@ -406,3 +406,27 @@ def test_rolling_draws_write_the_order_of_the_pairs():
             "row_group_pairs": 5}
     assert train.pairs_dataset_argv(Path("d"), {**meta, "order": "windows"}, 2)[-2:] == ["--order", "windows"]
     assert train.pairs_dataset_argv(Path("d"), meta, 2)[-2:] == ["--order", "pairs"]  # meta.json before orders
+
+
+def test_check_finite_finds_a_nan_in_any_block(monkeypatch):
+    from word2vec import SkipGram
+    monkeypatch.setattr(train, "CHECK_ROWS", 4)  # 10 rows: blocks of 4, 4 and 2
+    model = SkipGram(10, 3, seed=1)
+    train.check_finite(model, "checkpoint")
+    with torch.no_grad():
+        model.output.weight[9, 2] = float("inf")  # in the last, short block
+    with pytest.raises(StageError, match=r"^output\.weight holds NaN or infinite values: checkpoint not written$"):
+        train.check_finite(model, "checkpoint")
+
+
+def test_check_finite_makes_no_float64_copy_of_a_table():
+    # sum(dtype=float64) over a whole table first converts it: a 200 MB table would add 400 MB to the peak.
+    code = ("import resource, torch, train\n"
+            "from word2vec import SkipGram\n"
+            "model = SkipGram(200_000, 125, seed=1)\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "train.check_finite(model, 'checkpoint')\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(train.__file__).parent)
+    assert int(result.stdout.strip()) < 100  # MB of peak growth: blocks of CHECK_ROWS rows, 64 MB each at dim 125
