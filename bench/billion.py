@@ -1,7 +1,7 @@
 """Every stage as `make run ROLLING=1` runs them, on one corpus: wall, memory, disk at peak, throughput (issue 10).
 
     .venv/bin/python bench/zipf_corpus.py --scale 75                                  # once: ~1B tokens
-    flock /work/notes/bench.lock .venv/bin/python bench/billion.py --corpus zipf-x75 --stage prep
+    .venv/bin/python bench/billion.py --corpus zipf-x75 --stage prep
     ... --stage convert_to_int, --stage pairs_dataset, --stage unigram_table, --stage train
     .venv/bin/python bench/billion.py --report                                        # the tables, markdown
 

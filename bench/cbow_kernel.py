@@ -1,7 +1,7 @@
 """The CBOW kernels alone on one draw of a real corpus's windows, held in memory: how fast they train without the
 loader, in corpus words/s (as bench/peers.py counts them), and the loss they reach.
 
-    flock /work/notes/bench.lock .venv/bin/python bench/cbow_kernel.py --data-dir bench/work/cbow/text8 --dim 100
+    .venv/bin/python bench/cbow_kernel.py --data-dir bench/work/cbow/text8 --dim 100
 
 The data dir needs convert_to_int.py's ids/ and vocab.json (and unigram_table.py's table for ns). The windows are
 made as pairs_dataset.py makes them (sub-sampling, reduced windows; pairs_dataset.iter_pairs), then shuffled as

@@ -4,7 +4,7 @@ softmax. Kernel time only: no loader, no process start, so it isolates what the 
 
     .venv/bin/python prep.py --data-dir bench/work/wk-text8/data --dataset bench/work/text8.txt
     .venv/bin/python convert_to_int.py --data-dir bench/work/wk-text8/data
-    flock /work/notes/bench.lock .venv/bin/python bench/window_kernels.py --corpus text8 --dim 300
+    .venv/bin/python bench/window_kernels.py --corpus text8 --dim 300
 
 One epoch's pairs are drawn as pairs_dataset.py draws them (sub-sampling at 1e-4, dynamic window 5, pairs never
 across a document), then ordered twice: windows shuffled as units (window_starts from the window edges, a window
