@@ -236,14 +236,6 @@ def planted_windows(rng, clusters, per_cluster, fillers, n_windows, size=4):
     return target.astype(np.int32), context.astype(np.int32), window_starts
 
 
-@pytest.fixture
-def one_torch_thread():
-    # Small ops on a shared 2-core machine: a second torch thread makes them slower, not faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.parametrize("loss", ["ns", "hs"])
 @pytest.mark.parametrize("step", ["numba", "torch"])

@@ -285,14 +285,6 @@ def planted_pairs(rng, clusters, words_per_cluster, fillers, n_pairs):
     return target.astype(np.int32), context.astype(np.int32)
 
 
-@pytest.fixture
-def one_torch_thread():
-    # Small ops on a shared 2-core machine: a second torch thread makes them tens of times slower, not faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.parametrize("step", ["cpu", "torch"])
 def test_planted_clusters_are_learned_by_the_hs_steps(step, one_torch_thread):
