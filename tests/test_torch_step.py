@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_hierarchical_softmax import one_torch_thread, planted_pairs  # noqa: F401 (a fixture)
+from test_hierarchical_softmax import planted_pairs
 from test_word2vec import autograd_gradients
 from word2vec import (SkipGram, nearest_neighbours, row_count_scale, sgns_step_cpu, sgns_step_shared,
                       sgns_step_torch, shared_negative_groups)
