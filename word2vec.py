@@ -687,8 +687,11 @@ def hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, 
 # ----------------------------------------------------------------------------------------------------------------
 # Window kernels (issue 12): a target occurrence's pairs arrive together, so its output side is fetched once.
 # Roles as in word2vec.c's skip-gram: the window's target owns the output rows, its contexts are the inputs.
-# The block products go three rows at a time (_dot3, _axpy3): each pass over the dimensions loads the shared
-# vector once for three rows, where row-by-row loops load it three times; the loop was load-bound, not FMA-bound.
+# The block products go in tiles of three inputs by three outputs (_dot_tile, _input_gradient_tile): one pass over
+# the dimensions loads six rows for nine products, where a row-by-row loop loads two rows for one. Rows are
+# addressed as (matrix, row number), never as views (matrix[row]): a view in a loop costs an atomic reference
+# count increment and decrement each time numba cannot prove it dead, and that was a third of the kernel's time.
+# Padding slots of a tile read a real row (the block's first) and get a zero coefficient.
 ROWS_PER_PASS = 3
 
 
@@ -707,36 +710,67 @@ def _pair_loss(score: float, label: float) -> float:
 
 
 @numba.njit(inline="always")
-def _dot3(u: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[float, float, float]:
-    sa, sb, sc = np.float32(0.0), np.float32(0.0), np.float32(0.0)
-    for d in range(u.shape[0]):
-        x = u[d]
-        sa += x * a[d]
-        sb += x * b[d]
-        sc += x * c[d]
-    return sa, sb, sc
+def _dot_tile(inputs: np.ndarray, i0: int, i1: int, i2: int, outputs: np.ndarray, j0: int, j1: int, j2: int,
+              scores: np.ndarray, row: int, column: int) -> None:
+    """scores[row + a, column + b] = inputs[i_a] . outputs[j_b] for a, b in 0..2."""
+    s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = np.float32(0.0)
+    for d in range(inputs.shape[1]):
+        v0, v1, v2 = outputs[j0, d], outputs[j1, d], outputs[j2, d]
+        x = inputs[i0, d]
+        s00 += x * v0
+        s01 += x * v1
+        s02 += x * v2
+        x = inputs[i1, d]
+        s10 += x * v0
+        s11 += x * v1
+        s12 += x * v2
+        x = inputs[i2, d]
+        s20 += x * v0
+        s21 += x * v1
+        s22 += x * v2
+    scores[row, column], scores[row, column + 1], scores[row, column + 2] = s00, s01, s02
+    scores[row + 1, column], scores[row + 1, column + 1], scores[row + 1, column + 2] = s10, s11, s12
+    scores[row + 2, column], scores[row + 2, column + 1], scores[row + 2, column + 2] = s20, s21, s22
 
 
 @numba.njit(inline="always")
-def _axpy3(out: np.ndarray, ga: float, a: np.ndarray, gb: float, b: np.ndarray, gc: float, c: np.ndarray,
-           accumulate: bool) -> None:
-    """out (+)= ga a + gb b + gc c."""
-    ga, gb, gc = np.float32(ga), np.float32(gb), np.float32(gc)
+def _input_gradient_tile(grad_in: np.ndarray, row: int, gradient: np.ndarray, column: int, outputs: np.ndarray,
+                         j0: int, j1: int, j2: int, accumulate: bool) -> None:
+    """grad_in[row + a] (+)= sum_b gradient[row + a, column + b] outputs[j_b] for a, b in 0..2."""
+    g00, g01, g02 = gradient[row, column], gradient[row, column + 1], gradient[row, column + 2]
+    g10, g11, g12 = gradient[row + 1, column], gradient[row + 1, column + 1], gradient[row + 1, column + 2]
+    g20, g21, g22 = gradient[row + 2, column], gradient[row + 2, column + 1], gradient[row + 2, column + 2]
     if accumulate:
-        for d in range(out.shape[0]):
-            out[d] += ga * a[d] + gb * b[d] + gc * c[d]
+        for d in range(grad_in.shape[1]):
+            v0, v1, v2 = outputs[j0, d], outputs[j1, d], outputs[j2, d]
+            grad_in[row, d] += g00 * v0 + g01 * v1 + g02 * v2
+            grad_in[row + 1, d] += g10 * v0 + g11 * v1 + g12 * v2
+            grad_in[row + 2, d] += g20 * v0 + g21 * v1 + g22 * v2
     else:
-        for d in range(out.shape[0]):
-            out[d] = ga * a[d] + gb * b[d] + gc * c[d]
+        for d in range(grad_in.shape[1]):
+            v0, v1, v2 = outputs[j0, d], outputs[j1, d], outputs[j2, d]
+            grad_in[row, d] = g00 * v0 + g01 * v1 + g02 * v2
+            grad_in[row + 1, d] = g10 * v0 + g11 * v1 + g12 * v2
+            grad_in[row + 2, d] = g20 * v0 + g21 * v1 + g22 * v2
+
+
+@numba.njit(inline="always")
+def _output_update(outputs: np.ndarray, j: int, inputs: np.ndarray, i0: int, g0: float, i1: int, g1: float, i2: int,
+                   g2: float) -> None:
+    """outputs[j] += g0 inputs[i0] + g1 inputs[i1] + g2 inputs[i2]: one output row at a time, so that a row drawn
+    twice in a block gets both updates (a tile over outputs would write one over the other)."""
+    g0, g1, g2 = np.float32(g0), np.float32(g1), np.float32(g2)
+    for d in range(outputs.shape[1]):
+        outputs[j, d] += g0 * inputs[i0, d] + g1 * inputs[i1, d] + g2 * inputs[i2, d]
 
 
 @numba.njit(inline="always")
 def _train_block(input_w: np.ndarray, output_w: np.ndarray, context: np.ndarray, start: int, k: int,
                  out_rows: np.ndarray, labels: np.ndarray, live: np.ndarray, n_out: int, lr: float,
-                 clip_skips: bool, loss_every: int, gradient: np.ndarray, grad_in: np.ndarray,
-                 zero_row: np.ndarray) -> float:
+                 clip_skips: bool, loss_every: int, gradient: np.ndarray, grad_in: np.ndarray) -> float:
     """One window: contexts context[start:start+k] (rows of input_w) against output_w[out_rows[:n_out]].
 
+    out_rows has n_out rounded up to ROWS_PER_PASS slots; the caller fills the padding with out_rows[0].
     Every score is taken before any row moves; output row j gets sum_i g_ij u_i, input i gets sum_j g_ij v_j.
     Rows with live[j] False are neither scored nor updated. clip_skips: a score outside +-MAX_SCORE gives no
     gradient (hierarchical softmax, word2vec.c); else the saturated gradient (negative sampling).
@@ -745,17 +779,17 @@ def _train_block(input_w: np.ndarray, output_w: np.ndarray, context: np.ndarray,
     loss = 0.0
     padded_out = (n_out + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
     padded_in = (k + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
-    for i in range(k):
-        u = input_w[context[start + i]]
-        with_loss = (start + i) % loss_every == 0
-        for j0 in range(0, padded_out, ROWS_PER_PASS):
-            a = output_w[out_rows[j0]] if j0 < n_out and live[j0] else zero_row
-            b = output_w[out_rows[j0 + 1]] if j0 + 1 < n_out and live[j0 + 1] else zero_row
-            c = output_w[out_rows[j0 + 2]] if j0 + 2 < n_out and live[j0 + 2] else zero_row
-            sa, sb, sc = _dot3(u, a, b, c)
-            gradient[i, j0], gradient[i, j0 + 1], gradient[i, j0 + 2] = sa, sb, sc
-        for j in range(padded_out):  # scores -> gradient coefficients, in place
-            if j >= n_out or not live[j]:
+    first_in = context[start]
+    for i in range(0, padded_in, ROWS_PER_PASS):
+        i0 = context[start + i]
+        i1 = context[start + i + 1] if i + 1 < k else first_in
+        i2 = context[start + i + 2] if i + 2 < k else first_in
+        for j in range(0, padded_out, ROWS_PER_PASS):
+            _dot_tile(input_w, i0, i1, i2, output_w, out_rows[j], out_rows[j + 1], out_rows[j + 2], gradient, i, j)
+    for i in range(padded_in):  # scores -> gradient coefficients, in place; padding and dead rows get 0
+        with_loss = i < k and (start + i) % loss_every == 0
+        for j in range(padded_out):
+            if i >= k or j >= n_out or not live[j]:
                 gradient[i, j] = 0.0
                 continue
             score, label = gradient[i, j], labels[j]
@@ -768,28 +802,22 @@ def _train_block(input_w: np.ndarray, output_w: np.ndarray, context: np.ndarray,
             else:
                 g = (label - 1.0 / (1.0 + math.exp(-score))) * lr
             gradient[i, j] = np.float32(g)
-        for j0 in range(0, padded_out, ROWS_PER_PASS):  # the input's gradient, from the outputs before they move
-            a = output_w[out_rows[j0]] if j0 < n_out and live[j0] else zero_row
-            b = output_w[out_rows[j0 + 1]] if j0 + 1 < n_out and live[j0 + 1] else zero_row
-            c = output_w[out_rows[j0 + 2]] if j0 + 2 < n_out and live[j0 + 2] else zero_row
-            _axpy3(grad_in[i], gradient[i, j0], a, gradient[i, j0 + 1], b, gradient[i, j0 + 2], c, j0 > 0)
-    for i in range(k, padded_in):
-        for j in range(padded_out):
-            gradient[i, j] = 0.0
+    for i in range(0, padded_in, ROWS_PER_PASS):  # the inputs' gradients, from the outputs before they move
+        for j in range(0, padded_out, ROWS_PER_PASS):
+            _input_gradient_tile(grad_in, i, gradient, j, output_w, out_rows[j], out_rows[j + 1], out_rows[j + 2],
+                                 j > 0)
     for j in range(n_out):  # each output row: the summed gradient of the k contexts, from the inputs as they were
         if not live[j]:
             continue
-        v = output_w[out_rows[j]]
-        for i0 in range(0, padded_in, ROWS_PER_PASS):
-            a = input_w[context[start + i0]] if i0 < k else zero_row
-            b = input_w[context[start + i0 + 1]] if i0 + 1 < k else zero_row
-            c = input_w[context[start + i0 + 2]] if i0 + 2 < k else zero_row
-            _axpy3(v, gradient[i0, j], a, gradient[i0 + 1, j], b, gradient[i0 + 2, j], c, True)
+        for i in range(0, padded_in, ROWS_PER_PASS):
+            i1 = context[start + i + 1] if i + 1 < k else first_in
+            i2 = context[start + i + 2] if i + 2 < k else first_in
+            _output_update(output_w, out_rows[j], input_w, context[start + i], gradient[i, j], i1, gradient[i + 1, j],
+                           i2, gradient[i + 2, j])
     for i in range(k):
-        u = input_w[context[start + i]]
-        grad = grad_in[i]
-        for d in range(u.shape[0]):
-            u[d] += grad[d]
+        row = context[start + i]
+        for d in range(input_w.shape[1]):
+            input_w[row, d] += grad_in[i, d]
     return loss
 
 
@@ -824,8 +852,7 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.nda
     for thread in numba.prange(threads):
         grad_in = np.empty((rows_in, dim), dtype=np.float32)
         gradient = np.empty((rows_in, rows_out), dtype=np.float32)
-        zero_row = np.zeros(dim, dtype=np.float32)
-        out_rows = np.empty(n_out, dtype=np.int64)
+        out_rows = np.empty(rows_out, dtype=np.int64)
         next_rows = np.empty(n_out, dtype=np.int64)
         live = np.ones(n_out, dtype=np.bool_)
         loss = 0.0
@@ -836,7 +863,8 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.nda
                 next_rows[j + 1] = table[counter_draw(seed_u, np.uint64(first * negatives + j), table_size)]
         for w in range(first, end):
             start, stop = window_starts[w], window_starts[w + 1]
-            out_rows[:] = next_rows
+            out_rows[:n_out] = next_rows
+            out_rows[n_out:] = next_rows[0]
             if w + 1 < end:  # draw the next window's rows now and start loading them
                 next_start, next_stop = window_starts[w + 1], window_starts[w + 2]
                 next_rows[0] = target[next_start]
@@ -853,7 +881,7 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.nda
                 live[j] = out_rows[j] != out_rows[0]
             lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
             loss += _train_block(input_w, output_w, context, start, stop - start, out_rows, labels, live, n_out, lr,
-                                 False, loss_every, gradient, grad_in, zero_row)
+                                 False, loss_every, gradient, grad_in)
         losses[thread] = loss
     return losses.sum() * n_pairs / max(1, (n_pairs + loss_every - 1) // loss_every)
 
@@ -881,8 +909,7 @@ def sg_window_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.n
     for thread in numba.prange(threads):
         grad_in = np.empty((rows_in, dim), dtype=np.float32)
         gradient = np.empty((rows_in, rows_out), dtype=np.float32)
-        zero_row = np.zeros(dim, dtype=np.float32)
-        out_rows = np.empty(max_len, dtype=np.int64)
+        out_rows = np.empty(rows_out, dtype=np.int64)
         labels = np.empty(max_len, dtype=np.float32)
         live = np.ones(max_len, dtype=np.bool_)
         loss = 0.0
@@ -904,9 +931,11 @@ def sg_window_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.n
             for j in range(n_nodes):
                 out_rows[j] = paths[t, j]
                 labels[j] = 1.0 - codes[t, j]
+            if n_nodes > 0:
+                out_rows[n_nodes:] = out_rows[0]
             lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
             loss += _train_block(input_w, inner_w, context, start, stop - start, out_rows, labels, live, n_nodes, lr,
-                                 True, loss_every, gradient, grad_in, zero_row)
+                                 True, loss_every, gradient, grad_in)
         losses[thread] = loss
     return losses.sum() * n_pairs / max(1, (n_pairs + loss_every - 1) // loss_every)
 
