@@ -689,8 +689,8 @@ def hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, 
 # Roles as in word2vec.c's skip-gram: the window's target owns the output rows, its contexts are the inputs.
 # The block products go in tiles of three inputs by three outputs (_dot_tile, _input_gradient_tile): one pass over
 # the dimensions loads six rows for nine products, where a row-by-row loop loads two rows for one. Rows are
-# addressed as (matrix, row number), never as views (matrix[row]): a view in a loop costs an atomic reference
-# count increment and decrement each time numba cannot prove it dead, and that was a third of the kernel's time.
+# addressed as (matrix, row number), never as views (matrix[row]): numba gives a view it cannot prove dead (here,
+# one picked by a conditional) an atomic reference-count increment and decrement each time round the loop.
 # Padding slots of a tile read a real row (the block's first) and get a zero coefficient.
 ROWS_PER_PASS = 3
 
