@@ -38,7 +38,8 @@ than a run over the same draws all on disk; the total used is kept in the checkp
 schedule. The size of that difference is measured in bench/RESULTS.md ("Rolling draws").
 
 Outputs in DATA_DIR/model: vectors.txt and vectors.bin (word2vec formats, gensim loads both), embeddings.npy,
-loss.csv, loss.png, checkpoint.pt.
+loss.csv (per batch: the mean loss of a training example, a pair in skip-gram, a window in CBOW), loss.png,
+checkpoint.pt.
 """
 from __future__ import annotations
 
@@ -508,7 +509,8 @@ def load_checkpoint(path: Path, cfg, model: SkipGram) -> tuple[dict, list]:
     return position, checkpoint["loss_rows"]
 
 
-def write_outputs(model_dir: Path, words: list[str], model: SkipGram, loss_rows: list) -> None:
+def write_outputs(model_dir: Path, words: list[str], model: SkipGram, loss_rows: list, example: str = "pair"
+                  ) -> None:
     vectors = model.input.weight.detach().cpu().numpy()
     with atomic_output(model_dir / "embeddings.npy") as temp:
         with open(temp, "wb") as handle:
@@ -520,10 +522,10 @@ def write_outputs(model_dir: Path, words: list[str], model: SkipGram, loss_rows:
             writer = csv.writer(handle)
             writer.writerow(["batch", "epoch", "pairs_done", "lr", "loss"])
             writer.writerows(loss_rows)
-    plot_loss(model_dir / "loss.png", loss_rows)
+    plot_loss(model_dir / "loss.png", loss_rows, example)
 
 
-def plot_loss(path: Path, loss_rows: list) -> None:
+def plot_loss(path: Path, loss_rows: list, example: str = "pair") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -536,7 +538,7 @@ def plot_loss(path: Path, loss_rows: list) -> None:
         smooth = np.convolve(rows[:, 1], np.ones(width) / width, mode="valid")
         axis.plot(rows[width - 1:, 0] / 1e6, smooth, lw=1.5, label=f"mean of {width}")
     axis.set_xlabel("pairs trained (millions)")
-    axis.set_ylabel("loss per pair")
+    axis.set_ylabel(f"loss per {example}")
     axis.set_title("skip-gram training loss")
     axis.legend()
     axis.grid(alpha=0.3)
@@ -673,10 +675,12 @@ def main(argv: list[str] | None = None) -> dict:
                 position["batches"] += 1
                 position["epoch_batches"] += 1
                 batches_this_run += 1
+                # per training example: a pair in skip-gram, a window (one prediction of its target) in CBOW
+                examples = window_starts.shape[0] - 1 if cfg.model == "cbow" else n_pairs
                 loss_rows.append([position["batches"], epoch + 1, position["pairs_done"], round(lr_start, 7),
-                                  round(loss / n_pairs, 5)])
+                                  round(loss / max(1, examples), 5)])
                 progress.update(n_pairs)
-                progress.set_postfix(epoch=epoch + 1, loss=f"{loss / n_pairs:.3f}", lr=f"{lr_start:.5f}")
+                progress.set_postfix(epoch=epoch + 1, loss=f"{loss / max(1, examples):.3f}", lr=f"{lr_start:.5f}")
                 stopped_early = bool(cfg.stop_after_batches) and batches_this_run >= cfg.stop_after_batches
                 due = cfg.checkpoint_minutes and clock() - last_checkpoint >= 60 * cfg.checkpoint_minutes
                 # The epoch's last batch is followed by the end-of-epoch checkpoint: not two in a row.
@@ -702,7 +706,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"stopped after {batches_this_run} batch(es); continue with --resume")
         return {"stopped": True, "position": position, "checkpoints": checkpoints}
     check_finite(model, "vectors")
-    write_outputs(model_dir, words, model, loss_rows)
+    write_outputs(model_dir, words, model, loss_rows, "window" if cfg.model == "cbow" else "pair")
     vocabulary = set(words)
     known = [word for word in cfg.neighbour_words if word in vocabulary]
     for word, found in nearest_neighbours(words, model.input.weight.detach().cpu(), known, 8).items():

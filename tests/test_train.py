@@ -430,3 +430,18 @@ def test_check_finite_makes_no_float64_copy_of_a_table():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(train.__file__).parent)
     assert int(result.stdout.strip()) < 100  # MB of peak growth: blocks of CHECK_ROWS rows, 64 MB each at dim 125
+
+
+@pytest.mark.parametrize("model", ["sg", "cbow"])
+def test_loss_csv_is_per_training_example(data, model):
+    # With the output table at zero every score is 0, so an example (a skip-gram pair, or a CBOW window, which
+    # predicts its target once whatever its size) costs (1 + K) log 2 until the tables move; at a learning rate of
+    # 1e-9 they do not. A negative equal to the target is skipped, so a little less; per pair, CBOW's would be a
+    # fraction of it (several pairs per window).
+    data_dir, _, _ = data
+    train.main(["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--model", model, "--lr", "1e-9",
+                "--negatives", "5"])
+    import csv
+    rows = list(csv.DictReader(open(data_dir / "model" / "loss.csv")))
+    first = float(rows[0]["loss"])
+    assert 6 * math.log(2) * 0.9 < first <= 6 * math.log(2) + 1e-4, first
