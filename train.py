@@ -15,9 +15,11 @@ with one line for a combination it has no step for): numba, word2vec.c's pair-by
 only, negatives drawn by the loader; window, the window kernels (a window's pairs trained together, negatives drawn
 inside the kernel), CPU only, on shards of order windows; torch, the batched closed-form step in micro-batches that
 CUDA runs, negatives drawn on the device by torch.randint from a generator seeded per batch, on the CPU as on the
-GPU, so CPU runs train what the GPU trains. With negative sampling the torch kernel shares each draw of NEGATIVES
-negatives among SHARED_NEGATIVES pairs (word2vec.sgns_step_shared: a group's negative rows read once, its scores one
-matrix product); 1 gives every pair its own (sgns_step_torch).
+GPU, so CPU runs train what the GPU trains. On shards of order windows the torch kernel makes the window kernels'
+update (word2vec.sg_window_step_torch / sg_window_hs_step_torch: a window's target's output row and one draw of
+NEGATIVES negatives, or its Huffman path, shared by its contexts). On order pairs, with negative sampling, it shares
+each draw of NEGATIVES negatives among SHARED_NEGATIVES pairs (word2vec.sgns_step_shared: a group's negative rows
+read once, its scores one matrix product); 1 gives every pair its own (sgns_step_torch).
 
 Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
 batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
@@ -66,7 +68,8 @@ from pairs_dataset import expected_pairs_per_draw, remove_draws, remove_stale_st
 from vectors_io import save_word2vec_binary, save_word2vec_text
 from word2vec import (HuffmanTree, SkipGram, cbow_hs_step_cpu, cbow_hs_step_torch, cbow_step_cpu, cbow_step_torch,
                       hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours, sg_window_hs_step_cpu,
-                      sg_window_step_cpu, sgns_step_cpu, sgns_step_shared, sgns_step_torch, shared_negative_groups)
+                      sg_window_hs_step_torch, sg_window_step_cpu, sg_window_step_torch, sgns_step_cpu,
+                      sgns_step_shared, sgns_step_torch, shared_negative_groups)
 
 DATA_DIR = "data"  # where stage outputs live
 EPOCHS = 5  # passes over the pairs; epoch e reads pairs_dataset.py's draw e mod its --draws
@@ -83,7 +86,7 @@ KERNEL = "auto"  # training step: numba (pair by pair, sg, CPU only), window (a 
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
 LOSS_EVERY = 16  # numba and window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # torch kernel only: pairs per update within a batch (0 = the whole batch)
-SHARED_NEGATIVES = 32  # torch kernel, ns: pairs sharing one draw of NEGATIVES negatives (sgns_step_shared's group; 1: each pair its own)
+SHARED_NEGATIVES = 32  # torch kernel, ns, shards of order pairs: pairs sharing one draw of NEGATIVES negatives (sgns_step_shared's group; 1: each pair its own); order windows: one draw per window
 NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
 CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
 RESUME = False  # continue from model/checkpoint.pt
@@ -255,21 +258,22 @@ def drop_finished_draws(pairs_dir: Path, next_epoch: int, epochs: int, n_draws: 
 
 
 def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | None,
-              unigram: torch.Tensor | None) -> Step:
+              unigram: torch.Tensor | None, order: str = "pairs") -> Step:
     """The training step for cfg.model (sg|cbow) x loss (ns|hs) x kernel (numba|window|torch), on the model's
     device; one line naming the steps there are for a combination without one (`BUILT_STEPS`).
 
-    numba steps take the loader's negatives; the torch ns step ignores them and draws its own from `unigram`
-    (on the model's device) with a generator seeded by the batch seed, as the CUDA run does: one set per
-    SHARED_NEGATIVES pairs. Window kernels draw theirs from `unigram` inside the kernel (word2vec.counter_draw).
-    Pair kernels ignore window_starts.
+    numba steps take the loader's negatives; the torch ns steps ignore them and draw their own from `unigram`
+    (on the model's device) with a generator seeded by the batch seed, as the CUDA run does: on shards of
+    `order` windows one set per window (sg_window_step_torch, the update of the CPU window kernel), on order
+    pairs one set per SHARED_NEGATIVES pairs. Window kernels draw theirs from `unigram` inside the kernel
+    (word2vec.counter_draw). Pair kernels ignore window_starts.
     """
     model_name = getattr(cfg, "model", "sg")
     # Each kernel's branch; a new kernel adds its own here and its combinations to BUILT_STEPS.
     if model_name == "sg" and kernel == "numba":
         return _sg_numba_step(loss, model, cfg, tree)
     if model_name == "sg" and kernel == "torch":
-        return _sg_torch_step(loss, model, cfg, tree, unigram)
+        return _sg_torch_step(loss, model, cfg, tree, unigram, order)
     if model_name == "sg" and kernel == "window":
         return _sg_window_step(loss, model, cfg, tree, unigram)
     if model_name == "cbow" and kernel in ("window", "torch"):
@@ -309,9 +313,17 @@ def _sg_window_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None,
         lr_end, seed, cfg.threads, cfg.loss_every)
 
 
-def _sg_torch_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
-    """Skip-gram's batched closed-form steps (the CUDA step), negatives drawn on the device."""
+def _sg_torch_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None,
+                   order: str = "pairs") -> Step:
+    """Skip-gram's batched closed-form steps (the CUDA step), negatives drawn on the device.
+
+    Shards of order windows: the window steps (sg_window_step_torch with one set of negatives per window drawn by
+    torch.randint from the batch's seeded generator, sg_window_hs_step_torch), the CPU window kernels' update.
+    Order pairs: every pair its own window, so the pair steps (sgns_step_shared / sgns_step_torch, hs_step_torch).
+    """
     device = model.input.weight.device
+    if order == "windows":
+        return _sg_torch_window_step(loss, model, cfg, tree, unigram)
     if loss == "hs":
         return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: hs_step_torch(
             model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), tree,
@@ -332,6 +344,28 @@ def _sg_torch_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None, un
         return sgns_step_torch(model, target, context, unigram[draws], lr_start, lr_end, cfg.micro_batch)
 
     return sgns_torch
+
+
+def _sg_torch_window_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None,
+                          unigram: torch.Tensor | None) -> Step:
+    """The window steps for --kernel torch on shards of order windows; ns: one set of negatives per window."""
+    device = model.input.weight.device
+    if loss == "hs":
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: sg_window_hs_step_torch(
+            model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), window_starts,
+            tree, lr_start, lr_end, cfg.micro_batch)
+    generator = torch.Generator(device=device)
+
+    def sg_window_torch(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
+                        window_starts: torch.Tensor, lr_start: float, lr_end: float, seed: int) -> float:
+        generator.manual_seed(seed)
+        draws = torch.randint(len(unigram), (window_starts.shape[0] - 1, cfg.negatives), device=device,
+                              generator=generator)
+        return sg_window_step_torch(model, target.to(device, non_blocking=True),
+                                    context.to(device, non_blocking=True), window_starts, unigram[draws], lr_start,
+                                    lr_end, cfg.micro_batch)
+
+    return sg_window_torch
 
 
 def _cbow_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | None,
@@ -399,7 +433,9 @@ def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.devic
     if kernel == "torch":
         micro = min(batch, cfg.micro_batch) if cfg.micro_batch > 0 else batch
         # gathered u and v, grad_u and grad_v (float32 rows), ~6 float32 and 2 int64 values per output row
-        # (scores, labels, sigma, g, ids...), and the int64 target ids.
+        # (scores, labels, sigma, g, ids...), and the int64 target ids. The window steps (shards of order windows)
+        # hold less: u and grad_u per padded context (1.67 per pair on text8 at 8,192, bench/RESULTS.md) but v and
+        # grad_v per window (6 pairs each), so 2 * 1.67 + 2 * outputs / 6 rows per pair, not 2 + 2 * outputs.
         plan["step temporaries"] = micro * (2 * dim * 4 + 2 * outputs * dim * 4 + outputs * (6 * 4 + 2 * 8) + 8)
     return plan
 
@@ -607,7 +643,7 @@ def main(argv: list[str] | None = None) -> dict:
     position["total_pairs"] = total_pairs
 
     unigram = None if hs or kernel == "numba" else torch.as_tensor(np.asarray(table), device=device)
-    step = make_step(cfg.loss, kernel, model, cfg, tree, unigram)
+    step = make_step(cfg.loss, kernel, model, cfg, tree, unigram, order)
     host_negatives = kernel == "numba" and not hs
 
     batches_this_run, checkpoints, stopped_early = 0, 0, False
@@ -714,7 +750,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_s = max(position["train_s"], 1e-9)
     return report.finish(
         device=str(device), model=cfg.model, order=order, kernel=kernel, micro_batch=cfg.micro_batch if kernel == "torch" else None,
-        shared_negatives=cfg.shared_negatives if kernel == "torch" and not hs else None,
+        shared_negatives=cfg.shared_negatives if kernel == "torch" and not hs and order != "windows" else None,
         epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(words), pairs=position["pairs_done"], loss=cfg.loss,
         train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),
         corpus_words_per_s=round(meta["tokens"] * cfg.epochs / train_s),

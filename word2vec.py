@@ -1182,6 +1182,136 @@ def cbow_hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Ten
     return float(total_loss)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Skip-gram window steps for torch (the GPU's), in step with sg_window_step_cpu / sg_window_hs_step_cpu: a window's
+# target owns the output block (its output row and the window's negatives, or its Huffman path), its contexts are
+# the inputs. A micro-batch's windows are padded to its longest window ([W, L] contexts, a mask), so the k x R
+# score blocks of all its windows are one bmm and both gradients two more.
+
+
+def _window_plan(window_starts: torch.Tensor, micro_batch: int, widths: torch.Tensor | None = None
+                 ) -> list[tuple[int, int, int, int, int, int]]:
+    """(first window, end window, first pair, end pair, longest window, widest output block) per micro-batch.
+
+    Decided on the host, so the step's micro-batches never wait for the device: one transfer at most (the
+    loader's window_starts are on the host already; widths, each window's output block width, which hierarchical
+    softmax takes from its target's path length on the device, come back in it); widths None gives 0.
+    """
+    n_windows = window_starts.shape[0] - 1
+    if widths is None:
+        host = window_starts.cpu()
+        widths_host = np.zeros(max(0, n_windows), dtype=np.int64)
+    elif window_starts.device.type == "cpu":
+        host, widths_host = window_starts, widths.cpu().numpy()
+    else:
+        both = torch.cat([window_starts.to(widths.device, torch.int64), widths.to(torch.int64)]).cpu()
+        host, widths_host = both[:n_windows + 1], both[n_windows + 1:].numpy()
+    starts = host.numpy().astype(np.int64)
+    sizes = np.diff(starts)
+    plan = []
+    for first, end in window_chunks(host, micro_batch):
+        plan.append((first, end, int(starts[first]), int(starts[end]), int(sizes[first:end].max()),
+                     int(widths_host[first:end].max())))
+    return plan
+
+
+def _sg_window_torch(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Tensor, context: torch.Tensor,
+                     window_starts: torch.Tensor, plan: list, output_block, lr_start: float, lr_end: float,
+                     skip_saturated: bool) -> float:
+    """The skip-gram window update of both torch steps; output_block(first, end, t, width) gives the micro-batch's
+    (output rows [W, R] long, labels [W, R], live [W, R] bool): the rows each window's contexts are scored against.
+
+    In a micro-batch every window reads the tables as they were at its start; the summed gradients are added once
+    (index_add_). Padding contexts read their window's first context and get a zero gradient, as do dead output
+    slots (a negative equal to the target, the padding past a path). The learning rate is each window's own, by
+    its first pair, as in the CPU kernels. Returns the loss summed over pairs.
+    """
+    device = input_w.device
+    n_pairs = target.shape[0]
+    starts_on_device = window_starts.to(device, non_blocking=True)  # the loader's are pinned on CUDA runs
+    total_loss = torch.zeros((), device=device, dtype=torch.float64)
+    dim = input_w.shape[1]
+    for first, end, p0, p1, longest, width in plan:
+        if p1 == p0:
+            continue
+        starts = starts_on_device[first:end + 1]
+        window_first = starts[:-1]
+        sizes = starts[1:] - window_first
+        offsets = torch.arange(longest, device=device)
+        real = offsets < sizes[:, None]  # [W, L]
+        positions = torch.where(real, window_first[:, None] + offsets, window_first[:, None])
+        c = context[positions.clamp_max(n_pairs - 1)].long()  # [W, L]
+        t = target[window_first.clamp_max(n_pairs - 1)].long()
+        out_ids, labels, live = output_block(first, end, t, width)  # [W, R]
+        lr = (lr_start + (lr_end - lr_start) * (window_first.to(torch.float64) / max(1, n_pairs))).to(input_w.dtype)
+        u = input_w[c]  # [W, L, dim]
+        v = output_w[out_ids]  # [W, R, dim]
+        scores = torch.bmm(u, v.transpose(1, 2))  # [W, L, R]
+        used = real[:, :, None] & live[:, None, :]
+        signed = torch.where(labels[:, None, :] > 0, scores, -scores)
+        total_loss += torch.where(used, nn.functional.softplus(-signed), 0.0).sum(dtype=torch.float64)
+        if skip_saturated:  # hierarchical softmax: word2vec.c skips a node outside +-MAX_EXP
+            active = used & (scores.abs() < MAX_SCORE)
+            g = torch.where(active, (labels[:, None, :] - torch.sigmoid(scores)) * lr[:, None, None], 0.0)
+        else:
+            g = torch.where(used, saturated_gradient(scores, labels[:, None, :], 1.0) * lr[:, None, None], 0.0)
+        grad_u = torch.bmm(g, v)  # [W, L, dim]: each context's own, from the outputs before they move
+        grad_v = torch.bmm(g.transpose(1, 2), u)  # [W, R, dim]: each output row's, summed over the window
+        input_w.index_add_(0, c.reshape(-1), grad_u.reshape(-1, dim))
+        output_w.index_add_(0, out_ids.reshape(-1), grad_v.reshape(-1, dim))
+    return float(total_loss)
+
+
+def sg_window_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
+                         negatives: torch.Tensor, lr_start: float, lr_end: float, micro_batch: int = 0) -> float:
+    """Skip-gram with negatives shared by a window, batched for CUDA (sg_window_step_cpu's update); the summed loss.
+
+    negatives: [W, K], one set per window (the caller draws them). Window w's contexts are scored against its
+    target's output row (label 1) and its K negatives (label 0; one equal to the target skipped). Micro-batches of
+    about micro_batch pairs cut at window edges (`window_chunks`), as cbow_step_torch.
+    """
+    input_w, output_w = model.input.weight.data, model.output.weight.data
+    if target.shape[0] == 0:
+        return 0.0
+    negatives = negatives.to(input_w.device)
+
+    def output_block(first: int, end: int, t: torch.Tensor, width: int):
+        out_ids = torch.cat([t[:, None], negatives[first:end].long()], dim=1)  # [W, 1 + K]
+        labels = torch.zeros(out_ids.shape, device=t.device, dtype=input_w.dtype)
+        labels[:, 0] = 1.0
+        live = out_ids != t[:, None]
+        live[:, 0] = True
+        return out_ids, labels, live
+
+    plan = _window_plan(window_starts, micro_batch)
+    return _sg_window_torch(input_w, output_w, target, context, window_starts, plan, output_block, lr_start, lr_end,
+                            skip_saturated=False)
+
+
+def sg_window_hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor,
+                            window_starts: torch.Tensor, tree: HuffmanTree, lr_start: float, lr_end: float,
+                            micro_batch: int = 0) -> float:
+    """Skip-gram hierarchical softmax with the target's path shared by its window, batched for CUDA
+    (sg_window_hs_step_cpu's update); the summed loss. Paths padded to the micro-batch's longest and masked."""
+    input_w, inner_w = model.input.weight.data, model.inner.weight.data
+    if target.shape[0] == 0:
+        return 0.0
+    paths, codes, lengths = tree.tensors(input_w.device)
+    starts = window_starts.to(input_w.device, non_blocking=True)
+    window_targets = target.to(input_w.device)[starts[:-1].clamp_max(target.shape[0] - 1)]
+    path_len = lengths[window_targets.long()]
+
+    def output_block(first: int, end: int, t: torch.Tensor, width: int):
+        nodes = paths[t, :width].long()
+        labels = 1.0 - codes[t, :width].to(input_w.dtype)
+        live = torch.arange(width, device=t.device) < path_len[first:end, None]
+        return nodes, labels, live
+
+    plan = _window_plan(window_starts, micro_batch, path_len)
+    return _sg_window_torch(input_w, inner_w, target, context, window_starts, plan, output_block, lr_start, lr_end,
+                            skip_saturated=True)
+
+
 def load_trained(data_dir: Path) -> tuple[list[str], np.ndarray]:
     """Words and input vectors of the trained model in DATA_DIR/model."""
     data_dir = Path(data_dir)

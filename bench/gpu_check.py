@@ -122,11 +122,19 @@ def nominal_bandwidth(device_name: str) -> float | None:
     return None
 
 
+# Window sizes of step_traffic's windows (order windows): 1, 2, ..., 10 over and over (mean 5.5), for word2vec's
+# window 5 (pairs_dataset.py makes 2b pairs for a drawn b in 1..5, fewer at document edges and after sub-sampling).
+WINDOW_SIZES = (1, 10)
+
+
 def step_traffic(dim: int, negatives: int, micro_batch: int, shared_negatives: int,
-                 vocab_size: int = 131_950) -> dict[str, float]:
+                 vocab_size: int = 131_950, order: str = "pairs") -> dict[str, float]:
     """Bytes per pair of the torch step train.py runs with these settings, tallied op by op on one micro-batch
     (bench/traffic.py: every op reads its inputs and writes its outputs, no reuse between ops), and the floor:
-    each row a pair needs (target, context, its share of the negatives) read and written once."""
+    each row a pair needs (target, context, its share of the negatives) read and written once.
+
+    order windows (pairs_dataset.py's default): train.py's window step, on windows of 1..10 pairs in turn
+    (WINDOW_SIZES); a pair needs its context's input row and its window's share of 1 + negatives output rows."""
     import torch
 
     import train
@@ -137,11 +145,23 @@ def step_traffic(dim: int, negatives: int, micro_batch: int, shared_negatives: i
     cfg = SimpleNamespace(negatives=negatives, micro_batch=pairs, shared_negatives=shared_negatives)
     model = SkipGram(vocab_size, dim, seed=1)
     unigram = torch.randint(vocab_size, (1 << 20,), generator=torch.Generator().manual_seed(1))
-    step = train.make_step("ns", "torch", model, cfg, None, unigram)
-    ids = torch.randint(vocab_size, (2, pairs), generator=torch.Generator().manual_seed(2), dtype=torch.int32)
+    step = train.make_step("ns", "torch", model, cfg, None, unigram, order)
+    generator = torch.Generator().manual_seed(2)
+    if order == "windows":
+        sizes = torch.arange(WINDOW_SIZES[0], WINDOW_SIZES[1] + 1).repeat(pairs // WINDOW_SIZES[0] + 1)
+        sizes = sizes[:int(torch.searchsorted(sizes.cumsum(0), pairs)) + 1]
+        sizes[-1] -= int(sizes.sum()) - pairs  # the last window ends at the micro-batch's last pair
+        window_starts = torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)])
+        target = torch.randint(vocab_size, (len(sizes),), generator=generator, dtype=torch.int32)
+        target = target.repeat_interleave(sizes)
+        rows = 1 + (1 + negatives) / (pairs / len(sizes))
+    else:
+        window_starts = torch.arange(pairs + 1)
+        target = torch.randint(vocab_size, (pairs,), generator=generator, dtype=torch.int32)
+        rows = 2 + negatives / max(1, shared_negatives)
+    context = torch.randint(vocab_size, (pairs,), generator=generator, dtype=torch.int32)
     with TrafficCount() as count:
-        step(ids[0], ids[1], torch.empty(0), torch.arange(pairs + 1), 0.025, 0.025, 1)
-    rows = 2 + negatives / max(1, shared_negatives)
+        step(target, context, torch.empty(0), window_starts, 0.025, 0.025, 1)
     return {"model": count.bytes / pairs, "floor": 2 * rows * dim * 4, "launches_per_micro_batch": count.launches}
 
 
@@ -227,12 +247,14 @@ def main(argv: list[str] | None = None) -> dict:
     bandwidth = measure_bandwidth(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     nominal = nominal_bandwidth(name) if device.type == "cuda" else None
-    traffic = step_traffic(args.dim, train.NEGATIVES, trained["micro_batch"], train.SHARED_NEGATIVES)
+    traffic = step_traffic(args.dim, train.NEGATIVES, trained["micro_batch"], train.SHARED_NEGATIVES,
+                           order=trained["order"])
     pairs_per_s = trained["pairs_per_s"]
     figures = {
         "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__, "host": machine_facts(),
         "cpu_dry_run": args.cpu_dry_run, "tokens": tokens,
-        "epochs": args.epochs, "dim": args.dim, "kernel": trained["kernel"], "micro_batch": trained["micro_batch"],
+        "epochs": args.epochs, "dim": args.dim, "kernel": trained["kernel"], "order": trained["order"],
+        "micro_batch": trained["micro_batch"],
         "vocab_size": trained["vocab_size"], "pairs": trained["pairs"], "train_s": trained["train_s"],
         "pairs_per_s": pairs_per_s, "prepare_s": round(prepared_s, 1),
         "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
@@ -259,7 +281,8 @@ def print_summary(f: dict) -> None:
             else "no GPU (dry run)") + f" (train.py planned {f['planned_memory_mb']:,} MB)"
     dry = " (CPU dry run)" if f["cpu_dry_run"] else ""
     print(f"\ngpu-check {f['date']} on {f['device']}{dry}, torch {f['torch']}: "
-          f"text8 {f['tokens']:,} tokens, {f['epochs']} epoch(s), dim {f['dim']}, kernel {f['kernel']}, "
+          f"text8 {f['tokens']:,} tokens, {f['epochs']} epoch(s), dim {f['dim']}, kernel {f['kernel']} "
+          f"(shards of order {f['order']}), "
           f"micro-batch {f['micro_batch']}")
     print(f"  training: {f['pairs']:,} pairs in {f['train_s']} s = {f['pairs_per_s']:,} pairs/s")
     print(f"  bandwidth: {f['copy_bandwidth_gb_s']:,} GB/s measured by a copy{nominal}; the step moves "

@@ -7,6 +7,7 @@
     .venv/bin/python bench/torch_step.py ... --pairs-limit 14000000          # the first 14M pairs only
     .venv/bin/python bench/torch_step.py --row-counts --data-dir ...         # repeats of a row per micro-batch
     .venv/bin/python bench/torch_step.py --traffic --dim 300 --threads 1     # bytes and launches per pair
+    .venv/bin/python bench/torch_step.py --window-speed --data-dir DIR       # window step vs shared step, same pairs
 
 train.py runs the numba kernel on CPU, so this script has its own loop with exactly train.py's schedule: the
 learning rate decays linearly over all pairs of all epochs, epoch e reads draw e % draws, the shards in
@@ -40,8 +41,8 @@ from machine_facts import machine_facts  # noqa: E402
 from traffic import TrafficCount  # noqa: E402
 from peers import CORPORA, evaluate  # noqa: E402
 from vectors_io import save_word2vec_text  # noqa: E402
-from word2vec import (SkipGram, sgns_step_cpu, sgns_step_shared, sgns_step_torch,  # noqa: E402
-                      shared_negative_groups)
+from word2vec import (SkipGram, sg_window_step_cpu, sg_window_step_torch, sgns_step_cpu,  # noqa: E402
+                      sgns_step_shared, sgns_step_torch, shared_negative_groups, window_chunks)
 
 WORK = ROOT / "bench" / "work"
 BATCH_SIZE = 300_000  # train.py's BATCH_SIZE
@@ -201,6 +202,74 @@ def traffic(args: argparse.Namespace) -> dict:
     return result
 
 
+def window_speed(args: argparse.Namespace) -> dict:
+    """The torch window step (train.py --kernel torch on shards of order windows) against the shared step (its
+    step on order pairs) and the numba window kernel, on the same batches of a windows draw, interleaved.
+
+    The first --speed-batches 300K-pair batches of epoch 0 are read into memory first (the loader is not timed);
+    then each round runs every step once over all of them, each from the same starting tables, the steps in turn,
+    --rounds rounds. Also the padding the window step adds at --micro-batch (padded contexts / pairs) and the mean
+    window size: what memory_plan's step temporaries are held against.
+    """
+    meta = read_json(args.data_dir / "pairs" / "meta.json", "pairs_dataset.py")
+    if meta.get("order") != "windows":
+        raise SystemExit(f"error: {args.data_dir / 'pairs'} is of order {meta.get('order', 'pairs')}, not windows")
+    words, _ = load_vocab(args.data_dir)
+    table_np = np.load(args.data_dir / "unigram_table.npy", mmap_mode="c")
+    table = torch.as_tensor(np.asarray(table_np))
+    dataset = PairsDataset(args.data_dir, batch_size=BATCH_SIZE, negatives=args.negatives, seed=args.seed, epoch=0,
+                           table=table_np, draw_negatives=False)
+    batches = []
+    for target, context, _, window_starts in dataset:
+        batches.append((target, context, window_starts))
+        if len(batches) == args.speed_batches:
+            break
+    n_pairs = sum(len(target) for target, _, _ in batches)
+    n_windows = sum(len(starts) - 1 for _, _, starts in batches)
+    padded = 0
+    for _, _, starts in batches:
+        sizes = (starts[1:] - starts[:-1]).numpy()
+        for first, end in window_chunks(starts, args.micro_batch):
+            padded += int(sizes[first:end].max()) * (end - first)
+    generator = torch.Generator()
+    start_model = SkipGram(len(words), args.dim, seed=args.seed, words=words)
+    with torch.no_grad():  # trained-looking tables: the scores are not all 0 (the output table starts at 0)
+        start_model.output.weight.copy_(torch.randn(start_model.output.weight.shape,
+                                                    generator=torch.Generator().manual_seed(1)) * 0.1)
+    steps = ["torch window", f"torch shared g{args.group}", "numba window"]
+    seconds = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name in steps:
+            model = SkipGram(len(words), args.dim, seed=args.seed, words=words)
+            model.load_state_dict(start_model.state_dict())
+            input_w, output_w = model.input.weight.data, model.output.weight.data
+            started = time.perf_counter()
+            for batch, (target, context, starts) in enumerate(batches):
+                generator.manual_seed(batch)
+                if name == "torch window":
+                    draws = torch.randint(len(table), (len(starts) - 1, args.negatives), generator=generator)
+                    sg_window_step_torch(model, target, context, starts, table[draws], 0.025, 0.025,
+                                         args.micro_batch)
+                elif name.startswith("torch shared"):
+                    draws = torch.randint(len(table), (shared_negative_groups(len(target), args.group),
+                                                       args.negatives), generator=generator)
+                    sgns_step_shared(model, target, context, table[draws], 0.025, 0.025, args.micro_batch, args.group)
+                else:
+                    sg_window_step_cpu(input_w.numpy(), output_w.numpy(), target.numpy(), context.numpy(),
+                                       starts.numpy(), table_np, args.negatives, 0.025, 0.025, batch, args.threads,
+                                       LOSS_EVERY)
+            seconds[name].append(time.perf_counter() - started)
+            print(f"{name:<18} {n_pairs / seconds[name][-1]:>12,.0f} pairs/s", flush=True)
+    best = {name: min(values) for name, values in seconds.items()}
+    result = {"pairs": n_pairs, "windows": n_windows, "mean_window": round(n_pairs / n_windows, 3),
+              "padded_per_pair": round(padded / n_pairs, 3), "micro_batch": args.micro_batch,
+              "rounds": args.rounds, "seconds": seconds,
+              "best_pairs_per_s": {name: round(n_pairs / value) for name, value in best.items()},
+              "window_over_shared": round(best[f"torch shared g{args.group}"] / best["torch window"], 3)}
+    print(json.dumps({k: v for k, v in result.items() if k != "seconds"}), flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", choices=sorted(CORPORA), default="text8", help="picks the dim and the eval sets")
@@ -223,6 +292,10 @@ def main() -> None:
     parser.add_argument("--pairs-limit", type=int, default=0,
                         help="train on the first this many pairs only, the learning rate decayed over them")
     parser.add_argument("--row-counts", action="store_true", help="repeats of the most frequent rows per micro-batch")
+    parser.add_argument("--window-speed", action="store_true",
+                        help="the torch window step against the shared step and the numba window kernel, same pairs")
+    parser.add_argument("--speed-batches", type=int, default=4, help="--window-speed: 300K-pair batches timed")
+    parser.add_argument("--rounds", type=int, default=3, help="--window-speed: rounds of every step")
     parser.add_argument("--traffic", action="store_true",
                         help="bytes per pair and launches per micro-batch of each step at --dim, GPU projections")
     args = parser.parse_args()
@@ -234,6 +307,9 @@ def main() -> None:
               "dim": args.dim, "epochs": args.epochs}
     if args.traffic:
         record["traffic"] = traffic(args)
+    elif args.window_speed:
+        record.update(micro_batch=args.micro_batch, group=args.group, threads=args.threads,
+                      window_speed=window_speed(args))
     elif args.row_counts:
         record["row_counts"] = row_counts(args)
     else:
