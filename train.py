@@ -79,6 +79,7 @@ LOSS = "ns"  # ns (negative sampling) or hs (hierarchical softmax)
 NEGATIVES = 5  # negatives per pair, drawn from the unigram^0.75 table
 LR = 0.0  # starting learning rate, decayed linearly to LR * MIN_LR_FRACTION; 0: the model's default, DEFAULT_LR (sg 0.04, cbow 0.05; word2vec.c: 0.025 and 0.05; measured, bench/RESULTS.md)
 MIN_LR_FRACTION = 0.0001  # floor of the decay, as word2vec.c
+INIT_RANGE = 0.0  # input rows start uniform in +-INIT_RANGE/dim; 0: the model's default, DEFAULT_INIT_RANGE (sg 0.5 as word2vec.c, cbow 1.0 as gensim 4; measured, bench/RESULTS.md)
 SEED = 1  # seeds the initial vectors, the shard order and the negatives
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
 MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word; needs pairs_dataset.py --order windows)
@@ -106,6 +107,9 @@ MODELS = ("sg", "cbow")
 # --lr 0 takes the model's own: skip-gram 0.04 (better than word2vec.c's 0.025 on both corpora), CBOW 0.05
 # (word2vec.c's CBOW default; 0.025, gensim's, scored far lower on text8: bench/RESULTS.md, "CBOW (issue 12)").
 DEFAULT_LR = {"sg": 0.04, "cbow": 0.05}
+# --init-range 0 takes the model's own: skip-gram word2vec.c's +-0.5/dim, CBOW gensim 4's +-1/dim (0.5 cost CBOW
+# 1 point of text8 analogy accuracy and 0.01 of WordSim353 after one epoch: bench/RESULTS.md, "CBOW (issue 12)").
+DEFAULT_INIT_RANGE = {"sg": 0.5, "cbow": 1.0}
 KERNELS = ("auto", "numba", "window", "torch")
 # (model, loss, kernel) that make_step has a step for; a branch adding a kernel adds its lines here.
 BUILT_STEPS: tuple[tuple[str, str, str], ...] = (
@@ -587,7 +591,7 @@ def plot_loss(path: Path, loss_rows: list, example: str = "pair") -> None:
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
-                lr=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
+                lr=at_least(0), init_range=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
                 loss_every=at_least(1), micro_batch=at_least(0), shared_negatives=at_least(1), num_workers=at_least(0),
                 stop_after_batches=at_least(0), checkpoint_minutes=at_least(0), check_rows=at_least(1))
     data_dir = Path(cfg.data_dir)
@@ -600,6 +604,7 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.model not in MODELS:
         fail(f"--model must be sg or cbow, not {cfg.model!r}")
     cfg.lr = cfg.lr or DEFAULT_LR[cfg.model]
+    cfg.init_range = cfg.init_range or DEFAULT_INIT_RANGE[cfg.model]
     order = meta.get("order", "pairs")  # meta.json from before orders: pairs shuffled one by one
     if cfg.model == "cbow" and order != "windows":
         fail(f"--model cbow needs each window's pairs together, but {data_dir / 'pairs'} is of order {order}: "
@@ -630,7 +635,8 @@ def main(argv: list[str] | None = None) -> dict:
                                      tree.max_len if hs else 0, int(meta.get("row_group_pairs", cfg.batch_size)))
     print(f"memory: {_size(needed)} needed on {device.type}, {_size(available)} available; kernel {kernel}")
 
-    model = SkipGram(len(words), cfg.dim, seed=cfg.seed, words=words, loss=cfg.loss).to(device)
+    model = SkipGram(len(words), cfg.dim, seed=cfg.seed, words=words, loss=cfg.loss,
+                     init_range=cfg.init_range).to(device)
     position = {"epoch": 0, "epoch_batches": 0, "pairs_done": 0, "batches": 0, "train_s": 0.0}
     loss_rows: list = []
     checkpoint_path = model_dir / "checkpoint.pt"

@@ -66,12 +66,15 @@ FLOATS_PER_LINE = 16
 class SkipGram(nn.Module):
     """Input and output embedding tables, initialised as word2vec.c does (input uniform +-0.5/dim, output 0).
 
+    init_range r draws the input rows uniform in +-r/dim instead: train.py gives CBOW 1.0, gensim 4's range
+    (its prep_vectors), as CBOW's mean of several small rows starts slow (bench/RESULTS.md, "CBOW (issue 12)").
+
     With loss="hs" the output table is replaced by the V-1 inner-node vectors of the Huffman tree (`inner`,
     word2vec.c's syn1, also zeros).
     """
 
     def __init__(self, vocab_size: int, dim: int, seed: int = 1, words: list[str] | None = None,
-                 loss: str = "ns"):
+                 loss: str = "ns", init_range: float = 0.5):
         super().__init__()
         if loss not in ("ns", "hs"):
             raise ValueError(f"loss must be 'ns' or 'hs', not {loss!r}")
@@ -79,7 +82,10 @@ class SkipGram(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         # Tables passed in as _weight: nn.Embedding would otherwise fill them with normal draws first (a second
         # wasted at 132K x 300).
-        initial = torch.rand(vocab_size, dim, generator=generator).sub_(0.5).div_(dim)
+        initial = torch.rand(vocab_size, dim, generator=generator).sub_(0.5)
+        if init_range != 0.5:  # the default leaves the draws untouched: the same bits as before init_range
+            initial.mul_(2.0 * init_range)
+        initial.div_(dim)
         self.input = nn.Embedding(vocab_size, dim, sparse=True, _weight=initial)
         # ns: an output vector per word; hs: one per inner node of the Huffman tree (V - 1).
         rows = vocab_size if loss == "ns" else max(0, vocab_size - 1)

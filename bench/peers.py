@@ -36,8 +36,8 @@ CORPORA = {
               "similarity": ["eval_en/wordsim353.tsv", "eval_en/simlex999.txt"]},
     "ru": {"dim": 300, "analogies": [], "similarity": ["eval/ru_simlex965.tsv", "eval/hj.csv"]},
 }
-# Our side's choices beyond the shared settings (--kernel, --order); empty: the scripts' defaults.
-OURS = {"kernel": "", "order": ""}
+# Our side's choices beyond the shared settings (--kernel, --order, --init-range); empty: the scripts' defaults.
+OURS = {"kernel": "", "order": "", "init_range": ""}
 SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025, "seed": 1,
             "model": "sg"}
 
@@ -152,7 +152,8 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
         ["train.py", "--epochs", str(epochs), "--dim", str(dim), "--negatives", str(SETTINGS["negative"]),
          "--threads", str(SETTINGS["workers"]), "--lr", str(SETTINGS["alpha"]), "--device", "cpu",
          "--seed", str(SETTINGS["seed"]), "--model", SETTINGS["model"]]
-        + (["--loss", "hs"] if hs else []) + (["--kernel", OURS["kernel"]] if OURS["kernel"] else []),
+        + (["--loss", "hs"] if hs else []) + (["--kernel", OURS["kernel"]] if OURS["kernel"] else [])
+        + (["--init-range", OURS["init_range"]] if OURS["init_range"] else []),
     ]
     figures = {}
     for script, *arguments in stages:
@@ -213,6 +214,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=0, help="embedding size of both sides (0: the corpus's, 100 or 300)")
     parser.add_argument("--kernel", default="", help="our train.py --kernel (empty: its default)")
     parser.add_argument("--order", default="", help="our pairs_dataset.py --order (empty: its default)")
+    parser.add_argument("--init-range", default="", help="our train.py --init-range (empty: its default)")
     parser.add_argument("--report", action="store_true",
                         help="print every run kept in bench/work/results.jsonl as Markdown tables, run nothing")
     parser.add_argument("--internal-peer", metavar="OUT", help=argparse.SUPPRESS)
@@ -223,7 +225,7 @@ def main() -> None:
         return
     dim = args.dim or CORPORA[args.corpus]["dim"]
     SETTINGS["seed"] = args.seed
-    OURS["kernel"], OURS["order"] = args.kernel, args.order
+    OURS["kernel"], OURS["order"], OURS["init_range"] = args.kernel, args.order, args.init_range
     SETTINGS["alpha"] = args.alpha
     SETTINGS["model"] = args.model
 
@@ -238,10 +240,12 @@ def main() -> None:
     tag = (f"{args.corpus}-e{args.epochs}{'-cbow' if args.model == 'cbow' else ''}{'-hs' if args.hs else ''}"
            f"{f'-dim{dim}' if args.dim else ''}"
            f"{f'-{args.kernel}' if args.kernel else ''}{f'-{args.order}' if args.order else ''}"
+           f"{f'-init{args.init_range}' if args.init_range else ''}"
            f"{f'-seed{args.seed}' if args.seed != 1 else ''}"
            f"{f'-alpha{args.alpha:g}' if args.alpha != 0.025 else ''}{'' if args.peer == 'gensim' else '-' + args.peer}")
     results = {"corpus": args.corpus, "epochs": args.epochs, "dim": dim, "hs": args.hs, "machine": machine(),
                "kernel": args.kernel or "default", "order": args.order or "default",
+               "init_range": args.init_range or "default",
                "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats, "peer": args.peer}
     runs: dict[str, list[dict]] = {args.peer: [], "ours": []}
     # The two sides alternate, so a slow spell of the shared machine falls on both rather than on one.

@@ -326,3 +326,21 @@ def test_lr_zero_takes_the_models_default(data):
         (data_dir / "model" / "checkpoint.pt").unlink()
     train.main(args + ["--model", "cbow", "--lr", "0.01"])
     assert torch.load(data_dir / "model" / "checkpoint.pt", weights_only=False)["config"]["lr"] == 0.01
+
+
+def test_init_range_zero_takes_the_models_default(data):
+    from common import load_vocab
+    # With a rate of 1e-12 one batch moves no input row by more than ~1e-12: the written vectors are the start.
+    import train
+    data_dir, _, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS[:-2], "--lr", "1e-12",
+            "--stop-after-batches", "1"]
+    assert train.INIT_RANGE == 0.0 and train.DEFAULT_INIT_RANGE == {"sg": 0.5, "cbow": 1.0}
+    vocab_size = len(load_vocab(data_dir)[0])
+    for model, extra, init_range in (("sg", [], 0.5), ("cbow", [], 1.0), ("cbow", ["--init-range", "0.25"], 0.25)):
+        train.main(args + ["--model", model, *extra])
+        start = SkipGram(vocab_size, 24, seed=1, init_range=init_range).input.weight.detach().numpy()
+        trained = torch.load(data_dir / "model" / "checkpoint.pt", weights_only=False)["model"]["input.weight"]
+        np.testing.assert_allclose(trained.numpy(), start, rtol=0, atol=1e-9)
+        assert np.abs(start).max() == pytest.approx(init_range / 24, rel=0.01)
+        (data_dir / "model" / "checkpoint.pt").unlink()

@@ -29,6 +29,15 @@ def test_initialisation_matches_word2vec_c():
     assert torch.equal(SkipGram(1000, 50, seed=1).input.weight, weights)
 
 
+def test_init_range_scales_the_same_draws_and_its_default_is_word2vec_c():
+    default = SkipGram(1000, 50, seed=1).input.weight.detach()
+    assert torch.equal(SkipGram(1000, 50, seed=1, init_range=0.5).input.weight, default)
+    wide = SkipGram(1000, 50, seed=1, init_range=1.0).input.weight.detach()  # gensim 4's +-1/dim
+    torch.testing.assert_close(wide, 2 * default)
+    assert wide.abs().max() <= 1.0 / 50 and wide.abs().max() > 0.99 / 50
+    assert torch.count_nonzero(SkipGram(1000, 50, seed=1, init_range=1.0).output.weight) == 0
+
+
 def test_torch_step_equals_autograd_sgd_step():
     # Distinct rows in the batch: one closed-form step must equal weight -= lr * autograd gradient.
     model = small_model()
