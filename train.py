@@ -15,11 +15,12 @@ with one line for a combination it has no step for): numba, word2vec.c's pair-by
 only, negatives drawn by the loader; window, the window kernels (a window's pairs trained together, negatives drawn
 inside the kernel), CPU only, on shards of order windows; torch, the batched closed-form step in micro-batches that
 CUDA runs, negatives drawn on the device by torch.randint from a generator seeded per batch, on the CPU as on the
-GPU, so CPU runs train what the GPU trains. On shards of order windows the torch kernel makes the window kernels'
-update (word2vec.sg_window_step_torch / sg_window_hs_step_torch: a window's target's output row and one draw of
-NEGATIVES negatives, or its Huffman path, shared by its contexts). On order pairs, with negative sampling, it shares
-each draw of NEGATIVES negatives among SHARED_NEGATIVES pairs (word2vec.sgns_step_shared: a group's negative rows
-read once, its scores one matrix product); 1 gives every pair its own (sgns_step_torch).
+GPU, so CPU runs train what the GPU trains. With negative sampling the torch kernel shares each draw of NEGATIVES
+negatives among SHARED_NEGATIVES consecutive pairs (word2vec.sgns_step_shared: a group's negative rows read once, its
+scores one matrix product; on shards of order windows a group holds whole windows, mostly); 1 gives every pair its
+own (sgns_step_torch), 0 every window its own, the CPU window kernel's update (sg_window_step_torch; measured slower
+than groups of 32 on the CPU and by the bytes it moves, bench/RESULTS.md). With hierarchical softmax on shards of
+order windows it shares the target's Huffman path across its window (sg_window_hs_step_torch), else hs_step_torch.
 
 Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
 batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
@@ -87,7 +88,7 @@ KERNEL = "auto"  # training step: numba (pair by pair, sg, CPU only), window (a 
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
 LOSS_EVERY = 16  # numba and window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # torch kernel only: pairs per update within a batch (0 = the whole batch)
-SHARED_NEGATIVES = 32  # torch kernel, ns, shards of order pairs: pairs sharing one draw of NEGATIVES negatives (sgns_step_shared's group; 1: each pair its own); order windows: one draw per window
+SHARED_NEGATIVES = 32  # torch kernel, ns: consecutive pairs sharing one draw of NEGATIVES negatives (sgns_step_shared's group; 1: each pair its own; 0: each window its own, sg_window_step_torch)
 NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
 CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
 RESUME = False  # continue from model/checkpoint.pt
@@ -267,10 +268,10 @@ def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | 
     device; one line naming the steps there are for a combination without one (`BUILT_STEPS`).
 
     numba steps take the loader's negatives; the torch ns steps ignore them and draw their own from `unigram`
-    (on the model's device) with a generator seeded by the batch seed, as the CUDA run does: on shards of
-    `order` windows one set per window (sg_window_step_torch, the update of the CPU window kernel), on order
-    pairs one set per SHARED_NEGATIVES pairs. Window kernels draw theirs from `unigram` inside the kernel
-    (word2vec.counter_draw). Pair kernels ignore window_starts.
+    (on the model's device) with a generator seeded by the batch seed, as the CUDA run does: one set per
+    SHARED_NEGATIVES pairs, or per window with SHARED_NEGATIVES 0 (sg_window_step_torch, the CPU window
+    kernel's update). Window kernels draw theirs from `unigram` inside the kernel (word2vec.counter_draw). Pair
+    kernels ignore window_starts; `order` is the shards' (torch hs shares a path across a window on windows).
     """
     model_name = getattr(cfg, "model", "sg")
     # Each kernel's branch; a new kernel adds its own here and its combinations to BUILT_STEPS.
@@ -321,12 +322,13 @@ def _sg_torch_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None, un
                    order: str = "pairs") -> Step:
     """Skip-gram's batched closed-form steps (the CUDA step), negatives drawn on the device.
 
-    Shards of order windows: the window steps (sg_window_step_torch with one set of negatives per window drawn by
-    torch.randint from the batch's seeded generator, sg_window_hs_step_torch), the CPU window kernels' update.
-    Order pairs: every pair its own window, so the pair steps (sgns_step_shared / sgns_step_torch, hs_step_torch).
+    The window steps, the CPU window kernels' update, for hs on shards of order windows (sg_window_hs_step_torch)
+    and for ns with SHARED_NEGATIVES 0 (sg_window_step_torch, one set of negatives per window drawn by torch.randint
+    from the batch's seeded generator; on order pairs every pair is its own window). Else the pair steps
+    (sgns_step_shared / sgns_step_torch, hs_step_torch).
     """
     device = model.input.weight.device
-    if order == "windows":
+    if (loss == "hs" and order == "windows") or (loss != "hs" and cfg.shared_negatives == 0):
         return _sg_torch_window_step(loss, model, cfg, tree, unigram)
     if loss == "hs":
         return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: hs_step_torch(
@@ -592,7 +594,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
                 lr=at_least(0), init_range=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
-                loss_every=at_least(1), micro_batch=at_least(0), shared_negatives=at_least(1), num_workers=at_least(0),
+                loss_every=at_least(1), micro_batch=at_least(0), shared_negatives=at_least(0), num_workers=at_least(0),
                 stop_after_batches=at_least(0), checkpoint_minutes=at_least(0), check_rows=at_least(1))
     data_dir = Path(cfg.data_dir)
     report = StageReport("train", data_dir)
@@ -756,7 +758,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_s = max(position["train_s"], 1e-9)
     return report.finish(
         device=str(device), model=cfg.model, order=order, kernel=kernel, micro_batch=cfg.micro_batch if kernel == "torch" else None,
-        shared_negatives=cfg.shared_negatives if kernel == "torch" and not hs and order != "windows" else None,
+        shared_negatives=cfg.shared_negatives if kernel == "torch" and not hs else None,
         epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(words), pairs=position["pairs_done"], loss=cfg.loss,
         train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),
         corpus_words_per_s=round(meta["tokens"] * cfg.epochs / train_s),

@@ -133,8 +133,9 @@ def step_traffic(dim: int, negatives: int, micro_batch: int, shared_negatives: i
     (bench/traffic.py: every op reads its inputs and writes its outputs, no reuse between ops), and the floor:
     each row a pair needs (target, context, its share of the negatives) read and written once.
 
-    order windows (pairs_dataset.py's default): train.py's window step, on windows of 1..10 pairs in turn
-    (WINDOW_SIZES); a pair needs its context's input row and its window's share of 1 + negatives output rows."""
+    order windows (pairs_dataset.py's default): the pairs come in windows of 1..10 pairs in turn (WINDOW_SIZES);
+    with shared_negatives 0 train.py takes the window step, where a pair needs its context's input row and its
+    window's share of 1 + negatives output rows."""
     import torch
 
     import train
@@ -154,11 +155,11 @@ def step_traffic(dim: int, negatives: int, micro_batch: int, shared_negatives: i
         window_starts = torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)])
         target = torch.randint(vocab_size, (len(sizes),), generator=generator, dtype=torch.int32)
         target = target.repeat_interleave(sizes)
-        rows = 1 + (1 + negatives) / (pairs / len(sizes))
     else:
         window_starts = torch.arange(pairs + 1)
         target = torch.randint(vocab_size, (pairs,), generator=generator, dtype=torch.int32)
-        rows = 2 + negatives / max(1, shared_negatives)
+    windows = len(window_starts) - 1
+    rows = 1 + (1 + negatives) * windows / pairs if shared_negatives == 0 else 2 + negatives / shared_negatives
     context = torch.randint(vocab_size, (pairs,), generator=generator, dtype=torch.int32)
     with TrafficCount() as count:
         step(target, context, torch.empty(0), window_starts, 0.025, 0.025, 1)

@@ -159,27 +159,29 @@ def test_padded_windows_in_one_micro_batch_equal_each_window_alone(loss, one_tor
     assert together_loss == pytest.approx(alone_loss, rel=1e-6)
 
 
-def test_pairs_order_keeps_the_pair_steps_and_windows_order_takes_the_window_steps(monkeypatch):
+def test_the_window_steps_are_taken_for_hs_on_windows_and_for_ns_with_shared_negatives_zero(monkeypatch):
     calls = []
     for name in ("sgns_step_shared", "sg_window_step_torch", "hs_step_torch", "sg_window_hs_step_torch"):
         monkeypatch.setattr(train, name, lambda *args, name=name, **kwargs: calls.append(name) or 0.0)
-    cfg = SimpleNamespace(model="sg", negatives=2, micro_batch=4, shared_negatives=2)
     model = SkipGram(10, 4)
     unigram = torch.arange(10)
     batch = (torch.tensor([1, 1, 2], dtype=torch.int32), torch.tensor([3, 4, 5], dtype=torch.int32), torch.empty(0),
              torch.tensor([0, 2, 3]), 0.1, 0.1, 5)
     for order in ("pairs", "windows"):
-        train.make_step("ns", "torch", model, cfg, None, unigram, order)(*batch)
+        for shared in (2, 0):
+            cfg = SimpleNamespace(model="sg", negatives=2, micro_batch=4, shared_negatives=shared)
+            train.make_step("ns", "torch", model, cfg, None, unigram, order)(*batch)
         train.make_step("hs", "torch", SkipGram(10, 4, loss="hs"), cfg, build_huffman(np.arange(10, 0, -1)), None,
                         order)(*batch)
-    assert calls == ["sgns_step_shared", "hs_step_torch", "sg_window_step_torch", "sg_window_hs_step_torch"]
+    assert calls == ["sgns_step_shared", "sg_window_step_torch", "hs_step_torch",
+                     "sgns_step_shared", "sg_window_step_torch", "sg_window_hs_step_torch"]
 
 
 def test_window_negatives_are_one_seeded_draw_per_window(monkeypatch):
     seen = []
     monkeypatch.setattr(train, "sg_window_step_torch", lambda model, t, c, starts, negatives, *rest: seen.append(
         negatives.clone()) or 0.0)
-    cfg = SimpleNamespace(model="sg", negatives=3, micro_batch=4, shared_negatives=32)
+    cfg = SimpleNamespace(model="sg", negatives=3, micro_batch=4, shared_negatives=0)
     unigram = torch.arange(100, 200)
     step = train.make_step("ns", "torch", SkipGram(200, 4), cfg, None, unigram, "windows")
     batch = (torch.zeros(5, dtype=torch.int32), torch.ones(5, dtype=torch.int32), torch.empty(0),
@@ -205,8 +207,9 @@ def test_train_torch_kernel_on_windows_learns_planted_clusters(data, loss, monke
     # per pair 9e14 after 2 epochs, tried when writing this: a row's stale gradients summed over a micro-batch),
     # where the numba window kernel learns at 0.05
     figures = train.main(["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--loss", loss, "--kernel",
-                          "torch", "--micro-batch", "1024"])
-    assert (figures["kernel"], figures["order"], figures["shared_negatives"]) == ("torch", "windows", None)
+                          "torch", "--micro-batch", "1024", "--shared-negatives", "0"])
+    assert (figures["kernel"], figures["order"], figures["shared_negatives"]) == (
+        "torch", "windows", 0 if loss == "ns" else None)
     assert figures["pairs"] == sum(pairs_per_draw)
     assert set(used) == {"sg_window_step_torch" if loss == "ns" else "sg_window_hs_step_torch"}
     share = share_in_cluster(data_dir, clusters)
