@@ -352,6 +352,16 @@ def _sg_torch_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None, un
     return sgns_torch
 
 
+def window_negatives(generator: torch.Generator, seed: int, unigram: torch.Tensor, window_starts: torch.Tensor,
+                     negatives: int) -> torch.Tensor:
+    """[W, negatives] rows of the unigram table, one draw per window, from `generator` seeded with the batch seed:
+    the torch window steps' negatives (skip-gram and CBOW), so a resumed run draws the same ones."""
+    generator.manual_seed(seed)
+    draws = torch.randint(len(unigram), (window_starts.shape[0] - 1, negatives), device=unigram.device,
+                          generator=generator)
+    return unigram[draws]
+
+
 def _sg_torch_window_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None,
                           unigram: torch.Tensor | None) -> Step:
     """The window steps for --kernel torch on shards of order windows; ns: one set of negatives per window."""
@@ -364,12 +374,10 @@ def _sg_torch_window_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | N
 
     def sg_window_torch(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
                         window_starts: torch.Tensor, lr_start: float, lr_end: float, seed: int) -> float:
-        generator.manual_seed(seed)
-        draws = torch.randint(len(unigram), (window_starts.shape[0] - 1, cfg.negatives), device=device,
-                              generator=generator)
         return sg_window_step_torch(model, target.to(device, non_blocking=True),
-                                    context.to(device, non_blocking=True), window_starts, unigram[draws], lr_start,
-                                    lr_end, cfg.micro_batch)
+                                    context.to(device, non_blocking=True), window_starts,
+                                    window_negatives(generator, seed, unigram, window_starts, cfg.negatives),
+                                    lr_start, lr_end, cfg.micro_batch)
 
     return sg_window_torch
 
@@ -399,11 +407,9 @@ def _cbow_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree |
 
     def cbow_torch(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor, window_starts: torch.Tensor,
                    lr_start: float, lr_end: float, seed: int) -> float:
-        generator.manual_seed(seed)
-        draws = torch.randint(len(unigram), (window_starts.shape[0] - 1, cfg.negatives), device=device,
-                              generator=generator)
         return cbow_step_torch(model, target.to(device, non_blocking=True), context.to(device, non_blocking=True),
-                               window_starts, unigram[draws], lr_start, lr_end, cfg.micro_batch)
+                               window_starts, window_negatives(generator, seed, unigram, window_starts, cfg.negatives),
+                               lr_start, lr_end, cfg.micro_batch)
 
     return cbow_torch
 

@@ -21,7 +21,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from cbow_kernel import batches  # noqa: E402
 from common import load_vocab  # noqa: E402
 from evaluate import evaluate_analogies, evaluate_similarity  # noqa: E402
 from pairs_dataset import iter_pairs, keep_probabilities, read_id_slices  # noqa: E402
@@ -58,16 +60,6 @@ def draw_windows(data_dir: Path, counts: np.ndarray, seed: int, shuffle: bool, w
     new_starts = np.concatenate([[0], np.cumsum(new_sizes)])
     source = np.repeat(starts[order] - new_starts[:-1], new_sizes) + np.arange(len(target))
     return target[source], context[source], new_starts
-
-
-def batches(window_starts: np.ndarray, batch_size: int):
-    """(first pair, end pair, window_starts of the batch), windows cut at batch edges as dataset.py cuts them."""
-    n_pairs = int(window_starts[-1])
-    for p0 in range(0, n_pairs, batch_size):
-        p1 = min(n_pairs, p0 + batch_size)
-        a, b = np.searchsorted(window_starts, [p0, p1], side="right")
-        inner = window_starts[a:b]
-        yield p0, p1, np.concatenate([[p0], inner[inner < p1], [p1]]) - p0
 
 
 def scores(words: list[str], vectors: np.ndarray) -> dict:
