@@ -87,7 +87,8 @@ MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean
 KERNEL = "auto"  # training step: numba (pair by pair, sg, CPU only), window (a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), auto (window on CPU for shards of order windows, numba for order pairs; torch on CUDA)
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
 LOSS_EVERY = 16  # numba and window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
-MICRO_BATCH = 8192  # torch kernel only: pairs per update within a batch (0 = the whole batch)
+MICRO_BATCH = 8192  # torch kernel only, ns: pairs per update within a batch (0 = the whole batch)
+HS_MICRO_BATCH = 1024  # torch kernel only, hs: pairs per update (every path starts at the root, so the top nodes sum a micro-batch's stale gradients: 8,192 blew text8 up, bench/RESULTS.md)
 SHARED_NEGATIVES = 32  # torch kernel, ns: consecutive pairs sharing one draw of NEGATIVES negatives (sgns_step_shared's group; 1: each pair its own; 0: each window its own, sg_window_step_torch)
 NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
 CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
@@ -600,8 +601,10 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
                 lr=at_least(0), init_range=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
-                loss_every=at_least(1), micro_batch=at_least(0), shared_negatives=at_least(0), num_workers=at_least(0),
+                loss_every=at_least(1), micro_batch=at_least(0), hs_micro_batch=at_least(0), shared_negatives=at_least(0), num_workers=at_least(0),
                 stop_after_batches=at_least(0), checkpoint_minutes=at_least(0), check_rows=at_least(1))
+    if cfg.loss == "hs":  # from here on cfg.micro_batch is the one the torch step uses
+        cfg.micro_batch = cfg.hs_micro_batch
     data_dir = Path(cfg.data_dir)
     report = StageReport("train", data_dir)
     model_dir = data_dir / "model"

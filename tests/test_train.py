@@ -445,3 +445,17 @@ def test_loss_csv_is_per_training_example(data, model):
     rows = list(csv.DictReader(open(data_dir / "model" / "loss.csv")))
     first = float(rows[0]["loss"])
     assert 6 * math.log(2) * 0.9 < first <= 6 * math.log(2) + 1e-4, first
+
+
+def test_hs_takes_its_own_micro_batch(data):
+    # every Huffman path starts at the root, so hs's torch step sums a micro-batch's stale gradients on the top
+    # nodes: it has its own, smaller micro-batch (HS_MICRO_BATCH), whatever --micro-batch says
+    data_dir, _, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "torch", "--stop-after-batches", "1"]
+    assert train.MICRO_BATCH == 8192 and train.HS_MICRO_BATCH == 1024
+    for extra, expected in (([], 8192), (["--loss", "hs"], 1024),
+                            (["--loss", "hs", "--hs-micro-batch", "512", "--micro-batch", "4096"], 512)):
+        train.main(args + extra)
+        checkpoint = data_dir / "model" / "checkpoint.pt"
+        assert torch.load(checkpoint, weights_only=False)["config"]["micro_batch"] == expected, extra
+        checkpoint.unlink()
