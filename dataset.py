@@ -6,7 +6,8 @@ Reads DATA_DIR/pairs/ (pairs_dataset.py) and DATA_DIR/unigram_table.npy (unigram
 writes several independent pair sets, "draws" (sub-sampling and windows redrawn, as word2vec.c and gensim do every
 epoch); epoch e reads draw e % draws (`draw_shards`; a meta.json from before draws is one draw). One epoch reads
 every pair of its draw exactly once: the draw's shards in an order shuffled by (seed, epoch) (`shard_order`), each
-shard's row groups in file order (the shards were shuffled when written). The unit of work is one row group:
+shard's row groups in file order (the shards were shuffled when written; pairs_dataset.py --no-shuffle leaves them
+in text order, and then the shards are read in file order too). The unit of work is one row group:
 with a DataLoader (batch_size=None, num_workers=n) worker w reads units w, w+n, w+2n, ... so the workers' streams
 are disjoint.
 
@@ -78,13 +79,16 @@ def draw_pairs(meta: dict) -> list[int]:
 
 
 def epoch_shards(meta: dict, seed: int, epoch: int) -> list[int]:
-    """The shards epoch `epoch` reads, in order: its draw's (epoch % draws), permuted by `shard_order`."""
+    """The shards epoch `epoch` reads, in order: its draw's (epoch % draws), permuted by `shard_order` (in file
+    order when the shards are in text order, meta.json's "shuffle" false)."""
     draws = draw_shards(meta)
     shards = draws[epoch % len(draws)]
     if not shards:
         draw = epoch % len(draws)
         fail(f"pairs/ holds no shards of draw {draw}, which epoch {epoch + 1} reads: write it with "
              f"pairs_dataset.py --only-draws {draw} (or train with --rolling-draws)")
+    if not meta.get("shuffle", True):  # pairs_dataset.py --no-shuffle: text order, the shards in file order
+        return shards
     return [shards[i] for i in shard_order(seed, epoch, len(shards))]
 
 

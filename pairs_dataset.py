@@ -3,6 +3,7 @@
     python pairs_dataset.py --window 5 --sample 1e-4
     python pairs_dataset.py --draws 1        # one pair set for every epoch: 1/5 of the disk, lower quality
     python pairs_dataset.py --order pairs    # every pair shuffled alone (the layout before issue 12)
+    python pairs_dataset.py --no-shuffle     # text order, as word2vec.c and gensim train (see Order)
 
 Reads DATA_DIR/ids/part-*.parquet (column `ids: list<int32>`, one row per document) and DATA_DIR/vocab.json, and
 writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context`; with ORDER windows also the bool
@@ -16,6 +17,10 @@ window is cut where a shard or a row group ends (both keep their sizes; the piec
 window of its own): at most one cut per row group of 1M pairs. pairs: every pair is shuffled alone and there is
 no third column. Both orders write the same pairs into the same shards for the same seed; only the order inside
 a shard differs. Windows order shards are smaller (a window's repeated target compresses well).
+SHUFFLE (--no-shuffle turns it off): False leaves every shard in text order (the windows, or the pairs, as the
+stream made them) and has dataset.py read each draw's shards in file order, so training runs through the corpus
+in text order as word2vec.c and gensim do. The shuffled default scores higher on most sets; text order trades
+some of that for others (CBOW on text8: bench/RESULTS.md, "Text order").
 
 Draws: word2vec.c and gensim redraw the sub-sampling and the windows every epoch, so each epoch trains on other
 pairs; reading one fixed pair set every epoch costs quality (text8, 5 epochs: 34.0% analogy accuracy against
@@ -45,7 +50,7 @@ seed (`draw_seed`: SEED itself for draw 0, so draw 0 is what a one-draw run writ
 inputs only: not on CHUNK_TOKENS, nor on how the parquet parts are split into batches, nor on DRAWS.
 
 meta.json: "shards" lists every shard of every draw ({"file", "pairs", "draw"}), "draws" their number, "order"
-the shard order (a meta.json without it is of order pairs),
+the shard order (a meta.json without it is of order pairs), "shuffle" false for text order (absent: true),
 "pairs_per_draw" and "retained_per_draw" the pairs and retained tokens of each draw; "pairs" and "bytes" count
 all shards (the sum of "pairs_per_draw"); "tokens" is the id stream's length (the same for every draw) and
 "retained_tokens" draw 0's retained tokens. The stage's figures (stats/pairs_dataset.json): pairs, bytes_per_pair
@@ -88,6 +93,7 @@ DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
 SAMPLE = 1e-4  # sub-sampling threshold of frequent words (word2vec.c -sample); 0 turns sub-sampling off
 SEED = 1  # seed of the keep draws, window draws and shard shuffles
+SHUFFLE = True  # shuffle each shard (by ORDER's unit) and read the shards in a shuffled order; False: text order
 ORDER = "windows"  # shard order: windows (each target's pairs kept together, windows shuffled; a window_start column) or pairs (every pair shuffled alone)
 DRAWS = 5  # independent pair sets (sub-sampling, windows, shuffle redrawn); epoch e trains on draw e mod DRAWS
 DYNAMIC_WINDOW = True  # each target draws its window in 1..WINDOW (word2vec.c); off: always WINDOW
@@ -322,13 +328,13 @@ class ShardWriter:
 
     def __init__(self, directory: Path, pairs_per_shard: int, row_group_pairs: int, compression: str,
                  rng: np.random.Generator, expected_pairs: int = 0, prefix: str = "shard-", draw: int = 0,
-                 order: str = "pairs"):
+                 order: str = "pairs", shuffle: bool = True):
         self.directory, self.pairs_per_shard, self.prefix = Path(directory), max(1, int(pairs_per_shard)), prefix
         self.row_group_pairs, self.rng, self.draw = max(1, int(row_group_pairs)), rng, draw
         self.compression = None if compression == "none" else compression
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-        self.order = order
+        self.order, self.shuffle = order, shuffle
         self.schema = WINDOWS_SCHEMA if order == "windows" else SCHEMA
         # Sized from the expected pair count so a small corpus does not allocate a full shard, and grows on
         # demand (up to pairs_per_shard) if the estimate was short.
@@ -372,15 +378,20 @@ class ShardWriter:
                 self.starts = grown_starts
 
     def _row_groups(self) -> Iterator[pa.Table]:
-        """The buffer's pairs shuffled, as tables of row_group_pairs rows."""
+        """The buffer's pairs shuffled (unless self.shuffle is off), as tables of row_group_pairs rows."""
         pairs = self.buffer[:self.filled]
-        if self.order == "pairs":
-            # Shuffle (target, context) rows in place as single int64 values: no permutation array, no copy.
-            self.rng.shuffle(pairs.view(np.int64).reshape(-1))
+        if self.order == "pairs" or not self.shuffle:
+            if self.shuffle:
+                # Shuffle (target, context) rows in place as single int64 values: no permutation array, no copy.
+                self.rng.shuffle(pairs.view(np.int64).reshape(-1))
             for start in range(0, self.filled, self.row_group_pairs):
                 rows = pairs[start:start + self.row_group_pairs]
-                yield pa.table([pa.array(np.ascontiguousarray(rows[:, 0])),
-                                pa.array(np.ascontiguousarray(rows[:, 1]))], schema=self.schema)
+                columns = [pa.array(np.ascontiguousarray(rows[:, 0])), pa.array(np.ascontiguousarray(rows[:, 1]))]
+                if self.order == "windows":
+                    flags = self.starts[start:start + len(rows)].copy()
+                    flags[0] = True  # a shard or row group that begins inside a window cuts it
+                    columns.append(pa.array(flags))
+                yield pa.table(columns, schema=self.schema)
             return
         # Windows: a permutation of the window ids; the shuffled stream is gathered one row group at a time, so
         # the extra memory is a few index arrays per window (not per pair) and one row group's gather index.
@@ -464,7 +475,7 @@ def write_draw(task: dict) -> dict:
     # The third spawned child of the draw's seed shuffles its shards (iter_pairs uses the first two).
     writer = ShardWriter(task["out_dir"], cfg["pairs_per_shard"], cfg["row_group_pairs"], cfg["compression"],
                          np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2]), task["expected_pairs"],
-                         prefix=f"draw-{draw:05d}-shard-", draw=draw, order=cfg["order"])
+                         prefix=f"draw-{draw:05d}-shard-", draw=draw, order=cfg["order"], shuffle=cfg["shuffle"])
     windows = cfg["order"] == "windows"
     counters = {"tokens": 0, "retained": 0, "pairs": 0}
     # One bar per draw, on its own line while the draws run side by side.
@@ -486,12 +497,19 @@ def write_draw(task: dict) -> dict:
 
 # meta.json settings that a pairs/ must share with this run for draws to be added to it.
 SHARED_SETTINGS = ("window", "sample", "seed", "dynamic_window", "draws", "compression", "row_group_pairs",
-                   "pairs_per_shard", "tokens", "vocab_size", "order")
+                   "pairs_per_shard", "tokens", "vocab_size", "order", "shuffle")
 
 
 def shard_order_of(meta: dict) -> str:
     """The order of a pairs/ (meta.json's "order"; one written before orders existed is "pairs")."""
     return meta.get("order", "pairs")
+
+
+def meta_setting(meta: dict, key: str) -> object:
+    """A setting of a meta.json, with the defaults of those written before the setting existed."""
+    if key == "order":
+        return shard_order_of(meta)
+    return meta.get(key, True) if key == "shuffle" else meta.get(key)
 
 
 def parse_draws(spec: str, draws: int) -> list[int]:
@@ -516,7 +534,7 @@ def read_pairs_meta(pairs_dir: Path, settings: dict) -> dict | None:
         return None
     meta = read_json(meta_path, "pairs_dataset.py")
     for key in SHARED_SETTINGS:
-        if (shard_order_of(meta) if key == "order" else meta.get(key)) != settings[key]:
+        if meta_setting(meta, key) != settings[key]:
             what = "the ids changed since" if key in ("tokens", "vocab_size") else \
                 f"--{key.replace('_', '-')} {meta.get(key)!r} against {settings[key]!r} now:"
             fail(f"cannot add draws to {pairs_dir}: {what} it was written ({key}); "
@@ -540,7 +558,7 @@ def pairs_meta(settings: dict, per_draw: dict[int, dict], shards: list[dict], sh
         "retained_per_draw": [figures and figures["retained"] for figures in listed],
         "shards": shards, "vocab_size": settings["vocab_size"], "compression": settings["compression"],
         "row_group_pairs": settings["row_group_pairs"], "pairs_per_shard": settings["pairs_per_shard"],
-        "bytes": shard_bytes, "order": shard_order_of(settings),
+        "bytes": shard_bytes, "order": shard_order_of(settings), "shuffle": meta_setting(settings, "shuffle"),
     }
 
 
@@ -609,7 +627,7 @@ def main(argv: list[str] | None = None) -> dict:
     settings = {"window": cfg.window, "sample": cfg.sample, "seed": cfg.seed, "dynamic_window": cfg.dynamic_window,
                 "draws": cfg.draws, "compression": cfg.compression, "row_group_pairs": cfg.row_group_pairs,
                 "pairs_per_shard": cfg.pairs_per_shard, "tokens": total, "vocab_size": vocab_size,
-                "order": cfg.order}
+                "order": cfg.order, "shuffle": cfg.shuffle}
     pairs_dir = data_dir / "pairs"
     existing = read_pairs_meta(pairs_dir, settings) if adding else None
     per_draw: dict[int, dict] = {}  # each draw's pairs and retained tokens, those already in pairs/ included

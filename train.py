@@ -203,7 +203,7 @@ def pairs_dataset_argv(data_dir: Path, meta: dict, draw: int) -> list[str]:
             "--seed", str(meta["seed"]), "--compression", meta["compression"],
             "--pairs-per-shard", str(meta["pairs_per_shard"]), "--row-group-pairs", str(meta["row_group_pairs"]),
             "--dynamic-window" if meta.get("dynamic_window", True) else "--no-dynamic-window",
-            "--order", meta.get("order", "pairs")]
+            "--order", meta.get("order", "pairs"), "--shuffle" if meta.get("shuffle", True) else "--no-shuffle"]
 
 
 class DrawWriter:
@@ -766,7 +766,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in found))
     train_s = max(position["train_s"], 1e-9)
     return report.finish(
-        device=str(device), model=cfg.model, order=order, kernel=kernel, micro_batch=cfg.micro_batch if kernel == "torch" else None,
+        device=str(device), model=cfg.model, order=order, shuffled=meta.get("shuffle", True), kernel=kernel, micro_batch=cfg.micro_batch if kernel == "torch" else None,
         shared_negatives=cfg.shared_negatives if kernel == "torch" and not hs else None,
         epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(words), pairs=position["pairs_done"], loss=cfg.loss,
         train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),

@@ -6,7 +6,8 @@ CPU kernels on one draw of windows held in memory, then the text8 evaluation set
 
 --init-scale s: input rows uniform in +-s * 0.5 / dim (1: word2vec.c's and our SkipGram's; 2: gensim 4's
 prep_vectors, uniform in [-1/dim, 1/dim)). --order shuffled: the windows of each 50M-pair stretch shuffled as
-pairs_dataset.py shuffles a shard (train.py's order); text: in text order (gensim's and word2vec.c's).
+pairs_dataset.py shuffles a shard (train.py's order); text: in text order (gensim's and word2vec.c's); blocks:N:
+blocks of N consecutive windows shuffled as units, text order inside a block.
 Each variant x seed prints one line and appends a JSON line to bench/work/cbow_scores.jsonl.
 """
 from __future__ import annotations
@@ -33,9 +34,10 @@ SHARED = ROOT.parent / "shared" / "data"
 SHARD_PAIRS = 50_000_000  # pairs_dataset.py's PAIRS_PER_SHARD: the stretch whose windows are shuffled together
 
 
-def draw_windows(data_dir: Path, counts: np.ndarray, seed: int, shuffle: bool, window: int = 5,
+def draw_windows(data_dir: Path, counts: np.ndarray, seed: int, block_windows: int, window: int = 5,
                  sample: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(target, context, window_starts) of one draw; windows shuffled inside each SHARD_PAIRS stretch or not."""
+    """(target, context, window_starts) of one draw; blocks of block_windows consecutive windows shuffled inside
+    each SHARD_PAIRS stretch (1: every window alone, train.py's order), or text order (block_windows 0)."""
     files = sorted((data_dir / "ids").glob("*.parquet"))
     pieces = list(iter_pairs(read_id_slices(files, len(counts), 1_000_000),
                              keep_probabilities(counts, sample, int(counts.sum())), window, sample, True, 1_000_000,
@@ -45,7 +47,7 @@ def draw_windows(data_dir: Path, counts: np.ndarray, seed: int, shuffle: bool, w
     sizes = np.concatenate([p[2] for p in pieces])
     sizes = sizes[sizes > 0]
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    if not shuffle:
+    if block_windows == 0:
         return target, context, starts
     rng = np.random.default_rng(seed)
     order_parts = []
@@ -53,7 +55,10 @@ def draw_windows(data_dir: Path, counts: np.ndarray, seed: int, shuffle: bool, w
     while first < len(sizes):  # whole windows per stretch of about SHARD_PAIRS pairs
         last = int(np.searchsorted(starts, starts[first] + SHARD_PAIRS, side="left"))
         last = min(max(last, first + 1), len(sizes))
-        order_parts.append(first + rng.permutation(last - first))
+        blocks = -(-(last - first) // block_windows)
+        block_order = rng.permutation(blocks)
+        windows = (block_order[:, None] * block_windows + np.arange(block_windows)).reshape(-1)
+        order_parts.append(first + windows[windows < last - first])
         first = last
     order = np.concatenate(order_parts)
     new_sizes = sizes[order]
@@ -78,7 +83,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1, help="each epoch a fresh draw (seed * 1000 + epoch)")
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--init-scale", default="1", help="comma-separated multipliers of +-0.5/dim")
-    parser.add_argument("--order", default="shuffled", help="comma-separated: shuffled, text")
+    parser.add_argument("--order", default="shuffled",
+                        help="comma-separated: shuffled, text, blocks:N (blocks of N windows shuffled)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=300_000)
     args = parser.parse_args()
@@ -89,7 +95,8 @@ def main() -> None:
     tree = build_huffman(counts) if args.loss == "hs" else None
     for seed in [int(s) for s in args.seeds.split(",")]:
         for order in args.order.split(","):
-            draws = [draw_windows(args.data_dir, counts, seed * 1000 + e, order == "shuffled")
+            block_windows = {"shuffled": 1, "text": 0}[order] if ":" not in order else int(order.split(":")[1])
+            draws = [draw_windows(args.data_dir, counts, seed * 1000 + e, block_windows)
                      for e in range(args.epochs)]
             total_pairs = sum(int(d[2][-1]) for d in draws)
             for scale in [float(s) for s in args.init_scale.split(",")]:

@@ -147,7 +147,7 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
         ["convert_to_int.py", "--min-count", str(SETTINGS["min_count"])],
         ["pairs_dataset.py", "--window", str(SETTINGS["window"]), "--sample", str(SETTINGS["sample"]),
          "--draws", str(epochs), "--seed", str(SETTINGS["seed"])]
-        + (["--order", OURS["order"]] if OURS["order"] else []),  # a fresh draw of windows and sub-sampling per epoch, as gensim does
+        + ({"": [], "text": ["--no-shuffle"]}.get(OURS["order"], ["--order", OURS["order"]])),  # a fresh draw of windows and sub-sampling per epoch, as gensim does
         *([] if hs else [["unigram_table.py"]]),  # hierarchical softmax draws no negatives: no table
         ["train.py", "--epochs", str(epochs), "--dim", str(dim), "--negatives", str(SETTINGS["negative"]),
          "--threads", str(SETTINGS["workers"]), "--lr", str(SETTINGS["alpha"]), "--device", "cpu",
@@ -213,7 +213,8 @@ def main() -> None:
                         help="runs of each side, alternated; the table shows medians, the spread of times below it")
     parser.add_argument("--dim", type=int, default=0, help="embedding size of both sides (0: the corpus's, 100 or 300)")
     parser.add_argument("--kernel", default="", help="our train.py --kernel (empty: its default)")
-    parser.add_argument("--order", default="", help="our pairs_dataset.py --order (empty: its default)")
+    parser.add_argument("--order", default="",
+                        help="our pairs_dataset.py --order (empty: its default), or text: --no-shuffle (text order)")
     parser.add_argument("--init-range", default="", help="our train.py --init-range (empty: its default)")
     parser.add_argument("--report", action="store_true",
                         help="print every run kept in bench/work/results.jsonl as Markdown tables, run nothing")

@@ -699,3 +699,81 @@ def test_order_refusals(tmp_path):
     meta_path.write_text(json.dumps(meta))
     run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1", "--order", "pairs")
     assert json.loads(meta_path.read_text())["order"] == "pairs"
+
+
+# --- --no-shuffle: text order, as word2vec.c and gensim train ------------------------------------------------------
+
+def stream_of_draw(docs: list, vocab_size: int, window: int, sample: float, seed: int, draw: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The draw's pairs in stream order and the flags of its windows' first pairs, from iter_pairs."""
+    slices = [(np.concatenate(docs).astype(np.int32), np.repeat(np.arange(len(docs)), [len(d) for d in docs]))]
+    counts = np.bincount(np.concatenate(docs), minlength=vocab_size)
+    pieces = list(iter_pairs(slices, keep_probabilities(counts, sample), window, sample, True, 10**6,
+                             pairs_dataset.draw_seed(seed, draw), with_sizes=True))
+    pairs = np.stack([np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])], axis=1)
+    sizes = np.concatenate([p[2] for p in pieces])
+    flags = np.zeros(len(pairs), dtype=bool)
+    flags[(np.cumsum(sizes) - sizes)[sizes > 0]] = True
+    return pairs, flags
+
+
+@pytest.mark.parametrize("order", ["windows", "pairs"])
+def test_no_shuffle_writes_the_stream_in_text_order(tmp_path, order):
+    from dataset import PairsDataset
+    rng = np.random.default_rng(31)
+    docs = [rng.integers(0, 60, size=k) for k in rng.integers(1, 50, size=80)]
+    write_corpus(tmp_path, docs)
+    run_stage(tmp_path, "--window", "4", "--sample", "1e-2", "--draws", "2", "--pairs-per-shard", "1500",
+              "--row-group-pairs", "400", "--seed", "5", "--order", order, "--no-shuffle")
+    meta = json.loads((tmp_path / "pairs" / "meta.json").read_text())
+    assert meta["shuffle"] is False and meta["order"] == order
+    for draw in (0, 1):
+        expected, window_first = stream_of_draw(docs, 60, 4, 1e-2, 5, draw)
+        names = [s["file"] for s in meta["shards"] if s["draw"] == draw]
+        assert len(names) >= 3
+        _, shards = read_shards(tmp_path, draw)
+        assert np.array_equal(np.concatenate(shards), expected)  # shards in file order = the stream, pair by pair
+        if order == "windows":
+            flags = np.concatenate([starts for name in names for _, starts in read_windowed(tmp_path, name)])
+            # the windows' first pairs, and the first pair of every row group (an edge inside a window cuts it)
+            edges = np.zeros(len(expected), dtype=bool)
+            for first in np.cumsum([0] + [s["pairs"] for s in meta["shards"] if s["draw"] == draw][:-1]):
+                edges[first:first + 1500:400] = True
+            assert np.array_equal(flags, window_first | edges)
+        else:
+            assert pq.ParquetFile(tmp_path / "pairs" / names[0]).schema_arrow.names == ["target", "context"]
+        # the reader keeps it: every epoch of this draw reads its shards in file order
+        for epoch in (draw, draw + 2):
+            batches = list(PairsDataset(tmp_path, batch_size=700, seed=epoch + 3, epoch=epoch,
+                                        draw_negatives=False))
+            read = np.concatenate([np.stack([t.numpy(), c.numpy()], axis=1) for t, c, _, _ in batches])
+            assert np.array_equal(read, expected)
+    # the same pairs as the shuffled run's, shard by shard
+    write_corpus(tmp_path / "shuffled", docs)
+    run_stage(tmp_path / "shuffled", "--window", "4", "--sample", "1e-2", "--draws", "2", "--pairs-per-shard",
+              "1500", "--row-group-pairs", "400", "--seed", "5", "--order", order)
+    shuffled_meta, shuffled = read_shards(tmp_path / "shuffled", draw=None)
+    assert shuffled_meta["shuffle"] is True
+    _, text = read_shards(tmp_path, draw=None)
+    for text_pairs, shuffled_pairs in zip(text, shuffled, strict=True):
+        assert as_multiset(text_pairs) == as_multiset(shuffled_pairs)
+        assert not np.array_equal(text_pairs, shuffled_pairs)
+
+
+def test_no_shuffle_draws_join_only_a_text_order_pairs(tmp_path):
+    add_corpus(tmp_path)
+    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "0", "--no-shuffle")
+    with pytest.raises(StageError) as error:
+        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1")
+    assert str(error.value) == (f"cannot add draws to {tmp_path / 'pairs'}: --shuffle False against True now: it "
+                                f"was written (shuffle); run pairs_dataset.py without --only-draws to write every "
+                                f"draw anew")
+    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1", "--no-shuffle")
+    # a meta.json from before the setting was shuffled
+    meta_path = tmp_path / "pairs" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["shuffle"] is False
+    del meta["shuffle"]
+    meta_path.write_text(json.dumps(meta))
+    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "2")
+    assert json.loads(meta_path.read_text())["shuffle"] is True

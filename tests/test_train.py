@@ -404,8 +404,11 @@ def test_make_step_names_the_steps_there_are():
 def test_rolling_draws_write_the_order_of_the_pairs():
     meta = {"draws": 3, "window": 5, "sample": 1e-4, "seed": 1, "compression": "lz4", "pairs_per_shard": 10,
             "row_group_pairs": 5}
-    assert train.pairs_dataset_argv(Path("d"), {**meta, "order": "windows"}, 2)[-2:] == ["--order", "windows"]
-    assert train.pairs_dataset_argv(Path("d"), meta, 2)[-2:] == ["--order", "pairs"]  # meta.json before orders
+    assert train.pairs_dataset_argv(Path("d"), {**meta, "order": "windows"}, 2)[-3:] == \
+        ["--order", "windows", "--shuffle"]
+    assert train.pairs_dataset_argv(Path("d"), meta, 2)[-3:] == ["--order", "pairs", "--shuffle"]  # meta before orders
+    assert train.pairs_dataset_argv(Path("d"), {**meta, "order": "windows", "shuffle": False}, 2)[-3:] == \
+        ["--order", "windows", "--no-shuffle"]
 
 
 def test_check_finite_finds_a_nan_in_any_block(monkeypatch):
