@@ -536,7 +536,7 @@ def read_pairs_meta(pairs_dir: Path, settings: dict) -> dict | None:
     for key in SHARED_SETTINGS:
         if meta_setting(meta, key) != settings[key]:
             what = "the ids changed since" if key in ("tokens", "vocab_size") else \
-                f"--{key.replace('_', '-')} {meta.get(key)!r} against {settings[key]!r} now:"
+                f"--{key.replace('_', '-')} {meta_setting(meta, key)!r} against {settings[key]!r} now:"
             fail(f"cannot add draws to {pairs_dir}: {what} it was written ({key}); "
                  f"run pairs_dataset.py without --only-draws to write every draw anew")
     return meta
@@ -558,7 +558,7 @@ def pairs_meta(settings: dict, per_draw: dict[int, dict], shards: list[dict], sh
         "retained_per_draw": [figures and figures["retained"] for figures in listed],
         "shards": shards, "vocab_size": settings["vocab_size"], "compression": settings["compression"],
         "row_group_pairs": settings["row_group_pairs"], "pairs_per_shard": settings["pairs_per_shard"],
-        "bytes": shard_bytes, "order": shard_order_of(settings), "shuffle": meta_setting(settings, "shuffle"),
+        "bytes": shard_bytes, "order": shard_order_of(settings), "shuffle": settings["shuffle"],
     }
 
 
