@@ -330,7 +330,7 @@ def _sg_torch_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None, un
     """
     device = model.input.weight.device
     if (loss == "hs" and order == "windows") or (loss != "hs" and cfg.shared_negatives == 0):
-        return _sg_torch_window_step(loss, model, cfg, tree, unigram)
+        return _torch_window_step(sg_window_step_torch, sg_window_hs_step_torch, loss, model, cfg, tree, unigram)
     if loss == "hs":
         return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: hs_step_torch(
             model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), tree,
@@ -363,24 +363,24 @@ def window_negatives(generator: torch.Generator, seed: int, unigram: torch.Tenso
     return unigram[draws]
 
 
-def _sg_torch_window_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None,
-                          unigram: torch.Tensor | None) -> Step:
-    """The window steps for --kernel torch on shards of order windows; ns: one set of negatives per window."""
+def _torch_window_step(ns_step, hs_step, loss: str, model: SkipGram, cfg, tree: HuffmanTree | None,
+                       unigram: torch.Tensor | None) -> Step:
+    """A torch window step (skip-gram's or CBOW's, same arguments): hs walks the tree; ns draws one set of
+    negatives per window by torch.randint from a generator seeded by the batch seed (`window_negatives`)."""
     device = model.input.weight.device
     if loss == "hs":
-        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: sg_window_hs_step_torch(
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: hs_step(
             model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), window_starts,
             tree, lr_start, lr_end, cfg.micro_batch)
     generator = torch.Generator(device=device)
 
-    def sg_window_torch(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
-                        window_starts: torch.Tensor, lr_start: float, lr_end: float, seed: int) -> float:
-        return sg_window_step_torch(model, target.to(device, non_blocking=True),
-                                    context.to(device, non_blocking=True), window_starts,
-                                    window_negatives(generator, seed, unigram, window_starts, cfg.negatives),
-                                    lr_start, lr_end, cfg.micro_batch)
+    def window_step(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
+                    window_starts: torch.Tensor, lr_start: float, lr_end: float, seed: int) -> float:
+        return ns_step(model, target.to(device, non_blocking=True), context.to(device, non_blocking=True),
+                       window_starts, window_negatives(generator, seed, unigram, window_starts, cfg.negatives),
+                       lr_start, lr_end, cfg.micro_batch)
 
-    return sg_window_torch
+    return window_step
 
 
 def _cbow_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | None,
@@ -399,20 +399,7 @@ def _cbow_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree |
         return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: cbow_step_cpu(
             input_w, output_w, target.numpy(), context.numpy(), window_starts.numpy(), table, cfg.negatives,
             lr_start, lr_end, seed, cfg.threads, cfg.loss_every)
-    device = model.input.weight.device
-    if loss == "hs":
-        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: cbow_hs_step_torch(
-            model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), window_starts,
-            tree, lr_start, lr_end, cfg.micro_batch)
-    generator = torch.Generator(device=device)
-
-    def cbow_torch(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor, window_starts: torch.Tensor,
-                   lr_start: float, lr_end: float, seed: int) -> float:
-        return cbow_step_torch(model, target.to(device, non_blocking=True), context.to(device, non_blocking=True),
-                               window_starts, window_negatives(generator, seed, unigram, window_starts, cfg.negatives),
-                               lr_start, lr_end, cfg.micro_batch)
-
-    return cbow_torch
+    return _torch_window_step(cbow_step_torch, cbow_hs_step_torch, loss, model, cfg, tree, unigram)
 
 
 def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.device, table_entries: int,

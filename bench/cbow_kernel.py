@@ -55,16 +55,22 @@ def batches(window_starts: np.ndarray, batch_size: int):
         yield p0, p1, np.concatenate([[p0], inner[inner < p1], [p1]]) - p0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def kernel_parser(description: str) -> argparse.ArgumentParser:
+    """The flags of a run of the CPU CBOW kernels over windows drawn in memory (this script and cbow_scores.py)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--loss", choices=["ns", "hs"], default="ns")
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--batch-size", type=int, default=300_000)
+    return parser
+
+
+def main() -> None:
+    parser = kernel_parser(__doc__)
     parser.add_argument("--threads", default="2", help="thread counts to time in turn, comma-separated")
     parser.add_argument("--text-order", action="store_true",
                         help="windows in text order, not shuffled (gensim's and word2vec.c's order)")
-    parser.add_argument("--batch-size", type=int, default=300_000)
     parser.add_argument("--loss-every", type=int, default=16)
     args = parser.parse_args()
 

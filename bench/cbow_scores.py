@@ -12,7 +12,6 @@ Each variant x seed prints one line and appends a JSON line to bench/work/cbow_s
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -24,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cbow_kernel import batches  # noqa: E402
+from cbow_kernel import batches, kernel_parser  # noqa: E402
 from common import load_vocab  # noqa: E402
 from evaluate import evaluate_analogies, evaluate_similarity  # noqa: E402
 from pairs_dataset import iter_pairs, keep_probabilities, read_id_slices  # noqa: E402
@@ -75,18 +74,13 @@ def scores(words: list[str], vectors: np.ndarray) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--dim", type=int, default=100)
-    parser.add_argument("--loss", choices=["ns", "hs"], default="ns")
-    parser.add_argument("--lr", type=float, default=0.05)
+    parser = kernel_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=1, help="each epoch a fresh draw (seed * 1000 + epoch)")
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--init-scale", default="1", help="comma-separated multipliers of +-0.5/dim")
     parser.add_argument("--order", default="shuffled",
                         help="comma-separated: shuffled, text, blocks:N (blocks of N windows shuffled)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=300_000)
     args = parser.parse_args()
 
     words, counts = load_vocab(args.data_dir)
