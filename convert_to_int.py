@@ -1,4 +1,4 @@
-"""Stage 2: token lists -> vocabulary and word ids. DATA_DIR/prep/ -> DATA_DIR/vocab.json, DATA_DIR/ids/.
+"""Stage 2: token lists -> vocabulary and word ids. DATA_DIR/prep/ -> DATA_DIR/ids/ and DATA_DIR/vocab.json.
 
     python convert_to_int.py --min-count 5 --max-vocab 0
 
@@ -20,11 +20,19 @@ over every token.
 
 Outputs (see the conventions): vocab.json {"words", "counts", "min_count", "max_vocab", "corpus_tokens",
 "vocab_tokens"} and ids/part-NNNNN.parquet with column `ids: list<int32>`, one row per document.
+
+The ids and their vocabulary are one output: the vocabulary is written inside ids/ (ids/vocab.json) and
+DATA_DIR/vocab.json is a relative symbolic link to it, so the one step that replaces ids/ replaces both, and a
+kill at any moment leaves the previous pair or the new one, never ids of one run beside the words of another
+(where the system cannot swap two directories in one step, a kill between atomic_output's two renames leaves
+neither: both read as missing). Readers keep opening DATA_DIR/vocab.json and DATA_DIR/ids/. A data dir from before, with a plain vocab.json
+beside ids/, is turned into this layout before the swap, its vocabulary first copied into its ids/.
 """
 from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -52,6 +60,8 @@ MERGE_EVERY = 8
 # Multipliers of the hash that picks a word's bucket (murmur3's 64-bit finaliser).
 HASH_MIX = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
 COUNT_SCHEMA = pa.schema([("word", pa.string()), ("count", pa.int64())])
+# Where DATA_DIR/vocab.json points: inside ids/, so that ids and vocabulary are replaced in one step.
+VOCAB_IN_IDS = Path("ids") / "vocab.json"
 
 
 def _token_groups(path: Path) -> Iterator[tuple[pa.ListArray, pa.DictionaryArray]]:
@@ -267,6 +277,23 @@ def write_ids(prep_parts: list[Path], vocabulary_file: Path, out_dir: Path, corp
     return documents, ids
 
 
+def link_vocab_into_ids(data_dir: Path) -> None:
+    """Make DATA_DIR/vocab.json the link VOCAB_IN_IDS, each step leaving a whole pair (ids/ and its words).
+
+    Called before the new ids/ replaces the old. A plain vocab.json beside an ids/ that holds none (a data dir
+    from before) is first copied into that ids/, so the link names the same words as the file it replaces.
+    """
+    link = Path(data_dir) / "vocab.json"
+    if link.is_symlink() and Path(os.readlink(link)) == VOCAB_IN_IDS:
+        return
+    kept = Path(data_dir) / VOCAB_IN_IDS
+    if link.is_file() and kept.parent.is_dir() and not kept.exists():
+        with atomic_output(kept) as temp:
+            shutil.copyfile(link, temp)
+    with atomic_output(link) as temp:
+        os.symlink(VOCAB_IN_IDS, temp)
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     check_flags(cfg, min_count=at_least(1), max_vocab=at_least(0), num_proc=at_least(1), buckets=at_least(1))
@@ -300,11 +327,11 @@ def main(argv: list[str] | None = None) -> dict:
                     documents, ids = write_ids(prep_parts, vocabulary_file, out_dir, corpus_tokens, pool)
                     if ids != vocab_tokens:
                         raise AssertionError(f"{ids} ids written for {vocab_tokens} tokens of vocabulary words")
+                    write_vocab(out_dir / VOCAB_IN_IDS.name, words, counts, min_count=cfg.min_count,
+                                max_vocab=cfg.max_vocab, corpus_tokens=corpus_tokens, vocab_tokens=vocab_tokens)
+                    link_vocab_into_ids(data_dir)
         finally:
             _vocabulary.cache_clear()
-    # vocab.json last, so that ids and vocabulary are replaced together as nearly as two renames allow.
-    write_vocab(data_dir / "vocab.json", words, counts, min_count=cfg.min_count, max_vocab=cfg.max_vocab,
-                corpus_tokens=corpus_tokens, vocab_tokens=vocab_tokens)
     elapsed = max(1e-9, time.perf_counter() - report.started)
     return report.finish(documents=documents, empty_documents_dropped=input_documents - documents,
                          corpus_tokens=corpus_tokens, vocab_size=len(words), vocab_tokens=vocab_tokens,

@@ -4,6 +4,7 @@ import functools
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 import convert_to_int
 import prep
-from common import StageError
+from common import StageError, load_vocab
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,7 +78,8 @@ def test_max_vocab_keeps_most_frequent(tmp_path):
 def test_part_left_empty_is_skipped_and_parts_renumbered(tmp_path):
     write_prep(tmp_path, [[["a", "b"]], [["rare"]], [["b", "a", "a"]]])
     run_convert(tmp_path, "--min-count", "2")
-    assert sorted(p.name for p in (tmp_path / "ids").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert sorted(p.name for p in (tmp_path / "ids").iterdir()) == ["part-00000.parquet", "part-00001.parquet",
+                                                                    "vocab.json"]
     assert read_ids(tmp_path) == [[[0, 1]], [[1, 0, 0]]]
 
 
@@ -259,3 +261,83 @@ def test_failure_after_counting_leaves_no_temp_files(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     with pytest.raises(StageError, match="^--buckets must be at least 1, got 0$"):
         run_convert(tmp_path, "--buckets", "0")
+
+
+# For kill_at = 1, 2, ...: a forked child copies OLD to OLD-killed-<kill_at>, runs convert_to_int.main there and
+# dies (os._exit: no clean-up, as a kill) right after its kill_at-th rename or directory exchange; stops at the
+# first child that finishes instead. Prints each child's exit status ("status N"). The parent only forks (no Arrow threads).
+KILLED_RUNS = """
+import os, shutil, sys, traceback
+sys.path.insert(0, sys.argv[1])
+import common, convert_to_int
+old, flags = sys.argv[2], sys.argv[3:]
+
+renames = 0
+
+def dies_after(function, kill_at):
+    def wrapper(*args, **kwargs):
+        global renames
+        result = function(*args, **kwargs)
+        renames += 1
+        if renames == kill_at:
+            os._exit(9)
+        return result
+    return wrapper
+
+for kill_at in range(1, 40):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            data_dir = f"{old}-killed-{kill_at}"
+            shutil.copytree(old, data_dir, symlinks=True)
+            for module, name in ((os, "replace"), (os, "rename"), (common, "_exchange")):
+                setattr(module, name, dies_after(getattr(module, name), kill_at))
+            convert_to_int.main(["--data-dir", data_dir, "--num-proc", "1", *flags])
+        except BaseException:
+            traceback.print_exc()
+            os._exit(1)
+        os._exit(0)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    print("status", status, flush=True)
+    if status != 9:
+        break
+"""
+
+
+def ids_and_vocab(data_dir: Path) -> tuple:
+    words, counts = load_vocab(data_dir)
+    return read_ids(data_dir), words, counts.tolist()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the killed runs are forked")
+@pytest.mark.parametrize("layout", ["link", "plain vocab.json from before"])
+def test_a_kill_at_any_rename_leaves_the_old_pair_or_the_new_one(tmp_path, layout):
+    old_run, new_run = ("--min-count", "1"), ("--min-count", "2")
+    write_prep(tmp_path / "new", PARTS)
+    run_convert(tmp_path / "new", *new_run)
+    new = ids_and_vocab(tmp_path / "new")
+    write_prep(tmp_path / "old", PARTS)
+    run_convert(tmp_path / "old", *old_run)
+    if layout != "link":  # as convert_to_int.py wrote it before: vocab.json a file beside ids/, none inside
+        vocab = (tmp_path / "old" / "vocab.json").read_bytes()
+        (tmp_path / "old" / "vocab.json").unlink()
+        (tmp_path / "old" / "vocab.json").write_bytes(vocab)
+        (tmp_path / "old" / "ids" / "vocab.json").unlink(missing_ok=True)
+    old = ids_and_vocab(tmp_path / "old")
+    assert old != new
+    done = subprocess.run([sys.executable, "-c", KILLED_RUNS, str(REPO), str(tmp_path / "old"), *new_run],
+                          capture_output=True, text=True, timeout=300)
+    statuses = [int(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("status ")]
+    assert done.returncode == 0 and statuses[-1] == 0 and set(statuses[:-1]) == {9}, done.stderr
+    found = []
+    for kill_at in range(1, len(statuses) + 1):
+        pair = ids_and_vocab(tmp_path / f"old-killed-{kill_at}")
+        assert pair in (old, new), f"killed after rename {kill_at}: ids of one run beside the words of another"
+        found.append("new" if pair == new else "old")
+    # the old pair until one step replaces both, the new pair from then on
+    assert found == ["old"] * found.index("new") + ["new"] * (len(found) - found.index("new")) and found[0] == "old"
+    # the next run over a run killed just after the swap removes its temporaries and writes the new pair
+    swapped = tmp_path / f"old-killed-{found.index('new') + 1}"
+    assert [p.name for p in swapped.iterdir() if p.name.startswith(".ids.tmp-")]
+    run_convert(swapped, *new_run)
+    assert ids_and_vocab(swapped) == new and not list(swapped.rglob(".*"))
