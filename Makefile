@@ -1,5 +1,8 @@
-# The two commands of the README:
-#   make run [DATASET=../shared/data/corpus/ru_corpus.parquet] [EPOCHS=5]   -> the whole pipeline, set-up included
+# The commands of the README:
+#   make demo   -> every stage on the shipped Taiga sample (sample/taiga_ud.txt) into data-demo/, offline, then the
+#     neighbours of a few words and the scores on the shipped Russian sets (sample/eval/)
+#   make run [DATASET=corpus.parquet] [EPOCHS=5]   -> the whole pipeline on the Taiga corpus (a Hugging Face
+#     dataset; DATASET also takes local .txt/.jsonl/.parquet files), set-up included
 #     (EPOCHS also sets pairs_dataset.py --draws: every epoch trains on its own draw of the pairs)
 #   make run ROLLING=1   -> the same with two draws on disk at once: pairs_dataset.py writes draw 0 only (its disk
 #     plan counting two draws), train.py --rolling-draws writes each next draw while an epoch trains
@@ -16,8 +19,10 @@ ROLLING ?=
 TRAIN_ARGS ?=
 GPU_CHECK_ARGS ?=
 GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+DEMO_DIR ?= data-demo
+DEMO_WORDS ?= день время человек россии
 
-.PHONY: setup setup-dev run test bench clean gpu-check
+.PHONY: setup setup-dev run demo test clean gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +52,17 @@ else
 	$(BIN)/python train.py --data-dir $(DATA_DIR) --epochs $(EPOCHS) $(TRAIN_ARGS)
 endif
 
+# Settings for ~60K tokens: words seen 3 times, sub-sampling for a small corpus (1e-3), a small table and
+# model, more epochs over 5 draws. The scores of so small a corpus only show that every stage ran.
+demo: setup
+	rm -rf $(DEMO_DIR)
+	$(BIN)/python prep.py --dataset sample/taiga_ud.txt --data-dir $(DEMO_DIR)
+	$(BIN)/python convert_to_int.py --data-dir $(DEMO_DIR) --min-count 3
+	$(BIN)/python pairs_dataset.py --data-dir $(DEMO_DIR) --draws 5 --sample 1e-3
+	$(BIN)/python unigram_table.py --data-dir $(DEMO_DIR) --table-size 1000000
+	$(BIN)/python train.py --data-dir $(DEMO_DIR) --epochs 30 --dim 50 --neighbour-words
+	$(BIN)/python evaluate.py --data-dir $(DEMO_DIR) --neighbors $(DEMO_WORDS) --k 8
+
 test: setup-dev
 	$(BIN)/python -m pytest -q -rs tests
 
@@ -55,4 +71,4 @@ gpu-check:
 	$(GPU_PYTHON) bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
-	rm -rf $(DATA_DIR)
+	rm -rf $(DATA_DIR) $(DEMO_DIR)

@@ -1,8 +1,10 @@
 """Evaluate word vectors: analogies (3CosAdd), word-pair similarity (Spearman), nearest neighbours.
 
-    python evaluate.py --vectors data/model/vectors.txt --analogies questions-words.txt
+    python evaluate.py                                  # data/model/vectors.txt on the Russian sets in sample/eval/
+    python evaluate.py --vectors data/model/vectors.txt --analogies sample/eval_en/questions-words.txt \\
+        --similarity sample/eval_en/wordsim353.tsv sample/eval_en/simlex999.txt
     python evaluate.py --vectors data/model/embeddings.npy --vocab data/vocab.json \\
-        --similarity ru_simlex965.tsv hj.csv --neighbors москва король --json data/stats/eval.json
+        --neighbors москва король --json data/stats/eval.json
 
 Conventions (the same numbers as gensim 4.4's KeyedVectors methods on the same vectors file):
 - Rows are in frequency order (the order of vocab.json and of the word2vec files train.py writes).
@@ -37,11 +39,15 @@ from tqdm import tqdm
 from common import at_least, check_flags, fail, parse_config, run, write_json
 from vectors_io import load_vectors
 
+# The Russian evaluation sets shipped with the project (sample/README.md), the default --similarity files, found
+# wherever evaluate.py is run from.
+SAMPLE_EVAL = Path(__file__).resolve().parent / "sample" / "eval"
+
 DATA_DIR = "data"  # where stage outputs live; the default vectors are DATA_DIR/model/vectors.txt
 VECTORS = ""  # word vectors: word2vec text, word2vec binary (.bin) or embeddings.npy; empty: DATA_DIR/model/vectors.txt
 VOCAB = ""  # vocab.json naming the rows of an embeddings.npy; empty: the one next to it, else in its parent folder
 ANALOGIES = []  # analogy files, Google questions-words.txt format (": section" lines, then "a b c d")
-SIMILARITY = []  # word-pair files with a gold score: tab, comma or space separated; "#" lines and a header skipped
+SIMILARITY = [str(SAMPLE_EVAL / "ru_simlex965.tsv"), str(SAMPLE_EVAL / "hj.csv")]  # word-pair files with a gold score: tab, comma or space separated; "#" lines and a header skipped; --similarity alone: none
 NEIGHBORS = []  # words whose nearest neighbours are printed
 K = 10  # neighbours per word
 RESTRICT_VOCAB = 30000  # analogies: questions and answers only among this many most frequent words (0: all)

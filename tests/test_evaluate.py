@@ -14,7 +14,7 @@ from evaluate import (evaluate_analogies, evaluate_similarity, main, merge_repea
 from vectors_io import save_word2vec_binary, save_word2vec_text
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"  # beside the project, as the README lays it out
+SAMPLE = ROOT / "sample"  # the evaluation sets shipped with the project
 RESTRICT = 160  # of 200 words: the restriction decides which questions count and which answers exist
 
 
@@ -149,9 +149,7 @@ def test_similarity_equals_gensim(tmp_path, delimiter, lowercase, restrict):
 @pytest.mark.parametrize("name, delimiter", [("eval_en/wordsim353.tsv", "\t"), ("eval_en/simlex999.txt", "\t"),
                                              ("eval/ru_simlex965.tsv", "\t"), ("eval/hj.csv", ",")])
 def test_similarity_on_the_real_files_equals_gensim(tmp_path, name, delimiter):
-    path = SHARED / name
-    if not path.is_file():
-        pytest.skip(f"{path} not here")
+    path = SAMPLE / name
     pairs = [line.split(delimiter) for line in path.read_text(encoding="utf-8").splitlines()
              if line and not line.startswith("#")]
     # hj.csv has one padded word (", оракул"): we strip it, gensim does not; leave that pair unknown to both.
@@ -270,7 +268,7 @@ def test_errors_are_stage_errors(tmp_path, tiny_vectors):
     with pytest.raises(StageError, match="model/vectors.txt not found"):
         main(["--data-dir", str(tmp_path), "--neighbors", "a"])
     with pytest.raises(StageError, match="nothing to evaluate"):
-        main(["--vectors", str(tiny_vectors)])
+        main(["--vectors", str(tiny_vectors), "--similarity"])
     with pytest.raises(StageError, match="nope.txt not found"):
         main(["--vectors", str(tiny_vectors), "--analogies", str(tmp_path / "nope.txt")])
 
@@ -285,3 +283,12 @@ def test_shell_shows_one_error_line(tmp_path):
 
 def test_module_constants_are_flags():
     assert evaluate.RESTRICT_VOCAB == 30000 and evaluate.ANALOGIES == [] and evaluate.LOWERCASE is True
+
+
+def test_default_similarity_files_are_the_shipped_russian_sets(tiny_vectors, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # found beside evaluate.py, not in the working directory
+    figures = main(["--vectors", str(tiny_vectors)])
+    assert [Path(path) for path in evaluate.SIMILARITY] == [SAMPLE / "eval" / "ru_simlex965.tsv",
+                                                            SAMPLE / "eval" / "hj.csv"]
+    assert {name: result["total"] for name, result in figures["similarity"].items()} == \
+        {"ru_simlex965.tsv": 965, "hj.csv": 398}
