@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import json
 import os
 import platform
 import shutil
@@ -59,6 +60,26 @@ def machine_line() -> str:
 def script_command(stage: str, data_dir: Path, *arguments: str) -> list[str]:
     """A stage script run as a user runs it: this python, `<stage>.py --data-dir DATA_DIR ARGUMENTS`."""
     return [PYTHON, str(ROOT / f"{stage}.py"), "--data-dir", str(data_dir), *arguments]
+
+
+def run_logged(stage: str, command: list[str], data_dir: Path, log: Path, watch: Callable | None = None,
+               new_session: bool = False, failed_note: str = "") -> tuple[dict, float, object]:
+    """Run a stage's command to its end, its output appended to `log` after the command line; `watch(pid)`, called
+    as it starts, returns what samples it (anything with stop(), or None). Returns (the stage's stats json, the
+    process's wall time, what watch's sampler's stop() gave). Exits with the end of the log when the stage fails."""
+    with open(log, "a") as handle:
+        handle.write(f"$ {' '.join(command)}\n")
+        handle.flush()
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                                   start_new_session=new_session)
+        sampler = watch(process.pid) if watch else None
+        returncode = process.wait()
+        process_s = time.perf_counter() - started
+        sampled = sampler.stop() if sampler else None
+    if returncode != 0:
+        stage_failed(stage, returncode, log, failed_note)
+    return json.loads((data_dir / "stats" / f"{stage}.json").read_text()), process_s, sampled
 
 
 def stage_failed(stage: str, returncode: int, log: Path, note: str = "") -> NoReturn:

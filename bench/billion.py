@@ -39,7 +39,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import ROOT, WORK, TreeSampler, machine_facts, script_command, stage_failed
+from benchlib import ROOT, WORK, TreeSampler, machine_facts, run_logged, script_command
 from stages import raw_text_bytes, resolve
 
 RESULTS = WORK / "billion.jsonl"
@@ -113,20 +113,15 @@ def run_stage(stage: str, data_dir: Path, corpus: Path, log: Path) -> dict:
     """One stage to its end: the sampler's figures, the process's wall time and the stage's stats json."""
     if stage == "pairs_dataset":
         shutil.rmtree(data_dir / "pairs", ignore_errors=True)  # the Makefile's rm -rf before draw 0
-    command = stage_command(stage, data_dir, corpus)
-    with open(log, "a") as handle:
-        handle.write(f"$ {' '.join(command)}\n")
-        handle.flush()
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        autogroup = raise_priority(process.pid)
-        sampler = sample(process.pid, data_dir)
-        returncode = process.wait()
-        figures = {"process_s": round(time.perf_counter() - started, 2), **sampler.stop(), "autogroup": autogroup}
-    if returncode != 0:
-        stage_failed(stage, returncode, log)
-    stats = json.loads((data_dir / "stats" / f"{stage}.json").read_text())
+    autogroup = []
+
+    def watch(pid: int) -> TreeSampler:
+        autogroup.append(raise_priority(pid))
+        return sample(pid, data_dir)
+
+    stats, process_s, sampled = run_logged(stage, stage_command(stage, data_dir, corpus), data_dir, log, watch,
+                                           new_session=True)
+    figures = {"process_s": round(process_s, 2), **sampled, "autogroup": autogroup[0]}
     figures["stats"] = stats
     figures["wall_s"] = stats["wall_s"]
     count, unit = UNITS[stage]

@@ -29,14 +29,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from benchlib import ROOT, RU_CORPUS, WORK, TreeSampler, machine_facts, script_command, stage_failed, tree_bytes
+from benchlib import ROOT, RU_CORPUS, WORK, TreeSampler, machine_facts, run_logged, script_command, tree_bytes
 
 CORPORA = "ru,zipf-x20"  # comma-separated: ru, zipf-x<SCALE> or paths
 NUM_PROC = os.cpu_count() or 1  # --num-proc of prep.py and convert_to_int.py
@@ -105,24 +104,18 @@ def run_stage(stage: str, data_dir: Path, dataset: Path, num_proc: int, log: Pat
         command += ["--num-proc", str(num_proc)]
     if stage == "pairs_dataset":
         command += ["--draws", "1"]  # one epoch's pairs: the stage's per-draw cost (more draws repeat it)
-    with open(log, "a") as handle:
-        handle.write(f"$ {' '.join(command)}\n")
-        handle.flush()
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
-        try:
-            sampler = TreeSampler(process.pid, SAMPLE_S)
-        except ImportError:  # no psutil
-            sampler = None
-        returncode = process.wait()
-        process_s = time.perf_counter() - started
-        tree_peak_mb = sampler.stop()["tree_peak_mb"] if sampler else None
-    if returncode != 0:
-        stage_failed(stage, returncode, log, f"; {data_dir} kept")
-    stats = json.loads((data_dir / "stats" / f"{stage}.json").read_text())
+    stats, process_s, sampled = run_logged(stage, command, data_dir, log, watch, failed_note=f"; {data_dir} kept")
     stats["process_s"] = round(process_s, 2)
-    stats["tree_peak_mb"] = tree_peak_mb
+    stats["tree_peak_mb"] = sampled["tree_peak_mb"] if sampled else None
     return stats
+
+
+def watch(pid: int) -> TreeSampler | None:
+    """The summed memory of the stage and its workers, where psutil is installed."""
+    try:
+        return TreeSampler(pid, SAMPLE_S)
+    except ImportError:
+        return None
 
 
 def measure(name: str, path: Path, num_proc: int, keep: bool) -> dict:
