@@ -39,13 +39,9 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
-from machine_facts import machine_facts
+from benchlib import ROOT, WORK, TreeSampler, machine_facts, run_logged, script_command
 from stages import raw_text_bytes, resolve
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / "work"
-PYTHON = sys.executable
 RESULTS = WORK / "billion.jsonl"
 
 STAGES = ("prep", "convert_to_int", "pairs_dataset", "unigram_table", "train")
@@ -71,80 +67,15 @@ UNITS = {"prep": ("tokens", "tokens/s"), "convert_to_int": ("corpus_tokens", "to
          "pairs_dataset": ("pairs", "pairs/s"), "unigram_table": ("table_size", "entries/s")}
 
 
-def directory_bytes(directory: Path) -> int:
-    """Bytes of the files under `directory` (files vanishing meanwhile are skipped)."""
-    total = 0
-    stack = [directory]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
-            except OSError:
-                pass
-    return total
-
-
-class Sampler:
-    """Samples a process tree's memory and a directory's disk use in a thread; keeps the peaks."""
-
-    def __init__(self, pid: int, data_dir: Path):
-        self.root, self.data_dir = psutil.Process(pid), data_dir
-        self.tree_peak = self.process_peak = self.disk_peak = 0
-        self.free_min = shutil.disk_usage(data_dir).free
-        self.disk_start = directory_bytes(data_dir)
-        self.writer_alive = False  # a pairs_dataset.py below the root (train.py's rolling draw writer)
-        self.writer_seen_s = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        next_disk = 0.0
-        while not self._stop.is_set():
-            try:
-                processes = [self.root, *self.root.children(recursive=True)]
-            except psutil.Error:
-                processes = []
-            total, writer = 0, False
-            for process in processes:
-                try:
-                    rss = process.memory_info().rss
-                    if process is not self.root and "pairs_dataset.py" in " ".join(process.cmdline()):
-                        writer = True
-                except psutil.Error:  # ended meanwhile
-                    continue
-                total += rss
-                self.process_peak = max(self.process_peak, rss)
-            self.tree_peak = max(self.tree_peak, total)
-            if writer:
-                self.writer_seen_s += SAMPLE_S
-            self.writer_alive = writer
-            now = time.monotonic()
-            if now >= next_disk:
-                self.disk_peak = max(self.disk_peak, directory_bytes(self.data_dir))
-                self.free_min = min(self.free_min, shutil.disk_usage(self.data_dir).free)
-                next_disk = now + DISK_SAMPLE_S
-            self._stop.wait(SAMPLE_S)
-
-    def stop(self) -> dict:
-        self._stop.set()
-        self._thread.join()
-        self.disk_peak = max(self.disk_peak, directory_bytes(self.data_dir))
-        return {"process_peak_mb": round(self.process_peak / 2**20, 1), "tree_peak_mb": round(self.tree_peak / 2**20, 1),
-                "disk_start_mb": round(self.disk_start / 2**20, 1), "disk_peak_mb": round(self.disk_peak / 2**20, 1),
-                "free_min_gb": round(self.free_min / 2**30, 2)}
+def sample(pid: int, data_dir: Path) -> TreeSampler:
+    """The stage's memory, the data directory's disk use, and whether train.py's rolling draw writer (a
+    pairs_dataset.py below it, which takes a core) runs."""
+    return TreeSampler(pid, SAMPLE_S, data_dir, DISK_SAMPLE_S, child_named="pairs_dataset.py")
 
 
 def stage_command(stage: str, data_dir: Path, corpus: Path, resume: bool = False) -> list[str]:
     """The Makefile's ROLLING=1 command of `stage`, with --data-dir."""
-    command = [PYTHON, str(ROOT / f"{stage}.py"), "--data-dir", str(data_dir)]
+    command = script_command(stage, data_dir)
     if stage == "prep":
         command += ["--dataset", str(corpus)]
     elif stage == "pairs_dataset":
@@ -182,21 +113,15 @@ def run_stage(stage: str, data_dir: Path, corpus: Path, log: Path) -> dict:
     """One stage to its end: the sampler's figures, the process's wall time and the stage's stats json."""
     if stage == "pairs_dataset":
         shutil.rmtree(data_dir / "pairs", ignore_errors=True)  # the Makefile's rm -rf before draw 0
-    command = stage_command(stage, data_dir, corpus)
-    with open(log, "a") as handle:
-        handle.write(f"$ {' '.join(command)}\n")
-        handle.flush()
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        autogroup = raise_priority(process.pid)
-        sampler = Sampler(process.pid, data_dir)
-        returncode = process.wait()
-        figures = {"process_s": round(time.perf_counter() - started, 2), **sampler.stop(), "autogroup": autogroup}
-    if returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        sys.exit(f"{stage}.py failed (exit {returncode}); end of {log}:\n{tail}")
-    stats = json.loads((data_dir / "stats" / f"{stage}.json").read_text())
+    autogroup = []
+
+    def watch(pid: int) -> TreeSampler:
+        autogroup.append(raise_priority(pid))
+        return sample(pid, data_dir)
+
+    stats, process_s, sampled = run_logged(stage, stage_command(stage, data_dir, corpus), data_dir, log, watch,
+                                           new_session=True)
+    figures = {"process_s": round(process_s, 2), **sampled, "autogroup": autogroup[0]}
     figures["stats"] = stats
     figures["wall_s"] = stats["wall_s"]
     count, unit = UNITS[stage]
@@ -231,7 +156,7 @@ class Progress:
                     pairs = float(match.group(1)) * SCALE[match.group(2)]
                     loss = LOSS.search(text)
                     sampler = self.sampler_ref[0] if self.sampler_ref else None
-                    writer = bool(sampler and sampler.writer_alive)
+                    writer = bool(sampler and sampler.child_alive)
                     self.updates.append((now, pairs, writer, float(loss.group(1)) if loss else None))
                 elif text.strip():
                     self.lines.append(text)
@@ -293,7 +218,7 @@ def run_training(data_dir: Path, corpus: Path, log: Path, seconds: float, resume
         autogroup = raise_priority(process.pid)
         sampler_ref: list = []
         progress = Progress(process.stdout, handle, sampler_ref)
-        sampler = Sampler(process.pid, data_dir)
+        sampler = sample(process.pid, data_dir)
         sampler_ref.append(sampler)
         deadline = started + seconds
         while process.poll() is None:
@@ -311,7 +236,7 @@ def run_training(data_dir: Path, corpus: Path, log: Path, seconds: float, resume
         progress.join()
         figures = {"process_s": round(killed_at - started, 2), "killed": not ended_by_itself,
                    "returncode": process.returncode, **sampler.stop(),
-                   "writer_seen_s": round(sampler.writer_seen_s, 1), "autogroup": autogroup}
+                   "writer_seen_s": round(sampler.child_seen_s, 1), "autogroup": autogroup}
     updates = progress.updates
     figures.update(rates(updates, started))
     figures["first_pairs"] = updates[0][1] if updates else None

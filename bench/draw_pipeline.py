@@ -1,13 +1,11 @@
 """Draws src/pipeline.png, the README's picture of the stages and the files between them."""
-from pathlib import Path
-
 import matplotlib
+from benchlib import ROOT
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
-ROOT = Path(__file__).resolve().parent.parent
 # (script, what it does, file it writes under data/)
 STAGES = [
     ("prep.py", "clean + tokenise", "prep/part-*.parquet\ntokens: list<string>"),

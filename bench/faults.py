@@ -41,9 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from benchlib import ROOT, WORK, machine_facts, script_command
 
 STAGES = ("prep", "convert_to_int", "pairs_dataset", "unigram_table", "train")
 # Each stage's settings: several workers, parts, shards and checkpoints for kills to land among.
@@ -94,7 +92,7 @@ def make_corpus(path: Path, documents: int = 3000, seed: int = 7) -> Path:
 
 def stage_command(stage: str, data_dir: Path, corpus: Path, resume: bool = False) -> list[str]:
     args = [arg.format(corpus=corpus) for arg in STAGE_ARGS[stage]]
-    return [PYTHON, str(ROOT / f"{stage}.py"), "--data-dir", str(data_dir), *args, *(["--resume"] if resume else [])]
+    return script_command(stage, data_dir, *args, *(["--resume"] if resume else []))
 
 
 def run_stage(stage: str, data_dir: Path, corpus: Path, log: Path, resume: bool = False) -> float:
@@ -273,15 +271,12 @@ def main() -> int:
                         help="kill moments: uniform over this range, in fractions of the reference run's wall time")
     parser.add_argument("--after-first-write", action="store_true",
                         help="count the delay from the run's first output or checkpoint, not from its start")
-    parser.add_argument("--work", default=str(ROOT / "bench" / "work" / "faults"), help="scratch folder")
+    parser.add_argument("--work", default=str(WORK / "faults"), help="scratch folder")
     args = parser.parse_args()
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         parser.error(f"unknown stages {unknown}: choose among {', '.join(STAGES)}")
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from machine_facts import machine_facts
-
     facts = machine_facts()
     started = time.perf_counter()
     span = tuple(float(x) for x in args.span.split(","))
@@ -296,8 +291,8 @@ def main() -> int:
     line = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": facts,
             "command": " ".join(["bench/faults.py", *sys.argv[1:]]), "total_s": round(time.perf_counter() - started),
             **result}
-    (ROOT / "bench" / "work").mkdir(exist_ok=True)
-    with open(ROOT / "bench" / "work" / "faults.jsonl", "a", encoding="utf-8") as out:
+    WORK.mkdir(exist_ok=True)
+    with open(WORK / "faults.jsonl", "a", encoding="utf-8") as out:
         out.write(json.dumps(line, ensure_ascii=False) + "\n")
     broken = [r for r in result["records"] if r["violations"]]
     print(f"{len(result['records'])} kills, {len(broken)} with a broken invariant; {line['total_s']} s")

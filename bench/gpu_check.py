@@ -26,18 +26,13 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchlib import ROOT, SHARED, WORK, kernel, machine_facts
+from common import fail, peak_memory_mb, run
 
-from common import fail, peak_memory_mb, run  # noqa: E402
-from machine_facts import machine_facts  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
-INPUTS = ROOT / "bench" / "work" / "gpu"
-WORK = ROOT / "bench" / "work" / "gpu-data"
-REPORT = ROOT / "bench" / "work" / "gpu-check.json"
+INPUTS = WORK / "gpu"
+DATA = WORK / "gpu-data"
+REPORT = WORK / "gpu-check.json"
 EVAL_FILES = {"analogy": "questions-words.txt", "wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
 # Nominal memory bandwidth (bytes/s) from the vendors' data sheets, by a part of torch's device name.
 NOMINAL_BANDWIDTH = {"T4": 320e9, "A100": 1.555e12, "H100 PCIe": 2.0e12, "H100": 3.35e12, "H200": 4.8e12}
@@ -122,47 +117,38 @@ def nominal_bandwidth(device_name: str) -> float | None:
     return None
 
 
-# Window sizes of step_traffic's windows (order windows): 1, 2, ..., 10 over and over (mean 5.5), for word2vec's
-# window 5 (pairs_dataset.py makes 2b pairs for a drawn b in 1..5, fewer at document edges and after sub-sampling).
+# Window sizes of step_traffic's windows: 1, 2, ..., 10 over and over (mean 5.5), for word2vec's window 5
+# (pairs_dataset.py makes 2b pairs for a drawn b in 1..5, fewer at document edges and after sub-sampling).
 WINDOW_SIZES = (1, 10)
 
 
-def step_traffic(dim: int, negatives: int, micro_batch: int, shared_negatives: int,
-                 vocab_size: int = 131_950, order: str = "pairs") -> dict[str, float]:
-    """Bytes per pair of the torch step train.py runs with these settings, tallied op by op on one micro-batch
-    (bench/traffic.py: every op reads its inputs and writes its outputs, no reuse between ops), and the floor:
-    each row a pair needs (target, context, its share of the negatives) read and written once.
-
-    order windows (pairs_dataset.py's default): the pairs come in windows of 1..10 pairs in turn (WINDOW_SIZES);
-    with shared_negatives 0 train.py takes the window step, where a pair needs its context's input row and its
-    window's share of 1 + negatives output rows."""
+def step_traffic(dim: int, negatives: int, micro_batch: int, vocab_size: int = 131_950) -> dict[str, float]:
+    """Bytes per pair of train.py's torch skip-gram ns step (the window step: one set of negatives per window,
+    drawn on the device), tallied op by op on one micro-batch (bench/traffic.py: every op reads its inputs and
+    writes its outputs, no reuse between ops), and the floor: each row a pair needs (its context's input row and
+    its window's share of 1 + negatives output rows) read and written once. The pairs come in windows of 1..10
+    pairs in turn (WINDOW_SIZES)."""
     import torch
 
-    import train
     from traffic import TrafficCount
     from word2vec import SkipGram
 
+    window_step = kernel("sg_window_step_torch")
     pairs = micro_batch or 8192
-    cfg = SimpleNamespace(negatives=negatives, micro_batch=pairs, shared_negatives=shared_negatives)
     model = SkipGram(vocab_size, dim, seed=1)
     unigram = torch.randint(vocab_size, (1 << 20,), generator=torch.Generator().manual_seed(1))
-    step = train.make_step("ns", "torch", model, cfg, None, unigram, order)
     generator = torch.Generator().manual_seed(2)
-    if order == "windows":
-        sizes = torch.arange(WINDOW_SIZES[0], WINDOW_SIZES[1] + 1).repeat(pairs // WINDOW_SIZES[0] + 1)
-        sizes = sizes[:int(torch.searchsorted(sizes.cumsum(0), pairs)) + 1]
-        sizes[-1] -= int(sizes.sum()) - pairs  # the last window ends at the micro-batch's last pair
-        window_starts = torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)])
-        target = torch.randint(vocab_size, (len(sizes),), generator=generator, dtype=torch.int32)
-        target = target.repeat_interleave(sizes)
-    else:
-        window_starts = torch.arange(pairs + 1)
-        target = torch.randint(vocab_size, (pairs,), generator=generator, dtype=torch.int32)
-    windows = len(window_starts) - 1
-    rows = 1 + (1 + negatives) * windows / pairs if shared_negatives == 0 else 2 + negatives / shared_negatives
+    sizes = torch.arange(WINDOW_SIZES[0], WINDOW_SIZES[1] + 1).repeat(pairs // WINDOW_SIZES[0] + 1)
+    sizes = sizes[:int(torch.searchsorted(sizes.cumsum(0), pairs)) + 1]
+    sizes[-1] -= int(sizes.sum()) - pairs  # the last window ends at the micro-batch's last pair
+    window_starts = torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)])
+    windows = len(sizes)
+    target = torch.randint(vocab_size, (windows,), generator=generator, dtype=torch.int32).repeat_interleave(sizes)
     context = torch.randint(vocab_size, (pairs,), generator=generator, dtype=torch.int32)
-    with TrafficCount() as count:
-        step(target, context, torch.empty(0), window_starts, 0.025, 0.025, 1)
+    with TrafficCount() as count:  # the draw of the negatives counts: train.py's step draws them per batch
+        drawn = unigram[torch.randint(len(unigram), (windows, negatives), generator=generator)]
+        window_step(model, target, context, window_starts, drawn, 0.025, 0.025, pairs)
+    rows = 1 + (1 + negatives) * windows / pairs
     return {"model": count.bytes / pairs, "floor": 2 * rows * dim * 4, "launches_per_micro_batch": count.launches}
 
 
@@ -187,7 +173,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stage-only", action="store_true", help="only copy the inputs into --inputs")
     parser.add_argument("--inputs", type=Path, default=INPUTS, help="folder holding text8.zip and eval_en/")
     parser.add_argument("--shared", type=Path, default=SHARED, help="where missing inputs are copied from")
-    parser.add_argument("--work", type=Path, default=WORK, help="the pipeline's data folder (replaced)")
+    parser.add_argument("--work", type=Path, default=DATA, help="the pipeline's data folder (replaced)")
     parser.add_argument("--report", type=Path, default=REPORT, help="JSON file of the figures")
     parser.add_argument("--tokens", type=int, default=None, help="first N tokens of text8 (0: all; dry run: 2M)")
     parser.add_argument("--epochs", type=int, default=1)
@@ -240,6 +226,9 @@ def main(argv: list[str] | None = None) -> dict:
                            device.type, "--checkpoint-minutes", "0", "--num-workers", "1"]
     train_args += ["--micro-batch", str(args.micro_batch)] if args.micro_batch is not None else []
     train_args += ["--lr", str(args.lr)] if args.lr is not None else []
+    # the window step, which step_traffic models, is train.py's torch ns step only with --shared-negatives 0 while
+    # that flag exists (it goes with the pair steps, issue 19)
+    train_args += ["--shared-negatives", "0"] if hasattr(train, "SHARED_NEGATIVES") else []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     trained = train.main(train_args)
@@ -248,13 +237,12 @@ def main(argv: list[str] | None = None) -> dict:
     bandwidth = measure_bandwidth(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     nominal = nominal_bandwidth(name) if device.type == "cuda" else None
-    traffic = step_traffic(args.dim, train.NEGATIVES, trained["micro_batch"], train.SHARED_NEGATIVES,
-                           order=trained["order"])
+    traffic = step_traffic(args.dim, train.NEGATIVES, trained["micro_batch"])
     pairs_per_s = trained["pairs_per_s"]
     figures = {
         "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__, "host": machine_facts(),
         "cpu_dry_run": args.cpu_dry_run, "tokens": tokens,
-        "epochs": args.epochs, "dim": args.dim, "kernel": trained["kernel"], "order": trained["order"],
+        "epochs": args.epochs, "dim": args.dim, "kernel": trained["kernel"],
         "micro_batch": trained["micro_batch"],
         "vocab_size": trained["vocab_size"], "pairs": trained["pairs"], "train_s": trained["train_s"],
         "pairs_per_s": pairs_per_s, "prepare_s": round(prepared_s, 1),
@@ -282,8 +270,7 @@ def print_summary(f: dict) -> None:
             else "no GPU (dry run)") + f" (train.py planned {f['planned_memory_mb']:,} MB)"
     dry = " (CPU dry run)" if f["cpu_dry_run"] else ""
     print(f"\ngpu-check {f['date']} on {f['device']}{dry}, torch {f['torch']}: "
-          f"text8 {f['tokens']:,} tokens, {f['epochs']} epoch(s), dim {f['dim']}, kernel {f['kernel']} "
-          f"(shards of order {f['order']}), "
+          f"text8 {f['tokens']:,} tokens, {f['epochs']} epoch(s), dim {f['dim']}, kernel {f['kernel']}, "
           f"micro-batch {f['micro_batch']}")
     print(f"  training: {f['pairs']:,} pairs in {f['train_s']} s = {f['pairs_per_s']:,} pairs/s")
     print(f"  bandwidth: {f['copy_bandwidth_gb_s']:,} GB/s measured by a copy{nominal}; the step moves "

@@ -24,19 +24,15 @@ import time
 import zipfile
 from pathlib import Path
 
-from machine_facts import machine_line as machine
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
-WORK = ROOT / "bench" / "work"
-PYTHON = sys.executable
+from benchlib import PYTHON, ROOT, RU_CORPUS, SHARED, WORK, script_command
+from benchlib import machine_line as machine
 
 CORPORA = {
     "text8": {"dim": 100, "analogies": ["eval_en/questions-words.txt"],
               "similarity": ["eval_en/wordsim353.tsv", "eval_en/simlex999.txt"]},
     "ru": {"dim": 300, "analogies": [], "similarity": ["eval/ru_simlex965.tsv", "eval/hj.csv"]},
 }
-# Our side's choices beyond the shared settings (--kernel, --order, --init-range); empty: the scripts' defaults.
+# Our side's choices beyond the shared settings (--kernel, --order text, --init-range); empty: the scripts' defaults.
 OURS = {"kernel": "", "order": "", "init_range": ""}
 SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025, "seed": 1,
             "model": "sg"}
@@ -48,7 +44,7 @@ WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 def corpus_source(corpus: str) -> Path:
     """The file our prep.py reads (text8 unpacked to one line of text; the Russian parquet as it is)."""
     if corpus == "ru":
-        return SHARED / "corpus" / "ru_corpus.parquet"
+        return RU_CORPUS
     target = WORK / "text8.txt"
     if not target.exists():
         WORK.mkdir(parents=True, exist_ok=True)
@@ -147,7 +143,7 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
         ["convert_to_int.py", "--min-count", str(SETTINGS["min_count"])],
         ["pairs_dataset.py", "--window", str(SETTINGS["window"]), "--sample", str(SETTINGS["sample"]),
          "--draws", str(epochs), "--seed", str(SETTINGS["seed"])]
-        + ({"": [], "text": ["--no-shuffle"]}.get(OURS["order"], ["--order", OURS["order"]])),  # a fresh draw of windows and sub-sampling per epoch, as gensim does
+        + (["--no-shuffle"] if OURS["order"] == "text" else []),  # a fresh draw of windows and sub-sampling per epoch, as gensim does
         *([] if hs else [["unigram_table.py"]]),  # hierarchical softmax draws no negatives: no table
         ["train.py", "--epochs", str(epochs), "--dim", str(dim), "--negatives", str(SETTINGS["negative"]),
          "--threads", str(SETTINGS["workers"]), "--lr", str(SETTINGS["alpha"]), "--device", "cpu",
@@ -158,8 +154,8 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
     figures = {}
     for script, *arguments in stages:
         started = time.perf_counter()
-        subprocess.run([PYTHON, str(ROOT / script), "--data-dir", str(data_dir), *arguments], check=True, cwd=ROOT)
         stage = script.removesuffix(".py")
+        subprocess.run(script_command(stage, data_dir, *arguments), check=True, cwd=ROOT)
         stats = json.loads((data_dir / "stats" / f"{stage}.json").read_text())
         figures[f"{stage}_s"] = time.perf_counter() - started  # process wall time, imports included
         figures[f"{stage}_peak_memory_mb"] = stats["peak_memory_mb"]
@@ -180,7 +176,6 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
 
 
 def evaluate(corpus: str, vectors: Path) -> dict:
-    sys.path.insert(0, str(ROOT))
     from evaluate import evaluate_analogies, evaluate_similarity
     from vectors_io import load_vectors
 
@@ -213,8 +208,9 @@ def main() -> None:
                         help="runs of each side, alternated; the table shows medians, the spread of times below it")
     parser.add_argument("--dim", type=int, default=0, help="embedding size of both sides (0: the corpus's, 100 or 300)")
     parser.add_argument("--kernel", default="", help="our train.py --kernel (empty: its default)")
-    parser.add_argument("--order", default="",
-                        help="our pairs_dataset.py --order (empty: its default), or text: --no-shuffle (text order)")
+    parser.add_argument("--order", choices=["", "text"], default="",
+                        help="our pairs' order: empty, pairs_dataset.py's default (windows shuffled); text: "
+                             "--no-shuffle (text order)")
     parser.add_argument("--init-range", default="", help="our train.py --init-range (empty: its default)")
     parser.add_argument("--report", action="store_true",
                         help="print every run kept in bench/work/results.jsonl as Markdown tables, run nothing")

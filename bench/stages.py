@@ -29,20 +29,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from machine_facts import machine_facts
-
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / "work"
-PYTHON = sys.executable
-REAL_CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "ru_corpus.parquet"
+from benchlib import ROOT, RU_CORPUS, WORK, TreeSampler, machine_facts, run_logged, script_command, tree_bytes
 
 CORPORA = "ru,zipf-x20"  # comma-separated: ru, zipf-x<SCALE> or paths
 NUM_PROC = os.cpu_count() or 1  # --num-proc of prep.py and convert_to_int.py
@@ -64,7 +57,7 @@ JUDGED = ("prep", "convert_to_int", "pairs_dataset")  # throughput targets apply
 def resolve(corpus: str) -> tuple[str, Path]:
     """(name, path) of a corpus given as ru, zipf-x<SCALE> or a path."""
     if corpus == "ru":
-        return "ru", REAL_CORPUS
+        return "ru", RU_CORPUS
     if corpus.startswith("zipf-x") and not Path(corpus).exists():
         path = WORK / f"{corpus}.parquet"
         if not path.exists():
@@ -102,74 +95,27 @@ def raw_text_bytes(path: Path, column: str = TEXT_COLUMN) -> int | None:
     return total
 
 
-class TreeMemory:
-    """Samples the summed RSS of a process and its descendants (a stage's workers) in a thread; keeps the peak.
-
-    The stages' own peak_memory_mb is the largest single process (ru_maxrss), not the sum of main + workers.
-    """
-
-    def __init__(self, pid: int, period: float = SAMPLE_S):
-        import psutil
-
-        self.psutil, self.root, self.period = psutil, psutil.Process(pid), period
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            total = 0
-            try:
-                processes = [self.root, *self.root.children(recursive=True)]
-            except self.psutil.Error:
-                return
-            for process in processes:
-                try:
-                    total += process.memory_info().rss
-                except self.psutil.Error:  # a worker that just ended
-                    pass
-            self.peak_bytes = max(self.peak_bytes, total)
-            self._stop.wait(self.period)
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._thread.join()
-        return self.peak_bytes / 2**20
-
-
 def run_stage(stage: str, data_dir: Path, dataset: Path, num_proc: int, log: Path) -> dict:
     """Run one stage script; its stats json plus process_s and tree_peak_mb. Exits with the log's tail on failure."""
-    command = [PYTHON, str(ROOT / f"{stage}.py"), "--data-dir", str(data_dir)]
+    command = script_command(stage, data_dir)
     if stage == "prep":
         command += ["--dataset", str(dataset)]
     if stage in ("prep", "convert_to_int"):
         command += ["--num-proc", str(num_proc)]
     if stage == "pairs_dataset":
         command += ["--draws", "1"]  # one epoch's pairs: the stage's per-draw cost (more draws repeat it)
-    with open(log, "a") as handle:
-        handle.write(f"$ {' '.join(command)}\n")
-        handle.flush()
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
-        try:
-            sampler = TreeMemory(process.pid)
-        except ImportError:
-            sampler = None
-        returncode = process.wait()
-        process_s = time.perf_counter() - started
-        tree_peak_mb = sampler.stop() if sampler else None
-    if returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        sys.exit(f"{stage}.py failed (exit {returncode}); {data_dir} kept; end of {log}:\n{tail}")
-    stats = json.loads((data_dir / "stats" / f"{stage}.json").read_text())
+    stats, process_s, sampled = run_logged(stage, command, data_dir, log, watch, failed_note=f"; {data_dir} kept")
     stats["process_s"] = round(process_s, 2)
-    stats["tree_peak_mb"] = round(tree_peak_mb, 1) if tree_peak_mb is not None else None
+    stats["tree_peak_mb"] = sampled["tree_peak_mb"] if sampled else None
     return stats
 
 
-def directory_bytes(directory: Path, pattern: str) -> int:
-    return sum(path.stat().st_size for path in directory.glob(pattern) if path.is_file())
+def watch(pid: int) -> TreeSampler | None:
+    """The summed memory of the stage and its workers, where psutil is installed."""
+    try:
+        return TreeSampler(pid, SAMPLE_S)
+    except ImportError:
+        return None
 
 
 def measure(name: str, path: Path, num_proc: int, keep: bool) -> dict:
@@ -193,10 +139,8 @@ def measure(name: str, path: Path, num_proc: int, keep: bool) -> dict:
         print(f"  warning: prep.py read {prep_bytes / 2**20:,.2f} MB of text, the parquet holds "
               f"{raw_bytes / 2**20:,.2f} MB (--max-docs? another text column?)")
     pairs = stages["pairs_dataset"]["pairs"]
-    disk = {"prep_bytes": directory_bytes(data_dir / "prep", "*.parquet"),
-            "ids_bytes": directory_bytes(data_dir / "ids", "*.parquet"),
-            "pairs_bytes": directory_bytes(data_dir / "pairs", "*.parquet"),
-            "unigram_table_bytes": directory_bytes(data_dir, "unigram_table.npy")}
+    disk = {"prep_bytes": tree_bytes(data_dir / "prep"), "ids_bytes": tree_bytes(data_dir / "ids"),
+            "pairs_bytes": tree_bytes(data_dir / "pairs"), "unigram_table_bytes": tree_bytes(data_dir / "unigram_table.npy")}
     disk["shard_bytes_per_pair"] = round(disk["pairs_bytes"] / pairs, 3) if pairs else None
     if not keep:
         shutil.rmtree(data_dir)

@@ -41,10 +41,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from benchlib import RU_CORPUS, WORK
 
-ROOT = Path(__file__).resolve().parent.parent
-REAL_CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "ru_corpus.parquet"  # the corpus whose shape is copied
-WORK = ROOT / "bench" / "work"
 
 SCALE = 20.0  # documents (and so words) relative to the real corpus
 ORDER = "sample"  # document lengths: sample (drawn with replacement) or tile (the real sequence, repeated)
@@ -71,7 +69,7 @@ SENTENCE_ENDS = (". ", "! ", "? ")  # the word after one of these is capitalised
 DOCUMENT_END = "."  # replaces the separator after a document's last word
 
 
-def real_lengths(path: Path = REAL_CORPUS) -> np.ndarray:
+def real_lengths(path: Path = RU_CORPUS) -> np.ndarray:
     """Whitespace-separated words of each document of the real corpus, in file order (int64)."""
     file = pq.ParquetFile(path)
     lengths = []
@@ -179,7 +177,7 @@ class Sampler:
 
 def generate(out: Path, scale: float = SCALE, order: str = ORDER, types: int = TYPES, exponent: float = EXPONENT,
              shift: float = SHIFT, row_group_rows: int = ROW_GROUP_ROWS, seed: int = SEED,
-             compression: str = COMPRESSION, real: Path = REAL_CORPUS, quiet: bool = False) -> dict:
+             compression: str = COMPRESSION, real: Path = RU_CORPUS, quiet: bool = False) -> dict:
     """Write the corpus to `out` (atomically); returns figures: documents, words, raw bytes, seconds, MB/s."""
     started = time.perf_counter()
     shape = real_lengths(real)
@@ -240,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--row-group-rows", type=int, default=ROW_GROUP_ROWS, help="documents per row group")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--compression", default=COMPRESSION, help="parquet codec")
-    parser.add_argument("--real", type=Path, default=REAL_CORPUS, help="corpus whose document lengths are copied")
+    parser.add_argument("--real", type=Path, default=RU_CORPUS, help="corpus whose document lengths are copied")
     parser.add_argument("--out", type=Path, help="output file (default: bench/work/zipf-x{SCALE}.parquet)")
     args = parser.parse_args(argv)
     if args.scale <= 0 or args.types < 1 or args.row_group_rows < 1 or args.exponent == 1:
