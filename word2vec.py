@@ -25,6 +25,7 @@ import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numba
 import numpy as np
@@ -146,16 +147,27 @@ class SkipGram(nn.Module):
         return nearest_neighbours(self.words, self.input.weight.detach(), words, k)
 
 
-def nearest_neighbours(words: list[str], vectors: torch.Tensor | np.ndarray, queries: list[str],
-                       k: int = 10) -> dict[str, list[tuple[str, float]]]:
-    """Cosine k-nearest neighbours of each query word among `words` (the query itself left out)."""
+def nearest_neighbours(words: Sequence[str], vectors: torch.Tensor | np.ndarray, queries: Sequence[str],
+                       k: int = 10, lowercase: bool = False) -> dict[str, list[tuple[str, float]]]:
+    """Cosine k-nearest neighbours of each query word among `words` (the query itself left out), by query.
+
+    An exact spelling wins; with lowercase, a query not in `words` stands for the first (the most frequent) row
+    whose case-folded spelling is the query's. Unknown queries raise KeyError, naming them all.
+    """
     vectors = torch.as_tensor(vectors, dtype=torch.float32)
-    index = {word: i for i, word in enumerate(words)}
-    unknown = [word for word in queries if word not in index]
+    words = list(words)
+    index: dict[str, int] = {}
+    folded: dict[str, int] = {}
+    for i, word in enumerate(words):
+        index.setdefault(word, i)
+        if lowercase:
+            folded.setdefault(word.upper(), i)
+    found = {word: index.get(word, folded.get(word.upper(), -1) if lowercase else -1) for word in queries}
+    unknown = [word for word, row in found.items() if row < 0]
     if unknown:
         raise KeyError(f"unknown word{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
     unit = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    rows = torch.tensor([index[word] for word in queries], dtype=torch.long)
+    rows = torch.tensor([found[word] for word in queries], dtype=torch.long)
     cosine = unit[rows] @ unit.T
     cosine[torch.arange(len(rows)), rows] = -math.inf
     scores, ids = cosine.topk(min(k, len(words) - 1), dim=1)
