@@ -127,26 +127,26 @@ def nominal_bandwidth(device_name: str) -> float | None:
 WINDOW_SIZES = (1, 10)
 
 
-def step_traffic(dim: int, negatives: int, micro_batch: int, shared_negatives: int,
-                 vocab_size: int = 131_950, order: str = "pairs") -> dict[str, float]:
+def step_traffic(dim: int, negatives: int, micro_batch: int, vocab_size: int = 131_950,
+                 order: str = "pairs") -> dict[str, float]:
     """Bytes per pair of the torch step train.py runs with these settings, tallied op by op on one micro-batch
     (bench/traffic.py: every op reads its inputs and writes its outputs, no reuse between ops), and the floor:
-    each row a pair needs (target, context, its share of the negatives) read and written once.
+    each row a pair needs read and written once: its context's input row and its window's share of 1 + negatives
+    output rows (train.py's torch step is the window step).
 
     order windows (pairs_dataset.py's default): the pairs come in windows of 1..10 pairs in turn (WINDOW_SIZES);
-    with shared_negatives 0 train.py takes the window step, where a pair needs its context's input row and its
-    window's share of 1 + negatives output rows."""
+    order pairs: every pair is a window of its own."""
     import torch
 
-    import train
+    import steps
     from traffic import TrafficCount
     from word2vec import SkipGram
 
     pairs = micro_batch or 8192
-    cfg = SimpleNamespace(negatives=negatives, micro_batch=pairs, shared_negatives=shared_negatives)
+    cfg = SimpleNamespace(model="sg", negatives=negatives, micro_batch=pairs)
     model = SkipGram(vocab_size, dim, seed=1)
     unigram = torch.randint(vocab_size, (1 << 20,), generator=torch.Generator().manual_seed(1))
-    step = train.make_step("ns", "torch", model, cfg, None, unigram, order)
+    step = steps.make_step("ns", "torch", model, cfg, None, unigram)
     generator = torch.Generator().manual_seed(2)
     if order == "windows":
         sizes = torch.arange(WINDOW_SIZES[0], WINDOW_SIZES[1] + 1).repeat(pairs // WINDOW_SIZES[0] + 1)
@@ -159,7 +159,7 @@ def step_traffic(dim: int, negatives: int, micro_batch: int, shared_negatives: i
         window_starts = torch.arange(pairs + 1)
         target = torch.randint(vocab_size, (pairs,), generator=generator, dtype=torch.int32)
     windows = len(window_starts) - 1
-    rows = 1 + (1 + negatives) * windows / pairs if shared_negatives == 0 else 2 + negatives / shared_negatives
+    rows = 1 + (1 + negatives) * windows / pairs
     context = torch.randint(vocab_size, (pairs,), generator=generator, dtype=torch.int32)
     with TrafficCount() as count:
         step(target, context, torch.empty(0), window_starts, 0.025, 0.025, 1)
@@ -248,8 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
     bandwidth = measure_bandwidth(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     nominal = nominal_bandwidth(name) if device.type == "cuda" else None
-    traffic = step_traffic(args.dim, train.NEGATIVES, trained["micro_batch"], train.SHARED_NEGATIVES,
-                           order=trained["order"])
+    traffic = step_traffic(args.dim, train.NEGATIVES, trained["micro_batch"], order=trained["order"])
     pairs_per_s = trained["pairs_per_s"]
     figures = {
         "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__, "host": machine_facts(),

@@ -5,7 +5,8 @@ to a kernel bought, with the slow spells of a shared machine falling on both sid
     .venv/bin/python convert_to_int.py --data-dir bench/work/wk-text8/data
     .venv/bin/python bench/kernel_versions.py --before 3844a9d --kernel sg --dim 300 --threads 2
 
-The working tree's word2vec.py is "after"; `git show BEFORE:word2vec.py` is loaded as "before". One epoch's
+The working tree's kernels_cpu.py is "after"; `git show BEFORE:kernels_cpu.py` (word2vec.py before the split)
+is loaded as "before". One epoch's
 windows are drawn and shuffled as bench/window_kernels.py does (sub-sampling 1e-4, dynamic window 5); the pair
 kernels get the same pairs shuffled one by one and negatives drawn ahead from the unigram table. Both sides start
 from the same tables and train --pairs pairs in batches of 300,000, alternating which goes first; the first batch
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import kernels_cpu  # noqa: E402
 import word2vec  # noqa: E402
 from common import load_vocab  # noqa: E402
 from machine_facts import machine_line  # noqa: E402
@@ -36,13 +38,15 @@ from unigram_table import build_table  # noqa: E402
 from window_kernels import WORK, batch_window_starts, draw_epoch, load_ids, windows_shuffled  # noqa: E402
 
 BATCH_SIZE = 300_000
-KERNELS = ["sg", "sg-hs", "pair", "pair-hs", "cbow", "cbow-hs"]
+KERNELS = ["sg", "sg-hs", "cbow", "cbow-hs"]
 
 
 def load_before(ref: str, folder: Path):
-    """word2vec.py as it was at `ref`, imported under another name (its numba cache stays in `folder`)."""
-    source = subprocess.run(["git", "show", f"{ref}:word2vec.py"], cwd=ROOT, check=True, capture_output=True,
-                            text=True).stdout
+    """The CPU kernels as they were at `ref` (kernels_cpu.py, or word2vec.py before the split), imported under
+    another name (its numba cache stays in `folder`)."""
+    shown = subprocess.run(["git", "show", f"{ref}:kernels_cpu.py"], cwd=ROOT, capture_output=True, text=True)
+    source = shown.stdout if shown.returncode == 0 else subprocess.run(
+        ["git", "show", f"{ref}:word2vec.py"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     path = folder / "word2vec_before.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("word2vec_before", path)
@@ -61,12 +65,6 @@ def run_kernel(module, kernel: str, tables: tuple[np.ndarray, np.ndarray], batch
     if kernel == "sg-hs":
         return module.sg_window_hs_step_cpu(input_w, output_w, batch["target"], batch["context"], batch["starts"],
                                             tree.paths, tree.codes, tree.lengths, *lr, threads, 16)
-    if kernel == "pair":
-        return module.sgns_step_cpu(input_w, output_w, batch["pair_target"], batch["pair_context"],
-                                    batch["negatives"], *lr, threads, 16)
-    if kernel == "pair-hs":
-        return module.hs_step_cpu(input_w, output_w, batch["pair_target"], batch["pair_context"], tree.paths,
-                                  tree.codes, tree.lengths, *lr, threads, 16)
     if kernel == "cbow":
         return module.cbow_step_cpu(input_w, output_w, batch["target"], batch["context"], batch["starts"], table, 5,
                                     *lr, seed, threads, 16)
@@ -103,7 +101,7 @@ def main() -> None:
     init = ((np.random.default_rng(args.seed).random((len(counts), args.dim), dtype=np.float32) - 0.5)
             / args.dim).astype(np.float32)
     with tempfile.TemporaryDirectory() as folder:
-        sides = {"before": load_before(args.before, Path(folder)), "after": word2vec}
+        sides = {"before": load_before(args.before, Path(folder)), "after": kernels_cpu}
         state = {name: {"tables": (init.copy(), np.zeros((len(counts) - hs, args.dim), np.float32)),
                         "seconds": 0.0, "loss": 0.0} for name in sides}
         for number, lo in enumerate(range(0, n_pairs, BATCH_SIZE)):

@@ -86,10 +86,11 @@ def test_cpu_dry_run_end_to_end_without_datasets_or_gensim(tmp_path):
     assert report["cpu_dry_run"] and report["device"] == "cpu" and report["kernel"] == "torch"
     assert len(report["date"]) == 10 and report["host"]["cores"] == os.cpu_count()
     assert report["tokens"] == 25_000 and report["vocab_size"] == 6 * 8 + 4 and report["pairs"] > 200_000
-    # shards of order windows with the default SHARED_NEGATIVES 32, so sgns_step_shared: a pair's target and
-    # context rows and 5/32 of a negative row, 64 bytes each, read and written once at the floor
+    # shards of order windows, so the window step: a pair's context row and its window's share of the target's
+    # and 5 negative rows (windows of 1..10 pairs in step_traffic), 64 bytes each, read and written once
     assert report["order"] == "windows"
-    assert report["floor_bytes_per_pair"] == pytest.approx(2 * (2 + 5 / 32) * 16 * 4, rel=0.01)
+    assert report["floor_bytes_per_pair"] == pytest.approx(
+        gpu_check.step_traffic(16, 5, report["micro_batch"], order="windows")["floor"], rel=0.01)
     assert report["step_bytes_per_pair"] > 2 * report["floor_bytes_per_pair"] and report["launches_per_micro_batch"] > 0
     # the report rounds the share to 4 decimals: on a slow machine the share is ~0.004, where that rounding is >1%
     assert report["share_of_bandwidth_bound"] == pytest.approx(
@@ -128,18 +129,15 @@ def test_inputs_are_staged_or_named_when_missing(tmp_path):
 
     # dim 300, 5 negatives: 7 rows of 1,200 bytes per pair, each read and written once at the floor
 def test_traffic_model_and_nominal_bandwidth():
-    # dim 300, 5 negatives: 7 rows of 1,200 bytes, 8 transfers each in the step as written, 2 at the floor
-    per_pair = gpu_check.step_traffic(300, 5, 1024, 1, vocab_size=5000)
-    shared = gpu_check.step_traffic(300, 5, 1024, 32, vocab_size=5000)
-    assert per_pair["floor"] == 2 * 7 * 1200 and shared["floor"] == 2 * (2 + 5 / 32) * 1200
+    # dim 300, 5 negatives, every pair its own window: 7 rows of 1,200 bytes, 2 transfers each at the floor
+    per_pair = gpu_check.step_traffic(300, 5, 1024, vocab_size=5000)
+    assert per_pair["floor"] == 2 * 7 * 1200
     # the gathers alone read and write every row a pair uses: the model is never below the floor
-    assert per_pair["model"] > 2 * per_pair["floor"] and shared["model"] > shared["floor"]
-    assert shared["model"] < per_pair["model"] / 2  # negatives read once per group, not once per pair
-    # the window step: windows of 1, 2, ..., 10 pairs, the last cut at the micro-batch's end (188 in 1,024 pairs)
-    windows = gpu_check.step_traffic(300, 5, 1024, 0, vocab_size=5000, order="windows")
+    assert per_pair["model"] > 2 * per_pair["floor"]
+    # windows of 1, 2, ..., 10 pairs, the last cut at the micro-batch's end (188 in 1,024 pairs)
+    windows = gpu_check.step_traffic(300, 5, 1024, vocab_size=5000, order="windows")
     assert windows["floor"] == pytest.approx(2 * (1 + 6 * 188 / 1024) * 1200) and windows["model"] > 2 * windows["floor"]
-    # on the same windows with groups of 32 the shared step runs, whose floor ignores the windows
-    assert gpu_check.step_traffic(300, 5, 1024, 32, vocab_size=5000, order="windows")["floor"] == shared["floor"]
+    assert windows["model"] < per_pair["model"] / 2  # a window's output rows read once, not once per pair
     assert gpu_check.nominal_bandwidth("Tesla T4") == 320e9
     assert gpu_check.nominal_bandwidth("NVIDIA H100 80GB HBM3") == 3.35e12
     assert gpu_check.nominal_bandwidth("NVIDIA H100 PCIe") == 2.0e12
