@@ -92,7 +92,8 @@ def choose_kernel(kernel: str, device: torch.device, model: str = "sg", loss: st
     if not spec.runs_on(device.type):
         others = _kernels_on(model, loss, device.type)
         where = "the CPU" if spec.devices == CPU_ONLY else ", ".join(sorted(spec.devices))
-        instead = f"use --kernel {' or '.join(others)} or --device cpu" if others else "use --device cpu"
+        ways = ([f"--kernel {' or '.join(others)}"] if others else []) + [f"--device {min(spec.devices)}"]
+        instead = "use " + " or ".join(ways)
         fail(f"--kernel {kernel} runs on {where} only, not on {device.type}: {instead}")
     return resolved
 

@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import load_vocab  # noqa: E402
 from pairs_dataset import iter_pairs, keep_probabilities, read_id_slices  # noqa: E402
-from word2vec import SkipGram, build_huffman, cbow_hs_step_cpu, cbow_step_cpu  # noqa: E402
+from kernels_cpu import cbow_hs_step_cpu, cbow_step_cpu  # noqa: E402
+from word2vec import SkipGram, build_huffman  # noqa: E402
 
 
 def shuffled_windows(data_dir: Path, counts: np.ndarray, seed: int, window: int = 5, sample: float = 1e-4,

@@ -27,7 +27,8 @@ from cbow_kernel import batches, kernel_parser  # noqa: E402
 from common import load_vocab  # noqa: E402
 from evaluate import evaluate_analogies, evaluate_similarity  # noqa: E402
 from pairs_dataset import iter_pairs, keep_probabilities, read_id_slices  # noqa: E402
-from word2vec import SkipGram, build_huffman, cbow_hs_step_cpu, cbow_step_cpu  # noqa: E402
+from kernels_cpu import cbow_hs_step_cpu, cbow_step_cpu  # noqa: E402
+from word2vec import SkipGram, build_huffman  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 SHARD_PAIRS = 50_000_000  # pairs_dataset.py's PAIRS_PER_SHARD: the stretch whose windows are shuffled together
