@@ -286,8 +286,8 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     max_dim = max(d for d in range(1, 25) if plan(vocab_size, d) <= available)
     assert 0 < max_vocab < vocab_size and 0 < max_dim < 24
     assert str(refused.value) == (
-        f"not enough memory on cpu: training needs {needed / 1e6:.1f} MB (tables {2 * vocab_size * 24 * 4:,} bytes, "
-        f"unigram table 400,000 bytes, loader buffers 400,000 bytes) but {available / 1e6:.1f} MB is available: try "
+        f"not enough memory on cpu: training needs {needed:,} bytes (tables {2 * vocab_size * 24 * 4:,} bytes, "
+        f"unigram table 400,000 bytes, loader buffers 400,000 bytes) but {available:,} bytes is available: try "
         f"convert_to_int.py --max-vocab {max_vocab} (then pairs_dataset.py and unigram_table.py again), or "
         f"--dim {max_dim}, or a smaller --batch-size")
     assert_nothing_written(data_dir)
