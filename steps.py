@@ -29,7 +29,7 @@ from word2vec import HuffmanTree, SkipGram
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float, int], float]
 # build(model, cfg, tree, unigram): the step on the model's device. cfg gives threads, loss_every, negatives,
 # micro_batch / hs_micro_batch; tree is the Huffman tree (hs), unigram the negative-sampling table (ns).
-Build = Callable[[SkipGram, object, "HuffmanTree | None", "torch.Tensor | None"], Step]
+Build = Callable[[SkipGram, object, HuffmanTree | None, torch.Tensor | None], Step]
 
 
 @dataclass(frozen=True)
