@@ -37,6 +37,13 @@ def fail(message: str) -> None:
     raise StageError(message)
 
 
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """An exception as "Type: its first line", cut at `limit` characters: for an error line that quotes a library."""
+    text = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def parse_config(module_file: str, module_globals: dict, argv: list[str] | None = None,
                  description: str | None = None) -> SimpleNamespace:
     """Every commented UPPER_CASE constant at the top of `module_file` becomes a flag (`MIN_COUNT` -> `--min-count`).

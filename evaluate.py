@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from common import at_least, check_flags, fail, parse_config, run, write_json
 from vectors_io import load_vectors
+from word2vec import nearest_neighbours
 
 # The Russian evaluation sets shipped with the project (sample/README.md), the default --similarity files, found
 # wherever evaluate.py is run from.
@@ -89,10 +90,11 @@ def main(argv: list[str] | None = None) -> dict:
         print_similarity(figures["similarity"])
     if cfg.neighbors:
         figures["neighbors"] = {}
-        index = _Lookup(words, cfg.lowercase)
         for query in cfg.neighbors:
-            row = index.row(query)
-            found = None if row < 0 else _neighbours(words, normed, row, cfg.k)
+            try:
+                found = nearest_neighbours(words, normed, [query], cfg.k, lowercase=cfg.lowercase)[query]
+            except KeyError:  # printed as unknown
+                found = None
             figures["neighbors"][query] = found
             print_neighbours(query, found)
     figures["wall_s"] = round(time.perf_counter() - started, 2)
@@ -126,18 +128,6 @@ def evaluate_similarity(words: Sequence[str], vectors: np.ndarray, path: str | P
     "support": "scored/total", "skipped", "invalid_lines"}.
     """
     return _similarity(list(words), unit_rows(vectors), path, lowercase, restrict_vocab)
-
-
-def nearest_neighbours(words: Sequence[str], vectors: np.ndarray, query: str, k: int = 10,
-                       lowercase: bool = True) -> list[tuple[str, float]]:
-    """The k words with the highest cosine to `query` (its own row left out). KeyError for an unknown word.
-
-    An exact match wins; otherwise (with lowercase) the most frequent spelling of the case-folded word.
-    """
-    row = _Lookup(list(words), lowercase).row(query)
-    if row < 0:
-        raise KeyError(query)
-    return _neighbours(list(words), unit_rows(vectors), row, k)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -384,17 +374,6 @@ def _read_pairs(path: Path, lookup: _Lookup) -> tuple[list[str], list[str], np.n
         fail(f"{path} holds no usable row (two words and a number, tab, comma or space separated; "
              f"{invalid} lines of another shape)")
     return firsts, seconds, np.array(gold, dtype=np.float64), invalid
-
-
-def _neighbours(words: list[str], normed: np.ndarray, row: int, k: int) -> list[tuple[str, float]]:
-    cosine = normed @ normed[row]
-    cosine[row] = -np.inf
-    k = min(k, len(words) - 1)
-    if k <= 0:
-        return []
-    best = np.argpartition(-cosine, k - 1)[:k]
-    best = best[np.lexsort((best, -cosine[best]))]
-    return [(words[i], float(cosine[i])) for i in best.tolist()]
 
 
 def _finite(value: float) -> float | None:

@@ -42,8 +42,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import (StageError, StageReport, at_least, atomic_output, check_flags, default_num_proc, fail, ordered_map,
-                    parse_config, run)
+from common import (StageError, StageReport, at_least, atomic_output, check_flags, default_num_proc, fail, one_line,
+                    ordered_map, parse_config, run)
 
 DATA_DIR = "data"  # where stage outputs live
 DATASET = "0x7o/taiga"  # Hugging Face dataset name, or local .txt/.jsonl/.json/.parquet files or globs, comma-separated
@@ -152,12 +152,6 @@ def _clean_part(task: tuple[int, pa.Array, Path]) -> dict:
             "tokens": len(pc.list_flatten(lists)), **replaced}
 
 
-def _one_line(error: BaseException, limit: int = 200) -> str:
-    text = str(error).strip().splitlines()
-    text = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def _local_files(spec: str) -> list[str] | None:
     """The files a local source names (sorted glob matches, a folder's corpus files), None for a hub name."""
     path = Path(spec).expanduser()
@@ -245,11 +239,11 @@ def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, Call
             raise
         except Exception as error:  # datasets raises many kinds (connection, not found, bad split, parse)
             if builder is None and Path(spec).expanduser().is_dir():
-                fail(f"could not load {spec} as a Hugging Face dataset folder ({_one_line(error)})")
+                fail(f"could not load {spec} as a Hugging Face dataset folder ({one_line(error)})")
             if builder is None:
-                fail(f"could not load dataset {spec!r} from the Hugging Face hub ({_one_line(error)}); "
+                fail(f"could not load dataset {spec!r} from the Hugging Face hub ({one_line(error)}); "
                      f"pass a local corpus instead, e.g. --dataset corpus.parquet (or .txt / .jsonl)")
-            fail(f"could not read {label} ({_one_line(error)})")
+            fail(f"could not read {label} ({one_line(error)})")
         column = "text" if builder == "text" else text_column
         if source.features is not None:
             if column not in source.features:
@@ -339,7 +333,7 @@ def _text_chunks(sources: list[tuple[str, Callable, str]], batch_size: int) -> I
         except StageError:
             raise
         except Exception as error:  # a file datasets cannot parse, a connection lost mid-stream
-            fail(f"could not read {label} ({_one_line(error)})")
+            fail(f"could not read {label} ({one_line(error)})")
 
 
 def _batches(chunks: Iterator[pa.Array], size: int, max_docs: int) -> Iterator[pa.Array]:

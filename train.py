@@ -10,17 +10,12 @@ redraw them every epoch); with fewer draws than epochs the draws are reused in t
 epoch's whole stream of batches (dataset.py), so shards neither restart its workers nor synchronise the device.
 
 MODEL sg (skip-gram) or cbow (the mean of a window's context vectors predicts its target); cbow needs shards that
-keep each window's pairs together (pairs_dataset.py --order windows). Kernels (`make_step` picks the step, and stops
-with one line for a combination it has no step for): numba, word2vec.c's pair-by-pair loop, skip-gram only, CPU
-only, negatives drawn by the loader; window, the window kernels (a window's pairs trained together, negatives drawn
-inside the kernel), CPU only, on shards of order windows; torch, the batched closed-form step in micro-batches that
-CUDA runs, negatives drawn on the device by torch.randint from a generator seeded per batch, on the CPU as on the
-GPU, so CPU runs train what the GPU trains. With negative sampling the torch kernel shares each draw of NEGATIVES
-negatives among SHARED_NEGATIVES consecutive pairs (word2vec.sgns_step_shared: a group's negative rows read once, its
-scores one matrix product; on shards of order windows a group holds whole windows, mostly); 1 gives every pair its
-own (sgns_step_torch), 0 every window its own, the CPU window kernel's update (sg_window_step_torch; measured slower
-than groups of 32 on the CPU and by the bytes it moves, bench/RESULTS.md). With hierarchical softmax on shards of
-order windows it shares the target's Huffman path across its window (sg_window_hs_step_torch), else hs_step_torch.
+keep each window's pairs together (pairs_dataset.py --order windows). The step comes from the table in steps.py,
+keyed by model, loss and kernel, which also stops with one line for a combination it has no step for. Kernels:
+window, the numba window kernels (a window's pairs trained together, negatives drawn inside the kernel), CPU only;
+torch, the batched closed-form steps in micro-batches that CUDA runs, negatives drawn on the device by
+torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains;
+auto, window on the CPU and torch on CUDA. numba, the old pair-by-pair kernel's name, is taken as window.
 
 Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
 batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
@@ -67,10 +62,8 @@ from common import (StageReport, at_least, atomic_output, check_flags, default_n
 from dataset import PairsDataset, draw_pairs
 from pairs_dataset import expected_pairs_per_draw, remove_draws, remove_stale_staging
 from vectors_io import save_word2vec_binary, save_word2vec_text
-from word2vec import (HuffmanTree, SkipGram, cbow_hs_step_cpu, cbow_hs_step_torch, cbow_step_cpu, cbow_step_torch,
-                      hs_step_cpu, hs_step_torch, huffman_for, nearest_neighbours, sg_window_hs_step_cpu,
-                      sg_window_hs_step_torch, sg_window_step_cpu, sg_window_step_torch, sgns_step_cpu,
-                      sgns_step_shared, sgns_step_torch, shared_negative_groups)
+from steps import choose_kernel, make_step, micro_batched
+from word2vec import SkipGram, huffman_for, nearest_neighbours
 
 DATA_DIR = "data"  # where stage outputs live
 EPOCHS = 5  # passes over the pairs; epoch e reads pairs_dataset.py's draw e mod its --draws
@@ -84,12 +77,11 @@ INIT_RANGE = 0.0  # input rows start uniform in +-INIT_RANGE/dim; 0: the model's
 SEED = 1  # seeds the initial vectors, the shard order and the negatives
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
 MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word; needs pairs_dataset.py --order windows)
-KERNEL = "auto"  # training step: numba (pair by pair, sg, CPU only), window (a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), auto (window on CPU for shards of order windows, numba for order pairs; torch on CUDA)
+KERNEL = "auto"  # training step (steps.py's table): window (the numba window kernels, a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), auto (window on CPU, torch on CUDA); numba is an alias of window, so old command lines run
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
-LOSS_EVERY = 16  # numba and window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
+LOSS_EVERY = 16  # window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # torch kernel only, ns: pairs per update within a batch (0 = the whole batch)
 HS_MICRO_BATCH = 1024  # torch kernel only, hs: pairs per update (every path starts at the root, so the top nodes sum a micro-batch's stale gradients: 8,192 blew text8 up, bench/RESULTS.md)
-SHARED_NEGATIVES = 32  # torch kernel, ns: consecutive pairs sharing one draw of NEGATIVES negatives (sgns_step_shared's group; 1: each pair its own; 0: each window its own, sg_window_step_torch)
 NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
 CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
 RESUME = False  # continue from model/checkpoint.pt
@@ -102,9 +94,6 @@ CHECK_ROWS = 1 << 16  # table rows per block of check_finite's float64 sum (its 
 # The clock of the time-based checkpoints (a module attribute so tests can drive it without sleeping).
 clock: Callable[[], float] = time.monotonic
 
-# A step trains one loader batch: (target, context, negatives, window_starts, lr_start, lr_end, batch_seed) -> summed
-# loss; window_starts (int64 [W + 1]) are the offsets of the batch's windows (dataset.py); pair kernels ignore them.
-Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float, int], float]
 MODELS = ("sg", "cbow")
 # --lr 0 takes the model's own: skip-gram 0.04 (better than word2vec.c's 0.025 on both corpora), CBOW 0.05
 # (word2vec.c's CBOW default; 0.025, gensim's, scored far lower on text8: bench/RESULTS.md, "CBOW (issue 12)").
@@ -112,22 +101,6 @@ DEFAULT_LR = {"sg": 0.04, "cbow": 0.05}
 # --init-range 0 takes the model's own: skip-gram word2vec.c's +-0.5/dim, CBOW gensim 4's +-1/dim (0.5 cost CBOW
 # 1 point of text8 analogy accuracy and 0.01 of WordSim353 after one epoch: bench/RESULTS.md, "CBOW (issue 12)").
 DEFAULT_INIT_RANGE = {"sg": 0.5, "cbow": 1.0}
-KERNELS = ("auto", "numba", "window", "torch")
-# (model, loss, kernel) that make_step has a step for; a branch adding a kernel adds its lines here.
-BUILT_STEPS: tuple[tuple[str, str, str], ...] = (
-    ("sg", "ns", "numba"),
-    ("sg", "hs", "numba"),
-    ("sg", "ns", "torch"),
-    ("sg", "hs", "torch"),
-    ("sg", "ns", "window"),
-    ("sg", "hs", "window"),
-    ("cbow", "ns", "window"),
-    ("cbow", "hs", "window"),
-    ("cbow", "ns", "torch"),
-    ("cbow", "hs", "torch"),
-)
-# (model, loss) with a window kernel: --kernel auto picks it on the CPU for shards of order windows.
-WINDOW_STEPS = frozenset((model, loss) for model, loss, kernel in BUILT_STEPS if kernel == "window")
 # DataLoader batches waiting per worker (torch's default prefetch_factor) and the one being trained.
 PREFETCH_BATCHES = 2
 
@@ -135,26 +108,6 @@ PREFETCH_BATCHES = 2
 def learning_rate(cfg, pairs_done: int, total_pairs: int) -> float:
     """word2vec.c's schedule: linear from LR to LR * MIN_LR_FRACTION over all pairs of all epochs."""
     return cfg.lr * max(cfg.min_lr_fraction, 1.0 - pairs_done / max(1, total_pairs))
-
-
-def choose_kernel(kernel: str, device: torch.device, order: str = "pairs", model: str = "sg",
-                  loss: str = "ns") -> str:
-    """numba, window or torch: --kernel resolved for the device, the shards' order and the model.
-
-    auto: torch on CUDA; on the CPU the window kernel for shards of order windows (when make_step has one for the
-    model and loss, `WINDOW_STEPS`; cbow always asks for it), else numba.
-    """
-    if kernel not in KERNELS:
-        fail(f"--kernel must be auto, numba, window or torch, not {kernel!r}")
-    if kernel == "auto":
-        if device.type != "cpu":
-            return "torch"
-        return "window" if order == "windows" and ((model, loss) in WINDOW_STEPS or model == "cbow") else "numba"
-    if kernel in ("numba", "window") and device.type != "cpu":
-        fail(f"--kernel {kernel} runs on the CPU only, not on {device.type}: use --kernel torch or --device cpu")
-    if kernel == "numba" and model != "sg":
-        fail(f"--kernel numba trains skip-gram pair by pair, not --model {model}: use --kernel window or torch")
-    return kernel
 
 
 def batch_seed(seed: int, epoch: int, batch: int) -> int:
@@ -263,145 +216,6 @@ def drop_finished_draws(pairs_dir: Path, next_epoch: int, epochs: int, n_draws: 
     return finished
 
 
-def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | None,
-              unigram: torch.Tensor | None, order: str = "pairs") -> Step:
-    """The training step for cfg.model (sg|cbow) x loss (ns|hs) x kernel (numba|window|torch), on the model's
-    device; one line naming the steps there are for a combination without one (`BUILT_STEPS`).
-
-    numba steps take the loader's negatives; the torch ns steps ignore them and draw their own from `unigram`
-    (on the model's device) with a generator seeded by the batch seed, as the CUDA run does: one set per
-    SHARED_NEGATIVES pairs, or per window with SHARED_NEGATIVES 0 (sg_window_step_torch, the CPU window
-    kernel's update). Window kernels draw theirs from `unigram` inside the kernel (word2vec.counter_draw). Pair
-    kernels ignore window_starts; `order` is the shards' (torch hs shares a path across a window on windows).
-    """
-    model_name = getattr(cfg, "model", "sg")
-    # Each kernel's branch; a new kernel adds its own here and its combinations to BUILT_STEPS.
-    if model_name == "sg" and kernel == "numba":
-        return _sg_numba_step(loss, model, cfg, tree)
-    if model_name == "sg" and kernel == "torch":
-        return _sg_torch_step(loss, model, cfg, tree, unigram, order)
-    if model_name == "sg" and kernel == "window":
-        return _sg_window_step(loss, model, cfg, tree, unigram)
-    if model_name == "cbow" and kernel in ("window", "torch"):
-        return _cbow_step(loss, kernel, model, cfg, tree, unigram)
-    built = ", ".join(f"--model {m} --loss {l} --kernel {k}" for m, l, k in BUILT_STEPS)
-    fail(f"no training step for --model {model_name} --loss {loss} --kernel {kernel} in this train.py "
-         f"(there are: {built})")
-
-
-def _sg_numba_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None) -> Step:
-    """Skip-gram pair by pair: word2vec.c's loop (sgns_step_cpu, hs_step_cpu), the loader's negatives."""
-    input_w = model.input.weight.data.numpy()
-    output_w = (model.inner if loss == "hs" else model.output).weight.data.numpy()
-    if loss == "hs":
-        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: hs_step_cpu(
-            input_w, output_w, target.numpy(), context.numpy(), tree.paths, tree.codes, tree.lengths,
-            lr_start, lr_end, cfg.threads, cfg.loss_every)
-    return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: sgns_step_cpu(
-        input_w, output_w, target.numpy(), context.numpy(), negatives.numpy(), lr_start, lr_end, cfg.threads,
-        cfg.loss_every)
-
-
-def _sg_window_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None,
-                    unigram: torch.Tensor | None) -> Step:
-    """Skip-gram a window at a time (sg_window_step_cpu, sg_window_hs_step_cpu): the window's target's output rows
-    (with its negatives drawn in the kernel from the batch seed, or its Huffman path) shared by its contexts."""
-    input_w = model.input.weight.data.numpy()
-    if loss == "hs":
-        inner_w = model.inner.weight.data.numpy()
-        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: sg_window_hs_step_cpu(
-            input_w, inner_w, target.numpy(), context.numpy(), window_starts.numpy(), tree.paths, tree.codes,
-            tree.lengths, lr_start, lr_end, cfg.threads, cfg.loss_every)
-    output_w = model.output.weight.data.numpy()
-    table = unigram.numpy()
-    return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: sg_window_step_cpu(
-        input_w, output_w, target.numpy(), context.numpy(), window_starts.numpy(), table, cfg.negatives, lr_start,
-        lr_end, seed, cfg.threads, cfg.loss_every)
-
-
-def _sg_torch_step(loss: str, model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None,
-                   order: str = "pairs") -> Step:
-    """Skip-gram's batched closed-form steps (the CUDA step), negatives drawn on the device.
-
-    The window steps, the CPU window kernels' update, for hs on shards of order windows (sg_window_hs_step_torch)
-    and for ns with SHARED_NEGATIVES 0 (sg_window_step_torch, one set of negatives per window drawn by torch.randint
-    from the batch's seeded generator; on order pairs every pair is its own window). Else the pair steps
-    (sgns_step_shared / sgns_step_torch, hs_step_torch).
-    """
-    device = model.input.weight.device
-    if (loss == "hs" and order == "windows") or (loss != "hs" and cfg.shared_negatives == 0):
-        return _torch_window_step(sg_window_step_torch, sg_window_hs_step_torch, loss, model, cfg, tree, unigram)
-    if loss == "hs":
-        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: hs_step_torch(
-            model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), tree,
-            lr_start, lr_end, cfg.micro_batch)
-    generator = torch.Generator(device=device)
-
-    def sgns_torch(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor, window_starts: torch.Tensor,
-                   lr_start: float, lr_end: float, seed: int) -> float:
-        target = target.to(device, non_blocking=True)
-        context = context.to(device, non_blocking=True)
-        generator.manual_seed(seed)
-        n_pairs, group = target.shape[0], cfg.shared_negatives
-        if group > 1:  # the lean step: a group's pairs share its negatives (bench/RESULTS.md, the torch step)
-            draws = torch.randint(len(unigram), (shared_negative_groups(n_pairs, group), cfg.negatives),
-                                  device=device, generator=generator)
-            return sgns_step_shared(model, target, context, unigram[draws], lr_start, lr_end, cfg.micro_batch, group)
-        draws = torch.randint(len(unigram), (n_pairs, cfg.negatives), device=device, generator=generator)
-        return sgns_step_torch(model, target, context, unigram[draws], lr_start, lr_end, cfg.micro_batch)
-
-    return sgns_torch
-
-
-def window_negatives(generator: torch.Generator, seed: int, unigram: torch.Tensor, window_starts: torch.Tensor,
-                     negatives: int) -> torch.Tensor:
-    """[W, negatives] rows of the unigram table, one draw per window, from `generator` seeded with the batch seed:
-    the torch window steps' negatives (skip-gram and CBOW), so a resumed run draws the same ones."""
-    generator.manual_seed(seed)
-    draws = torch.randint(len(unigram), (window_starts.shape[0] - 1, negatives), device=unigram.device,
-                          generator=generator)
-    return unigram[draws]
-
-
-def _torch_window_step(ns_step, hs_step, loss: str, model: SkipGram, cfg, tree: HuffmanTree | None,
-                       unigram: torch.Tensor | None) -> Step:
-    """A torch window step (skip-gram's or CBOW's, same arguments): hs walks the tree; ns draws one set of
-    negatives per window by torch.randint from a generator seeded by the batch seed (`window_negatives`)."""
-    device = model.input.weight.device
-    if loss == "hs":
-        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: hs_step(
-            model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), window_starts,
-            tree, lr_start, lr_end, cfg.micro_batch)
-    generator = torch.Generator(device=device)
-
-    def window_step(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
-                    window_starts: torch.Tensor, lr_start: float, lr_end: float, seed: int) -> float:
-        return ns_step(model, target.to(device, non_blocking=True), context.to(device, non_blocking=True),
-                       window_starts, window_negatives(generator, seed, unigram, window_starts, cfg.negatives),
-                       lr_start, lr_end, cfg.micro_batch)
-
-    return window_step
-
-
-def _cbow_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | None,
-               unigram: torch.Tensor | None) -> Step:
-    """CBOW: window (numba, cbow_step_cpu / cbow_hs_step_cpu, negatives drawn in the kernel by counter_draw from
-    the batch seed) or torch (cbow_step_torch / cbow_hs_step_torch, one set of negatives per window drawn by
-    torch.randint from a generator seeded by the batch seed)."""
-    if kernel == "window":
-        input_w = model.input.weight.data.numpy()
-        output_w = (model.inner if loss == "hs" else model.output).weight.data.numpy()
-        if loss == "hs":
-            return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: cbow_hs_step_cpu(
-                input_w, output_w, target.numpy(), context.numpy(), window_starts.numpy(), tree.paths, tree.codes,
-                tree.lengths, lr_start, lr_end, cfg.threads, cfg.loss_every)
-        table = unigram.numpy()
-        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: cbow_step_cpu(
-            input_w, output_w, target.numpy(), context.numpy(), window_starts.numpy(), table, cfg.negatives,
-            lr_start, lr_end, seed, cfg.threads, cfg.loss_every)
-    return _torch_window_step(cbow_step_torch, cbow_hs_step_torch, loss, model, cfg, tree, unigram)
-
-
 def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.device, table_entries: int,
                 path_width: int, row_group_pairs: int) -> dict[str, int]:
     """Bytes train.py will hold on `device`, item by item, before it allocates them.
@@ -417,20 +231,18 @@ def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.devic
             "unigram table": 0 if hs else table_entries * 4,
             # paths int32 and codes int8 [V, width], lengths int64 [V]
             "huffman tree": vocab_size * (path_width * 5 + 8) if hs else 0}
-    host_negatives = kernel == "numba" and not hs
     if on_cpu:
-        # target, context (int32) and host-drawn negatives per pair, for every batch queued or in use, plus the
-        # row group each worker decodes with its negatives and their int64 draws.
-        # (+ 8: window_starts, int64 offsets, one per pair on shards of order pairs)
-        per_pair = 16 + (4 * cfg.negatives if host_negatives else 0)
+        # target and context (int32) and window_starts (int64 offsets, at most one per pair) for every batch
+        # queued or in use, plus the row group each worker decodes; every step draws its own negatives.
+        per_pair = 16
         workers = max(1, cfg.num_workers)
-        unit_per_pair = 8 + (12 * cfg.negatives if host_negatives else 0)
+        unit_per_pair = 8
         plan["loader buffers"] = ((PREFETCH_BATCHES * workers + 1) * batch * per_pair
                                   + workers * row_group_pairs * unit_per_pair)
     else:
         # the batch's target and context, and the negatives drawn there (int64 draws, int32 words)
         plan["loader buffers"] = batch * (16 + (0 if hs else 12 * cfg.negatives))
-    if kernel == "torch":
+    if micro_batched(kernel):
         micro = min(batch, cfg.micro_batch) if cfg.micro_batch > 0 else batch
         # gathered u and v, grad_u and grad_v (float32 rows), ~6 float32 and 2 int64 values per output row
         # (scores, labels, sigma, g, ids...), and the int64 target ids. The window steps (shards of order windows)
@@ -486,7 +298,7 @@ def check_memory(vocab_size: int, cfg, kernel: str, device: torch.device, table_
     max_dim = _largest_fitting(lambda dim: needed(vocab_size, dim), cfg.dim, available)
     if max_dim:
         ways.append(f"--dim {max_dim}")
-    ways.append("a smaller --batch-size" + (" or --micro-batch" if kernel == "torch" else ""))
+    ways.append("a smaller --batch-size" + (" or --micro-batch" if micro_batched(kernel) else ""))
     fail(f"not enough memory on {device.type}: training needs {_size(total)} ({items}) but {_size(available)} "
          f"is available: try " + ", or ".join(ways))
 
@@ -497,10 +309,10 @@ def _size(size: int) -> str:
 
 def diverged(loss: float, epoch: int, batch: int, kernel: str, lr: float, cfg) -> None:
     """Stop with one line on a non-finite loss, naming what sets the step's size."""
-    micro_batch = {"torch": f"micro-batch {cfg.micro_batch or cfg.batch_size}", "window": "window by window"}.get(
-        kernel, "pair by pair")
+    batched = micro_batched(kernel)
+    size = f"micro-batch {cfg.micro_batch or cfg.batch_size}" if batched else "window by window"
     fail(f"training diverged: loss {loss} at batch {batch + 1} of epoch {epoch + 1} (kernel {kernel}, learning rate "
-         f"{lr:.6g} of --lr {cfg.lr}, {micro_batch}): lower --lr" + (" or --micro-batch" if kernel == "torch" else "")
+         f"{lr:.6g} of --lr {cfg.lr}, {size}): lower --lr" + (" or --micro-batch" if batched else "")
          + "; the diverged tables were not saved")
 
 
@@ -588,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
                 lr=at_least(0), init_range=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
-                loss_every=at_least(1), micro_batch=at_least(0), hs_micro_batch=at_least(0), shared_negatives=at_least(0), num_workers=at_least(0),
+                loss_every=at_least(1), micro_batch=at_least(0), hs_micro_batch=at_least(0), num_workers=at_least(0),
                 stop_after_batches=at_least(0), checkpoint_minutes=at_least(0), check_rows=at_least(1))
     if cfg.loss == "hs":  # from here on cfg.micro_batch is the one the torch step uses
         cfg.micro_batch = cfg.hs_micro_batch
@@ -617,7 +429,7 @@ def main(argv: list[str] | None = None) -> dict:
     if device.type == "cuda" and not torch.cuda.is_available():
         fail("--device cuda asked for, but torch sees no CUDA device")
     on_cpu = device.type == "cpu"
-    kernel = choose_kernel(cfg.kernel, device, order, cfg.model, cfg.loss)
+    kernel = choose_kernel(cfg.kernel, device, cfg.model, cfg.loss)
     numba.set_num_threads(max(1, min(cfg.threads, numba.config.NUMBA_NUM_THREADS)))
     torch.set_num_threads(max(1, cfg.threads))
 
@@ -646,9 +458,8 @@ def main(argv: list[str] | None = None) -> dict:
         total_pairs = position.setdefault("total_pairs", total_pairs)
     position["total_pairs"] = total_pairs
 
-    unigram = None if hs or kernel == "numba" else torch.as_tensor(np.asarray(table), device=device)
-    step = make_step(cfg.loss, kernel, model, cfg, tree, unigram, order)
-    host_negatives = kernel == "numba" and not hs
+    unigram = None if hs else torch.as_tensor(np.asarray(table), device=device)
+    step = make_step(cfg.loss, kernel, model, cfg, tree, unigram)
 
     batches_this_run, checkpoints, stopped_early = 0, 0, False
     last_checkpoint = clock()
@@ -696,7 +507,7 @@ def main(argv: list[str] | None = None) -> dict:
             if cfg.rolling_draws:
                 prepare_draws(epoch)
             dataset = PairsDataset(data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
-                                   epoch=epoch, table=table, draw_negatives=host_negatives,
+                                   epoch=epoch, table=table, draw_negatives=False,
                                    start_batch=position["epoch_batches"])
             epoch_length = len(dataset.stream_workers(cfg.num_workers))  # batches in the epoch's stream
             loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
@@ -753,8 +564,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in found))
     train_s = max(position["train_s"], 1e-9)
     return report.finish(
-        device=str(device), model=cfg.model, order=order, shuffled=meta.get("shuffle", True), kernel=kernel, micro_batch=cfg.micro_batch if kernel == "torch" else None,
-        shared_negatives=cfg.shared_negatives if kernel == "torch" and not hs else None,
+        device=str(device), model=cfg.model, order=order, shuffled=meta.get("shuffle", True), kernel=kernel, micro_batch=cfg.micro_batch if micro_batched(kernel) else None,
         epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(words), pairs=position["pairs_done"], loss=cfg.loss,
         train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),
         corpus_words_per_s=round(meta["tokens"] * cfg.epochs / train_s),

@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from common import atomic_output, fail, require
+from common import atomic_output, fail, one_line, require
 
 ROWS_PER_BLOCK = 2048  # rows formatted at a time: bounds the temporaries (about 80 MB a block at 300 dims)
 READ_CHUNK_BYTES = 1 << 24  # text lines parsed per chunk when loading
@@ -238,7 +238,7 @@ def _read_text(handle, path: Path, count: int, dim: int) -> tuple[list[str], np.
         try:  # numpy's C parser, ~0.3 us a number: the slow part of loading text (binary loads ~10x faster)
             block = np.loadtxt([parts[1] for parts in split], dtype=np.float32, comments=None, ndmin=2)
         except ValueError as error:
-            fail(f"{path} is garbled near vector {len(words) + 1:,}: {_one_line(error)}")
+            fail(f"{path} is garbled near vector {len(words) + 1:,}: {one_line(error)}")
         if block.shape != (len(lines), dim):
             fail(f"{path} is garbled near vector {len(words) + 1:,}: rows of {block.shape[1]} numbers, "
                  f"the header says {dim}")
@@ -280,7 +280,7 @@ def _load_npy(npy_path: Path, vocab_path: Path | None) -> tuple[list[str], np.nd
         vectors = np.load(npy_path, allow_pickle=False)
         words = json.loads(Path(vocab_path).read_text(encoding="utf-8"))["words"]
     except (ValueError, OSError, EOFError, KeyError, TypeError) as error:
-        fail(f"cannot read {npy_path} with {vocab_path}: {_one_line(error)}")
+        fail(f"cannot read {npy_path} with {vocab_path}: {one_line(error)}")
     if vectors.ndim != 2 or vectors.shape[0] != len(words):
         fail(f"{npy_path} has shape {vectors.shape} but {vocab_path} lists {len(words):,} words")
     return _drop_duplicates(list(words), np.ascontiguousarray(vectors, dtype=np.float32))
@@ -294,8 +294,3 @@ def _drop_duplicates(words: list[str], vectors: np.ndarray) -> tuple[list[str], 
         first.setdefault(word, row)
     rows = np.fromiter(first.values(), dtype=np.int64)
     return [words[i] for i in rows.tolist()], vectors[rows]
-
-
-def _one_line(error: Exception) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0][:200] if text else 'no detail'}"

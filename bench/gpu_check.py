@@ -226,9 +226,6 @@ def main(argv: list[str] | None = None) -> dict:
                            device.type, "--checkpoint-minutes", "0", "--num-workers", "1"]
     train_args += ["--micro-batch", str(args.micro_batch)] if args.micro_batch is not None else []
     train_args += ["--lr", str(args.lr)] if args.lr is not None else []
-    # the window step, which step_traffic models, is train.py's torch ns step only with --shared-negatives 0 while
-    # that flag exists (it goes with the pair steps, issue 19)
-    train_args += ["--shared-negatives", "0"] if hasattr(train, "SHARED_NEGATIVES") else []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     trained = train.main(train_args)

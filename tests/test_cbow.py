@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from word2vec import (MAX_SCORE, SkipGram, build_huffman, cbow_hs_step_cpu, cbow_hs_step_torch, cbow_step_cpu,
-                      cbow_step_torch, counter_draws, nearest_neighbours, window_chunks)
+from kernels_cpu import cbow_hs_step_cpu, cbow_step_cpu, counter_draws
+from kernels_torch import cbow_hs_step_torch, cbow_step_torch, window_chunks
+from word2vec import MAX_SCORE, SkipGram, build_huffman, nearest_neighbours
 
 
 def random_windows(rng, vocab_size, n_windows, max_size=6):

@@ -193,15 +193,18 @@ TINY = np.array([[1, 0], [1, 1], [0, 1], [-1, 0], [3, 3.3]], dtype=np.float32)
 
 
 def test_nearest_neighbours_exact():
-    found = nearest_neighbours(TINY_WORDS, TINY, "a", 3)
+    def nearest(query: str, k: int, lowercase: bool = True) -> list[tuple[str, float]]:
+        return nearest_neighbours(TINY_WORDS, TINY, [query], k, lowercase=lowercase)[query]
+
+    found = nearest("a", 3)
     assert [word for word, _ in found] == ["b", "B", "c"]
     assert [cosine for _, cosine in found] == pytest.approx([0.5 ** 0.5, 3 / (3 ** 2 + 3.3 ** 2) ** 0.5, 0.0],
                                                             abs=1e-6)
-    assert [word for word, _ in nearest_neighbours(TINY_WORDS, TINY, "a", 10)] == ["b", "B", "c", "d"]
-    assert nearest_neighbours(TINY_WORDS, TINY, "B", 1)[0][0] == "b"  # the exact spelling wins
-    assert nearest_neighbours(TINY_WORDS, TINY, "D", 1) == [("c", 0.0)]  # D -> d, whose nearest is c
+    assert [word for word, _ in nearest("a", 10)] == ["b", "B", "c", "d"]
+    assert nearest("B", 1)[0][0] == "b"  # the exact spelling wins
+    assert nearest("D", 1) == [("c", pytest.approx(0.0, abs=1e-6))]  # D -> d, whose nearest is c
     with pytest.raises(KeyError):
-        nearest_neighbours(TINY_WORDS, TINY, "D", 1, lowercase=False)
+        nearest("D", 1, lowercase=False)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Hierarchical softmax: the Huffman tree, the loss, and the two training steps against autograd."""
+"""Hierarchical softmax: the Huffman tree, the loss, and the skip-gram window steps against autograd and\nword2vec.c's pair loop (tests/word2vec_c_oracle.py)."""
 import heapq
 import os
 import time
@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from word2vec import (MAX_SCORE, HuffmanTree, SkipGram, build_huffman, hs_step_cpu, hs_step_torch, huffman_for,
-                      nearest_neighbours)
+from kernels_cpu import sg_window_hs_step_cpu
+from kernels_torch import sg_window_hs_step_torch
+from word2vec import MAX_SCORE, HuffmanTree, SkipGram, build_huffman, huffman_for, nearest_neighbours
+from word2vec_c_oracle import hs_pairs, one_pair_windows
 
 
 def optimal_cost(counts):
@@ -162,6 +164,9 @@ def autograd_gradients(model, target, context, tree):
     return loss.item(), model.input.weight.grad.to_dense(), model.inner.weight.grad.to_dense()
 
 
+# The window steps on windows of one pair each: the window's target owns the output side (its Huffman path), so a
+# pair (t, c) of SkipGram.forward_hs is the window of target c and context t.
+
 def test_torch_step_equals_autograd_sgd_step():
     model, tree = hs_model(), tree_for()
     assert_unsaturated(model)
@@ -171,7 +176,7 @@ def test_torch_step_equals_autograd_sgd_step():
     assert grad_inner.abs().sum(1).count_nonzero() >= tree.lengths[[2, 12, 7]].max()
     expected_in = model.input.weight.detach() - 0.1 * grad_in
     expected_inner = model.inner.weight.detach() - 0.1 * grad_inner
-    step_loss = hs_step_torch(model, target, context, tree, 0.1, 0.1)
+    step_loss = sg_window_hs_step_torch(model, context, target, torch.arange(4), tree, 0.1, 0.1)
     assert step_loss == pytest.approx(loss, rel=1e-5)
     torch.testing.assert_close(model.input.weight.detach(), expected_in)
     torch.testing.assert_close(model.inner.weight.detach(), expected_inner)
@@ -185,31 +190,12 @@ def test_cpu_kernel_single_pair_equals_autograd():
     loss, grad_in, grad_inner = autograd_gradients(model, target, context, tree)
     expected_in = model.input.weight.detach() - 0.2 * grad_in
     expected_inner = model.inner.weight.detach() - 0.2 * grad_inner
-    step_loss = hs_step_cpu(model.input.weight.data.numpy(), model.inner.weight.data.numpy(), target.numpy(),
-                            context.numpy(), tree.paths, tree.codes, tree.lengths, 0.2, 0.2, 1)
+    step_loss = sg_window_hs_step_cpu(model.input.weight.data.numpy(), model.inner.weight.data.numpy(),
+                                      context.numpy(), target.numpy(), one_pair_windows(1), tree.paths, tree.codes,
+                                      tree.lengths, 0.2, 0.2, 1)
     assert step_loss == pytest.approx(loss, rel=1e-5)
     torch.testing.assert_close(model.input.weight.detach(), expected_in)
     torch.testing.assert_close(model.inner.weight.detach(), expected_inner)
-
-
-def numpy_reference(input_w, inner_w, target, context, tree, lr_start, lr_end, micro_batch_lr=False):
-    """word2vec.c's `if (hs)` loop written plainly, pair after pair (lr per pair as the CPU kernel sets it)."""
-    input_w, inner_w, loss = input_w.astype(np.float64), inner_w.astype(np.float64), 0.0
-    n_pairs = len(target)
-    for p, (t, c) in enumerate(zip(target, context)):
-        lr = lr_start + (lr_end - lr_start) * ((p + 0.5) / n_pairs if micro_batch_lr else p / n_pairs)
-        u, grad_u = input_w[t].copy(), np.zeros(input_w.shape[1])
-        for node, code in zip(tree.paths[c, :tree.lengths[c]], tree.codes[c, :tree.lengths[c]]):
-            v = inner_w[node].copy()
-            score = u @ v
-            loss += np.log1p(np.exp(score if code else -score))
-            if abs(score) >= MAX_SCORE:
-                continue
-            g = (1 - code - 1 / (1 + np.exp(-score))) * lr
-            grad_u += g * v
-            inner_w[node] = v + g * u
-        input_w[t] = u + grad_u
-    return input_w, inner_w, loss
 
 
 def random_setup(seed=0, vocab_size=15, dim=8, n_pairs=60):
@@ -222,18 +208,19 @@ def random_setup(seed=0, vocab_size=15, dim=8, n_pairs=60):
     return tree, input_w, inner_w, target, context
 
 
-def test_cpu_kernel_matches_numpy_reference_pair_by_pair():
+def test_cpu_kernel_on_one_pair_windows_is_word2vec_c_pair_by_pair():
     tree, input_w, inner_w, target, context = random_setup()
-    expected_in, expected_inner, expected_loss = numpy_reference(input_w, inner_w, target, context, tree,
-                                                                 0.08, 0.02)
+    expected_in, expected_inner, expected_loss = hs_pairs(input_w, inner_w, target, context, tree, 0.08, 0.02)
     sampled_in, sampled_inner = input_w.copy(), inner_w.copy()
-    loss = hs_step_cpu(input_w, inner_w, target, context, tree.paths, tree.codes, tree.lengths, 0.08, 0.02, 1)
+    starts = one_pair_windows(len(target))
+    loss = sg_window_hs_step_cpu(input_w, inner_w, context, target, starts, tree.paths, tree.codes, tree.lengths,
+                                 0.08, 0.02, 1)
     np.testing.assert_allclose(input_w, expected_in, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(inner_w, expected_inner, rtol=1e-4, atol=1e-6)
-    assert loss == pytest.approx(expected_loss, rel=1e-5)
+    assert loss == pytest.approx(expected_loss.sum(), rel=1e-5)
     # a sampled loss (every 4th pair) leaves the updates exactly as they were
-    sampled_loss = hs_step_cpu(sampled_in, sampled_inner, target, context, tree.paths, tree.codes, tree.lengths,
-                               0.08, 0.02, 1, 4)
+    sampled_loss = sg_window_hs_step_cpu(sampled_in, sampled_inner, context, target, starts, tree.paths, tree.codes,
+                                         tree.lengths, 0.08, 0.02, 1, 4)
     np.testing.assert_array_equal(sampled_in, input_w)
     np.testing.assert_array_equal(sampled_inner, inner_w)
     assert 0 < sampled_loss != pytest.approx(loss, rel=1e-9)
@@ -241,17 +228,16 @@ def test_cpu_kernel_matches_numpy_reference_pair_by_pair():
 
 def test_torch_step_with_one_pair_micro_batches_is_pair_by_pair():
     tree, input_w, inner_w, target, context = random_setup(seed=1)
-    expected_in, expected_inner, expected_loss = numpy_reference(input_w, inner_w, target, context, tree,
-                                                                 0.08, 0.02, micro_batch_lr=True)
+    expected_in, expected_inner, expected_loss = hs_pairs(input_w, inner_w, target, context, tree, 0.08, 0.02)
     model = SkipGram(len(input_w), input_w.shape[1], loss="hs")
     with torch.no_grad():
         model.input.weight.copy_(torch.from_numpy(input_w))
         model.inner.weight.copy_(torch.from_numpy(inner_w))
-    loss = hs_step_torch(model, torch.from_numpy(target), torch.from_numpy(context), tree, 0.08, 0.02,
-                         micro_batch=1)
+    loss = sg_window_hs_step_torch(model, torch.from_numpy(context), torch.from_numpy(target),
+                                   torch.from_numpy(one_pair_windows(len(target))), tree, 0.08, 0.02, micro_batch=1)
     np.testing.assert_allclose(model.input.weight.detach().numpy(), expected_in, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(model.inner.weight.detach().numpy(), expected_inner, rtol=1e-4, atol=1e-6)
-    assert loss == pytest.approx(expected_loss, rel=1e-5)
+    assert loss == pytest.approx(expected_loss.sum(), rel=1e-5)
 
 
 def test_steps_skip_saturated_nodes_like_word2vec_c():
@@ -264,9 +250,10 @@ def test_steps_skip_saturated_nodes_like_word2vec_c():
     with torch.no_grad():
         model.input.weight.copy_(torch.from_numpy(input_w))
         model.inner.weight.copy_(torch.from_numpy(inner_w))
-    loss = hs_step_cpu(input_w, inner_w, np.array([0], np.int32), context, tree.paths, tree.codes, tree.lengths,
-                       0.1, 0.1, 1)
-    torch_loss = hs_step_torch(model, torch.tensor([0]), torch.from_numpy(context), tree, 0.1, 0.1)
+    loss = sg_window_hs_step_cpu(input_w, inner_w, context, np.array([0], np.int32), one_pair_windows(1), tree.paths,
+                                 tree.codes, tree.lengths, 0.1, 0.1, 1)
+    torch_loss = sg_window_hs_step_torch(model, torch.from_numpy(context), torch.tensor([0]), torch.arange(2), tree,
+                                         0.1, 0.1)
     assert loss == pytest.approx(torch_loss, rel=1e-6)
     moved = np.flatnonzero((inner_w != 2.0).any(1))
     assert moved.tolist() == [tree.paths[context[0], 1]]
@@ -285,7 +272,6 @@ def planted_pairs(rng, clusters, words_per_cluster, fillers, n_pairs):
     return target.astype(np.int32), context.astype(np.int32)
 
 
-
 @pytest.mark.parametrize("step", ["cpu", "torch"])
 def test_planted_clusters_are_learned_by_the_hs_steps(step, one_torch_thread):
     clusters, per_cluster, fillers = 8, 12, 5
@@ -297,12 +283,13 @@ def test_planted_clusters_are_learned_by_the_hs_steps(step, one_torch_thread):
     batches = np.array_split(np.arange(len(target)), 30)
     for i, batch in enumerate(batches):
         lr_start, lr_end = 0.025 * (1 - i / len(batches)), 0.025 * (1 - (i + 1) / len(batches))
+        starts = one_pair_windows(len(batch))
         if step == "cpu":
-            hs_step_cpu(model.input.weight.data.numpy(), model.inner.weight.data.numpy(), target[batch],
-                        context[batch], tree.paths, tree.codes, tree.lengths, lr_start, lr_end, 1)
+            sg_window_hs_step_cpu(model.input.weight.data.numpy(), model.inner.weight.data.numpy(), context[batch],
+                                  target[batch], starts, tree.paths, tree.codes, tree.lengths, lr_start, lr_end, 1)
         else:
-            hs_step_torch(model, torch.from_numpy(target[batch]), torch.from_numpy(context[batch]), tree,
-                          lr_start, lr_end, micro_batch=1024)
+            sg_window_hs_step_torch(model, torch.from_numpy(context[batch]), torch.from_numpy(target[batch]),
+                                    torch.from_numpy(starts), tree, lr_start, lr_end, micro_batch=1024)
     words = [f"w{i}" for i in range(vocab_size)]
     queries = words[:clusters * per_cluster]
     found = nearest_neighbours(words, model.input.weight.detach(), queries, k=5)

@@ -12,8 +12,10 @@ import train
 from test_pipeline import TRAIN_ARGS
 from test_train import corpus_data, data, share_in_cluster  # noqa: F401
 from test_window_kernels import tables, window_batch
-from word2vec import (MAX_SCORE, SkipGram, build_huffman, counter_draws, sg_window_hs_step_cpu,
-                      sg_window_hs_step_torch, sg_window_step_cpu, sg_window_step_torch)
+import steps
+from kernels_cpu import counter_draws, sg_window_hs_step_cpu, sg_window_step_cpu
+from kernels_torch import sg_window_hs_step_torch, sg_window_step_torch, window_negatives
+from word2vec import MAX_SCORE, SkipGram, build_huffman
 
 
 def model_with(input_w: np.ndarray, output_w: np.ndarray, loss: str = "ns") -> SkipGram:
@@ -159,58 +161,50 @@ def test_padded_windows_in_one_micro_batch_equal_each_window_alone(loss, one_tor
     assert together_loss == pytest.approx(alone_loss, rel=1e-6)
 
 
-def test_the_window_steps_are_taken_for_hs_on_windows_and_for_ns_with_shared_negatives_zero(monkeypatch):
-    calls = []
-    for name in ("sgns_step_shared", "sg_window_step_torch", "hs_step_torch", "sg_window_hs_step_torch"):
-        monkeypatch.setattr(train, name, lambda *args, name=name, **kwargs: calls.append(name) or 0.0)
-    model = SkipGram(10, 4)
+@pytest.mark.parametrize("loss", ["ns", "hs"])
+def test_the_tables_torch_step_is_the_window_step_with_seeded_window_negatives(loss, one_torch_thread):
+    tree = build_huffman(np.arange(10, 0, -1))
     unigram = torch.arange(10)
-    batch = (torch.tensor([1, 1, 2], dtype=torch.int32), torch.tensor([3, 4, 5], dtype=torch.int32), torch.empty(0),
-             torch.tensor([0, 2, 3]), 0.1, 0.1, 5)
-    for order in ("pairs", "windows"):
-        for shared in (2, 0):
-            cfg = SimpleNamespace(model="sg", negatives=2, micro_batch=4, shared_negatives=shared)
-            train.make_step("ns", "torch", model, cfg, None, unigram, order)(*batch)
-        train.make_step("hs", "torch", SkipGram(10, 4, loss="hs"), cfg, build_huffman(np.arange(10, 0, -1)), None,
-                        order)(*batch)
-    assert calls == ["sgns_step_shared", "sg_window_step_torch", "hs_step_torch",
-                     "sgns_step_shared", "sg_window_step_torch", "sg_window_hs_step_torch"]
+    cfg = SimpleNamespace(model="sg", negatives=2, micro_batch=4, hs_micro_batch=2)
+    batch = (torch.tensor([1, 1, 2, 7], dtype=torch.int32), torch.tensor([3, 4, 5, 1], dtype=torch.int32),
+             torch.empty(0), torch.tensor([0, 2, 3, 4]), 0.1, 0.05)
+    through_table, direct = SkipGram(10, 4, loss=loss), SkipGram(10, 4, loss=loss)
+    with torch.no_grad():  # non-zero output rows, so the inputs move too
+        for model in (through_table, direct):
+            (model.output if loss == "ns" else model.inner).weight.normal_(0, 0.3, generator=torch.Generator()
+                                                                            .manual_seed(1))
+    loss_through_table = steps.make_step(loss, "torch", through_table, cfg, tree, unigram)(*batch, 11)
+    target, context, _, window_starts, lr_start, lr_end = batch
+    if loss == "ns":
+        negatives = window_negatives(torch.Generator(), 11, unigram, window_starts, 2)
+        direct_loss = sg_window_step_torch(direct, target, context, window_starts, negatives, lr_start, lr_end, 4)
+    else:
+        direct_loss = sg_window_hs_step_torch(direct, target, context, window_starts, tree, lr_start, lr_end, 2)
+    assert loss_through_table == direct_loss
+    for mine, theirs in zip(through_table.parameters(), direct.parameters()):
+        assert torch.equal(mine, theirs)
+    assert not torch.equal(through_table.input.weight, SkipGram(10, 4, loss=loss).input.weight)
 
 
-def test_window_negatives_are_one_seeded_draw_per_window(monkeypatch):
-    seen = []
-    monkeypatch.setattr(train, "sg_window_step_torch", lambda model, t, c, starts, negatives, *rest: seen.append(
-        negatives.clone()) or 0.0)
-    cfg = SimpleNamespace(model="sg", negatives=3, micro_batch=4, shared_negatives=0)
+def test_window_negatives_are_one_seeded_draw_per_window():
     unigram = torch.arange(100, 200)
-    step = train.make_step("ns", "torch", SkipGram(200, 4), cfg, None, unigram, "windows")
-    batch = (torch.zeros(5, dtype=torch.int32), torch.ones(5, dtype=torch.int32), torch.empty(0),
-             torch.tensor([0, 2, 3, 5]), 0.1, 0.1)
-    step(*batch, 11)
-    step(*batch, 11)
-    step(*batch, 12)
-    assert seen[0].shape == (3, 3) and seen[0].min() >= 100
+    window_starts = torch.tensor([0, 2, 3, 5])
+    drawn = [window_negatives(torch.Generator(), seed, unigram, window_starts, 3) for seed in (11, 11, 12)]
+    assert drawn[0].shape == (3, 3) and drawn[0].min() >= 100
     expected = unigram[torch.randint(100, (3, 3), generator=torch.Generator().manual_seed(11))]
-    assert torch.equal(seen[0], expected) and torch.equal(seen[1], expected)
-    assert not torch.equal(seen[2], expected)
+    assert torch.equal(drawn[0], expected) and torch.equal(drawn[1], expected)
+    assert not torch.equal(drawn[2], expected)
 
 
 @pytest.mark.parametrize("loss", ["ns", "hs"])
-def test_train_torch_kernel_on_windows_learns_planted_clusters(data, loss, monkeypatch):
+def test_train_torch_kernel_on_windows_learns_planted_clusters(data, loss):
     data_dir, pairs_per_draw, clusters = data
-    used = []
-    for name in ("sg_window_step_torch", "sg_window_hs_step_torch"):
-        step = getattr(train, name)
-        monkeypatch.setattr(train, name, lambda *args, step=step, name=name, **kwargs: used.append(name)
-                            or step(*args, **kwargs))
     # --lr 0.025 (TRAIN_ARGS'): at 0.05 the 1,024-pair micro-batches of this 102-word corpus diverge with ns (loss
     # per pair 9e14 after 2 epochs, tried when writing this: a row's stale gradients summed over a micro-batch),
     # where the numba window kernel learns at 0.05
     figures = train.main(["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--loss", loss, "--kernel",
-                          "torch", "--micro-batch", "1024", "--shared-negatives", "0"])
-    assert (figures["kernel"], figures["order"], figures["shared_negatives"]) == (
-        "torch", "windows", 0 if loss == "ns" else None)
+                          "torch", "--micro-batch", "1024"])
+    assert (figures["kernel"], figures["order"]) == ("torch", "windows")
     assert figures["pairs"] == sum(pairs_per_draw)
-    assert set(used) == {"sg_window_step_torch" if loss == "ns" else "sg_window_hs_step_torch"}
     share = share_in_cluster(data_dir, clusters)
     assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"

@@ -6,12 +6,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+import steps
 import train
 from common import StageError, load_vocab
 from dataset import PairsDataset
@@ -234,13 +236,13 @@ def test_non_finite_loss_stops_with_one_line_and_writes_nothing(data):
     assert_nothing_written(data_dir)
 
 
-def test_nan_loss_from_the_numba_kernel_and_nan_tables_are_never_saved(data, monkeypatch):
+def test_nan_loss_from_the_window_kernel_and_nan_tables_are_never_saved(data, monkeypatch):
     data_dir, _, _ = data
-    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "numba"]
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "numba"]  # numba: window
     make_step = train.make_step
     monkeypatch.setattr(train, "make_step", lambda *a, **k: lambda *batch: math.nan)
-    with pytest.raises(StageError, match=r"^training diverged: loss nan at batch 1 of epoch 1 \(kernel numba, "
-                                         r"learning rate 0.025 of --lr 0.025, pair by pair\): lower --lr; the "
+    with pytest.raises(StageError, match=r"^training diverged: loss nan at batch 1 of epoch 1 \(kernel window, "
+                                         r"learning rate 0.025 of --lr 0.025, window by window\): lower --lr; the "
                                          r"diverged tables were not saved$"):
         train.main(args)
     assert_nothing_written(data_dir)
@@ -263,16 +265,17 @@ def test_nan_loss_from_the_numba_kernel_and_nan_tables_are_never_saved(data, mon
 
 def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeypatch):
     data_dir, _, _ = data
-    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "numba"]  # the plan below
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "window"]  # the plan below
     cfg = train.parse_config(train.__file__, vars(train), args)
     vocab_size = len(load_vocab(data_dir)[1])
 
     def plan(vocab: int, dim: int) -> int:  # run_stages: a 100,000-entry table, row groups of 20,000 pairs
-        return sum(train.memory_plan(vocab, dim, cfg, "numba", torch.device("cpu"), 100_000, 0, 20_000).values())
+        return sum(train.memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 100_000, 0, 20_000).values())
 
     needed = plan(vocab_size, 24)
-    # loader buffers: target, context, window_starts (8 + 8) and 5 negatives (20) per pair of 3 batches
-    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 36 + 20_000 * 68
+    # loader buffers: target, context, window_starts (8 + 8) per pair of 3 batches, and a row group's target and
+    # context
+    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 16 + 20_000 * 8
     available = needed - 5_000
     monkeypatch.setattr(train, "available_memory", lambda device: available)
     monkeypatch.setattr(train, "SkipGram", lambda *a, **k: pytest.fail("allocated before the memory check"))
@@ -283,8 +286,8 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     max_dim = max(d for d in range(1, 25) if plan(vocab_size, d) <= available)
     assert 0 < max_vocab < vocab_size and 0 < max_dim < 24
     assert str(refused.value) == (
-        f"not enough memory on cpu: training needs {needed / 1e6:.1f} MB (tables {2 * vocab_size * 24 * 4:,} bytes, "
-        f"unigram table 400,000 bytes, loader buffers 1.9 MB) but {available / 1e6:.1f} MB is available: try "
+        f"not enough memory on cpu: training needs {needed:,} bytes (tables {2 * vocab_size * 24 * 4:,} bytes, "
+        f"unigram table 400,000 bytes, loader buffers 400,000 bytes) but {available:,} bytes is available: try "
         f"convert_to_int.py --max-vocab {max_vocab} (then pairs_dataset.py and unigram_table.py again), or "
         f"--dim {max_dim}, or a smaller --batch-size")
     assert_nothing_written(data_dir)
@@ -295,9 +298,10 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
 def test_memory_plan_items():
     cfg = train.parse_config(train.__file__, vars(train), ["--dim", "100", "--num-workers", "2"])
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert train.memory_plan(1000, 100, cfg, "numba", cpu, 10**6, 0, 10**6) == {
-        "tables": 2 * 1000 * 100 * 4, "unigram table": 4 * 10**6, "huffman tree": 0,
-        "loader buffers": (2 * 2 + 1) * 300_000 * (16 + 4 * 5) + 2 * 10**6 * (8 + 12 * 5)}
+    for kernel in ("window", "numba"):  # every step draws its own negatives: none in the loader's buffers
+        assert train.memory_plan(1000, 100, cfg, kernel, cpu, 10**6, 0, 10**6) == {
+            "tables": 2 * 1000 * 100 * 4, "unigram table": 4 * 10**6, "huffman tree": 0,
+            "loader buffers": (2 * 2 + 1) * 300_000 * 16 + 2 * 10**6 * 8}
     # the torch kernel on CUDA: the batch and its negatives on the device, and one micro-batch's temporaries
     assert train.memory_plan(1000, 100, cfg, "torch", cuda, 10**6, 0, 10**6) == {
         "tables": 800_000, "unigram table": 4 * 10**6, "huffman tree": 0, "loader buffers": 300_000 * (16 + 60),
@@ -310,26 +314,37 @@ def test_memory_plan_items():
 
 def test_kernel_choice():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert train.choose_kernel("auto", cpu) == "numba" and train.choose_kernel("auto", cuda) == "torch"
-    assert train.choose_kernel("torch", cpu) == "torch"
-    # shards of order windows: the window kernel where make_step has one for the model and loss, else numba;
-    # cbow always asks for the window kernel (make_step names what exists when it has none)
-    for loss in ("ns", "hs"):
-        expected = "window" if ("sg", loss) in train.WINDOW_STEPS else "numba"
-        assert train.choose_kernel("auto", cpu, "windows", "sg", loss) == expected
-        assert train.choose_kernel("auto", cpu, "pairs", "sg", loss) == "numba"
-        assert train.choose_kernel("auto", cpu, "windows", "cbow", loss) == "window"
-        assert train.choose_kernel("auto", cuda, "windows", "cbow", loss) == "torch"
-    assert train.choose_kernel("window", cpu, "windows", "sg") == "window"
+    for model in ("sg", "cbow"):
+        for loss in ("ns", "hs"):
+            # auto: the numba window kernel on the CPU, the torch step on CUDA
+            assert train.choose_kernel("auto", cpu, model, loss) == "window"
+            assert train.choose_kernel("auto", cuda, model, loss) == "torch"
+            assert train.choose_kernel("torch", cpu, model, loss) == "torch"
+            # numba, the pair-by-pair kernel's old name, is the window kernel
+            assert train.choose_kernel("numba", cpu, model, loss) == "window"
     for kernel in ("numba", "window"):
         with pytest.raises(StageError, match=f"^--kernel {kernel} runs on the CPU only, not on cuda: use --kernel "
                                              f"torch or --device cpu$"):
             train.choose_kernel(kernel, cuda)
-    with pytest.raises(StageError, match="^--kernel numba trains skip-gram pair by pair, not --model cbow: use "
-                                         "--kernel window or torch$"):
-        train.choose_kernel("numba", cpu, "windows", "cbow")
-    with pytest.raises(StageError, match="^--kernel must be auto, numba, window or torch, not 'triton'$"):
+    with pytest.raises(StageError, match=r"^--kernel must be auto, window, torch \(numba: window\), not 'triton'$"):
         train.choose_kernel("triton", cpu)
+
+
+def test_a_new_kernel_is_one_registration(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(steps, "STEPS", dict(steps.STEPS))
+    built = []
+    steps.register("sg", "ns", "triton", frozenset({"cuda"}), micro_batched=True)(
+        lambda model, cfg, tree, unigram: built.append(model) or (lambda *batch: 0.0))
+    assert train.choose_kernel("triton", cuda) == "triton" and train.micro_batched("triton")
+    assert train.choose_kernel("auto", cuda) == "torch"  # registered after torch: auto keeps torch
+    with pytest.raises(StageError, match="^--kernel triton runs on cuda only, not on cpu: use --kernel window or "
+                                         "torch or --device cuda$"):
+        train.choose_kernel("triton", cpu)
+    model = train.SkipGram(10, 4)
+    assert train.make_step("ns", "triton", model, SimpleNamespace(model="sg"))() == 0.0 and built == [model]
+    with pytest.raises(StageError, match="^no training step for --model cbow --loss ns --kernel triton"):
+        train.make_step("ns", "triton", model, SimpleNamespace(model="cbow"))
 
 
 # --- models, orders and window_starts (issue 12) ------------------------------------------------------------------
@@ -350,7 +365,7 @@ def test_the_step_gets_each_batchs_windows(data, monkeypatch):
     monkeypatch.setattr(train, "make_step", recording_make_step)
     figures = train.main(["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS])
     assert figures["order"] == "windows" and figures["model"] == "sg"
-    assert figures["kernel"] == ("window" if ("sg", "ns") in train.WINDOW_STEPS else "numba")
+    assert figures["kernel"] == "window"
     assert sum(len(target) for target, _ in seen) == pairs_per_draw[0]
     for target, starts in seen:
         assert starts[0] == 0 and starts[-1] == len(target) and np.all(np.diff(starts) > 0)
@@ -375,7 +390,7 @@ def test_model_refusals(data):
     args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS]
     with pytest.raises(StageError, match=r"^--model must be sg or cbow, not 'skipgram'$"):
         train.main(args + ["--model", "skipgram"])
-    with pytest.raises(StageError, match=r"^--kernel must be auto, numba, window or torch, not 'fast'$"):
+    with pytest.raises(StageError, match=r"^--kernel must be auto, window, torch \(numba: window\), not 'fast'$"):
         train.main(args + ["--kernel", "fast"])
     # the checkpoint records the model: a resume with another is refused
     train.main(args + ["--stop-after-batches", "1"])
@@ -393,11 +408,11 @@ def test_model_refusals(data):
 def test_make_step_names_the_steps_there_are():
     cfg = train.parse_config(train.__file__, vars(train), ["--model", "cbow"])
     model = train.SkipGram(10, 4, seed=1)
-    built = ", ".join(f"--model {m} --loss {l} --kernel {k}" for m, l, k in train.BUILT_STEPS)
-    assert "--model sg --loss ns --kernel numba" in built and "--model sg --loss hs --kernel torch" in built
+    built = ", ".join(f"--model {m} --loss {l} --kernel {k}" for m, l, k in steps.STEPS)
+    assert "--model sg --loss ns --kernel window" in built and "--model cbow --loss hs --kernel torch" in built
     with pytest.raises(StageError) as error:
-        train.make_step("ns", "numba", model, cfg, None, None)
-    assert str(error.value) == (f"no training step for --model cbow --loss ns --kernel numba in this train.py "
+        train.make_step("ns", "triton", model, cfg, None, None)
+    assert str(error.value) == (f"no training step for --model cbow --loss ns --kernel triton in this train.py "
                                 f"(there are: {built})")
 
 

@@ -3,7 +3,8 @@ sg_window_hs_step_cpu (the target's Huffman path shared by a window), against pl
 import numpy as np
 import pytest
 
-from word2vec import MAX_SCORE, build_huffman, counter_draws, sg_window_hs_step_cpu, sg_window_step_cpu
+from kernels_cpu import counter_draws, sg_window_hs_step_cpu, sg_window_step_cpu
+from word2vec import MAX_SCORE, build_huffman
 
 
 def window_batch(rng, vocab: int, n_windows: int, longest: int = 6):

@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from word2vec import SkipGram, nearest_neighbours, sgns_step_cpu, sgns_step_torch
+from kernels_cpu import counter_draws, sg_window_step_cpu
+from kernels_torch import sg_window_step_torch
+from word2vec import SkipGram, nearest_neighbours
+from word2vec_c_oracle import one_pair_windows, sgns_pairs
 
 
 def small_model(vocab_size=12, dim=6, seed=3):
@@ -38,6 +41,12 @@ def test_init_range_scales_the_same_draws_and_its_default_is_word2vec_c():
     assert torch.count_nonzero(SkipGram(1000, 50, seed=1, init_range=1.0).output.weight) == 0
 
 
+def one_pair_step_torch(model, target, context, negatives, lr):
+    """sg_window_step_torch on windows of one pair each: the window's target owns the output side, so a pair
+    (t, c) of SkipGram.forward is the window of target c and context t."""
+    return sg_window_step_torch(model, context, target, torch.arange(len(target) + 1), negatives, lr, lr)
+
+
 def test_torch_step_equals_autograd_sgd_step():
     # Distinct rows in the batch: one closed-form step must equal weight -= lr * autograd gradient.
     model = small_model()
@@ -47,7 +56,7 @@ def test_torch_step_equals_autograd_sgd_step():
     loss, grad_in, grad_out = autograd_gradients(model, target, context, negatives)
     expected_in = model.input.weight.detach() - 0.1 * grad_in
     expected_out = model.output.weight.detach() - 0.1 * grad_out
-    step_loss = sgns_step_torch(model, target, context, negatives, 0.1, 0.1)
+    step_loss = one_pair_step_torch(model, target, context, negatives, 0.1)
     assert step_loss == pytest.approx(loss, rel=1e-5)
     torch.testing.assert_close(model.input.weight.detach(), expected_in)
     torch.testing.assert_close(model.output.weight.detach(), expected_out)
@@ -57,74 +66,71 @@ def test_torch_step_sums_repeated_rows_like_autograd():
     model = small_model()
     target = torch.tensor([0, 0, 1], dtype=torch.int32)
     context = torch.tensor([2, 2, 0], dtype=torch.int32)
-    negatives = torch.tensor([[4, 4], [2, 5], [4, 1]], dtype=torch.int32)
+    negatives = torch.tensor([[4, 4], [3, 5], [4, 1]], dtype=torch.int32)  # none equal to its pair's context
     _, grad_in, grad_out = autograd_gradients(model, target, context, negatives)
     expected_in = model.input.weight.detach() - 0.05 * grad_in
     expected_out = model.output.weight.detach() - 0.05 * grad_out
-    sgns_step_torch(model, target, context, negatives, 0.05, 0.05)
+    one_pair_step_torch(model, target, context, negatives, 0.05)
     torch.testing.assert_close(model.input.weight.detach(), expected_in)
     torch.testing.assert_close(model.output.weight.detach(), expected_out)
 
 
-def numpy_reference(input_w, output_w, target, context, negatives, lr):
-    """word2vec.c's skip-gram inner loop written plainly, pair after pair."""
-    input_w, output_w, pair_losses = input_w.copy(), output_w.copy(), []
-    for t, c, negs in zip(target, context, negatives):
-        u = input_w[t].astype(np.float64)
-        grad_u = np.zeros_like(u)
-        pair_losses.append(0.0)
-        for o, label in [(c, 1.0)] + [(n, 0.0) for n in negs]:
-            v = output_w[o].astype(np.float64)
-            score = u @ v
-            pair_losses[-1] += np.log1p(np.exp(-score if label else score))
-            g = (label - 1 / (1 + np.exp(-score))) * lr
-            grad_u += g * v
-            output_w[o] = v + g * u
-        input_w[t] = u + grad_u
-    return input_w, output_w, np.array(pair_losses)
+def kernel_negatives(seed: int, table: np.ndarray, n_windows: int, negatives: int) -> np.ndarray:
+    """[W, K]: the negatives sg_window_step_cpu draws for each window (counter_draw)."""
+    counters = np.arange(n_windows * negatives)
+    return table[counter_draws(seed, counters, len(table))].reshape(n_windows, negatives)
 
 
-def test_cpu_kernel_matches_numpy_reference_pair_by_pair():
+def test_window_kernel_on_one_pair_windows_is_word2vec_c_pair_by_pair():
     rng = np.random.default_rng(0)
     input_w = rng.normal(0, 0.3, (15, 8)).astype(np.float32)
     output_w = rng.normal(0, 0.3, (15, 8)).astype(np.float32)
-    target = rng.integers(0, 15, 40).astype(np.int32)
-    context = rng.integers(0, 15, 40).astype(np.int32)
-    negatives = rng.integers(0, 15, (40, 4)).astype(np.int32)  # repeats included: order of updates matters
-    expected_in, expected_out, expected_loss = numpy_reference(input_w, output_w, target, context, negatives, 0.05)
+    target = rng.integers(0, 15, 30).astype(np.int32)  # repeats included: order of updates matters
+    context = rng.integers(0, 15, 30).astype(np.int32)
+    table = np.arange(15, dtype=np.int32)
+    # word2vec.c trains a row drawn twice for one pair twice in turn, a window block once with both gradients:
+    # a seed whose windows draw no row twice, so the two must agree exactly
+    seed = next(seed for seed in range(10_000)
+                if all(len(set(row)) == len(row) for row in kernel_negatives(seed, table, 30, 3)))
+    negatives = kernel_negatives(seed, table, 30, 3)
+    assert any(t in row for t, row in zip(target, negatives))  # negatives equal to the output word: skipped
+    expected_in, expected_out, expected_loss = sgns_pairs(input_w, output_w, context, target, negatives, 0.05, 0.02)
     sampled_in, sampled_out = input_w.copy(), output_w.copy()
-    loss = sgns_step_cpu(input_w, output_w, target, context, negatives, 0.05, 0.05, 1)
+    starts = one_pair_windows(30)
+    loss = sg_window_step_cpu(input_w, output_w, target, context, starts, table, 3, 0.05, 0.02, seed, 1, 1)
     np.testing.assert_allclose(input_w, expected_in, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(output_w, expected_out, rtol=1e-4, atol=1e-6)
     assert loss == pytest.approx(expected_loss.sum(), rel=1e-4)
 
-    # loss_every=3: the same updates, the loss of pairs 0, 3, 6, ... scaled to all 40 pairs
-    sampled_loss = sgns_step_cpu(sampled_in, sampled_out, target, context, negatives, 0.05, 0.05, 1, 3)
+    # loss_every=3: the same updates, the loss of pairs 0, 3, 6, ... scaled to all 30 pairs
+    sampled_loss = sg_window_step_cpu(sampled_in, sampled_out, target, context, starts, table, 3, 0.05, 0.02, seed,
+                                      1, 3)
     np.testing.assert_array_equal(sampled_in, input_w)
     np.testing.assert_array_equal(sampled_out, output_w)
-    assert sampled_loss == pytest.approx(expected_loss[::3].sum() * 40 / 14, rel=1e-4)
+    assert sampled_loss == pytest.approx(expected_loss[::3].sum() * 30 / 10, rel=1e-4)
 
 
-def test_cpu_kernel_single_pair_equals_autograd():
+def test_window_kernel_single_pair_equals_autograd():
     model = small_model()
+    table = np.array([1, 2, 9, 10, 11], np.int32)
+    negatives = torch.from_numpy(kernel_negatives(5, table, 1, 5))  # rows drawn twice get both gradients
     target = torch.tensor([3], dtype=torch.int32)
     context = torch.tensor([7], dtype=torch.int32)
-    negatives = torch.tensor([[1, 2, 9, 10, 11]], dtype=torch.int32)
     _, grad_in, grad_out = autograd_gradients(model, target, context, negatives)
     expected_in = model.input.weight.detach() - 0.2 * grad_in
     expected_out = model.output.weight.detach() - 0.2 * grad_out
-    sgns_step_cpu(model.input.weight.data.numpy(), model.output.weight.data.numpy(), target.numpy(),
-                  context.numpy(), negatives.numpy(), 0.2, 0.2, 1)
+    sg_window_step_cpu(model.input.weight.data.numpy(), model.output.weight.data.numpy(), context.numpy(),
+                       target.numpy(), one_pair_windows(1), table, 5, 0.2, 0.2, 5, 1, 1)
     torch.testing.assert_close(model.input.weight.detach(), expected_in)
     torch.testing.assert_close(model.output.weight.detach(), expected_out)
 
 
-def test_cpu_kernel_saturates_like_word2vec_c():
+def test_window_kernel_saturates_like_word2vec_c():
     input_w = np.full((3, 4), 2.0, np.float32)
     output_w = np.full((3, 4), 2.0, np.float32)  # score 16 > MAX_EXP: the positive pair gives no gradient
     before = input_w.copy()
-    sgns_step_cpu(input_w, output_w, np.array([0], np.int32), np.array([1], np.int32),
-                  np.zeros((1, 0), np.int32), 0.1, 0.1, 1)
+    sg_window_step_cpu(input_w, output_w, np.array([1], np.int32), np.array([0], np.int32), one_pair_windows(1),
+                       np.array([2], np.int32), 0, 0.1, 0.1, 1, 1, 1)
     np.testing.assert_array_equal(input_w, before)
 
 
@@ -144,7 +150,6 @@ def test_nearest_neighbours_by_cosine():
 
 
 def test_counter_draw_is_uniform_and_depends_on_seed_and_counter_only():
-    from word2vec import counter_draws
     counters = np.arange(200_000, dtype=np.int64)
     draws = counter_draws(7, counters, 10)
     assert draws.min() == 0 and draws.max() == 9

@@ -1,0 +1,185 @@
+"""The table of training steps: every (model, loss, kernel) that train.py can train, registered once.
+
+A step trains one loader batch in place and returns its summed loss:
+    step(target, context, negatives, window_starts, lr_start, lr_end, batch_seed) -> float
+target and context are the batch's pairs, window_starts (int64 [W + 1]) the offsets of its windows (dataset.py),
+batch_seed seeds the negatives a step draws itself (train.batch_seed, so a resumed run draws the same);
+`negatives` is the loader's argument slot and no step here reads it.
+
+Kernels: "window", the numba kernels (kernels_cpu.py), CPU only, a window at a time with its negatives drawn
+inside the kernel; "torch", the batched steps (kernels_torch.py) in micro-batches, the CUDA step, which runs on
+the CPU as well so a CPU run can train what the GPU trains. "numba", the name of the pair-by-pair kernel before
+shards kept windows together, stays as an alias of "window" so old command lines run. A new kernel is one
+`register` call; `--kernel auto` takes, for the device, the first step registered for the model and loss that
+runs there, so the CPU gets the window kernel and CUDA the torch step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from common import fail
+from kernels_cpu import cbow_hs_step_cpu, cbow_step_cpu, sg_window_hs_step_cpu, sg_window_step_cpu
+from kernels_torch import (cbow_hs_step_torch, cbow_step_torch, sg_window_hs_step_torch, sg_window_step_torch,
+                           window_negatives)
+from word2vec import HuffmanTree, SkipGram
+
+Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float, int], float]
+# build(model, cfg, tree, unigram): the step on the model's device. cfg gives threads, loss_every, negatives,
+# micro_batch / hs_micro_batch; tree is the Huffman tree (hs), unigram the negative-sampling table (ns).
+Build = Callable[[SkipGram, object, HuffmanTree | None, torch.Tensor | None], Step]
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    build: Build
+    devices: frozenset[str] | None  # device types it runs on (torch.device.type); None: any
+    micro_batched: bool  # updates a micro-batch of pairs from the same table values (--micro-batch sets its size)
+
+    def runs_on(self, device_type: str) -> bool:
+        return self.devices is None or device_type in self.devices
+
+
+STEPS: dict[tuple[str, str, str], StepSpec] = {}
+KERNEL_ALIASES = {"numba": "window"}  # old names still accepted by --kernel
+CPU_ONLY = frozenset({"cpu"})
+
+
+def register(model: str, loss: str, kernel: str, devices: frozenset[str] | None = None,
+             micro_batched: bool = False) -> Callable[[Build], Build]:
+    """Decorator: `build` makes the step of (model, loss, kernel)."""
+    def add(build: Build) -> Build:
+        key = (model, loss, kernel)
+        if key in STEPS:
+            raise ValueError(f"step {key} registered twice")
+        STEPS[key] = StepSpec(build, devices, micro_batched)
+        return build
+    return add
+
+
+def kernel_names() -> list[str]:
+    """The table's kernels in registration order."""
+    return list(dict.fromkeys(kernel for _, _, kernel in STEPS))
+
+
+def _kernels_on(model: str, loss: str, device_type: str) -> list[str]:
+    return [kernel for (m, l, kernel), spec in STEPS.items() if (m, l) == (model, loss) and spec.runs_on(device_type)]
+
+
+def _no_step(model: str, loss: str, kernel: str) -> None:
+    built = ", ".join(f"--model {m} --loss {l} --kernel {k}" for m, l, k in STEPS)
+    fail(f"no training step for --model {model} --loss {loss} --kernel {kernel} in this train.py "
+         f"(there are: {built})")
+
+
+def choose_kernel(kernel: str, device: torch.device, model: str = "sg", loss: str = "ns") -> str:
+    """--kernel resolved for the device, model and loss: a kernel of the table (aliases replaced), or one line
+    saying why not. auto: the first step registered for the model and loss that runs on the device."""
+    if kernel != "auto" and kernel not in kernel_names() and kernel not in KERNEL_ALIASES:
+        aliases = ", ".join(f"{alias}: {name}" for alias, name in KERNEL_ALIASES.items())
+        fail(f"--kernel must be {', '.join(['auto', *kernel_names()])} ({aliases}), not {kernel!r}")
+    if kernel == "auto":
+        found = _kernels_on(model, loss, device.type)
+        if not found:
+            _no_step(model, loss, f"auto on {device.type}")
+        return found[0]
+    resolved = KERNEL_ALIASES.get(kernel, kernel)
+    spec = STEPS.get((model, loss, resolved))
+    if spec is None:
+        _no_step(model, loss, kernel)
+    if not spec.runs_on(device.type):
+        others = _kernels_on(model, loss, device.type)
+        where = "the CPU" if spec.devices == CPU_ONLY else ", ".join(sorted(spec.devices))
+        ways = ([f"--kernel {' or '.join(others)}"] if others else []) + [f"--device {min(spec.devices)}"]
+        instead = "use " + " or ".join(ways)
+        fail(f"--kernel {kernel} runs on {where} only, not on {device.type}: {instead}")
+    return resolved
+
+
+def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | None = None,
+              unigram: torch.Tensor | None = None) -> Step:
+    """The step of (cfg.model, loss, kernel) on the model's device; one line naming the table's steps for a
+    combination it has none for."""
+    model_name = getattr(cfg, "model", "sg")
+    spec = STEPS.get((model_name, loss, KERNEL_ALIASES.get(kernel, kernel)))
+    if spec is None:
+        _no_step(model_name, loss, kernel)
+    return spec.build(model, cfg, tree, unigram)
+
+
+def micro_batched(kernel: str) -> bool:
+    """Whether `kernel`'s steps update in micro-batches (so --micro-batch sizes them), by the table."""
+    kernel = KERNEL_ALIASES.get(kernel, kernel)
+    return any(spec.micro_batched for (_, _, name), spec in STEPS.items() if name == kernel)
+
+
+def micro_batch(cfg, loss: str) -> int:
+    """Pairs per update of a micro-batched step: --hs-micro-batch for hs (every path starts at the root, so the
+    top nodes sum a micro-batch's stale gradients and want fewer pairs), else --micro-batch."""
+    return cfg.hs_micro_batch if loss == "hs" else cfg.micro_batch
+
+
+# --- the numba window kernels (kernels_cpu.py): tables shared with the model as numpy views --------------------
+
+def _numba_ns(kernel) -> Build:
+    """A numba ns kernel: negatives drawn inside it by counter_draw from the batch seed and the window's index."""
+    def build(model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
+        input_w, output_w = model.input.weight.data.numpy(), model.output.weight.data.numpy()
+        table = unigram.numpy()
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: kernel(
+            input_w, output_w, target.numpy(), context.numpy(), window_starts.numpy(), table, cfg.negatives,
+            lr_start, lr_end, seed, cfg.threads, cfg.loss_every)
+    return build
+
+
+def _numba_hs(kernel) -> Build:
+    """A numba hs kernel: the target's Huffman path from the tree."""
+    def build(model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
+        input_w, inner_w = model.input.weight.data.numpy(), model.inner.weight.data.numpy()
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: kernel(
+            input_w, inner_w, target.numpy(), context.numpy(), window_starts.numpy(), tree.paths, tree.codes,
+            tree.lengths, lr_start, lr_end, cfg.threads, cfg.loss_every)
+    return build
+
+
+# --- the torch steps (kernels_torch.py): the batch moved to the model's device --------------------------------
+
+def _torch_ns(step) -> Build:
+    """A torch ns step: one set of negatives per window, drawn by torch.randint on the model's device from a
+    generator seeded by the batch seed (`window_negatives`)."""
+    def build(model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
+        device = model.input.weight.device
+        generator = torch.Generator(device=device)
+        size = micro_batch(cfg, "ns")
+
+        def torch_step(target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
+                       window_starts: torch.Tensor, lr_start: float, lr_end: float, seed: int) -> float:
+            return step(model, target.to(device, non_blocking=True), context.to(device, non_blocking=True),
+                        window_starts, window_negatives(generator, seed, unigram, window_starts, cfg.negatives),
+                        lr_start, lr_end, size)
+        return torch_step
+    return build
+
+
+def _torch_hs(step) -> Build:
+    """A torch hs step: the target's Huffman path, padded to the micro-batch's longest."""
+    def build(model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
+        device = model.input.weight.device
+        size = micro_batch(cfg, "hs")
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: step(
+            model, target.to(device, non_blocking=True), context.to(device, non_blocking=True), window_starts,
+            tree, lr_start, lr_end, size)
+    return build
+
+
+# The table. Registration order is --kernel auto's preference on a device.
+register("sg", "ns", "window", CPU_ONLY)(_numba_ns(sg_window_step_cpu))
+register("sg", "hs", "window", CPU_ONLY)(_numba_hs(sg_window_hs_step_cpu))
+register("cbow", "ns", "window", CPU_ONLY)(_numba_ns(cbow_step_cpu))
+register("cbow", "hs", "window", CPU_ONLY)(_numba_hs(cbow_hs_step_cpu))
+register("sg", "ns", "torch", micro_batched=True)(_torch_ns(sg_window_step_torch))
+register("sg", "hs", "torch", micro_batched=True)(_torch_hs(sg_window_hs_step_torch))
+register("cbow", "ns", "torch", micro_batched=True)(_torch_ns(cbow_step_torch))
+register("cbow", "hs", "torch", micro_batched=True)(_torch_hs(cbow_hs_step_torch))
