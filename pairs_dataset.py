@@ -15,10 +15,10 @@ window) and the loader finds the windows' edges. A window is cut where a shard o
 their sizes; the piece after the edge is flagged as a window of its own): at most one cut per row group of 1M
 pairs. The pair order of earlier versions (every pair shuffled alone) is retired: train.py and dataset.py refuse
 a pairs/ written in it with one line, rebuild it with this script.
-SHUFFLE (--no-shuffle turns it off): False leaves every shard in text order (the windows as the
-stream made them) and has dataset.py read each draw's shards in file order, so training runs through the corpus
-in text order as word2vec.c and gensim do. The shuffled default scores higher on most sets; text order trades
-some of that for others (CBOW on text8: bench/RESULTS.md, "Text order").
+SHUFFLE (--no-shuffle turns it off): False leaves every shard in text order (the windows as the stream made them)
+and has dataset.py read each draw's shards in file order, so training runs through the corpus in text order as
+word2vec.c and gensim do. The shuffled default scores higher on most sets; text order trades some of that for others
+(CBOW on text8: bench/RESULTS.md, "Text order").
 
 Draws: word2vec.c and gensim redraw the sub-sampling and the windows every epoch, so each epoch trains on other
 pairs; reading one fixed pair set every epoch costs quality (text8, 5 epochs: 34.0% analogy accuracy against
@@ -62,14 +62,14 @@ line naming the flags that shrink it when they do not fit. The expected pairs ar
 document edges, which only remove pairs, are ignored.
 
 Adding draws (--only-draws 2,3): only those draws are written, into the existing pairs/ (made if missing, its
-settings checked against the flags, `pairs_meta.check_settings`), and meta.json then lists
-them beside the draws already there; a draw not present has null in "pairs_per_draw" and "retained_per_draw". Every
-draw's shards are byte-identical to a full run's, and draws added in increasing order get a full run's file names
-and meta.json too. This is the building block of rolling draws: train.py --rolling-draws writes the next epoch's
-draw in the background while one trains (this script with --only-draws) and deletes each draw after its last epoch
-(`pairs_meta.remove_draws`), so two draws are on disk at once; --plan-draws 2 makes the disk plan of the first draw count both.
-A draw's half-written shards live in pairs/.draws.tmp-PID until renamed in; such a folder whose process is gone
-(killed) is removed by the next --only-draws run."""
+settings checked against the flags, `pairs_meta.check_settings`), and meta.json then lists them beside the draws
+already there; a draw not present has null in "pairs_per_draw" and "retained_per_draw". Every draw's shards are
+byte-identical to a full run's, and draws added in increasing order get a full run's file names and meta.json too.
+This is the building block of rolling draws: train.py --rolling-draws writes the next epoch's draw in the background
+while one trains (this script with --only-draws) and deletes each draw after its last epoch
+(`pairs_meta.remove_draws`), so two draws are on disk at once; --plan-draws 2 makes the disk plan of the first draw
+count both. A draw's half-written shards live in pairs/.draws.tmp-PID until renamed in; such a folder whose process
+is gone (killed) is removed by the next --only-draws run."""
 from __future__ import annotations
 
 import contextlib

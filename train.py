@@ -8,6 +8,9 @@
 Epoch e trains on pairs_dataset.py's draw e % draws (its own sub-sampling and windows, as word2vec.c and gensim
 redraw them every epoch); with fewer draws than epochs the draws are reused in turn. One DataLoader reads an
 epoch's whole stream of batches (dataset.py), so shards neither restart its workers nor synchronise the device.
+pairs/meta.json is read through pairs_meta.PairsMeta: a pairs/ written in the retired pair order stops training
+with one line (rebuild it with pairs_dataset.py). `main` sets up (flags, data, device, memory, model, step) and
+hands the epoch loop to `Training`.
 
 MODEL sg (skip-gram) or cbow (the mean of a window's context vectors predicts its target); cbow needs shards that
 keep each window's pairs together (pairs_dataset.py --order windows). Kernels (`make_step` picks the step, and stops
@@ -28,18 +31,17 @@ the minutes since the last checkpoint; with --threads 1 it ends with the same ve
 Before allocating, the tables, loader buffers and step temporaries are summed and compared with the memory free
 on the device (`memory_plan`); a non-finite loss stops training before anything is written (`check_finite`).
 
-Rolling draws (--rolling-draws), for a corpus whose draws cannot all be on disk at once: before epoch e, draw
-e % draws is written if absent (pairs_dataset.py --only-draws with the settings of pairs/meta.json); while epoch
-e trains, one pairs_dataset.py process writes the next epoch's draw in the background (one core: --num-proc 1);
-at the epoch's end train.py waits for it, checkpoints, and deletes the draws no later epoch reads
-(pairs_meta.remove_draws, which marks them absent in meta.json); `RollingDraws` holds these before- and
-after-epoch hooks. With --draws >= --epochs each draw is read
-once, so two draws are on disk at the peak. The background writer dies with train.py, its failure stops training
-with its error line, and --resume rewrites a draw it left half written. The learning rate schedule needs the
-pairs of all epochs from the start: draws not yet written count their expected pairs (the disk plan's
-`expected_pairs_per_draw`, an upper bound: document edges ignored), so a rolling run decays a little slower
-than a run over the same draws all on disk; the total used is kept in the checkpoint, so --resume keeps the
-schedule. The size of that difference is measured in bench/RESULTS.md ("Rolling draws").
+Rolling draws (--rolling-draws), for a corpus whose draws cannot all be on disk at once: before epoch e, draw e %
+draws is written if absent (pairs_dataset.py --only-draws with the settings of pairs/meta.json); while epoch e
+trains, one pairs_dataset.py process writes the next epoch's draw in the background (one core: --num-proc 1); at the
+epoch's end train.py waits for it, checkpoints, and deletes the draws no later epoch reads (pairs_meta.remove_draws,
+which marks them absent in meta.json): the hooks of `RollingDraws`. With --draws >= --epochs each draw is read once,
+so two draws are on disk at the peak. The background writer dies with train.py, its failure stops training with its
+error line, and --resume rewrites a draw it left half written. The learning rate schedule needs the pairs of all
+epochs from the start: draws not yet written count their expected pairs (the disk plan's `expected_pairs_per_draw`,
+an upper bound: document edges ignored), so a rolling run decays a little slower than a run over the same draws all
+on disk; the total used is kept in the checkpoint, so --resume keeps the schedule. The size of that difference is
+measured in bench/RESULTS.md ("Rolling draws").
 
 Outputs in DATA_DIR/model: vectors.txt and vectors.bin (word2vec formats, gensim loads both), embeddings.npy,
 loss.csv (per batch: the mean loss of a training example, a pair in skip-gram, a window in CBOW), loss.png,
@@ -276,7 +278,8 @@ class RollingDraws:
         if not self.writer.check():
             self.progress.set_postfix(epoch=epoch + 1, waiting=f"draw {self.writer.draw} being written")
             self.writer.wait()
-        self.progress.write(f"epoch {epoch + 1} waited {time.perf_counter() - waited:.1f} s for draw {self.writer.draw}")
+        self.progress.write(f"epoch {epoch + 1} waited {time.perf_counter() - waited:.1f} s for draw "
+                            f"{self.writer.draw}")
         self.writer = None
 
     def drop_finished(self, next_epoch: int) -> list[int]:
@@ -657,6 +660,8 @@ class TrainingData:
 
 
 def load_data(data_dir: Path, loss: str) -> TrainingData:
+    """pairs/meta.json (one line for a pairs/ of the retired pair order), vocab.json, and the unigram table (ns) or
+    the Huffman tree (hs); one line naming the stage to run for what is missing or stale."""
     meta = PairsMeta.read(data_dir / "pairs")
     words, counts = load_vocab(data_dir)
     hs = loss == "hs"
@@ -824,7 +829,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = SkipGram(len(data.words), cfg.dim, seed=cfg.seed, words=data.words, loss=cfg.loss,
                      init_range=cfg.init_range).to(device)
     position, loss_rows = start_position(cfg, model, data_dir / "model" / "checkpoint.pt", total_pairs)
-    unigram = None if data.table is None or kernel == "numba" else torch.as_tensor(np.asarray(data.table), device=device)
+    unigram = None if kernel == "numba" or data.table is None else torch.as_tensor(np.asarray(data.table), device)
     step = make_step(cfg.loss, kernel, model, step_config(cfg), data.tree, unigram, data.meta.order)
     training = Training(cfg, data, model, step, kernel, device, position, loss_rows)
     if training.run():
