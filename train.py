@@ -829,7 +829,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = SkipGram(len(data.words), cfg.dim, seed=cfg.seed, words=data.words, loss=cfg.loss,
                      init_range=cfg.init_range).to(device)
     position, loss_rows = start_position(cfg, model, data_dir / "model" / "checkpoint.pt", total_pairs)
-    unigram = None if kernel == "numba" or data.table is None else torch.as_tensor(np.asarray(data.table), device)
+    host_table = kernel == "numba" or data.table is None  # the loader draws numba's negatives; hs has no table
+    unigram = None if host_table else torch.as_tensor(np.asarray(data.table), device=device)
     step = make_step(cfg.loss, kernel, model, step_config(cfg), data.tree, unigram, data.meta.order)
     training = Training(cfg, data, model, step, kernel, device, position, loss_rows)
     if training.run():
