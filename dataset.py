@@ -4,20 +4,20 @@
 
 Reads DATA_DIR/pairs/ (pairs_dataset.py) and DATA_DIR/unigram_table.npy (unigram_table.py). pairs_dataset.py
 writes several independent pair sets, "draws" (sub-sampling and windows redrawn, as word2vec.c and gensim do every
-epoch); epoch e reads draw e % draws (`draw_shards`; a meta.json from before draws is one draw). One epoch reads
-every pair of its draw exactly once: the draw's shards in an order shuffled by (seed, epoch) (`shard_order`), each
-shard's row groups in file order (the shards were shuffled when written; pairs_dataset.py --no-shuffle leaves them
-in text order, and then the shards are read in file order too). The unit of work is one row group:
+epoch); epoch e reads draw e % draws. One epoch reads every pair of its draw exactly once: the draw's shards in an
+order shuffled by (seed, epoch) (`pairs_meta.epoch_shards`), each shard's row groups in file order (the shards were
+shuffled when written; pairs_dataset.py --no-shuffle leaves them in text order, and then the shards are read in
+file order too). The unit of work is one row group:
 with a DataLoader (batch_size=None, num_workers=n) worker w reads units w, w+n, w+2n, ... so the workers' streams
 are disjoint.
 
 Batches are tuples (target, context, negatives, window_starts): int32 tensors (int32 halves host memory and
 host-to-device traffic; index with .long() or let the GPU upcast) target [b], context [b], negatives [b, NEGATIVES],
 and window_starts, int64 [W + 1], the offsets of the batch's W windows: window w is pairs
-window_starts[w]:window_starts[w + 1], window_starts[0] == 0, window_starts[-1] == b. In shards of order windows
-(pairs_dataset.py --order windows) a window is one target occurrence's pairs, flagged by the shards' window_start
-column; a window cut by a row group's or the batch's edge is two windows here (a batch's first pair always starts
-one). In shards of order pairs every pair is its own window: window_starts = arange(b + 1). Every batch holds
+window_starts[w]:window_starts[w + 1], window_starts[0] == 0, window_starts[-1] == b. A window is one target
+occurrence's pairs, flagged by the shards' window_start column; a window cut by a row group's or the batch's edge
+is two windows here (a batch's first pair always starts one). A pairs/ written in the retired pair order is
+refused with one line (`PairsMeta.read`): rebuild it with pairs_dataset.py. Every batch holds
 exactly batch_size pairs except the last one of each worker's stream. A unit's negatives come from a torch.Generator
 seeded by (seed, epoch, shard, row group): the same arguments give the same batches, whichever worker reads a unit.
 The shard is its file's number (shard-NNNNN), not its place in meta.json's list, which shifts when train.py
@@ -42,8 +42,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from common import (StageReport, at_least, check_flags, die_with_parent, fail, load_vocab, parse_config, read_json,
-                    require, run)
+from common import StageReport, at_least, check_flags, die_with_parent, fail, load_vocab, parse_config, require, run
+from pairs_meta import PairsMeta, epoch_shards, shard_number
 
 DATA_DIR = "data"  # where stage outputs live
 BATCH_SIZE = 300_000  # pairs per batch
@@ -54,48 +54,6 @@ NUM_WORKERS = 0  # DataLoader worker processes of the quick look
 BATCHES = 20  # batches to read in the quick look (0: the whole epoch)
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def shard_order(seed: int, epoch: int, n_shards: int) -> list[int]:
-    """Order in which an epoch reads the shards: a permutation of 0..n_shards-1 fixed by (seed, epoch)."""
-    return np.random.default_rng([seed, epoch]).permutation(n_shards).tolist()
-
-
-def draw_shards(meta: dict) -> list[list[int]]:
-    """Indices into meta.json's "shards" of each draw, draw by draw (old meta.json without draws: one draw)."""
-    draws: list[list[int]] = [[] for _ in range(max(1, int(meta.get("draws", 1))))]
-    for index, shard in enumerate(meta["shards"]):
-        draw = int(shard.get("draw", 0))
-        if not 0 <= draw < len(draws):
-            fail(f"pairs/meta.json: shard {shard.get('file')} is of draw {draw}, but there are {len(draws)} "
-                 f"draws: run pairs_dataset.py again")
-        draws[draw].append(index)
-    return draws
-
-
-def draw_pairs(meta: dict) -> list[int]:
-    """Pairs of each draw (one epoch's worth), from the shard list."""
-    return [sum(int(meta["shards"][i]["pairs"]) for i in shards) for shards in draw_shards(meta)]
-
-
-def epoch_shards(meta: dict, seed: int, epoch: int) -> list[int]:
-    """The shards epoch `epoch` reads, in order: its draw's (epoch % draws), permuted by `shard_order` (in file
-    order when the shards are in text order, meta.json's "shuffle" false)."""
-    draws = draw_shards(meta)
-    shards = draws[epoch % len(draws)]
-    if not shards:
-        draw = epoch % len(draws)
-        fail(f"pairs/ holds no shards of draw {draw}, which epoch {epoch + 1} reads: write it with "
-             f"pairs_dataset.py --only-draws {draw} (or train with --rolling-draws)")
-    if not meta.get("shuffle", True):  # pairs_dataset.py --no-shuffle: text order, the shards in file order
-        return shards
-    return [shards[i] for i in shard_order(seed, epoch, len(shards))]
-
-
-def shard_file_number(name: str, index: int) -> int:
-    """NNNNN of shard-NNNNN.parquet; `index` (its place in meta.json) for a file named otherwise."""
-    number = name.removeprefix("shard-").removesuffix(".parquet")
-    return int(number) if number.isdigit() else index
 
 
 def unit_seed(seed: int, epoch: int, shard: int, row_group: int) -> int:
@@ -132,13 +90,10 @@ class PairsDataset(IterableDataset):
         self.batch_size, self.negatives, self.seed, self.epoch = int(batch_size), int(negatives), seed, epoch
         self.draw_negatives = draw_negatives and negatives > 0
         pairs_dir = require(self.data_dir / "pairs", "pairs_dataset.py")
-        meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
+        meta = PairsMeta.read(pairs_dir)
         self.meta = meta
-        self.order = meta.get("order", "pairs")  # meta.json from before orders: pairs shuffled one by one
-        if self.order not in ("windows", "pairs"):
-            fail(f"pairs/meta.json: unknown order {self.order!r}: run pairs_dataset.py again")
-        self.files = [pairs_dir / shard["file"] for shard in meta["shards"]]
-        self.file_numbers = [shard_file_number(shard["file"], index) for index, shard in enumerate(meta["shards"])]
+        self.files = [pairs_dir / shard["file"] for shard in meta.shards]
+        self.file_numbers = [shard_number(shard["file"], index) for index, shard in enumerate(meta.shards)]
         order = epoch_shards(meta, seed, epoch) if shards is None else [int(s) for s in shards]
         bad = [s for s in order if not 0 <= s < len(self.files)]
         if bad:
@@ -149,12 +104,12 @@ class PairsDataset(IterableDataset):
         for shard in order:
             file = self._open(shard)
             metadata = file.metadata
-            if self.order == "windows" and "window_start" not in file.schema_arrow.names:
+            if "window_start" not in file.schema_arrow.names:
                 fail(f"{self.files[shard]} has no window_start column, but pairs/meta.json says order windows: "
                      f"run pairs_dataset.py again")
-            if metadata.num_rows != meta["shards"][shard]["pairs"]:
+            if metadata.num_rows != meta.shards[shard]["pairs"]:
                 fail(f"{self.files[shard]} holds {metadata.num_rows} pairs, meta.json says "
-                     f"{meta['shards'][shard]['pairs']}: run pairs_dataset.py again")
+                     f"{meta.shards[shard]['pairs']}: run pairs_dataset.py again")
             self.units += [(shard, rg, metadata.row_group(rg).num_rows) for rg in range(metadata.num_row_groups)]
         self.num_pairs = sum(rows for _, _, rows in self.units)
         self._table_path = self.data_dir / "unigram_table.npy"
@@ -189,21 +144,18 @@ class PairsDataset(IterableDataset):
             self._table = torch.from_numpy(table)
         return self._table
 
-    def _read_unit(self, file: pq.ParquetFile, shard: int,
-                   row_group: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """target, context and (order windows) window_start of one row group; None for order pairs."""
-        windows = self.order == "windows"
+    def _read_unit(self, file: pq.ParquetFile, shard: int, row_group: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """target, context and window_start of one row group."""
         try:
-            table = file.read_row_group(row_group, columns=["target", "context", "window_start"] if windows
-                                        else ["target", "context"])
+            table = file.read_row_group(row_group, columns=["target", "context", "window_start"])
             target = table.column("target").to_numpy()
             context = table.column("context").to_numpy()
-            starts = table.column("window_start").to_numpy(zero_copy_only=False) if windows else None
+            starts = table.column("window_start").to_numpy(zero_copy_only=False)
         except (OSError, pa.ArrowException, KeyError) as error:
             fail(f"{self.files[shard]} is corrupt ({str(error).splitlines()[0]}): run pairs_dataset.py again")
         if target.dtype != np.int32 or context.dtype != np.int32:
             fail(f"{self.files[shard]}: target/context are not int32: run pairs_dataset.py again")
-        if starts is not None and starts.dtype != np.bool_:
+        if starts.dtype != np.bool_:
             fail(f"{self.files[shard]}: window_start is not bool: run pairs_dataset.py again")
         return target, context, starts
 
@@ -260,7 +212,7 @@ class PairsDataset(IterableDataset):
 
     def iterate(self, units: list[tuple[int, int, int]], skip_pairs: int = 0) -> Iterator[Batch]:
         """Batches of the given units, in order, after the first `skip_pairs` pairs; all full but the last."""
-        pending: list[tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray | None]] = []
+        pending: list[tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]] = []
         filled = 0
         open_shard, file = -1, None
         for shard, row_group, rows in units:
@@ -276,7 +228,7 @@ class PairsDataset(IterableDataset):
             while done < len(target):
                 take = min(self.batch_size - filled, len(target) - done)
                 pending.append((target[done:done + take], context[done:done + take], negatives[done:done + take],
-                                None if starts is None else starts[done:done + take]))
+                                starts[done:done + take]))
                 filled += take
                 done += take
                 if filled == self.batch_size:
@@ -286,17 +238,17 @@ class PairsDataset(IterableDataset):
             yield _collate(pending)
 
 
-def window_offsets(pieces: list[np.ndarray | None], n_pairs: int) -> torch.Tensor:
-    """window_starts of a batch made of `pieces` (each piece's window_start flags; None: order pairs)."""
-    if not pieces or pieces[0] is None:
-        return torch.arange(n_pairs + 1, dtype=torch.int64)
+def window_offsets(pieces: list[np.ndarray], n_pairs: int) -> torch.Tensor:
+    """window_starts of a batch made of `pieces` (each piece's window_start flags)."""
+    if not pieces:
+        return torch.zeros(1, dtype=torch.int64)
     flags = np.concatenate(pieces)  # a copy: the row group's own flags stay as they were read
     # Every piece starts a window: a row group or batch edge inside a window cuts it in two.
     flags[np.cumsum([0] + [len(piece) for piece in pieces[:-1]])] = True
     return torch.from_numpy(np.append(np.flatnonzero(flags), n_pairs).astype(np.int64))
 
 
-def _collate(pieces: list[tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray | None]]) -> Batch:
+def _collate(pieces: list[tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]]) -> Batch:
     # Always a fresh compact tensor: a view would keep (and, across workers, ship) the whole row group.
     target = torch.from_numpy(np.concatenate([p[0] for p in pieces]))
     return (target, torch.from_numpy(np.concatenate([p[1] for p in pieces])), torch.cat([p[2] for p in pieces]),
@@ -312,9 +264,8 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = PairsDataset(data_dir, cfg.batch_size, cfg.negatives, cfg.seed, cfg.epoch)
     words, _ = load_vocab(data_dir)
     loader = DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers)
-    draws = len(draw_shards(dataset.meta))
-    print(f"epoch {cfg.epoch}: draw {cfg.epoch % draws} of {draws}, {dataset.num_pairs:,} pairs (order "
-          f"{dataset.order}) in "
+    draws = dataset.meta.draws
+    print(f"epoch {cfg.epoch}: draw {cfg.epoch % draws} of {draws}, {dataset.num_pairs:,} pairs in "
           f"{len(dataset.shards)} shards, {len(dataset.units)} row groups; "
           f"shard order {dataset.shards[:10]}{' ...' if len(dataset.shards) > 10 else ''}")
     started = time.perf_counter()
@@ -330,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
         if batches == cfg.batches:
             break
     elapsed = time.perf_counter() - started
-    return report.finish(batches=batches, pairs=pairs, windows=windows, order=dataset.order,
+    return report.finish(batches=batches, pairs=pairs, windows=windows,
                          pairs_per_s=round(pairs / max(elapsed, 1e-9)), num_workers=cfg.num_workers)
 
 

@@ -2,25 +2,23 @@
 
     python pairs_dataset.py --window 5 --sample 1e-4
     python pairs_dataset.py --draws 1        # one pair set for every epoch: 1/5 of the disk, lower quality
-    python pairs_dataset.py --order pairs    # every pair shuffled alone (the layout before issue 12)
     python pairs_dataset.py --no-shuffle     # text order, as word2vec.c and gensim train (see Order)
 
 Reads DATA_DIR/ids/part-*.parquet (column `ids: list<int32>`, one row per document) and DATA_DIR/vocab.json, and
-writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context`; with ORDER windows also the bool
-column `window_start`) plus DATA_DIR/pairs/meta.json.
+writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context` and the bool column `window_start`)
+plus DATA_DIR/pairs/meta.json (read and written by pairs_meta.py).
 
-Order (ORDER, --order): a target occurrence's pairs, (t, c_1) ... (t, c_k) in window order, are its "window".
-windows (default): the shard's windows are shuffled as units, a window's pairs stay consecutive, and
-`window_start` is True on each window's first pair, so a trainer can take a window at once (CBOW needs it; a
-skip-gram kernel reads the target's output rows once per window) and the loader finds the windows' edges. A
-window is cut where a shard or a row group ends (both keep their sizes; the piece after the edge is flagged as a
-window of its own): at most one cut per row group of 1M pairs. pairs: every pair is shuffled alone and there is
-no third column. Both orders write the same pairs into the same shards for the same seed; only the order inside
-a shard differs. Windows order shards are smaller (a window's repeated target compresses well).
-SHUFFLE (--no-shuffle turns it off): False leaves every shard in text order (the windows, or the pairs, as the
-stream made them) and has dataset.py read each draw's shards in file order, so training runs through the corpus
-in text order as word2vec.c and gensim do. The shuffled default scores higher on most sets; text order trades
-some of that for others (CBOW on text8: bench/RESULTS.md, "Text order").
+Order: a target occurrence's pairs, (t, c_1) ... (t, c_k) in window order, are its "window". A shard's windows
+are shuffled as units, a window's pairs stay consecutive, and `window_start` is True on each window's first pair,
+so a trainer can take a window at once (CBOW needs it; a skip-gram kernel reads the target's output rows once per
+window) and the loader finds the windows' edges. A window is cut where a shard or a row group ends (both keep
+their sizes; the piece after the edge is flagged as a window of its own): at most one cut per row group of 1M
+pairs. The pair order of earlier versions (every pair shuffled alone) is retired: train.py and dataset.py refuse
+a pairs/ written in it with one line, rebuild it with this script.
+SHUFFLE (--no-shuffle turns it off): False leaves every shard in text order (the windows as the stream made them)
+and has dataset.py read each draw's shards in file order, so training runs through the corpus in text order as
+word2vec.c and gensim do. The shuffled default scores higher on most sets; text order trades some of that for others
+(CBOW on text8: bench/RESULTS.md, "Text order").
 
 Draws: word2vec.c and gensim redraw the sub-sampling and the windows every epoch, so each epoch trains on other
 pairs; reading one fixed pair set every epoch costs quality (text8, 5 epochs: 34.0% analogy accuracy against
@@ -41,7 +39,7 @@ What is generated follows word2vec.c (and gensim):
 Memory stays bounded whatever the document sizes (text8 is one 17M-word document): the retained stream is cut into
 chunks of CHUNK_TOKENS targets, each seen with WINDOW tokens of context on either side, so chunking changes nothing,
 not even the order of the pairs. Pairs are produced in stream order (by target position, then offset), collected
-into a buffer of PAIRS_PER_SHARD pairs, and each full buffer is shuffled (seeded; by pair or by window, see Order)
+into a buffer of PAIRS_PER_SHARD pairs, and each full buffer is shuffled (seeded; by window, see Order)
 and written as one shard; the reader (dataset.py) reads shards in a shuffled order, one row group at a time.
 
 Randomness (keep draws, window draws, shard shuffles) comes from three numpy Generators spawned from the draw's
@@ -49,29 +47,29 @@ seed (`draw_seed`: SEED itself for draw 0, so draw 0 is what a one-draw run writ
 [SEED, d] for draw d > 0), each consumed strictly in stream order, so the shards depend on SEED, the draw and the
 inputs only: not on CHUNK_TOKENS, nor on how the parquet parts are split into batches, nor on DRAWS.
 
-meta.json: "shards" lists every shard of every draw ({"file", "pairs", "draw"}), "draws" their number, "order"
-the shard order (a meta.json without it is of order pairs), "shuffle" false for text order (absent: true),
+meta.json (`pairs_meta.PairsMeta`): "shards" lists every shard of every draw ({"file", "pairs", "draw"}),
+"draws" their number, "order" the shard order ("windows"), "shuffle" false for text order,
 "pairs_per_draw" and "retained_per_draw" the pairs and retained tokens of each draw; "pairs" and "bytes" count
 all shards (the sum of "pairs_per_draw"); "tokens" is the id stream's length (the same for every draw) and
 "retained_tokens" draw 0's retained tokens. The stage's figures (stats/pairs_dataset.json): pairs, bytes_per_pair
 and pairs_per_s over the draws this run wrote, and planned_pairs_per_draw (the disk plan's figure).
 
 Disk plan: before writing, the stage prints what the shards will take (expected pairs of a draw x the bytes per pair
-of the codec and order, `plan_bytes_per_pair`, x the draws written, plus the old pairs/, which stays until the new
+of the codec, `plan_bytes_per_pair`, x the draws written, plus the old pairs/, which stays until the new
 one is renamed in unless --delete-old-first) against the free space of DATA_DIR's filesystem, and stops with one
 line naming the flags that shrink it when they do not fit. The expected pairs are word2vec's: each retained token
 (counts x keep probabilities) pairs with 2b others, b uniform in 1..WINDOW, so (WINDOW + 1) per retained token;
 document edges, which only remove pairs, are ignored.
 
 Adding draws (--only-draws 2,3): only those draws are written, into the existing pairs/ (made if missing, its
-settings checked against the flags, the order included: one pairs/ never mixes orders), and meta.json then lists
-them beside the draws already there; a draw not present has null in "pairs_per_draw" and "retained_per_draw". Every
-draw's shards are byte-identical to a full run's, and draws added in increasing order get a full run's file names
-and meta.json too. This is the building block of rolling draws: train.py --rolling-draws writes the next epoch's
-draw in the background while one trains (this script with --only-draws) and deletes each draw after its last epoch
-(`remove_draws`), so two draws are on disk at once; --plan-draws 2 makes the disk plan of the first draw count both.
-A draw's half-written shards live in pairs/.draws.tmp-PID until renamed in; such a folder whose process is gone
-(killed) is removed by the next --only-draws run."""
+settings checked against the flags, `pairs_meta.check_settings`), and meta.json then lists them beside the draws
+already there; a draw not present has null in "pairs_per_draw" and "retained_per_draw". Every draw's shards are
+byte-identical to a full run's, and draws added in increasing order get a full run's file names and meta.json too.
+This is the building block of rolling draws: train.py --rolling-draws writes the next epoch's draw in the background
+while one trains (this script with --only-draws) and deletes each draw after its last epoch
+(`pairs_meta.remove_draws`), so two draws are on disk at once; --plan-draws 2 makes the disk plan of the first draw
+count both. A draw's half-written shards live in pairs/.draws.tmp-PID until renamed in; such a folder whose process
+is gone (killed) is removed by the next --only-draws run."""
 from __future__ import annotations
 
 import contextlib
@@ -87,14 +85,14 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from common import (StageReport, WorkerPool, at_least, atomic_output, check_flags, default_num_proc, fail, load_vocab,
-                    parse_config, parts, read_json, remove_dead_temporaries, run, scratch_path, write_json)
+                    parse_config, parts, remove_dead_temporaries, run, scratch_path)
+from pairs_meta import ORDER, PairsMeta, build_meta, check_settings, parse_draws, shard_number
 
 DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
 SAMPLE = 1e-4  # sub-sampling threshold of frequent words (word2vec.c -sample); 0 turns sub-sampling off
 SEED = 1  # seed of the keep draws, window draws and shard shuffles
-SHUFFLE = True  # shuffle each shard (by ORDER's unit) and read the shards in a shuffled order; False: text order
-ORDER = "windows"  # shard order: windows (each target's pairs kept together, windows shuffled; a window_start column) or pairs (every pair shuffled alone)
+SHUFFLE = True  # shuffle each shard's windows and read the shards in a shuffled order; False: text order
 DRAWS = 5  # independent pair sets (sub-sampling, windows, shuffle redrawn); epoch e trains on draw e mod DRAWS
 DYNAMIC_WINDOW = True  # each target draws its window in 1..WINDOW (word2vec.c); off: always WINDOW
 PAIRS_PER_SHARD = 50_000_000  # pairs per shard (the last one is smaller); also the shuffle buffer
@@ -111,19 +109,14 @@ DISK_CHECK = True  # stop before writing when the planned pairs do not fit the f
 READ_ROWS = 1024
 CODECS = ("lz4", "zstd", "snappy", "gzip", "brotli", "none")
 # Shard bytes per pair assumed by the disk plan, a little above the largest measured (bench/RESULTS.md, "Disk
-# plan"): ids of a larger vocabulary compress less. gzip and brotli are unmeasured: counted as uncompressed.
-PLAN_BYTES_PER_PAIR = {"none": 8.1, "lz4": 7.8, "snappy": 7.9, "zstd": 5.2, "gzip": 8.1, "brotli": 8.1}
-# The same for shards of order windows: the window_start column costs ~0.11 bytes/pair (lz4), but a window's
-# repeated target compresses to ~1 byte, so they are smaller (ru: 4.72 against 7.29 with lz4, 2.84 against 4.64
-# with zstd; bench/RESULTS.md, "Windows kept together"); counted with the margin pairs' figures keep over ru's.
-PLAN_BYTES_PER_PAIR_WINDOWS = {"none": 8.3, "lz4": 5.3, "snappy": 5.4, "zstd": 3.4, "gzip": 8.3, "brotli": 8.3}
+# plan" and "Windows kept together"): ids of a larger vocabulary compress less; a window's repeated target
+# compresses well. gzip and brotli are unmeasured: counted as uncompressed.
+PLAN_BYTES_PER_PAIR = {"none": 8.3, "lz4": 5.3, "snappy": 5.4, "zstd": 3.4, "gzip": 8.3, "brotli": 8.3}
 # Flags that shrink the pairs, named when they do not fit.
 SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--window", "--delete-old-first",
                 "convert_to_int.py --min-count/--max-vocab")
-SCHEMA = pa.schema([("target", pa.int32()), ("context", pa.int32())])
-# Shards of order windows: a window's pairs consecutive, the first of each flagged.
-WINDOWS_SCHEMA = pa.schema([("target", pa.int32()), ("context", pa.int32()), ("window_start", pa.bool_())])
-ORDERS = ("windows", "pairs")
+# A window's pairs consecutive, the first of each flagged.
+SCHEMA = pa.schema([("target", pa.int32()), ("context", pa.int32()), ("window_start", pa.bool_())])
 
 
 def draw_seed(seed: int, draw: int) -> int | list[int]:
@@ -148,19 +141,18 @@ def expected_pairs_per_draw(counts: np.ndarray, window: int, sample: float, dyna
     return expected_pairs_bound(counts, keep_prob, window, dynamic_window)
 
 
-def plan_bytes_per_pair(compression: str, order: str = "pairs") -> float:
-    """Shard bytes per pair the disk plan assumes for a codec and a shard order."""
-    return (PLAN_BYTES_PER_PAIR_WINDOWS if order == "windows" else PLAN_BYTES_PER_PAIR)[compression]
+def plan_bytes_per_pair(compression: str) -> float:
+    """Shard bytes per pair the disk plan assumes for a codec."""
+    return PLAN_BYTES_PER_PAIR[compression]
 
 
-def disk_plan(pairs_per_draw: float, compression: str, draws_written: int, old_bytes: int, free_bytes: int,
-              order: str = "pairs") -> dict:
+def disk_plan(pairs_per_draw: float, compression: str, draws_written: int, old_bytes: int, free_bytes: int) -> dict:
     """What the shards will take on disk at the peak of the stage against the free space, in bytes.
 
     draws_written: draws this run writes; old_bytes: shards of an earlier pairs/ still on disk until the new one
     replaces it (0 when deleted first or when draws are added to it).
     """
-    bytes_per_pair = plan_bytes_per_pair(compression, order)
+    bytes_per_pair = plan_bytes_per_pair(compression)
     new_bytes = pairs_per_draw * bytes_per_pair * draws_written
     return {"pairs_per_draw": pairs_per_draw, "bytes_per_pair": bytes_per_pair, "draws": draws_written,
             "new_bytes": new_bytes, "old_bytes": old_bytes, "need_bytes": new_bytes + old_bytes,
@@ -318,9 +310,9 @@ class ShardWriter:
     """Collects pairs; every `pairs_per_shard` of them are shuffled and written as one parquet shard.
 
     Shards are named `prefix` + a number counting from 0; each is listed in `shards` with its pairs and `draw`.
-    order "pairs": the pairs are shuffled one by one. order "windows": `add` also takes each target's window
-    size, and whole windows are shuffled (a window's pairs stay consecutive, in their order) and written with
-    the bool column `window_start`, True on a window's first pair. Shards and row groups keep their sizes, so
+    `add` takes each target's window size with its pairs, and whole windows are shuffled (a window's pairs stay
+    consecutive, in their order; with shuffle off the stream stays in text order) and written with the bool
+    column `window_start`, True on a window's first pair. Shards and row groups keep their sizes, so
     they cut the window that straddles their edge: each piece is then a window of its own (its first pair is
     flagged), which is how the reader (dataset.py) treats a window cut by a batch edge too. At most two cuts per
     row group, so nearly every window stays whole.
@@ -328,40 +320,33 @@ class ShardWriter:
 
     def __init__(self, directory: Path, pairs_per_shard: int, row_group_pairs: int, compression: str,
                  rng: np.random.Generator, expected_pairs: int = 0, prefix: str = "shard-", draw: int = 0,
-                 order: str = "pairs", shuffle: bool = True):
+                 shuffle: bool = True):
         self.directory, self.pairs_per_shard, self.prefix = Path(directory), max(1, int(pairs_per_shard)), prefix
         self.row_group_pairs, self.rng, self.draw = max(1, int(row_group_pairs)), rng, draw
         self.compression = None if compression == "none" else compression
-        if order not in ORDERS:
-            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-        self.order, self.shuffle = order, shuffle
-        self.schema = WINDOWS_SCHEMA if order == "windows" else SCHEMA
+        self.shuffle = shuffle
         # Sized from the expected pair count so a small corpus does not allocate a full shard, and grows on
         # demand (up to pairs_per_shard) if the estimate was short.
         initial = min(self.pairs_per_shard, max(1 << 16, int(expected_pairs * 1.02)))
         self.buffer = np.empty((initial, 2), dtype=np.int32)
-        # windows order: True on the first pair of each window in the buffer
-        self.starts = np.empty(initial if order == "windows" else 0, dtype=bool)
+        # True on the first pair of each window in the buffer
+        self.starts = np.empty(initial, dtype=bool)
         self.filled = 0
         self.shards: list[dict] = []
         self.bytes = 0
 
-    def add(self, targets: np.ndarray, contexts: np.ndarray, window_sizes: np.ndarray | None = None) -> None:
-        """Append pairs in stream order; window_sizes (order windows: required) counts each target's pairs."""
-        if self.order == "windows":
-            if window_sizes is None:
-                raise ValueError("order windows needs the window sizes of the pairs added")
-            sizes = np.asarray(window_sizes, dtype=np.int64)
-            starts = np.zeros(len(targets), dtype=bool)
-            starts[(np.cumsum(sizes) - sizes)[sizes > 0]] = True
+    def add(self, targets: np.ndarray, contexts: np.ndarray, window_sizes: np.ndarray) -> None:
+        """Append pairs in stream order; window_sizes counts each target's pairs (`window_pairs`' sizes)."""
+        sizes = np.asarray(window_sizes, dtype=np.int64)
+        starts = np.zeros(len(targets), dtype=bool)
+        starts[(np.cumsum(sizes) - sizes)[sizes > 0]] = True
         done = 0
         while done < len(targets):
             take = min(len(targets) - done, self.pairs_per_shard - self.filled)
             self._reserve(self.filled + take)
             self.buffer[self.filled:self.filled + take, 0] = targets[done:done + take]
             self.buffer[self.filled:self.filled + take, 1] = contexts[done:done + take]
-            if self.order == "windows":
-                self.starts[self.filled:self.filled + take] = starts[done:done + take]
+            self.starts[self.filled:self.filled + take] = starts[done:done + take]
             self.filled += take
             done += take
             if self.filled == self.pairs_per_shard:
@@ -372,28 +357,22 @@ class ShardWriter:
             grown = np.empty((min(self.pairs_per_shard, max(size, 2 * len(self.buffer))), 2), dtype=np.int32)
             grown[:self.filled] = self.buffer[:self.filled]
             self.buffer = grown
-            if self.order == "windows":
-                grown_starts = np.empty(len(grown), dtype=bool)
-                grown_starts[:self.filled] = self.starts[:self.filled]
-                self.starts = grown_starts
+            grown_starts = np.empty(len(grown), dtype=bool)
+            grown_starts[:self.filled] = self.starts[:self.filled]
+            self.starts = grown_starts
 
     def _row_groups(self) -> Iterator[pa.Table]:
         """The buffer's pairs shuffled (unless self.shuffle is off), as tables of row_group_pairs rows."""
         pairs = self.buffer[:self.filled]
-        if self.order == "pairs" or not self.shuffle:
-            if self.shuffle:
-                # Shuffle (target, context) rows in place as single int64 values: no permutation array, no copy.
-                self.rng.shuffle(pairs.view(np.int64).reshape(-1))
+        if not self.shuffle:
             for start in range(0, self.filled, self.row_group_pairs):
                 rows = pairs[start:start + self.row_group_pairs]
-                columns = [pa.array(np.ascontiguousarray(rows[:, 0])), pa.array(np.ascontiguousarray(rows[:, 1]))]
-                if self.order == "windows":
-                    flags = self.starts[start:start + len(rows)].copy()
-                    flags[0] = True  # a shard or row group that begins inside a window cuts it
-                    columns.append(pa.array(flags))
-                yield pa.table(columns, schema=self.schema)
+                flags = self.starts[start:start + len(rows)].copy()
+                flags[0] = True  # a shard or row group that begins inside a window cuts it
+                yield pa.table([pa.array(np.ascontiguousarray(rows[:, 0])), pa.array(np.ascontiguousarray(rows[:, 1])),
+                                pa.array(flags)], schema=SCHEMA)
             return
-        # Windows: a permutation of the window ids; the shuffled stream is gathered one row group at a time, so
+        # A permutation of the window ids; the shuffled stream is gathered one row group at a time, so
         # the extra memory is a few index arrays per window (not per pair) and one row group's gather index.
         index_type = np.int32 if self.filled < 2**31 else np.int64
         self.starts[0] = True  # a shard that begins inside a window: its piece is a window of its own
@@ -416,14 +395,14 @@ class ShardWriter:
             flags = position == out_first[window]
             flags[0] = True  # a row group that begins inside a window cuts it
             yield pa.table([pa.array(pairs[source, 0]), pa.array(pairs[source, 1]), pa.array(flags)],
-                           schema=self.schema)
+                           schema=SCHEMA)
 
     def flush(self) -> None:
         if self.filled == 0:
             return
         path = self.directory / f"{self.prefix}{len(self.shards):05d}.parquet"
         try:
-            with pq.ParquetWriter(path, self.schema, compression=self.compression, use_dictionary=False) as writer:
+            with pq.ParquetWriter(path, SCHEMA, compression=self.compression, use_dictionary=False) as writer:
                 for table in self._row_groups():
                     writer.write_table(table, row_group_size=self.row_group_pairs)
         except OSError as error:  # a full disk, mostly
@@ -475,17 +454,16 @@ def write_draw(task: dict) -> dict:
     # The third spawned child of the draw's seed shuffles its shards (iter_pairs uses the first two).
     writer = ShardWriter(task["out_dir"], cfg["pairs_per_shard"], cfg["row_group_pairs"], cfg["compression"],
                          np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2]), task["expected_pairs"],
-                         prefix=f"draw-{draw:05d}-shard-", draw=draw, order=cfg["order"], shuffle=cfg["shuffle"])
-    windows = cfg["order"] == "windows"
+                         prefix=f"draw-{draw:05d}-shard-", draw=draw, shuffle=cfg["shuffle"])
     counters = {"tokens": 0, "retained": 0, "pairs": 0}
     # One bar per draw, on its own line while the draws run side by side.
     with tqdm(total=task["tokens"], unit="tok", unit_scale=True, desc=f"pairs, draw {draw + 1}/{cfg['draws']}",
               position=task["bar"], leave=task["bar"] == 0, dynamic_ncols=True) as progress:
         slices = read_id_slices(task["files"], task["vocab_size"], max(1, cfg["chunk_tokens"]), progress)
-        for targets, contexts, *sizes in iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"],
-                                                    cfg["dynamic_window"], cfg["chunk_tokens"], seed, counters,
-                                                    with_sizes=windows):
-            writer.add(targets, contexts, *sizes)
+        for targets, contexts, sizes in iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"],
+                                                   cfg["dynamic_window"], cfg["chunk_tokens"], seed, counters,
+                                                   with_sizes=True):
+            writer.add(targets, contexts, sizes)
             counters["pairs"] += len(targets)
             progress.set_postfix(pairs=f"{counters['pairs']:,}", refresh=False)
     writer.flush()
@@ -495,95 +473,15 @@ def write_draw(task: dict) -> dict:
     return {"draw": draw, "shards": writer.shards, "bytes": writer.bytes, **counters}
 
 
-# meta.json settings that a pairs/ must share with this run for draws to be added to it.
-SHARED_SETTINGS = ("window", "sample", "seed", "dynamic_window", "draws", "compression", "row_group_pairs",
-                   "pairs_per_shard", "tokens", "vocab_size", "order", "shuffle")
-
-
-def shard_order_of(meta: dict) -> str:
-    """The order of a pairs/ (meta.json's "order"; one written before orders existed is "pairs")."""
-    return meta.get("order", "pairs")
-
-
-def meta_setting(meta: dict, key: str) -> object:
-    """A setting of a meta.json, with the defaults of those written before the setting existed."""
-    if key == "order":
-        return shard_order_of(meta)
-    return meta.get(key, True) if key == "shuffle" else meta.get(key)
-
-
-def parse_draws(spec: str, draws: int) -> list[int]:
-    """The draws of --only-draws ("2,3"), sorted; every draw 0..draws-1 when `spec` is empty."""
-    if not spec.strip():
-        return list(range(draws))
-    try:
-        chosen = sorted({int(item) for item in spec.split(",") if item.strip()})
-    except ValueError:
-        fail(f"--only-draws takes draw numbers separated by commas, e.g. 2,3; got {spec!r}")
-    if not chosen or chosen[0] < 0 or chosen[-1] >= draws:
-        fail(f"--only-draws must name draws in 0..{draws - 1} (--draws {draws}), got {spec!r}")
-    return chosen
-
-
-def read_pairs_meta(pairs_dir: Path, settings: dict) -> dict | None:
+def read_pairs_meta(pairs_dir: Path, settings: dict) -> PairsMeta | None:
     """meta.json of an existing pairs/ that draws can be added to; None when there is no pairs/ yet."""
-    meta_path = pairs_dir / "meta.json"
-    if not meta_path.exists():
+    if not (pairs_dir / "meta.json").exists():
         if pairs_dir.is_dir() and any(pairs_dir.glob("shard-*.parquet")):
             fail(f"{pairs_dir} holds shards but no meta.json: run pairs_dataset.py without --only-draws")
         return None
-    meta = read_json(meta_path, "pairs_dataset.py")
-    for key in SHARED_SETTINGS:
-        if meta_setting(meta, key) != settings[key]:
-            what = "the ids changed since" if key in ("tokens", "vocab_size") else \
-                f"--{key.replace('_', '-')} {meta_setting(meta, key)!r} against {settings[key]!r} now:"
-            fail(f"cannot add draws to {pairs_dir}: {what} it was written ({key}); "
-                 f"run pairs_dataset.py without --only-draws to write every draw anew")
+    meta = PairsMeta.read(pairs_dir)
+    check_settings(meta, settings, pairs_dir)
     return meta
-
-
-def shard_number(name: str) -> int:
-    return int(name.removeprefix("shard-").removesuffix(".parquet"))
-
-
-def pairs_meta(settings: dict, per_draw: dict[int, dict], shards: list[dict], shard_bytes: int) -> dict:
-    """meta.json of a pairs/ holding the draws of `per_draw` ({draw: {"pairs", "retained"}}); null for the others."""
-    listed = [per_draw.get(draw) for draw in range(settings["draws"])]
-    return {
-        "window": settings["window"], "sample": settings["sample"], "seed": settings["seed"],
-        "dynamic_window": settings["dynamic_window"], "tokens": settings["tokens"],
-        "retained_tokens": listed[0]["retained"] if listed[0] else None,
-        "pairs": sum(figures["pairs"] for figures in per_draw.values()), "draws": settings["draws"],
-        "pairs_per_draw": [figures and figures["pairs"] for figures in listed],
-        "retained_per_draw": [figures and figures["retained"] for figures in listed],
-        "shards": shards, "vocab_size": settings["vocab_size"], "compression": settings["compression"],
-        "row_group_pairs": settings["row_group_pairs"], "pairs_per_shard": settings["pairs_per_shard"],
-        "bytes": shard_bytes, "order": shard_order_of(settings), "shuffle": settings["shuffle"],
-    }
-
-
-def remove_draws(pairs_dir: Path, draws: Iterable[int]) -> int:
-    """Delete the shards of `draws` from pairs/ and mark them absent in meta.json; the bytes freed.
-
-    The files go first: an interruption leaves meta.json listing a draw with files missing, which train.py
-    --rolling-draws treats as absent (and removes again), never unlisted shards taking disk unseen.
-    """
-    meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
-    draws = set(draws)
-    freed = 0
-    for shard in meta["shards"]:
-        if shard.get("draw", 0) in draws:
-            path = pairs_dir / shard["file"]
-            if path.exists():
-                freed += path.stat().st_size
-                path.unlink()
-    kept = [shard for shard in meta["shards"] if shard.get("draw", 0) not in draws]
-    per_draw = {draw: {"pairs": pairs, "retained": meta["retained_per_draw"][draw]}
-                for draw, pairs in enumerate(meta["pairs_per_draw"]) if pairs is not None and draw not in draws}
-    kept_bytes = sum((pairs_dir / shard["file"]).stat().st_size for shard in kept
-                     if (pairs_dir / shard["file"]).exists())
-    write_json(pairs_dir / "meta.json", pairs_meta(meta, per_draw, kept, kept_bytes))
-    return freed
 
 
 def remove_stale_staging(pairs_dir: Path) -> None:
@@ -614,8 +512,6 @@ def main(argv: list[str] | None = None) -> dict:
         fail(f"--compression must be one of {', '.join(CODECS)}, got {cfg.compression!r}")
     if cfg.draws < 1:
         fail(f"--draws must be at least 1, got {cfg.draws}")
-    if cfg.order not in ORDERS:
-        fail(f"--order must be windows or pairs, got {cfg.order!r}")
     chosen = parse_draws(cfg.only_draws, cfg.draws)
     adding = bool(cfg.only_draws.strip())
     if adding and cfg.delete_old_first:
@@ -627,13 +523,12 @@ def main(argv: list[str] | None = None) -> dict:
     settings = {"window": cfg.window, "sample": cfg.sample, "seed": cfg.seed, "dynamic_window": cfg.dynamic_window,
                 "draws": cfg.draws, "compression": cfg.compression, "row_group_pairs": cfg.row_group_pairs,
                 "pairs_per_shard": cfg.pairs_per_shard, "tokens": total, "vocab_size": vocab_size,
-                "order": cfg.order, "shuffle": cfg.shuffle}
+                "order": ORDER, "shuffle": cfg.shuffle}
     pairs_dir = data_dir / "pairs"
     existing = read_pairs_meta(pairs_dir, settings) if adding else None
     per_draw: dict[int, dict] = {}  # each draw's pairs and retained tokens, those already in pairs/ included
     if existing is not None:
-        per_draw = {draw: {"pairs": pairs, "retained": existing["retained_per_draw"][draw]}
-                    for draw, pairs in enumerate(existing["pairs_per_draw"]) if pairs is not None}
+        per_draw = existing.per_draw()
         present = sorted(set(chosen) & set(per_draw))
         if present:
             fail(f"{pairs_dir} already holds draw(s) {', '.join(map(str, present))}: leave them out of "
@@ -645,7 +540,7 @@ def main(argv: list[str] | None = None) -> dict:
     old_bytes = 0 if adding else directory_bytes(pairs_dir)
     free = shutil.disk_usage(data_dir).free + (old_bytes if cfg.delete_old_first else 0)
     plan = disk_plan(expected, cfg.compression, cfg.plan_draws or len(chosen), 0 if cfg.delete_old_first else old_bytes,
-                     free, cfg.order)
+                     free)
     if cfg.disk_check:
         check_disk(plan, cfg.compression, data_dir)
     if cfg.delete_old_first and pairs_dir.exists():
@@ -655,9 +550,9 @@ def main(argv: list[str] | None = None) -> dict:
     with (staging_dir(pairs_dir) if adding else atomic_output(pairs_dir, round(plan["new_bytes"]))) as out_dir:
         out_dir.mkdir(parents=True)
         # Shards are numbered on from those already in pairs/, so draws added in order are named as in a full run.
-        taken = [shard["file"] for shard in existing["shards"]] if existing else []
+        taken = [shard["file"] for shard in existing.shards] if existing else []
         taken += [path.name for path in pairs_dir.glob("shard-*.parquet")] if adding else []
-        next_number = max(map(shard_number, taken), default=-1) + 1
+        next_number = max((shard_number(name) for name in taken), default=-1) + 1
         num_proc = max(1, min(cfg.num_proc, len(chosen)))
         tasks = ({"cfg": vars(cfg), "draw": draw, "files": files, "vocab_size": vocab_size, "keep_prob": keep_prob,
                   "out_dir": out_dir, "expected_pairs": int(expected), "tokens": total, "bar": index % num_proc}
@@ -680,10 +575,9 @@ def main(argv: list[str] | None = None) -> dict:
                 (out_dir / shard["file"]).rename(pairs_dir / shard["file"])
             if existing:
                 # Stable sort: every draw's shards together, in draw order, each draw's in its own order.
-                shards = sorted([*existing["shards"], *shards], key=lambda shard: shard["draw"])
-                shard_bytes += existing["bytes"]
-        write_json((pairs_dir if adding else out_dir) / "meta.json",
-                   pairs_meta(settings, per_draw, shards, shard_bytes))
+                shards = sorted([*existing.shards, *shards], key=lambda shard: shard["draw"])
+                shard_bytes += existing.bytes
+        build_meta(settings, per_draw, shards, shard_bytes).write(pairs_dir if adding else out_dir)
     return report.finish(tokens=total, retained_tokens=per_draw[chosen[0]]["retained"], draws=len(chosen),
                          pairs=pairs, shards=written, bytes_per_pair=round(written_bytes / pairs, 3),
                          planned_pairs_per_draw=round(expected), pairs_per_s=round(pairs / max(elapsed, 1e-9)))

@@ -8,9 +8,12 @@
 Epoch e trains on pairs_dataset.py's draw e % draws (its own sub-sampling and windows, as word2vec.c and gensim
 redraw them every epoch); with fewer draws than epochs the draws are reused in turn. One DataLoader reads an
 epoch's whole stream of batches (dataset.py), so shards neither restart its workers nor synchronise the device.
+pairs/meta.json is read through pairs_meta.PairsMeta: a pairs/ written in the retired pair order stops training
+with one line (rebuild it with pairs_dataset.py). `main` sets up (flags, data, device, memory, model, step) and
+hands the epoch loop to `Training`.
 
-MODEL sg (skip-gram) or cbow (the mean of a window's context vectors predicts its target); cbow needs shards that
-keep each window's pairs together (pairs_dataset.py --order windows). The step comes from the table in steps.py,
+MODEL sg (skip-gram) or cbow (the mean of a window's context vectors predicts its target); both read shards that
+keep each window's pairs together (pairs_dataset.py). The step comes from the table in steps.py,
 keyed by model, loss and kernel, which also stops with one line for a combination it has no step for. Kernels:
 window, the numba window kernels (a window's pairs trained together, negatives drawn inside the kernel), CPU only;
 torch, the batched closed-form steps in micro-batches that CUDA runs, negatives drawn on the device by
@@ -23,17 +26,17 @@ the minutes since the last checkpoint; with --threads 1 it ends with the same ve
 Before allocating, the tables, loader buffers and step temporaries are summed and compared with the memory free
 on the device (`memory_plan`); a non-finite loss stops training before anything is written (`check_finite`).
 
-Rolling draws (--rolling-draws), for a corpus whose draws cannot all be on disk at once: before epoch e, draw
-e % draws is written if absent (pairs_dataset.py --only-draws with the settings of pairs/meta.json); while epoch
-e trains, one pairs_dataset.py process writes the next epoch's draw in the background (one core: --num-proc 1);
-at the epoch's end train.py waits for it, checkpoints, and deletes the draws no later epoch reads
-(pairs_dataset.remove_draws, which marks them absent in meta.json). With --draws >= --epochs each draw is read
-once, so two draws are on disk at the peak. The background writer dies with train.py, its failure stops training
-with its error line, and --resume rewrites a draw it left half written. The learning rate schedule needs the
-pairs of all epochs from the start: draws not yet written count their expected pairs (the disk plan's
-`expected_pairs_per_draw`, an upper bound: document edges ignored), so a rolling run decays a little slower
-than a run over the same draws all on disk; the total used is kept in the checkpoint, so --resume keeps the
-schedule. The size of that difference is measured in bench/RESULTS.md ("Rolling draws").
+Rolling draws (--rolling-draws), for a corpus whose draws cannot all be on disk at once: before epoch e, draw e %
+draws is written if absent (pairs_dataset.py --only-draws with the settings of pairs/meta.json); while epoch e
+trains, one pairs_dataset.py process writes the next epoch's draw in the background (one core: --num-proc 1); at the
+epoch's end train.py waits for it, checkpoints, and deletes the draws no later epoch reads (pairs_meta.remove_draws,
+which marks them absent in meta.json): the hooks of `RollingDraws`. With --draws >= --epochs each draw is read once,
+so two draws are on disk at the peak. The background writer dies with train.py, its failure stops training with its
+error line, and --resume rewrites a draw it left half written. The learning rate schedule needs the pairs of all
+epochs from the start: draws not yet written count their expected pairs (the disk plan's `expected_pairs_per_draw`,
+an upper bound: document edges ignored), so a rolling run decays a little slower than a run over the same draws all
+on disk; the total used is kept in the checkpoint, so --resume keeps the schedule. The size of that difference is
+measured in bench/RESULTS.md ("Rolling draws").
 
 Outputs in DATA_DIR/model: vectors.txt and vectors.bin (word2vec formats, gensim loads both), embeddings.npy,
 loss.csv (per batch: the mean loss of a training example, a pair in skip-gram, a window in CBOW), loss.png,
@@ -49,7 +52,9 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import numba
@@ -58,9 +63,10 @@ import torch
 from tqdm import tqdm
 
 from common import (StageReport, at_least, atomic_output, check_flags, default_num_proc, die_with_parent,
-                    fail, load_vocab, parse_config, read_json, require, run)
-from dataset import PairsDataset, draw_pairs
-from pairs_dataset import expected_pairs_per_draw, remove_draws, remove_stale_staging
+                    fail, load_vocab, parse_config, require, run)
+from dataset import PairsDataset
+from pairs_dataset import expected_pairs_per_draw, remove_stale_staging
+from pairs_meta import PairsMeta, draw_pairs, draws_on_disk, pairs_dataset_argv, remove_draws
 from vectors_io import save_word2vec_binary, save_word2vec_text
 from steps import choose_kernel, make_step, micro_batched
 from word2vec import SkipGram, huffman_for, nearest_neighbours
@@ -76,7 +82,7 @@ MIN_LR_FRACTION = 0.0001  # floor of the decay, as word2vec.c
 INIT_RANGE = 0.0  # input rows start uniform in +-INIT_RANGE/dim; 0: the model's default, DEFAULT_INIT_RANGE (sg 0.5 as word2vec.c, cbow 1.0 as gensim 4; measured, bench/RESULTS.md)
 SEED = 1  # seeds the initial vectors, the shard order and the negatives
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
-MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word; needs pairs_dataset.py --order windows)
+MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word)
 KERNEL = "auto"  # training step (steps.py's table): window (the numba window kernels, a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), auto (window on CPU, torch on CUDA); numba is an alias of window, so old command lines run
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
 LOSS_EVERY = 16  # window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
@@ -117,17 +123,9 @@ def batch_seed(seed: int, epoch: int, batch: int) -> int:
     return int(state) & (2**63 - 1)
 
 
-def draws_on_disk(pairs_dir: Path) -> set[int]:
-    """Draws that meta.json lists with every shard file present (a deletion cut short leaves files missing)."""
-    meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
-    listed = {draw for draw, pairs in enumerate(meta["pairs_per_draw"]) if pairs is not None}
-    missing = {int(shard.get("draw", 0)) for shard in meta["shards"] if not (pairs_dir / shard["file"]).exists()}
-    return listed - missing
-
-
-def schedule_pairs(meta: dict, counts: np.ndarray, epochs: int, rolling: bool) -> int:
+def schedule_pairs(meta: PairsMeta, counts: np.ndarray, epochs: int, rolling: bool) -> int:
     """Pairs of all epochs for the learning rate schedule; a rolling run counts absent draws' expected pairs."""
-    n_draws = int(meta.get("draws", 1))
+    n_draws = meta.draws
     if not rolling:
         pairs_per_draw = draw_pairs(meta)
         absent = [draw for draw in sorted({epoch % n_draws for epoch in range(epochs)}) if not pairs_per_draw[draw]]
@@ -135,28 +133,16 @@ def schedule_pairs(meta: dict, counts: np.ndarray, epochs: int, rolling: bool) -
             fail(f"pairs/ holds no shards of draw {absent[0]}: write it with pairs_dataset.py --only-draws "
                  f"{','.join(map(str, absent))}, or train with --rolling-draws")
         return sum(pairs_per_draw[epoch % n_draws] for epoch in range(epochs))
-    listed = meta.get("pairs_per_draw") or draw_pairs(meta)
     expected = None
     total = 0
     for epoch in range(epochs):
-        pairs = listed[epoch % n_draws]
+        pairs = meta.pairs_per_draw[epoch % n_draws]
         if pairs is None:
             if expected is None:
-                expected = round(expected_pairs_per_draw(counts, meta["window"], meta["sample"],
-                                                         meta.get("dynamic_window", True)))
+                expected = round(expected_pairs_per_draw(counts, meta.window, meta.sample, meta.dynamic_window))
             pairs = expected
         total += int(pairs)
     return total
-
-
-def pairs_dataset_argv(data_dir: Path, meta: dict, draw: int) -> list[str]:
-    """pairs_dataset.py's flags that write draw `draw` into data_dir/pairs as a full run with meta's settings."""
-    return ["--data-dir", str(data_dir), "--only-draws", str(draw), "--num-proc", "1",
-            "--draws", str(meta["draws"]), "--window", str(meta["window"]), "--sample", repr(float(meta["sample"])),
-            "--seed", str(meta["seed"]), "--compression", meta["compression"],
-            "--pairs-per-shard", str(meta["pairs_per_shard"]), "--row-group-pairs", str(meta["row_group_pairs"]),
-            "--dynamic-window" if meta.get("dynamic_window", True) else "--no-dynamic-window",
-            "--order", meta.get("order", "pairs"), "--shuffle" if meta.get("shuffle", True) else "--no-shuffle"]
 
 
 class DrawWriter:
@@ -164,7 +150,7 @@ class DrawWriter:
 
     def __init__(self, data_dir: Path, draw: int, log_dir: Path):
         self.data_dir, self.draw = Path(data_dir), draw
-        meta = read_json(self.data_dir / "pairs" / "meta.json", "pairs_dataset.py")
+        meta = PairsMeta.read(self.data_dir / "pairs")
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"pairs-draw-{draw}.log"
         script = Path(__file__).resolve().parent / "pairs_dataset.py"
@@ -203,17 +189,69 @@ class DrawWriter:
             shutil.rmtree(self.data_dir / "pairs" / f".draws.tmp-{self.process.pid}", ignore_errors=True)
 
 
-def drop_finished_draws(pairs_dir: Path, next_epoch: int, epochs: int, n_draws: int) -> list[int]:
-    """Delete the draws on disk that no epoch from `next_epoch` on reads; the draws deleted."""
-    needed = {epoch % n_draws for epoch in range(next_epoch, epochs)}
-    finished = sorted(draws_on_disk(pairs_dir) - needed)
-    meta = read_json(pairs_dir / "meta.json", "pairs_dataset.py")
-    # A draw listed with files missing (a deletion cut short) is finished off too.
-    listed = {draw for draw, pairs in enumerate(meta["pairs_per_draw"]) if pairs is not None}
-    broken = sorted(listed - draws_on_disk(pairs_dir))
-    if finished or broken:
-        remove_draws(pairs_dir, finished + broken)
-    return finished
+class RollingDraws:
+    """--rolling-draws: the hooks of the epoch loop that keep two draws on disk (see the module docstring).
+
+    before_epoch writes the epoch's draw if absent and starts the background writer of the next one; check stops
+    training as soon as that writer fails; after_epoch waits for it (before the epoch's checkpoint, so a failed
+    writer stops training first); drop_finished deletes the draws no later epoch reads (after the checkpoint);
+    close kills a writer still running (its half-written draw is rewritten by --resume). Without --rolling-draws
+    (active False) every hook does nothing.
+    """
+
+    def __init__(self, data_dir: Path, epochs: int, n_draws: int, progress: tqdm, active: bool = True):
+        self.data_dir, self.pairs_dir, self.log_dir = data_dir, data_dir / "pairs", data_dir / "model"
+        self.epochs, self.n_draws, self.progress, self.active = epochs, n_draws, progress, active
+        self.writer: DrawWriter | None = None  # the background writer of the next epoch's draw
+
+    def before_epoch(self, epoch: int) -> None:
+        """The epoch's draw on disk (written now if absent), the next epoch's writer started."""
+        if not self.active:
+            return
+        remove_stale_staging(self.pairs_dir)  # a writer killed with an earlier train.py left its shards there
+        self.drop_finished(epoch)
+        draw = epoch % self.n_draws
+        if draw not in draws_on_disk(self.pairs_dir):
+            self.progress.write(f"writing draw {draw} for epoch {epoch + 1} (pairs_dataset.py --only-draws {draw})")
+            DrawWriter(self.data_dir, draw, self.log_dir).wait()
+        following = (epoch + 1) % self.n_draws
+        if epoch + 1 < self.epochs and following != draw and following not in draws_on_disk(self.pairs_dir):
+            self.writer = DrawWriter(self.data_dir, following, self.log_dir)
+
+    def check(self) -> None:
+        """Stop training with the background writer's error line as soon as it failed."""
+        if self.writer is not None:
+            self.writer.check()
+
+    def after_epoch(self, epoch: int) -> None:
+        """Wait for the next epoch's draw at the epoch's end, showing the wait."""
+        if self.writer is None:
+            return
+        waited = time.perf_counter()
+        if not self.writer.check():
+            self.progress.set_postfix(epoch=epoch + 1, waiting=f"draw {self.writer.draw} being written")
+            self.writer.wait()
+        self.progress.write(f"epoch {epoch + 1} waited {time.perf_counter() - waited:.1f} s for draw "
+                            f"{self.writer.draw}")
+        self.writer = None
+
+    def drop_finished(self, next_epoch: int) -> list[int]:
+        """Delete the draws on disk that no epoch from `next_epoch` on reads; the draws deleted."""
+        if not self.active:
+            return []
+        needed = {epoch % self.n_draws for epoch in range(next_epoch, self.epochs)}
+        on_disk = draws_on_disk(self.pairs_dir)
+        finished = sorted(on_disk - needed)
+        # A draw listed with files missing (a deletion cut short) is finished off too.
+        broken = sorted(PairsMeta.read(self.pairs_dir).listed_draws() - on_disk)
+        if finished or broken:
+            remove_draws(self.pairs_dir, finished + broken)
+        return finished
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.kill()
+            self.writer = None
 
 
 def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.device, table_entries: int,
@@ -245,7 +283,7 @@ def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.devic
     if micro_batched(kernel):
         micro = min(batch, cfg.micro_batch) if cfg.micro_batch > 0 else batch
         # gathered u and v, grad_u and grad_v (float32 rows), ~6 float32 and 2 int64 values per output row
-        # (scores, labels, sigma, g, ids...), and the int64 target ids. The window steps (shards of order windows)
+        # (scores, labels, sigma, g, ids...), and the int64 target ids. The window steps
         # hold less: u and grad_u per padded context (1.67 per pair on text8 at 8,192, bench/RESULTS.md) but v and
         # grad_v per window (6 pairs each), so 2 * 1.67 + 2 * outputs / 6 rows per pair, not 2 + 2 * outputs.
         plan["step temporaries"] = micro * (2 * dim * 4 + 2 * outputs * dim * 4 + outputs * (6 * 4 + 2 * 8) + 8)
@@ -396,180 +434,223 @@ def plot_loss(path: Path, loss_rows: list, example: str = "pair") -> None:
     plt.close(figure)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(__file__, globals(), argv)
+def settle_flags(cfg) -> None:
+    """Stop with one line on a flag out of range; --lr 0 and --init-range 0 take the model's own."""
     check_flags(cfg, epochs=at_least(1), dim=at_least(1), batch_size=at_least(1), negatives=at_least(0),
-                lr=at_least(0), init_range=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0), threads=at_least(1),
-                loss_every=at_least(1), micro_batch=at_least(0), hs_micro_batch=at_least(0), num_workers=at_least(0),
-                stop_after_batches=at_least(0), checkpoint_minutes=at_least(0), check_rows=at_least(1))
-    if cfg.loss == "hs":  # from here on cfg.micro_batch is the one the torch step uses
-        cfg.micro_batch = cfg.hs_micro_batch
-    data_dir = Path(cfg.data_dir)
-    report = StageReport("train", data_dir)
-    model_dir = data_dir / "model"
-    meta = read_json(data_dir / "pairs" / "meta.json", "pairs_dataset.py")
-    words, counts = load_vocab(data_dir)
+                lr=at_least(0), init_range=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0),
+                threads=at_least(1), loss_every=at_least(1), micro_batch=at_least(0), hs_micro_batch=at_least(0),
+                num_workers=at_least(0), stop_after_batches=at_least(0), checkpoint_minutes=at_least(0),
+                check_rows=at_least(1))
     if cfg.loss not in ("ns", "hs"):
         fail(f"--loss must be ns or hs, not {cfg.loss!r}")
     if cfg.model not in MODELS:
         fail(f"--model must be sg or cbow, not {cfg.model!r}")
     cfg.lr = cfg.lr or DEFAULT_LR[cfg.model]
     cfg.init_range = cfg.init_range or DEFAULT_INIT_RANGE[cfg.model]
-    order = meta.get("order", "pairs")  # meta.json from before orders: pairs shuffled one by one
-    if cfg.model == "cbow" and order != "windows":
-        fail(f"--model cbow needs each window's pairs together, but {data_dir / 'pairs'} is of order {order}: "
-             f"write it with pairs_dataset.py --order windows")
-    hs = cfg.loss == "hs"
-    # HS draws no negatives; its Huffman tree is built once from the counts and kept beside vocab.json.
+
+
+def step_micro_batch(cfg) -> int:
+    """The torch step's micro-batch: --hs-micro-batch with hierarchical softmax, else --micro-batch."""
+    return cfg.hs_micro_batch if cfg.loss == "hs" else cfg.micro_batch
+
+
+def step_config(cfg) -> SimpleNamespace:
+    """cfg as the steps read it, micro_batch the loss's own (`step_micro_batch`); cfg itself, the config the user
+    set and the checkpoint records, is left as it is."""
+    return SimpleNamespace(**{**vars(cfg), "micro_batch": step_micro_batch(cfg)})
+
+
+@dataclass
+class TrainingData:
+    """What training reads besides the shards: pairs/meta.json, the vocabulary, and the loss's table or tree."""
+
+    meta: PairsMeta
+    words: list[str]
+    counts: np.ndarray
+    tree: HuffmanTree | None  # hierarchical softmax: the Huffman tree, kept beside vocab.json
+    table: np.ndarray | None  # negative sampling: the unigram table, copy-on-write mapped
+
+
+def load_data(data_dir: Path, loss: str) -> TrainingData:
+    """pairs/meta.json (one line for a pairs/ of the retired pair order), vocab.json, and the unigram table (ns) or
+    the Huffman tree (hs); one line naming the stage to run for what is missing or stale."""
+    meta = PairsMeta.read(data_dir / "pairs")
+    words, counts = load_vocab(data_dir)
+    hs = loss == "hs"
     table_path = None if hs else require(data_dir / "unigram_table.npy", "unigram_table.py")
     tree = huffman_for(data_dir, counts) if hs else None
-    if meta.get("vocab_size", len(words)) != len(words):
+    if meta.vocab_size not in (None, len(words)):
         fail("pairs/ was made from another vocabulary than vocab.json: run pairs_dataset.py again")
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    table = None if hs else np.load(table_path, mmap_mode="c")  # "c": torch.as_tensor warns on read-only maps
+    return TrainingData(meta, words, counts, tree, table)
+
+
+def pick_device(name: str, threads: int) -> torch.device:
+    """--device (CUDA when available for ""), with the CPU threads numba and torch may use."""
+    device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         fail("--device cuda asked for, but torch sees no CUDA device")
-    on_cpu = device.type == "cpu"
-    kernel = choose_kernel(cfg.kernel, device, cfg.model, cfg.loss)
-    numba.set_num_threads(max(1, min(cfg.threads, numba.config.NUMBA_NUM_THREADS)))
-    torch.set_num_threads(max(1, cfg.threads))
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    torch.set_num_threads(max(1, threads))
+    return device
 
-    n_draws = max(1, int(meta.get("draws", 1)))
-    if n_draws < cfg.epochs:
-        print(f"pairs/ holds {n_draws} draw(s) for {cfg.epochs} epochs: epoch e reads draw e % {n_draws} "
-              f"(pairs_dataset.py --draws {cfg.epochs} gives every epoch its own)"
-              + (": rolling draws keep each on disk until its last epoch" if cfg.rolling_draws else ""))
-    # The learning rate decays over the pairs of all epochs; draws differ a little in size.
-    total_pairs = schedule_pairs(meta, counts, cfg.epochs, cfg.rolling_draws)
-    table = None if hs else np.load(table_path, mmap_mode="c")  # "c": torch.as_tensor warns on read-only maps
-    needed, available = check_memory(len(words), cfg, kernel, device, 0 if hs else len(table),
-                                     tree.max_len if hs else 0, int(meta.get("row_group_pairs", cfg.batch_size)))
-    print(f"memory: {_size(needed)} needed on {device.type}, {_size(available)} available; kernel {kernel}")
 
-    model = SkipGram(len(words), cfg.dim, seed=cfg.seed, words=words, loss=cfg.loss,
-                     init_range=cfg.init_range).to(device)
-    position = {"epoch": 0, "epoch_batches": 0, "pairs_done": 0, "batches": 0, "train_s": 0.0}
-    loss_rows: list = []
-    checkpoint_path = model_dir / "checkpoint.pt"
-    if cfg.resume:
-        position, loss_rows = load_checkpoint(checkpoint_path, cfg, model)
-        print(f"resuming at epoch {position['epoch'] + 1}, batch {position['epoch_batches'] + 1}, "
-              f"{position['pairs_done']:,} pairs done")
-        # The schedule the run began with (a rolling run's counted draws not yet written at their expected size).
-        total_pairs = position.setdefault("total_pairs", total_pairs)
-    position["total_pairs"] = total_pairs
+def start_position(cfg, model: SkipGram, checkpoint_path: Path, total_pairs: int) -> tuple[dict, list]:
+    """Where training starts, with the loss rows so far: the checkpoint's place with --resume (and the schedule
+    the run began with: a rolling run's draws not yet written counted at their expected size), else the start."""
+    if not cfg.resume:
+        return {"epoch": 0, "epoch_batches": 0, "pairs_done": 0, "batches": 0, "train_s": 0.0,
+                "total_pairs": total_pairs}, []
+    position, loss_rows = load_checkpoint(checkpoint_path, cfg, model)
+    print(f"resuming at epoch {position['epoch'] + 1}, batch {position['epoch_batches'] + 1}, "
+          f"{position['pairs_done']:,} pairs done")
+    position.setdefault("total_pairs", total_pairs)
+    return position, loss_rows
 
-    unigram = None if hs else torch.as_tensor(np.asarray(table), device=device)
-    step = make_step(cfg.loss, kernel, model, cfg, tree, unigram)
 
-    batches_this_run, checkpoints, stopped_early = 0, 0, False
-    last_checkpoint = clock()
-    progress = tqdm(total=total_pairs, initial=position["pairs_done"], unit="pair", unit_scale=True,
-                    desc="train", smoothing=0.05)
+class Training:
+    """The epoch loop: each batch through the step at the scheduled learning rate, the position in the epoch's
+    stream, the loss rows, the checkpoints (every CHECKPOINT_MINUTES and at every epoch's end) and the rolling
+    draws' hooks."""
 
-    def checkpoint_now() -> None:
-        nonlocal checkpoints, last_checkpoint, segment_started
-        position["train_s"] += time.perf_counter() - segment_started
-        save_checkpoint(checkpoint_path, model, position, loss_rows, cfg)
-        checkpoints += 1
-        last_checkpoint, segment_started = clock(), time.perf_counter()
+    def __init__(self, cfg, data: TrainingData, model: SkipGram, step: Step, kernel: str, device: torch.device,
+                 position: dict, loss_rows: list):
+        self.cfg, self.data, self.model, self.step, self.kernel = cfg, data, model, step, kernel
+        self.device, self.position, self.loss_rows = device, position, loss_rows
+        self.data_dir = Path(cfg.data_dir)
+        self.checkpoint_path = self.data_dir / "model" / "checkpoint.pt"
+        self.checkpoints = self.batches_this_run = 0
+        self.last_checkpoint = clock()
+        self.progress = tqdm(total=position["total_pairs"], initial=position["pairs_done"], unit="pair",
+                             unit_scale=True, desc="train", smoothing=0.05)
+        self.rolling = RollingDraws(self.data_dir, cfg.epochs, data.meta.draws, self.progress, cfg.rolling_draws)
+        self.segment_started = time.perf_counter()
 
-    pairs_dir = data_dir / "pairs"
-    writer: DrawWriter | None = None  # the background writer of the next epoch's draw (rolling draws)
+    def run(self) -> bool:
+        """Train from the position on to the last epoch; True when --stop-after-batches stopped it first."""
+        try:  # the bar closed first, so an error line stands on a line of its own
+            for epoch in range(self.position["epoch"], self.cfg.epochs):
+                self.rolling.before_epoch(epoch)
+                if self.train_epoch(epoch):
+                    return self.position["epoch"] < self.cfg.epochs
+            return False
+        finally:
+            self.rolling.close()
+            self.progress.close()
 
-    def prepare_draws(epoch: int) -> None:
-        """Rolling draws: the epoch's draw on disk (written now if absent), the next one's writer started."""
-        nonlocal writer
-        remove_stale_staging(pairs_dir)  # a writer killed with an earlier train.py left its shards there
-        drop_finished_draws(pairs_dir, epoch, cfg.epochs, n_draws)
-        draw = epoch % n_draws
-        if draw not in draws_on_disk(pairs_dir):
-            progress.write(f"writing draw {draw} for epoch {epoch + 1} (pairs_dataset.py --only-draws {draw})")
-            DrawWriter(data_dir, draw, model_dir).wait()
-        following = (epoch + 1) % n_draws
-        if epoch + 1 < cfg.epochs and following != draw and following not in draws_on_disk(pairs_dir):
-            writer = DrawWriter(data_dir, following, model_dir)
-
-    def finish_draw(epoch: int) -> None:
-        """Rolling draws: wait for the next draw's writer at the epoch's end, showing the wait."""
-        nonlocal writer
-        if writer is None:
-            return
-        waited = time.perf_counter()
-        if not writer.check():
-            progress.set_postfix(epoch=epoch + 1, waiting=f"draw {writer.draw} being written")
-            writer.wait()
-        progress.write(f"epoch {epoch + 1} waited {time.perf_counter() - waited:.1f} s for draw {writer.draw}")
-        writer = None
-
-    segment_started = time.perf_counter()
-    try:  # the bar closed first, so an error line stands on a line of its own
-        for epoch in range(position["epoch"], cfg.epochs):
-            if cfg.rolling_draws:
-                prepare_draws(epoch)
-            dataset = PairsDataset(data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
-                                   epoch=epoch, table=table, draw_negatives=False,
-                                   start_batch=position["epoch_batches"])
-            epoch_length = len(dataset.stream_workers(cfg.num_workers))  # batches in the epoch's stream
-            loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
-                                                 pin_memory=not on_cpu)
-            for target, context, negatives, window_starts in loader:
-                n_pairs = int(target.shape[0])
-                lr_start = learning_rate(cfg, position["pairs_done"], total_pairs)
-                lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, total_pairs)
-                loss = step(target, context, negatives, window_starts, lr_start, lr_end,
-                            batch_seed(cfg.seed, epoch, position["epoch_batches"]))
-                if not math.isfinite(loss):
-                    diverged(loss, epoch, position["epoch_batches"], kernel, lr_start, cfg)
-                if writer is not None:
-                    writer.check()  # a failed writer stops training now, not at the epoch's end
-                position["pairs_done"] += n_pairs
-                position["batches"] += 1
-                position["epoch_batches"] += 1
-                batches_this_run += 1
-                # per training example: a pair in skip-gram, a window (one prediction of its target) in CBOW
-                examples = window_starts.shape[0] - 1 if cfg.model == "cbow" else n_pairs
-                loss_rows.append([position["batches"], epoch + 1, position["pairs_done"], round(lr_start, 7),
-                                  round(loss / max(1, examples), 5)])
-                progress.update(n_pairs)
-                progress.set_postfix(epoch=epoch + 1, loss=f"{loss / max(1, examples):.3f}", lr=f"{lr_start:.5f}")
-                stopped_early = bool(cfg.stop_after_batches) and batches_this_run >= cfg.stop_after_batches
-                due = cfg.checkpoint_minutes and clock() - last_checkpoint >= 60 * cfg.checkpoint_minutes
-                # The epoch's last batch is followed by the end-of-epoch checkpoint: not two in a row.
-                if (stopped_early or due) and position["epoch_batches"] < epoch_length:
-                    checkpoint_now()
-                if stopped_early:
-                    break
-            del loader  # its workers end before the next epoch's start
-            if not stopped_early or position["epoch_batches"] == epoch_length:
-                finish_draw(epoch)
-                position["epoch"], position["epoch_batches"] = epoch + 1, 0
-                checkpoint_now()
-                if cfg.rolling_draws:
-                    drop_finished_draws(pairs_dir, epoch + 1, cfg.epochs, n_draws)
-            if stopped_early:
+    def train_epoch(self, epoch: int) -> bool:
+        """The epoch's batches from the position on, its end checkpointed; True when stopped early."""
+        cfg, position = self.cfg, self.position
+        dataset = PairsDataset(self.data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
+                               epoch=epoch, table=self.data.table,
+                               draw_negatives=False,
+                               start_batch=position["epoch_batches"])
+        epoch_length = len(dataset.stream_workers(cfg.num_workers))  # batches in the epoch's stream
+        loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
+                                             pin_memory=self.device.type != "cpu")
+        stopped = False
+        for batch in loader:
+            self.train_batch(epoch, *batch)
+            stopped = bool(cfg.stop_after_batches) and self.batches_this_run >= cfg.stop_after_batches
+            due = cfg.checkpoint_minutes and clock() - self.last_checkpoint >= 60 * cfg.checkpoint_minutes
+            # The epoch's last batch is followed by the end-of-epoch checkpoint: not two in a row.
+            if (stopped or due) and position["epoch_batches"] < epoch_length:
+                self.checkpoint()
+            if stopped:
                 break
-    finally:
-        if writer is not None:  # stopped early or failed: its half-written draw is rewritten by --resume
-            writer.kill()
-        progress.close()
+        del loader  # its workers end before the next epoch's start
+        if not stopped or position["epoch_batches"] == epoch_length:
+            self.rolling.after_epoch(epoch)
+            position["epoch"], position["epoch_batches"] = epoch + 1, 0
+            self.checkpoint()
+            self.rolling.drop_finished(epoch + 1)
+        return stopped
 
-    if stopped_early and position["epoch"] < cfg.epochs:
-        print(f"stopped after {batches_this_run} batch(es); continue with --resume")
-        return {"stopped": True, "position": position, "checkpoints": checkpoints}
-    check_finite(model, "vectors")
-    write_outputs(model_dir, words, model, loss_rows, "window" if cfg.model == "cbow" else "pair")
+    def train_batch(self, epoch: int, target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
+                    window_starts: torch.Tensor) -> None:
+        cfg, position = self.cfg, self.position
+        n_pairs = int(target.shape[0])
+        lr_start = learning_rate(cfg, position["pairs_done"], position["total_pairs"])
+        lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, position["total_pairs"])
+        loss = self.step(target, context, negatives, window_starts, lr_start, lr_end,
+                         batch_seed(cfg.seed, epoch, position["epoch_batches"]))
+        if not math.isfinite(loss):
+            diverged(loss, epoch, position["epoch_batches"], self.kernel, lr_start, step_config(cfg))
+        self.rolling.check()  # a failed writer stops training now, not at the epoch's end
+        position["pairs_done"] += n_pairs
+        position["batches"] += 1
+        position["epoch_batches"] += 1
+        self.batches_this_run += 1
+        # per training example: a pair in skip-gram, a window (one prediction of its target) in CBOW
+        examples = max(1, window_starts.shape[0] - 1 if cfg.model == "cbow" else n_pairs)
+        self.loss_rows.append([position["batches"], epoch + 1, position["pairs_done"], round(lr_start, 7),
+                               round(loss / examples, 5)])
+        self.progress.update(n_pairs)
+        self.progress.set_postfix(epoch=epoch + 1, loss=f"{loss / examples:.3f}", lr=f"{lr_start:.5f}")
+
+    def checkpoint(self) -> None:
+        self.position["train_s"] += time.perf_counter() - self.segment_started
+        save_checkpoint(self.checkpoint_path, self.model, self.position, self.loss_rows, self.cfg)
+        self.checkpoints += 1
+        self.last_checkpoint, self.segment_started = clock(), time.perf_counter()
+
+
+def print_neighbours(words: list[str], model: SkipGram, wanted: list[str]) -> None:
     vocabulary = set(words)
-    known = [word for word in cfg.neighbour_words if word in vocabulary]
+    known = [word for word in wanted if word in vocabulary]
     for word, found in nearest_neighbours(words, model.input.weight.detach().cpu(), known, 8).items():
         print(f"  {word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in found))
+
+
+def run_figures(cfg, training: Training, device: torch.device, needed: int, available: int) -> dict:
+    """The stats of a finished run: the settings it trained with (as the user set them) and its rates."""
+    meta, position, loss_rows = training.data.meta, training.position, training.loss_rows
+    torch_step, hs = training.kernel == "torch", cfg.loss == "hs"
     train_s = max(position["train_s"], 1e-9)
-    return report.finish(
-        device=str(device), model=cfg.model, order=order, shuffled=meta.get("shuffle", True), kernel=kernel, micro_batch=cfg.micro_batch if micro_batched(kernel) else None,
-        epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(words), pairs=position["pairs_done"], loss=cfg.loss,
-        train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),
-        corpus_words_per_s=round(meta["tokens"] * cfg.epochs / train_s),
-        final_loss=loss_rows[-1][4] if loss_rows else None, checkpoints=checkpoints,
+    return dict(
+        device=str(device), model=cfg.model, order=meta.order, shuffled=meta.shuffle, kernel=training.kernel,
+        micro_batch=cfg.micro_batch if torch_step and not hs else None,
+        hs_micro_batch=cfg.hs_micro_batch if torch_step and hs else None,
+        epochs=cfg.epochs, dim=cfg.dim, vocab_size=len(training.data.words), pairs=position["pairs_done"],
+        loss=cfg.loss, train_s=round(train_s, 2), pairs_per_s=round(position["pairs_done"] / train_s),
+        corpus_words_per_s=round(meta.tokens * cfg.epochs / train_s),
+        final_loss=loss_rows[-1][4] if loss_rows else None, checkpoints=training.checkpoints,
         memory_needed_mb=round(needed / 1e6, 1), memory_available_mb=round(available / 1e6, 1))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(__file__, globals(), argv)
+    settle_flags(cfg)
+    data_dir = Path(cfg.data_dir)
+    report = StageReport("train", data_dir)
+    data = load_data(data_dir, cfg.loss)
+    device = pick_device(cfg.device, cfg.threads)
+    kernel = choose_kernel(cfg.kernel, device, cfg.model, cfg.loss)
+    if data.meta.draws < cfg.epochs:
+        print(f"pairs/ holds {data.meta.draws} draw(s) for {cfg.epochs} epochs: epoch e reads draw e % "
+              f"{data.meta.draws} (pairs_dataset.py --draws {cfg.epochs} gives every epoch its own)"
+              + (": rolling draws keep each on disk until its last epoch" if cfg.rolling_draws else ""))
+    # The learning rate decays over the pairs of all epochs; draws differ a little in size.
+    total_pairs = schedule_pairs(data.meta, data.counts, cfg.epochs, cfg.rolling_draws)
+    needed, available = check_memory(len(data.words), step_config(cfg), kernel, device,
+                                     0 if data.table is None else len(data.table),
+                                     data.tree.max_len if data.tree else 0, data.meta.row_group_pairs or cfg.batch_size)
+    print(f"memory: {_size(needed)} needed on {device.type}, {_size(available)} available; kernel {kernel}")
+
+    model = SkipGram(len(data.words), cfg.dim, seed=cfg.seed, words=data.words, loss=cfg.loss,
+                     init_range=cfg.init_range).to(device)
+    position, loss_rows = start_position(cfg, model, data_dir / "model" / "checkpoint.pt", total_pairs)
+    unigram = None if data.table is None else torch.as_tensor(np.asarray(data.table), device=device)
+    step = make_step(cfg.loss, kernel, model, step_config(cfg), data.tree, unigram)
+    training = Training(cfg, data, model, step, kernel, device, position, loss_rows)
+    if training.run():
+        print(f"stopped after {training.batches_this_run} batch(es); continue with --resume")
+        return {"stopped": True, "position": position, "checkpoints": training.checkpoints}
+
+    check_finite(model, "vectors")
+    write_outputs(data_dir / "model", data.words, model, loss_rows, "window" if cfg.model == "cbow" else "pair")
+    print_neighbours(data.words, model, cfg.neighbour_words)
+    return report.finish(**run_figures(cfg, training, device, needed, available))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 import dataset
 import pairs_dataset
 from common import StageError
-from dataset import PairsDataset, draw_pairs, draw_shards, epoch_shards, shard_order
+from dataset import PairsDataset
+from pairs_meta import PairsMeta, draw_pairs, draw_shards, epoch_shards, shard_order
 
 REPO = Path(__file__).resolve().parent.parent
 SHARD_PAIRS = [2500, 1700, 1000, 333]  # as pairs_dataset.py writes them: every shard full but the last
@@ -26,18 +27,20 @@ TABLE_SHARES = np.array([0.5, 0.25, 0.15, 0.1])  # of a 1000-entry table over a 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    """Shards whose pair k is (k, k + 1): a pair is known by its target. Plus vocab.json and a unigram table."""
+    """Shards whose pair k is (k, k + 1): a pair is known by its target, and is a window of its own. Plus
+    vocab.json and a unigram table."""
     pairs_dir = tmp_path / "pairs"
     pairs_dir.mkdir()
     shards, start = [], 0
     for i, n in enumerate(SHARD_PAIRS):
         target = np.arange(start, start + n, dtype=np.int32)
-        table = pa.table({"target": target, "context": target + 1})
+        table = pa.table({"target": target, "context": target + 1, "window_start": np.ones(n, dtype=bool)})
         pq.write_table(table, pairs_dir / f"shard-{i:05d}.parquet", row_group_size=ROW_GROUP,
                        compression="lz4", use_dictionary=False)
         shards.append({"file": f"shard-{i:05d}.parquet", "pairs": n})
         start += n
-    (pairs_dir / "meta.json").write_text(json.dumps({"pairs": TOTAL, "shards": shards, "vocab_size": TOTAL + 1}))
+    (pairs_dir / "meta.json").write_text(json.dumps({"pairs": TOTAL, "shards": shards, "vocab_size": TOTAL + 1,
+                                                     "order": "windows"}))
     np.save(tmp_path / "unigram_table.npy", np.repeat(np.arange(4, dtype=np.int32), (TABLE_SHARES * 1000).astype(int)))
     (tmp_path / "vocab.json").write_text(json.dumps({"words": [f"w{i}" for i in range(TOTAL + 1)],
                                                      "counts": [1] * (TOTAL + 1)}))
@@ -115,13 +118,13 @@ def test_epoch_reads_its_draw_every_pair_once(tmp_path, num_workers):
     np.save(tmp_path / "unigram_table.npy", np.arange(50, dtype=np.int32))
     pairs_dataset.main(["--data-dir", str(tmp_path), "--window", "3", "--sample", "1e-2", "--draws", "3",
                         "--pairs-per-shard", "1500", "--row-group-pairs", "400"])
-    meta = json.loads((tmp_path / "pairs" / "meta.json").read_text())
+    meta = PairsMeta.read(tmp_path / "pairs")
     shards_of = draw_shards(meta)
     assert [len(shards) for shards in shards_of] == [len(shards_of[0])] * 3 and len(shards_of[0]) > 2
-    assert draw_pairs(meta) == meta["pairs_per_draw"]
+    assert draw_pairs(meta) == meta.pairs_per_draw
 
     def pairs(files) -> np.ndarray:
-        tables = [pq.read_table(tmp_path / "pairs" / meta["shards"][i]["file"]) for i in files]
+        tables = [pq.read_table(tmp_path / "pairs" / meta.shards[i]["file"]) for i in files]
         stacked = np.concatenate([np.stack([t.column("target").to_numpy(), t.column("context").to_numpy()], 1)
                                   for t in tables])
         return stacked[np.lexsort(stacked.T[::-1])]
@@ -132,18 +135,20 @@ def test_epoch_reads_its_draw_every_pair_once(tmp_path, num_workers):
         assert ds.shards == [shards_of[draw][i] for i in shard_order(4, epoch, len(shards_of[draw]))]
         batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
         got = rows(batches)[:, :2]
-        assert ds.num_pairs == len(got) == meta["pairs_per_draw"][draw]
+        assert ds.num_pairs == len(got) == meta.pairs_per_draw[draw]
         assert np.array_equal(got[np.lexsort(got.T[::-1])], pairs(shards_of[draw]))
     assert not np.array_equal(pairs(shards_of[0]), pairs(shards_of[1]))
 
 
 def test_meta_without_draws_is_one_draw(data_dir):
-    meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
-    assert "draws" not in meta and draw_shards(meta) == [[0, 1, 2, 3]] and draw_pairs(meta) == [TOTAL]
+    raw = json.loads((data_dir / "pairs" / "meta.json").read_text())
+    meta = PairsMeta.read(data_dir / "pairs")
+    assert "draws" not in raw and draw_shards(meta) == [[0, 1, 2, 3]] and draw_pairs(meta) == [TOTAL]
+    assert meta.draws == 1 and meta.pairs_per_draw == [TOTAL] and meta.shuffle is True
     assert epoch_shards(meta, 5, 7) == shard_order(5, 7, 4)
-    bad = {**meta, "shards": [{**shard, "draw": 1} for shard in meta["shards"]]}
+    bad = {**raw, "shards": [{**shard, "draw": 1} for shard in raw["shards"]]}
     with pytest.raises(StageError, match="is of draw 1, but there are 1 draws"):
-        draw_shards(bad)
+        draw_shards(PairsMeta.from_dict(bad))
 
 
 def test_same_arguments_same_batches(data_dir):
@@ -227,17 +232,16 @@ def window_flag(k: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def windows_dir(data_dir: Path) -> Path:
-    """data_dir's shards (pair k = (k, k + 1)) with a window_start column, meta.json of order windows."""
+    """data_dir's shards (pair k = (k, k + 1)) with windows of 1 to 7 pairs (`window_flag`)."""
     meta_path = data_dir / "pairs" / "meta.json"
     meta = json.loads(meta_path.read_text())
     for shard in meta["shards"]:
         path = data_dir / "pairs" / shard["file"]
         table = pq.read_table(path)
         target = table.column("target").to_numpy()
-        table = table.append_column("window_start", pa.array(window_flag(target)))
+        table = table.set_column(table.schema.get_field_index("window_start"), "window_start",
+                                 pa.array(window_flag(target)))
         pq.write_table(table, path, row_group_size=ROW_GROUP, compression="lz4", use_dictionary=False)
-    meta["order"] = "windows"
-    meta_path.write_text(json.dumps(meta))
     return data_dir
 
 
@@ -254,7 +258,7 @@ def expected_window_starts(target: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_window_starts_of_order_windows_cut_at_batch_and_row_group_edges(windows_dir, num_workers):
     ds = PairsDataset(windows_dir, batch_size=333, negatives=2, seed=3)
-    assert ds.order == "windows"
+    assert ds.meta.order == "windows"
     batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
     assert np.array_equal(np.sort(torch.cat([b[0] for b in batches]).numpy()), np.arange(TOTAL))
     cut_by_batch = 0
@@ -265,7 +269,7 @@ def test_window_starts_of_order_windows_cut_at_batch_and_row_group_edges(windows
     assert cut_by_batch > 3  # batch edges inside windows were exercised
 
 
-def test_window_starts_of_order_pairs_are_every_pair(data_dir):
+def test_window_starts_of_one_pair_windows_are_every_pair(data_dir):
     for target, _, _, window_starts in PairsDataset(data_dir, batch_size=777, negatives=1):
         assert np.array_equal(window_starts.numpy(), np.arange(len(target) + 1))
 
@@ -286,8 +290,9 @@ def test_resume_inside_a_cut_window_gives_the_same_batches(windows_dir, num_work
 
 
 def test_order_windows_without_the_column_is_one_line(data_dir):
+    path = data_dir / "pairs" / "shard-00002.parquet"
+    pq.write_table(pq.read_table(path).drop_columns(["window_start"]), path, row_group_size=ROW_GROUP)
     meta_path = data_dir / "pairs" / "meta.json"
-    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "order": "windows"}))
     with pytest.raises(StageError) as error:
         PairsDataset(data_dir, shards=[2, 1])
     assert str(error.value) == (f"{data_dir / 'pairs' / 'shard-00002.parquet'} has no window_start column, but "
@@ -295,3 +300,20 @@ def test_order_windows_without_the_column_is_one_line(data_dir):
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "order": "sorted"}))
     with pytest.raises(StageError, match=r"^pairs/meta.json: unknown order 'sorted': run pairs_dataset.py again$"):
         PairsDataset(data_dir)
+
+
+@pytest.mark.parametrize("order", ["pairs", None])
+def test_a_pairs_dir_of_the_retired_pair_order_is_one_line_rebuild_it(data_dir, order):
+    # an old pairs/: written in pair order ("order" "pairs"), or before orders existed (no "order": pair order)
+    meta_path = data_dir / "pairs" / "meta.json"
+    meta = {key: value for key, value in json.loads(meta_path.read_text()).items() if key != "order"}
+    meta_path.write_text(json.dumps(meta if order is None else {**meta, "order": order}))
+    with pytest.raises(StageError) as error:
+        PairsDataset(data_dir)
+    assert str(error.value) == (f"{data_dir / 'pairs'} was written in pair order, which this version no longer "
+                                f"reads: rebuild it with pairs_dataset.py")
+    assert "\n" not in str(error.value)
+    result = subprocess.run([sys.executable, str(REPO / "dataset.py"), "--data-dir", str(data_dir)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == f"error: {error.value}"

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pairs_dataset
+import pairs_meta
 from common import StageError
 from pairs_dataset import iter_pairs, keep_probabilities, subsample, window_pairs
 
@@ -421,19 +422,17 @@ def fake_free_space(monkeypatch, free_bytes: int) -> None:
                         lambda path: usage(path)._replace(free=int(free_bytes)))
 
 
-def planned_bytes(data_dir: Path, draws: int, compression: str = "lz4", window: int = 5,
-                  order: str = "windows") -> float:
+def planned_bytes(data_dir: Path, draws: int, compression: str = "lz4", window: int = 5) -> float:
     counts = np.asarray(json.loads((data_dir / "vocab.json").read_text())["counts"])
     keep = pairs_dataset.keep_probabilities(counts, 0)
     return pairs_dataset.expected_pairs_bound(counts, keep, window, True) * draws * \
-        pairs_dataset.plan_bytes_per_pair(compression, order)
+        pairs_dataset.plan_bytes_per_pair(compression)
 
 
 def test_disk_plan_refuses_with_one_line_naming_the_flags(tmp_path, monkeypatch, capsys):
     write_corpus(tmp_path, [np.arange(600) % 30] * 5)  # 3,000 tokens: bound 18,000 pairs a draw
     need = planned_bytes(tmp_path, draws=2)
-    assert need == 3000 * 6 * 2 * 5.3  # order windows (the default), lz4
-    assert planned_bytes(tmp_path, draws=2, order="pairs") == 3000 * 6 * 2 * 7.8
+    assert need == 3000 * 6 * 2 * 5.3  # lz4
     fake_free_space(monkeypatch, need - 1)
     with pytest.raises(StageError) as refused:
         run_stage(tmp_path, "--sample", "0", "--draws", "2")
@@ -575,7 +574,7 @@ def test_remove_draws_then_add_them_back(tmp_path):
     full = json.loads((tmp_path / "full" / "pairs" / "meta.json").read_text())
     pairs_dir = tmp_path / "rolled" / "pairs"
     before = sum(p.stat().st_size for p in pairs_dir.glob("shard-*.parquet"))
-    freed = pairs_dataset.remove_draws(pairs_dir, [0, 2])
+    freed = pairs_meta.remove_draws(pairs_dir, [0, 2])
     meta = json.loads((pairs_dir / "meta.json").read_text())
     assert freed == before - sum(p.stat().st_size for p in pairs_dir.glob("shard-*.parquet")) > 0
     assert {s["draw"] for s in meta["shards"]} == {1, 3} and meta["retained_tokens"] is None
@@ -633,8 +632,7 @@ def brute_force_windows(docs: list, window: int) -> list[tuple[int, tuple[int, .
 def test_order_windows_keeps_each_window_whole_and_flags_its_start(tmp_path):
     docs = [[0, 1, 2, 3], [4, 5], [6], [7, 8, 9, 7, 7, 1, 2]]  # a lone token, repeated targets side by side
     write_corpus(tmp_path, docs)
-    run_stage(tmp_path, "--window", "2", "--sample", "0", "--no-dynamic-window", "--draws", "1",
-              "--order", "windows")
+    run_stage(tmp_path, "--window", "2", "--sample", "0", "--no-dynamic-window", "--draws", "1")
     meta = json.loads((tmp_path / "pairs" / "meta.json").read_text())
     assert meta["order"] == "windows"
     (pairs, starts), = read_windowed(tmp_path, "shard-00000.parquet")
@@ -645,60 +643,51 @@ def test_order_windows_keeps_each_window_whole_and_flags_its_start(tmp_path):
     assert got != brute_force_windows(docs, 2)
 
 
-def test_order_windows_has_the_pairs_of_order_pairs_shard_by_shard(tmp_path):
+def test_order_windows_has_the_streams_pairs_shard_by_shard_cut_only_at_row_groups(tmp_path):
     rng = np.random.default_rng(21)
     docs = [rng.integers(0, 60, size=k) for k in rng.integers(1, 50, size=80)]
-    flags = ["--window", "4", "--sample", "1e-2", "--draws", "2", "--pairs-per-shard", "1500",
-             "--row-group-pairs", "400", "--seed", "5"]
-    for order in ("windows", "pairs"):
-        write_corpus(tmp_path / order, docs)
-        run_stage(tmp_path / order, *flags, "--order", order)
-    meta_windows, by_windows = read_shards(tmp_path / "windows", draw=None)
-    meta_pairs, by_pairs = read_shards(tmp_path / "pairs", draw=None)
-    assert meta_pairs["order"] == "pairs" and meta_windows["order"] == "windows"
-    assert meta_windows["shards"] == meta_pairs["shards"] and len(by_pairs) >= 4
-    for shard, windows, pairs in zip(meta_pairs["shards"], by_windows, by_pairs):
-        assert as_multiset(windows) == as_multiset(pairs), shard  # the same pairs in every shard
-        assert pq.ParquetFile(tmp_path / "pairs" / "pairs" / shard["file"]).schema_arrow.names == \
-            ["target", "context"]
-        groups = read_windowed(tmp_path / "windows", shard["file"])
-        assert [len(p) for p, _ in groups] == [min(400, shard["pairs"] - i) for i in range(0, shard["pairs"], 400)]
-        for pairs_rg, starts in groups:
-            assert starts[0]  # a row group (or shard) edge inside a window cuts it: the piece is a window
-            split_windows(pairs_rg, starts)  # every flagged run is one target's
-    # the draw's stream, windows whole but for the cuts at row group edges: at most one extra window per edge
+    write_corpus(tmp_path, docs)
+    run_stage(tmp_path, "--window", "4", "--sample", "1e-2", "--draws", "2", "--pairs-per-shard", "1500",
+              "--row-group-pairs", "400", "--seed", "5")
+    meta, by_windows = read_shards(tmp_path, draw=None)
+    assert meta["order"] == "windows" and len(by_windows) >= 4
     for draw in (0, 1):
-        shards = [s["file"] for s in meta_windows["shards"] if s["draw"] == draw]
-        groups = [g for name in shards for g in read_windowed(tmp_path / "windows", name)]
+        stream, window_first = stream_of_draw(docs, 60, 4, 1e-2, 5, draw)
+        shards = [(shard, pairs) for shard, pairs in zip(meta["shards"], by_windows) if shard["draw"] == draw]
+        offsets = np.cumsum([0] + [shard["pairs"] for shard, _ in shards])
+        groups = []
+        for (shard, pairs), first in zip(shards, offsets):
+            # every shard holds the next pairs_per_shard pairs of the stream, shuffled by window
+            assert as_multiset(pairs) == as_multiset(stream[first:first + shard["pairs"]]), shard
+            shard_groups = read_windowed(tmp_path, shard["file"])
+            assert [len(p) for p, _ in shard_groups] == \
+                [min(400, shard["pairs"] - i) for i in range(0, shard["pairs"], 400)]
+            for pairs_rg, starts in shard_groups:
+                assert starts[0]  # a row group (or shard) edge inside a window cuts it: the piece is a window
+                split_windows(pairs_rg, starts)  # every flagged run is one target's
+            groups += shard_groups
+        # the draw's stream, windows whole but for the cuts at row group edges: at most one extra window per edge
         runs = sum(int(starts.sum()) for _, starts in groups)
-        # the stream's windows: from iter_pairs' sizes for the same seed (its pairs are checked equal above)
-        slices = [(np.concatenate(docs).astype(np.int32),
-                   np.repeat(np.arange(len(docs)), [len(d) for d in docs]))]
-        counts = np.bincount(np.concatenate(docs), minlength=60)
-        sizes = np.concatenate([s for _, _, s in iter_pairs(
-            slices, pairs_dataset.keep_probabilities(counts, 1e-2), 4, 1e-2, True, 10**6,
-            pairs_dataset.draw_seed(5, draw), with_sizes=True)])
-        whole = int((sizes > 0).sum())
+        whole = int(window_first.sum())
         assert whole <= runs <= whole + len(groups) - 1
 
 
-def test_order_refusals(tmp_path):
+def test_a_pairs_dir_of_the_retired_pair_order_is_refused_with_one_line(tmp_path):
     add_corpus(tmp_path)
-    with pytest.raises(StageError, match=r"^--order must be windows or pairs, got 'shuffled'$"):
-        run_stage(tmp_path, *ADD_FLAGS, "--order", "shuffled")
-    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "0", "--order", "pairs")
-    with pytest.raises(StageError) as error:  # one pairs/ never mixes orders across its draws
-        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1", "--order", "windows")
-    assert str(error.value) == (f"cannot add draws to {tmp_path / 'pairs'}: --order 'pairs' against 'windows' now: "
-                                f"it was written (order); run pairs_dataset.py without --only-draws to write every "
-                                f"draw anew")
-    # a meta.json from before orders is of order pairs: draws of order pairs join it
+    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "0")
+    with pytest.raises(SystemExit):  # the flag is gone
+        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1", "--order", "pairs")
     meta_path = tmp_path / "pairs" / "meta.json"
     meta = json.loads(meta_path.read_text())
-    del meta["order"]
-    meta_path.write_text(json.dumps(meta))
-    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1", "--order", "pairs")
-    assert json.loads(meta_path.read_text())["order"] == "pairs"
+    # written in pair order: "order" "pairs", or no "order" at all (before orders existed)
+    for old in ({**meta, "order": "pairs"}, {key: value for key, value in meta.items() if key != "order"}):
+        meta_path.write_text(json.dumps(old))
+        with pytest.raises(StageError) as error:
+            run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1")
+        assert str(error.value) == (f"{tmp_path / 'pairs'} was written in pair order, which this version no longer "
+                                    f"reads: rebuild it with pairs_dataset.py")
+    run_stage(tmp_path, *ADD_FLAGS)  # rebuilt
+    assert json.loads(meta_path.read_text())["order"] == "windows"
 
 
 # --- --no-shuffle: text order, as word2vec.c and gensim train ------------------------------------------------------
@@ -717,31 +706,27 @@ def stream_of_draw(docs: list, vocab_size: int, window: int, sample: float, seed
     return pairs, flags
 
 
-@pytest.mark.parametrize("order", ["windows", "pairs"])
-def test_no_shuffle_writes_the_stream_in_text_order(tmp_path, order):
+def test_no_shuffle_writes_the_stream_in_text_order(tmp_path):
     from dataset import PairsDataset
     rng = np.random.default_rng(31)
     docs = [rng.integers(0, 60, size=k) for k in rng.integers(1, 50, size=80)]
     write_corpus(tmp_path, docs)
     run_stage(tmp_path, "--window", "4", "--sample", "1e-2", "--draws", "2", "--pairs-per-shard", "1500",
-              "--row-group-pairs", "400", "--seed", "5", "--order", order, "--no-shuffle")
+              "--row-group-pairs", "400", "--seed", "5", "--no-shuffle")
     meta = json.loads((tmp_path / "pairs" / "meta.json").read_text())
-    assert meta["shuffle"] is False and meta["order"] == order
+    assert meta["shuffle"] is False and meta["order"] == "windows"
     for draw in (0, 1):
         expected, window_first = stream_of_draw(docs, 60, 4, 1e-2, 5, draw)
         names = [s["file"] for s in meta["shards"] if s["draw"] == draw]
         assert len(names) >= 3
         _, shards = read_shards(tmp_path, draw)
         assert np.array_equal(np.concatenate(shards), expected)  # shards in file order = the stream, pair by pair
-        if order == "windows":
-            flags = np.concatenate([starts for name in names for _, starts in read_windowed(tmp_path, name)])
-            # the windows' first pairs, and the first pair of every row group (an edge inside a window cuts it)
-            edges = np.zeros(len(expected), dtype=bool)
-            for first in np.cumsum([0] + [s["pairs"] for s in meta["shards"] if s["draw"] == draw][:-1]):
-                edges[first:first + 1500:400] = True
-            assert np.array_equal(flags, window_first | edges)
-        else:
-            assert pq.ParquetFile(tmp_path / "pairs" / names[0]).schema_arrow.names == ["target", "context"]
+        flags = np.concatenate([starts for name in names for _, starts in read_windowed(tmp_path, name)])
+        # the windows' first pairs, and the first pair of every row group (an edge inside a window cuts it)
+        edges = np.zeros(len(expected), dtype=bool)
+        for first in np.cumsum([0] + [s["pairs"] for s in meta["shards"] if s["draw"] == draw][:-1]):
+            edges[first:first + 1500:400] = True
+        assert np.array_equal(flags, window_first | edges)
         # the reader keeps it: every epoch of this draw reads its shards in file order
         for epoch in (draw, draw + 2):
             batches = list(PairsDataset(tmp_path, batch_size=700, seed=epoch + 3, epoch=epoch,
@@ -751,7 +736,7 @@ def test_no_shuffle_writes_the_stream_in_text_order(tmp_path, order):
     # the same pairs as the shuffled run's, shard by shard
     write_corpus(tmp_path / "shuffled", docs)
     run_stage(tmp_path / "shuffled", "--window", "4", "--sample", "1e-2", "--draws", "2", "--pairs-per-shard",
-              "1500", "--row-group-pairs", "400", "--seed", "5", "--order", order)
+              "1500", "--row-group-pairs", "400", "--seed", "5")
     shuffled_meta, shuffled = read_shards(tmp_path / "shuffled", draw=None)
     assert shuffled_meta["shuffle"] is True
     _, text = read_shards(tmp_path, draw=None)

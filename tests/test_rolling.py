@@ -16,6 +16,7 @@ import pytest
 import pairs_dataset
 import train
 from common import StageError
+from pairs_meta import PairsMeta
 from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
 
 PAIRS_FLAGS = ["--window", "4", "--sample", "0", "--pairs-per-shard", "20000", "--row-group-pairs", "20000",
@@ -163,17 +164,17 @@ def test_failing_background_writer_stops_training_with_its_line(rolling_data, mo
 
 
 def test_schedule_counts_expected_pairs_of_absent_draws(full_data, rolling_data):
-    meta = json.loads((rolling_data / "pairs" / "meta.json").read_text())
+    meta = PairsMeta.read(rolling_data / "pairs")
     _, counts = train.load_vocab(rolling_data, with_words=False)
     expected = round(pairs_dataset.expected_pairs_per_draw(counts, 4, 0.0, True))
     assert expected == 600 * 15 * 5  # sample 0: every token retained, (window + 1) pairs each
-    written = meta["pairs_per_draw"][0]
+    written = meta.pairs_per_draw[0]
     assert train.schedule_pairs(meta, counts, 5, rolling=True) == 2 * written + 3 * expected  # draws 0 1 2 0 1
     with pytest.raises(StageError, match=r"^pairs/ holds no shards of draw 1: write it with pairs_dataset.py "
                                          r"--only-draws 1,2, or train with --rolling-draws$"):
         train.schedule_pairs(meta, counts, 3, rolling=False)
-    full_meta = json.loads((full_data / "pairs" / "meta.json").read_text())
-    assert train.schedule_pairs(full_meta, counts, 3, rolling=False) == sum(full_meta["pairs_per_draw"])
+    full_meta = PairsMeta.read(full_data / "pairs")
+    assert train.schedule_pairs(full_meta, counts, 3, rolling=False) == sum(full_meta.pairs_per_draw)
 
 
 def test_plan_draws_counts_two_draws_on_disk(rolling_data, capsys):

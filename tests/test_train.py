@@ -396,13 +396,26 @@ def test_model_refusals(data):
     train.main(args + ["--stop-after-batches", "1"])
     with pytest.raises(StageError, match=r"^checkpoint was trained with --model sg, not cbow$"):
         train.main(args + ["--model", "cbow", "--resume"])
-    # cbow needs windows: shards of order pairs are refused before anything is read
+
+
+@pytest.mark.parametrize("model", ["sg", "cbow"])
+def test_a_pairs_dir_of_the_retired_pair_order_is_refused_with_one_line(data, model):
+    # an old pairs/: written in pair order ("order" "pairs"), or before orders existed (no "order": pair order)
+    data_dir, _, _ = data
     meta_path = data_dir / "pairs" / "meta.json"
-    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "order": "pairs"}))
-    with pytest.raises(StageError) as error:
-        train.main(args + ["--model", "cbow"])
-    assert str(error.value) == (f"--model cbow needs each window's pairs together, but {data_dir / 'pairs'} is of "
-                                f"order pairs: write it with pairs_dataset.py --order windows")
+    meta = {key: value for key, value in json.loads(meta_path.read_text()).items() if key != "order"}
+    line = (f"{data_dir / 'pairs'} was written in pair order, which this version no longer reads: rebuild it with "
+            f"pairs_dataset.py")
+    for old in ({**meta, "order": "pairs"}, meta):
+        meta_path.write_text(json.dumps(old))
+        for rolling in ([], ["--rolling-draws"]):
+            with pytest.raises(StageError) as error:
+                train.main(["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--model", model, *rolling])
+            assert str(error.value) == line
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--data-dir", str(data_dir), "--epochs", "1",
+                             *TRAIN_ARGS], capture_output=True, text=True)
+    assert result.returncode != 0 and result.stderr.strip().splitlines()[-1] == f"error: {line}"
+    assert not (data_dir / "model").exists()
 
 
 def test_make_step_names_the_steps_there_are():
@@ -416,14 +429,19 @@ def test_make_step_names_the_steps_there_are():
                                 f"(there are: {built})")
 
 
-def test_rolling_draws_write_the_order_of_the_pairs():
-    meta = {"draws": 3, "window": 5, "sample": 1e-4, "seed": 1, "compression": "lz4", "pairs_per_shard": 10,
-            "row_group_pairs": 5}
-    assert train.pairs_dataset_argv(Path("d"), {**meta, "order": "windows"}, 2)[-3:] == \
-        ["--order", "windows", "--shuffle"]
-    assert train.pairs_dataset_argv(Path("d"), meta, 2)[-3:] == ["--order", "pairs", "--shuffle"]  # meta before orders
-    assert train.pairs_dataset_argv(Path("d"), {**meta, "order": "windows", "shuffle": False}, 2)[-3:] == \
-        ["--order", "windows", "--no-shuffle"]
+def test_rolling_draws_write_a_draw_with_the_settings_of_meta_json():
+    import pairs_dataset
+    from pairs_meta import PairsMeta
+    meta = {"shards": [], "draws": 3, "window": 5, "sample": 1e-4, "seed": 1, "compression": "zstd",
+            "pairs_per_shard": 10, "row_group_pairs": 5, "order": "windows", "dynamic_window": False}
+    for shuffle in (True, False):
+        argv = train.pairs_dataset_argv(Path("d"), PairsMeta.from_dict({**meta, "shuffle": shuffle}), 2)
+        cfg = pairs_dataset.parse_config(pairs_dataset.__file__, vars(pairs_dataset), argv)
+        assert (cfg.only_draws, cfg.num_proc, cfg.draws, cfg.window, cfg.sample, cfg.seed, cfg.compression,
+                cfg.pairs_per_shard, cfg.row_group_pairs, cfg.dynamic_window, cfg.shuffle) == \
+            ("2", 1, 3, 5, 1e-4, 1, "zstd", 10, 5, False, shuffle)
+    # a meta.json from before "shuffle" was shuffled
+    assert train.pairs_dataset_argv(Path("d"), PairsMeta.from_dict(meta), 2)[-1] == "--shuffle"
 
 
 def test_check_finite_finds_a_nan_in_any_block(monkeypatch):
@@ -468,12 +486,27 @@ def test_loss_csv_is_per_training_example(data, model):
 def test_hs_takes_its_own_micro_batch(data):
     # every Huffman path starts at the root, so hs's torch step sums a micro-batch's stale gradients on the top
     # nodes: it has its own, smaller micro-batch (HS_MICRO_BATCH), whatever --micro-batch says
-    data_dir, _, _ = data
-    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "torch", "--stop-after-batches", "1"]
     assert train.MICRO_BATCH == 8192 and train.HS_MICRO_BATCH == 1024
     for extra, expected in (([], 8192), (["--loss", "hs"], 1024),
                             (["--loss", "hs", "--hs-micro-batch", "512", "--micro-batch", "4096"], 512)):
-        train.main(args + extra)
+        cfg = train.parse_config(train.__file__, vars(train), extra)
+        assert train.step_micro_batch(cfg) == train.step_config(cfg).micro_batch == expected, extra
+
+
+def test_the_config_recorded_is_the_config_the_user_set(data):
+    # the checkpoint's config and the stats name the micro-batches the user set, not the one the step uses
+    data_dir, _, _ = data
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "torch"]
+    for extra, figures_expected in (([], {"micro_batch": 4096, "hs_micro_batch": None}),
+                                    (["--loss", "hs"], {"micro_batch": None, "hs_micro_batch": 512})):
+        stopped = train.main(args + extra + ["--micro-batch", "4096", "--hs-micro-batch", "512",
+                                             "--stop-after-batches", "1"])
+        assert stopped["stopped"]
         checkpoint = data_dir / "model" / "checkpoint.pt"
-        assert torch.load(checkpoint, weights_only=False)["config"]["micro_batch"] == expected, extra
+        saved = torch.load(checkpoint, weights_only=False)["config"]
+        assert (saved["micro_batch"], saved["hs_micro_batch"]) == (4096, 512), extra
+        figures = train.main(args + extra + ["--micro-batch", "4096", "--hs-micro-batch", "512", "--resume"])
+        assert {key: figures[key] for key in figures_expected} == figures_expected, extra
+        saved = json.loads((data_dir / "stats" / "train.json").read_text())
+        assert {key: saved[key] for key in figures_expected} == figures_expected, extra
         checkpoint.unlink()
