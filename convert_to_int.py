@@ -45,8 +45,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import (StageReport, WorkerPool, at_least, atomic_output, check_flags, default_num_proc, fail, parse_config,
-                    parts, run, scratch_path, write_vocab)
+from common import (StageReport, at_least, atomic_output, check_flags, fail, parse_config, parts, run, scratch_path,
+                    write_vocab)
+from workers import WorkerPool, default_num_proc
 
 DATA_DIR = "data"  # where stage outputs live
 MIN_COUNT = 5  # keep words seen at least this many times in the corpus

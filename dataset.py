@@ -42,7 +42,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from common import StageReport, at_least, check_flags, die_with_parent, fail, load_vocab, parse_config, require, run
+from common import StageReport, at_least, check_flags, fail, load_vocab, parse_config, require, run
+from workers import die_with_parent
 from pairs_meta import PairsMeta, epoch_shards, shard_number
 
 DATA_DIR = "data"  # where stage outputs live

@@ -84,8 +84,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import (StageReport, WorkerPool, at_least, atomic_output, check_flags, default_num_proc, fail, load_vocab,
-                    parse_config, parts, remove_dead_temporaries, run, scratch_path)
+from common import (StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, parts,
+                    remove_dead_temporaries, run, scratch_path)
+from workers import WorkerPool, default_num_proc
 from pairs_meta import ORDER, PairsMeta, build_meta, check_settings, parse_draws, shard_number
 
 DATA_DIR = "data"  # where stage outputs live

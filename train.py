@@ -62,14 +62,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import (StageReport, at_least, atomic_output, check_flags, default_num_proc, die_with_parent,
-                    fail, load_vocab, parse_config, require, run)
+from common import StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, require, run
+from workers import default_num_proc, die_with_parent
 from dataset import PairsDataset
 from pairs_dataset import expected_pairs_per_draw, remove_stale_staging
 from pairs_meta import PairsMeta, draw_pairs, draws_on_disk, pairs_dataset_argv, remove_draws
 from vectors_io import save_word2vec_binary, save_word2vec_text
-from steps import choose_kernel, make_step, micro_batched
-from word2vec import SkipGram, huffman_for, nearest_neighbours
+from steps import Step, choose_kernel, make_step, micro_batched
+from word2vec import HuffmanTree, SkipGram, huffman_for, nearest_neighbours
 
 DATA_DIR = "data"  # where stage outputs live
 EPOCHS = 5  # passes over the pairs; epoch e reads pairs_dataset.py's draw e mod its --draws

@@ -4,7 +4,6 @@ import functools
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path

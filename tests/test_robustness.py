@@ -46,7 +46,7 @@ def test_pool_workers_die_when_the_parent_is_sigkilled(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import os, sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from common import WorkerPool
+        from workers import WorkerPool
 
         def report_and_block(item):
             print(os.getpid(), flush=True)
@@ -69,8 +69,8 @@ def test_pool_workers_die_when_the_parent_is_sigkilled(tmp_path):
 
 def test_die_with_parent_ends_a_worker_whose_parent_already_died(tmp_path):
     # The race: the parent died before the worker set PR_SET_PDEATHSIG; the worker sees another parent.
-    done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import common; "
-                           "common.die_with_parent(1 if common.os.getppid() != 1 else 2); print('alive')", str(ROOT)],
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import workers; "
+                           "workers.die_with_parent(1 if workers.os.getppid() != 1 else 2); print('alive')", str(ROOT)],
                           capture_output=True, text=True)
     assert done.returncode == -signal.SIGKILL and done.stdout == ""
 
