@@ -36,6 +36,18 @@ def score_gradient(scores: torch.Tensor, labels: torch.Tensor, used: torch.Tenso
     return loss, torch.where(used, (labels - sigma) * lr, 0.0)
 
 
+def negative_sampling_block(t: torch.Tensor, negatives: torch.Tensor, dtype: torch.dtype
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(output rows [W, 1 + K], labels, live) of negative sampling for windows with targets t [W] and negatives
+    [W, K]: the target's row (label 1), then its negatives (label 0; one equal to the target is not live)."""
+    out_ids = torch.cat([t[:, None], negatives.long()], dim=1)
+    labels = torch.zeros(out_ids.shape, device=t.device, dtype=dtype)
+    labels[:, 0] = 1.0
+    live = out_ids != t[:, None]
+    live[:, 0] = True
+    return out_ids, labels, live
+
+
 def window_chunks(window_starts: torch.Tensor, micro_batch: int) -> list[tuple[int, int]]:
     """(first window, end window) of each micro-batch: about micro_batch pairs each, cut at window edges only.
 
@@ -66,15 +78,18 @@ def _window_means(input_w: torch.Tensor, context: torch.Tensor, window_starts: t
     return h, window_of_pair, sizes
 
 
-def cbow_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
-                    negatives: torch.Tensor, lr_start: float, lr_end: float, micro_batch: int = 0) -> float:
-    """Closed-form batched CBOW negative-sampling step (for CUDA); returns the summed loss (over windows).
+def _cbow_torch(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Tensor, context: torch.Tensor,
+                window_starts: torch.Tensor, micro_batch: int, output_block, lr_start: float, lr_end: float,
+                skip_saturated: bool) -> float:
+    """The CBOW update of both torch steps; output_block(first, end, t) gives the micro-batch's (output rows [W, R]
+    long, labels [W, R], live [W, R] bool) for its windows first..end and their targets t, or None when no window
+    has an output row.
 
-    negatives: [W, K], one set per window. Micro-batches of about micro_batch pairs, cut at window edges
-    (`window_chunks`); within one, every window reads the tables as they were at its start and the summed
-    gradients are added once (index_add_). A negative equal to its target is skipped, as in cbow_step_cpu.
+    h, the mean of a window's context rows, is scored against its output rows; dL/dh is added undivided to every
+    context row, as word2vec.c does. In a micro-batch every window reads the tables as they were at its start and
+    the summed gradients are added once (index_add_); the learning rate is the micro-batch's, by its middle pair.
+    Returns the loss summed over windows.
     """
-    input_w, output_w = model.input.weight.data, model.output.weight.data
     n_pairs = target.shape[0]
     total_loss = torch.zeros((), device=input_w.device, dtype=torch.float64)
     window_starts = window_starts.to(input_w.device)
@@ -83,21 +98,37 @@ def cbow_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor
         p0, p1 = int(starts[0]), int(starts[-1])
         lr = lr_start + (lr_end - lr_start) * ((p0 + p1) / 2 / max(1, n_pairs))
         c = context[p0:p1].long()
-        h, window_of_pair, _ = _window_means(input_w, c, starts - p0)
         t = target[starts[:-1]].long()
-        out_ids = torch.cat([t[:, None], negatives[first:end].long()], dim=1)  # [w, 1 + K]
+        block = output_block(first, end, t)
+        if block is None:
+            continue
+        out_ids, labels, live = block
+        h, window_of_pair, _ = _window_means(input_w, c, starts - p0)
         v = output_w[out_ids]
         scores = torch.bmm(v, h.unsqueeze(2)).squeeze(2)
-        labels = torch.zeros_like(scores)
-        labels[:, 0] = 1.0
-        used = torch.ones_like(scores, dtype=torch.bool)
-        used[:, 1:] = out_ids[:, 1:] != t[:, None]
-        loss, g = score_gradient(scores, labels, used, lr, skip_saturated=False)
+        loss, g = score_gradient(scores, labels, live, lr, skip_saturated)
         total_loss += loss
         grad_h = torch.bmm(g.unsqueeze(1), v).squeeze(1)
         output_w.index_add_(0, out_ids.reshape(-1), (g.unsqueeze(2) * h.unsqueeze(1)).reshape(-1, h.shape[1]))
         input_w.index_add_(0, c, grad_h[window_of_pair])
     return float(total_loss)
+
+
+def cbow_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
+                    negatives: torch.Tensor, lr_start: float, lr_end: float, micro_batch: int = 0) -> float:
+    """Closed-form batched CBOW negative-sampling step (for CUDA); returns the summed loss (over windows).
+
+    negatives: [W, K], one set per window. Micro-batches of about micro_batch pairs, cut at window edges
+    (`window_chunks`). A negative equal to its target is skipped, as in cbow_step_cpu.
+    """
+    input_w, output_w = model.input.weight.data, model.output.weight.data
+    negatives = negatives.to(input_w.device)
+
+    def output_block(first: int, end: int, t: torch.Tensor):
+        return negative_sampling_block(t, negatives[first:end], input_w.dtype)
+
+    return _cbow_torch(input_w, output_w, target, context, window_starts, micro_batch, output_block, lr_start,
+                       lr_end, skip_saturated=False)
 
 
 def cbow_hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
@@ -109,31 +140,18 @@ def cbow_hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Ten
     """
     input_w, inner_w = model.input.weight.data, model.inner.weight.data
     paths, codes, lengths = tree.tensors(input_w.device)
-    n_pairs = target.shape[0]
-    total_loss = torch.zeros((), device=input_w.device, dtype=torch.float64)
-    window_starts = window_starts.to(input_w.device)
-    for first, end in window_chunks(window_starts, micro_batch):
-        starts = window_starts[first:end + 1]
-        p0, p1 = int(starts[0]), int(starts[-1])
-        lr = lr_start + (lr_end - lr_start) * ((p0 + p1) / 2 / max(1, n_pairs))
-        c = context[p0:p1].long()
-        t = target[starts[:-1]].long()
+
+    def output_block(first: int, end: int, t: torch.Tensor):
         path_len = lengths[t]
         width = int(path_len.max())
         if width == 0:
-            continue
-        h, window_of_pair, _ = _window_means(input_w, c, starts - p0)
+            return None
         nodes = paths[t, :width].long()
         labels = 1.0 - codes[t, :width].to(input_w.dtype)
-        on_path = torch.arange(width, device=input_w.device) < path_len[:, None]
-        v = inner_w[nodes]
-        scores = torch.bmm(v, h.unsqueeze(2)).squeeze(2)
-        loss, g = score_gradient(scores, labels, on_path, lr, skip_saturated=True)
-        total_loss += loss
-        grad_h = torch.bmm(g.unsqueeze(1), v).squeeze(1)
-        inner_w.index_add_(0, nodes.reshape(-1), (g.unsqueeze(2) * h.unsqueeze(1)).reshape(-1, h.shape[1]))
-        input_w.index_add_(0, c, grad_h[window_of_pair])
-    return float(total_loss)
+        return nodes, labels, torch.arange(width, device=t.device) < path_len[:, None]
+
+    return _cbow_torch(input_w, inner_w, target, context, window_starts, micro_batch, output_block, lr_start,
+                       lr_end, skip_saturated=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -225,12 +243,7 @@ def sg_window_step_torch(model: SkipGram, target: torch.Tensor, context: torch.T
     negatives = negatives.to(input_w.device)
 
     def output_block(first: int, end: int, t: torch.Tensor, width: int):
-        out_ids = torch.cat([t[:, None], negatives[first:end].long()], dim=1)  # [W, 1 + K]
-        labels = torch.zeros(out_ids.shape, device=t.device, dtype=input_w.dtype)
-        labels[:, 0] = 1.0
-        live = out_ids != t[:, None]
-        live[:, 0] = True
-        return out_ids, labels, live
+        return negative_sampling_block(t, negatives[first:end], input_w.dtype)
 
     plan = _window_plan(window_starts, micro_batch)
     return _sg_window_torch(input_w, output_w, target, context, window_starts, plan, output_block, lr_start, lr_end,

@@ -9,11 +9,11 @@ from matplotlib.patches import FancyBboxPatch
 # (script, what it does, file it writes under data/)
 STAGES = [
     ("prep.py", "clean + tokenise", "prep/part-*.parquet\ntokens: list<string>"),
-    ("convert_to_int.py", "count, vocabulary, ids", "vocab.json\nids/part-*.parquet"),
-    ("pairs_dataset.py", "sub-sample, window,\nshuffle", "pairs/shard-*.parquet\ntarget, context int32"),
+    ("convert_to_int.py", "count, vocabulary, ids", "ids/part-*.parquet\n+ vocab.json (one output)"),
+    ("pairs_dataset.py", "sub-sample, windows,\nshuffle windows", "pairs/shard-*.parquet\ntarget, context,\nwindow_start"),
     ("unigram_table.py", "count^0.75 table", "unigram_table.npy"),
-    ("dataset.py", "stream batches\n+ negatives", "(target, context,\nnegatives) tensors"),
-    ("word2vec.py", "skip-gram NS / HS,\nnearest()", "closed-form steps"),
+    ("dataset.py", "stream batches\nof whole windows", "(target, context,\nwindow offsets)"),
+    ("word2vec.py", "model, Huffman tree,\nnearest()", "steps.py: one step per\nmodel x loss x kernel\n(kernels_cpu, _torch)"),
     ("train.py", "epochs, checkpoints", "model/vectors.txt .bin\nembeddings.npy, loss.png"),
 ]
 
