@@ -68,7 +68,7 @@ from dataset import PairsDataset
 from pairs_dataset import expected_pairs_per_draw, remove_stale_staging
 from pairs_meta import PairsMeta, draw_pairs, draws_on_disk, pairs_dataset_argv, remove_draws
 from vectors_io import save_word2vec_binary, save_word2vec_text
-from steps import Step, choose_kernel, make_step, micro_batched
+from steps import Step, choose_kernel, make_step, micro_batch, micro_batched
 from word2vec import HuffmanTree, SkipGram, huffman_for, nearest_neighbours
 
 DATA_DIR = "data"  # where stage outputs live
@@ -449,15 +449,10 @@ def settle_flags(cfg) -> None:
     cfg.init_range = cfg.init_range or DEFAULT_INIT_RANGE[cfg.model]
 
 
-def step_micro_batch(cfg) -> int:
-    """The torch step's micro-batch: --hs-micro-batch with hierarchical softmax, else --micro-batch."""
-    return cfg.hs_micro_batch if cfg.loss == "hs" else cfg.micro_batch
-
-
 def step_config(cfg) -> SimpleNamespace:
-    """cfg as the steps read it, micro_batch the loss's own (`step_micro_batch`); cfg itself, the config the user
-    set and the checkpoint records, is left as it is."""
-    return SimpleNamespace(**{**vars(cfg), "micro_batch": step_micro_batch(cfg)})
+    """cfg with micro_batch the loss's own (steps.micro_batch), for the memory plan and the divergence line; cfg
+    itself, the config the user set and the checkpoint records, is left as it is."""
+    return SimpleNamespace(**{**vars(cfg), "micro_batch": micro_batch(cfg, cfg.loss)})
 
 
 @dataclass
@@ -641,7 +636,7 @@ def main(argv: list[str] | None = None) -> dict:
                      init_range=cfg.init_range).to(device)
     position, loss_rows = start_position(cfg, model, data_dir / "model" / "checkpoint.pt", total_pairs)
     unigram = None if data.table is None else torch.as_tensor(np.asarray(data.table), device=device)
-    step = make_step(cfg.loss, kernel, model, step_config(cfg), data.tree, unigram)
+    step = make_step(cfg.loss, kernel, model, cfg, data.tree, unigram)
     training = Training(cfg, data, model, step, kernel, device, position, loss_rows)
     if training.run():
         print(f"stopped after {training.batches_this_run} batch(es); continue with --resume")

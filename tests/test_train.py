@@ -490,7 +490,7 @@ def test_hs_takes_its_own_micro_batch(data):
     for extra, expected in (([], 8192), (["--loss", "hs"], 1024),
                             (["--loss", "hs", "--hs-micro-batch", "512", "--micro-batch", "4096"], 512)):
         cfg = train.parse_config(train.__file__, vars(train), extra)
-        assert train.step_micro_batch(cfg) == train.step_config(cfg).micro_batch == expected, extra
+        assert train.micro_batch(cfg, cfg.loss) == train.step_config(cfg).micro_batch == expected, extra
 
 
 def test_the_config_recorded_is_the_config_the_user_set(data):
