@@ -47,12 +47,16 @@ from tqdm import tqdm
 
 from common import (StageReport, at_least, atomic_output, check_flags, fail, parse_config, parts, run, scratch_path,
                     write_vocab)
+from morphology import FUNCTION_UPOS, MODES, UPOS_TAGS
 from workers import WorkerPool, default_num_proc
 
 DATA_DIR = "data"  # where stage outputs live
 MIN_COUNT = 5  # keep words seen at least this many times in the corpus
 MAX_VOCAB = 0  # keep at most this many of the most frequent words (0 = no limit)
 NUM_PROC = default_num_proc()  # worker processes, one prep part each (1 = all in this process)
+LEMMATIZE = "none"  # none: words as they are; lemma: each form replaced by its lemma; upos: by lemma_UPOS (москва_PROPN); see morphology.py
+DROP_POS = False  # remove the words whose part of speech is in --drop-upos (function words) before the pairs are made
+DROP_UPOS = list(FUNCTION_UPOS)  # the UPOS tags --drop-pos removes (RusVectores' function words)
 
 BUCKETS = 64  # hash partitions of the word counts, summed one at a time: counting holds ~1/BUCKETS of the words
 
@@ -142,16 +146,7 @@ def count_words(task: tuple[Path, Path, int]) -> tuple[int, int, int]:
         documents, tokens = documents + len(lists), tokens + len(flat)
     table = _merge(tables) if len(tables) > 1 else tables[0] if tables else COUNT_SCHEMA.empty_table()
     table = table.cast(COUNT_SCHEMA).combine_chunks()
-    bucket = word_buckets(table.column("word").combine_chunks(), buckets)
-    # stable sort of small integers: numpy's radix sort
-    order = np.argsort(bucket.astype(np.uint8 if buckets <= 256 else np.int64), kind="stable")
-    word, count = (table.column(name).take(order).combine_chunks() for name in ("word", "count"))
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=buckets))])
-    with pa.OSFile(str(out_path), "wb") as sink, pa.ipc.new_file(sink, COUNT_SCHEMA) as writer:
-        for b in range(buckets):  # one batch per bucket, empty ones too: batch b is bucket b
-            size = int(bounds[b + 1] - bounds[b])
-            writer.write_batch(pa.record_batch([word.slice(bounds[b], size), count.slice(bounds[b], size)],
-                                               schema=COUNT_SCHEMA))
+    _write_buckets(out_path, table, buckets)
     return documents, tokens, len(table)
 
 
@@ -166,14 +161,58 @@ def sum_bucket(task: tuple[int, list[Path], int]) -> tuple[pa.Table, int]:
     Returns the words seen min_count times with their counts, and how many distinct words the bucket held.
     """
     bucket, count_files, min_count = task
+    totals = _bucket_totals(bucket, count_files)
+    return totals.filter(pc.greater_equal(totals["count"], min_count)), totals.num_rows
+
+
+def _bucket_totals(bucket: int, count_files: list[Path]) -> pa.Table:
     merged: list[pa.Table] = []
     for path in count_files:
         with pa.OSFile(str(path)) as source:  # reads this bucket's batch only
             merged.append(pa.Table.from_batches([pa.ipc.open_file(source).get_batch(bucket)]))
         if len(merged) > MERGE_EVERY:
             merged = [_merge(merged)]
-    totals = _merge(merged) if len(merged) > 1 else merged[0] if merged else COUNT_SCHEMA.empty_table()
-    return totals.filter(pc.greater_equal(totals["count"], min_count)), totals.num_rows
+    return _merge(merged) if len(merged) > 1 else merged[0] if merged else COUNT_SCHEMA.empty_table()
+
+
+FORMS_SCHEMA = pa.schema([("word", pa.string()), ("key", pa.string())])
+
+
+def analyse_bucket(task: tuple[int, list[Path], Path, Path, int, str, list[str]]) -> int:
+    """Lemmatizing merge worker: bucket `bucket` of the raw word counts summed (every form, no MIN_COUNT yet),
+    each distinct form analysed once (morphology.analyse_types), and two files written: `forms_path` the
+    (form, key) pairs of the forms kept, `keys_path` the counts summed by key in the counts-file layout
+    (`buckets` batches by the key's hash), so the keys of every bucket are summed exactly the way words are.
+
+    Returns how many distinct forms the bucket held.
+    """
+    from morphology import analyse_types
+
+    bucket, count_files, forms_path, keys_path, buckets, mode, drop_upos = task
+    totals = _bucket_totals(bucket, count_files)
+    keys = pa.array(analyse_types(totals.column("word").to_pylist(), mode, drop_upos), pa.string())
+    kept = pc.is_valid(keys)
+    forms = pa.table({"word": totals.column("word").filter(kept), "key": keys.filter(kept)}, schema=FORMS_SCHEMA)
+    with pa.OSFile(str(forms_path), "wb") as sink, pa.ipc.new_file(sink, FORMS_SCHEMA) as writer:
+        writer.write_table(forms)
+    by_key = _merge([pa.table({"word": keys.filter(kept), "count": totals.column("count").filter(kept)},
+                              schema=COUNT_SCHEMA)]).cast(COUNT_SCHEMA).combine_chunks()
+    _write_buckets(keys_path, by_key, buckets)
+    return totals.num_rows
+
+
+def _write_buckets(out_path: Path, table: pa.Table, buckets: int) -> None:
+    """A counts file: `buckets` record batches, batch b the rows whose word hashes to bucket b."""
+    bucket = word_buckets(table.column("word").combine_chunks(), buckets)
+    # stable sort of small integers: numpy's radix sort
+    order = np.argsort(bucket.astype(np.uint8 if buckets <= 256 else np.int64), kind="stable")
+    word, count = (table.column(name).take(order).combine_chunks() for name in ("word", "count"))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=buckets))])
+    with pa.OSFile(str(out_path), "wb") as sink, pa.ipc.new_file(sink, COUNT_SCHEMA) as writer:
+        for b in range(buckets):  # one batch per bucket, empty ones too: batch b is bucket b
+            size = int(bounds[b + 1] - bounds[b])
+            writer.write_batch(pa.record_batch([word.slice(bounds[b], size), count.slice(bounds[b], size)],
+                                               schema=COUNT_SCHEMA))
 
 
 def build_vocab(counts: pa.Table, min_count: int, max_vocab: int) -> pa.Table:
@@ -185,10 +224,13 @@ def build_vocab(counts: pa.Table, min_count: int, max_vocab: int) -> pa.Table:
 
 
 @functools.lru_cache(maxsize=1)
-def _vocabulary(path: str) -> pa.Array:
-    """The vocabulary's words from the Arrow file `path` (unique per run), read once per process."""
+def _vocabulary(path: str) -> tuple[pa.Array, np.ndarray | None]:
+    """The words to look up from the Arrow file `path` (unique per run), read once per process, and the id of
+    each when the file has an id column (a lemmatized vocabulary: the forms of its keys); None: the position."""
     with pa.OSFile(path) as source:
-        return pa.ipc.open_file(source).read_all().column("word").combine_chunks()
+        table = pa.ipc.open_file(source).read_all()
+    ids = table.column("id").to_numpy() if "id" in table.column_names else None
+    return table.column("word").combine_chunks(), ids
 
 
 def map_part(task: tuple[int, Path, Path, str]) -> dict:
@@ -197,13 +239,15 @@ def map_part(task: tuple[int, Path, Path, str]) -> dict:
     task: (index, prep part, output folder, the vocabulary's Arrow file, read once per worker process).
     """
     index, path, out_dir, vocabulary_file = task
-    words = _vocabulary(str(vocabulary_file))
+    words, form_ids = _vocabulary(str(vocabulary_file))
     figures = {"index": index, "tokens": 0, "documents": 0, "ids": 0}
     writer = None
     try:
         for lists, flat in _token_groups(path):
             # Look up each distinct word once, then gather: -1 marks words outside the vocabulary.
             word_ids = pc.fill_null(pc.index_in(flat.dictionary.cast(pa.string()), value_set=words), -1)
+            if form_ids is not None:  # a form's position in the file -> its key's id
+                word_ids = pa.array(np.where(word_ids.to_numpy() >= 0, form_ids[word_ids.to_numpy()], -1))
             ids = word_ids.to_numpy()[flat.indices.to_numpy()]
             known = ids >= 0
             # Tokens are flattened in document order, so counting the parents of the kept ones gives the offsets.
@@ -232,12 +276,16 @@ def map_part(task: tuple[int, Path, Path, str]) -> dict:
 
 
 def count_corpus(prep_parts: list[Path], pool: WorkerPool, spill_dir: Path, min_count: int,
-                 buckets: int, spill_figures: dict) -> tuple[int, int, pa.Table]:
+                 buckets: int, spill_figures: dict, analysis: tuple[str, list[str]] | None = None
+                 ) -> tuple[int, int, pa.Table]:
     """Pass 1: (documents, tokens, table of the words seen at least min_count times and their counts).
 
     spill_dir receives one counts file per part, deleted once summed; spill_figures gets their size
     (count_files_bytes), how many (word, count) rows they held (counted_entries) and the distinct raw words of
     the corpus (distinct_words).
+
+    analysis: (mode, UPOS tags dropped) to count keys instead of words (see merge_by_key); the table then holds
+    keys, and spill_dir keeps one forms file per bucket (forms-NNNNN.arrow) for vocabulary_of_forms.
     """
     documents = tokens = counted_entries = distinct_words = 0
     count_files = [spill_dir / f"counts-{index:05d}.arrow" for index in range(len(prep_parts))]
@@ -247,6 +295,10 @@ def count_corpus(prep_parts: list[Path], pool: WorkerPool, spill_dir: Path, min_
             documents, tokens = documents + part_documents, tokens + part_tokens
             counted_entries += part_words
             bar.update(part_tokens)
+    spill_figures["count_files_bytes"] = sum(path.stat().st_size for path in count_files)
+    spill_figures["counted_entries"] = counted_entries
+    if analysis is not None:
+        count_files = merge_by_key(count_files, pool, spill_dir, buckets, analysis, spill_figures)
     kept = []
     with tqdm(total=buckets, unit="buckets", desc="sum counts", file=sys.stderr) as bar:
         for table, bucket_words in pool.map(sum_bucket, ((bucket, count_files, min_count)
@@ -254,12 +306,57 @@ def count_corpus(prep_parts: list[Path], pool: WorkerPool, spill_dir: Path, min_
             kept.append(table)
             distinct_words += bucket_words
             bar.update(1)
-    spill_figures["count_files_bytes"] = sum(path.stat().st_size for path in count_files)
-    spill_figures["counted_entries"] = counted_entries
-    spill_figures["distinct_words"] = distinct_words
+    if analysis is not None:
+        spill_figures["distinct_keys"] = distinct_words
+    else:
+        spill_figures["distinct_words"] = distinct_words
     for path in count_files:
         path.unlink()
     return documents, tokens, pa.concat_tables(kept) if kept else COUNT_SCHEMA.empty_table()
+
+
+def merge_by_key(count_files: list[Path], pool: WorkerPool, spill_dir: Path, buckets: int,
+                 analysis: tuple[str, list[str]], spill_figures: dict) -> list[Path]:
+    """The raw counts files (deleted) -> counts files of keys (lemmas or lemma_UPOS), one per bucket of words.
+
+    Every distinct form of the corpus is analysed once, in the bucket that holds it (analyse_bucket); no
+    process holds more than a bucket of forms. MIN_COUNT is applied afterwards, to the summed keys.
+    """
+    mode, drop_upos = analysis
+    key_files = [spill_dir / f"keys-{bucket:05d}.arrow" for bucket in range(buckets)]
+    started = time.perf_counter()
+    distinct_words = 0
+    with tqdm(unit="types", unit_scale=True, desc=f"analyse ({mode})", file=sys.stderr) as bar:
+        tasks = ((bucket, count_files, forms_file(spill_dir, bucket), key_files[bucket], buckets, mode, drop_upos)
+                 for bucket in range(buckets))
+        for bucket_words in pool.map(analyse_bucket, tasks):
+            distinct_words += bucket_words
+            bar.update(bucket_words)
+    spill_figures["distinct_words"] = distinct_words
+    spill_figures["analysis_s"] = round(time.perf_counter() - started, 2)
+    for path in count_files:
+        path.unlink()
+    return key_files
+
+
+def forms_file(spill_dir: Path, bucket: int) -> Path:
+    return spill_dir / f"forms-{bucket:05d}.arrow"
+
+
+def vocabulary_of_forms(spill_dir: Path, buckets: int, keys: pa.Array) -> pa.Table:
+    """(word, id): every form whose key is in the vocabulary `keys`, and that key's position, from the forms
+    files (deleted): what pass 2 looks the corpus's forms up in."""
+    kept = []
+    for bucket in range(buckets):
+        path = forms_file(spill_dir, bucket)
+        with pa.OSFile(str(path)) as source:
+            forms = pa.ipc.open_file(source).read_all()
+        ids = pc.index_in(forms.column("key"), value_set=keys)
+        known = pc.is_valid(ids)
+        kept.append(pa.table({"word": forms.column("word").filter(known),
+                              "id": ids.filter(known).cast(pa.int32())}))
+        path.unlink()
+    return pa.concat_tables(kept).combine_chunks()
 
 
 def write_ids(prep_parts: list[Path], vocabulary_file: Path, out_dir: Path, corpus_tokens: int,
@@ -298,6 +395,14 @@ def link_vocab_into_ids(data_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     check_flags(cfg, min_count=at_least(1), max_vocab=at_least(0), num_proc=at_least(1), buckets=at_least(1))
+    if cfg.lemmatize not in MODES:
+        fail(f"--lemmatize must be one of {', '.join(MODES)}, got {cfg.lemmatize!r}")
+    unknown_tags = sorted(set(cfg.drop_upos) - UPOS_TAGS)
+    if unknown_tags:
+        fail(f"--drop-upos takes UPOS tags ({', '.join(sorted(UPOS_TAGS))}), got {', '.join(unknown_tags)}")
+    # (mode, tags dropped) when words are analysed; None keeps the words as they are (and the outputs as before)
+    analysis = (cfg.lemmatize, sorted(set(cfg.drop_upos)) if cfg.drop_pos else []) \
+        if cfg.lemmatize != "none" or cfg.drop_pos else None
     data_dir = Path(cfg.data_dir)
     report = StageReport("convert_to_int", data_dir)
     prep_parts = parts(data_dir / "prep", "prep.py")
@@ -309,7 +414,7 @@ def main(argv: list[str] | None = None) -> dict:
             with WorkerPool(min(cfg.num_proc, len(prep_parts))) as pool:
                 spill_figures: dict = {}
                 input_documents, corpus_tokens, word_counts = count_corpus(
-                    prep_parts, pool, spill_dir, cfg.min_count, cfg.buckets, spill_figures)
+                    prep_parts, pool, spill_dir, cfg.min_count, cfg.buckets, spill_figures, analysis)
                 vocab = build_vocab(word_counts, cfg.min_count, cfg.max_vocab)
                 del word_counts
                 if not len(vocab):
@@ -320,23 +425,28 @@ def main(argv: list[str] | None = None) -> dict:
                 vocab_tokens = int(counts.sum())
                 # A fresh name per run: workers (and this process, with one) cache the words by file name.
                 vocabulary_file = spill_dir / f"vocabulary-{uuid.uuid4().hex}.arrow"
-                with pa.OSFile(str(vocabulary_file), "wb") as sink, \
-                        pa.ipc.new_file(sink, pa.schema([("word", pa.string())])) as writer:
-                    writer.write_table(pa.table({"word": words}))
+                lookup = pa.table({"word": words}) if analysis is None else \
+                    vocabulary_of_forms(spill_dir, cfg.buckets, words)
+                with pa.OSFile(str(vocabulary_file), "wb") as sink, pa.ipc.new_file(sink, lookup.schema) as writer:
+                    writer.write_table(lookup)
+                # Only a run that analyses says so: the vocabulary of a plain run stays what it always was.
+                analysis_figures = {} if analysis is None else {"lemmatize": analysis[0], "drop_upos": analysis[1],
+                                                                 "forms": len(lookup)}
                 with atomic_output(data_dir / "ids") as out_dir:
                     out_dir.mkdir(parents=True)
                     documents, ids = write_ids(prep_parts, vocabulary_file, out_dir, corpus_tokens, pool)
                     if ids != vocab_tokens:
                         raise AssertionError(f"{ids} ids written for {vocab_tokens} tokens of vocabulary words")
                     write_vocab(out_dir / VOCAB_IN_IDS.name, words, counts, min_count=cfg.min_count,
-                                max_vocab=cfg.max_vocab, corpus_tokens=corpus_tokens, vocab_tokens=vocab_tokens)
+                                max_vocab=cfg.max_vocab, corpus_tokens=corpus_tokens, vocab_tokens=vocab_tokens,
+                                **analysis_figures)
                     link_vocab_into_ids(data_dir)
         finally:
             _vocabulary.cache_clear()
     elapsed = max(1e-9, time.perf_counter() - report.started)
     return report.finish(documents=documents, empty_documents_dropped=input_documents - documents,
                          corpus_tokens=corpus_tokens, vocab_size=len(words), vocab_tokens=vocab_tokens,
-                         tokens_per_s=round(corpus_tokens / elapsed), **spill_figures)
+                         tokens_per_s=round(corpus_tokens / elapsed), **spill_figures, **analysis_figures)
 
 
 if __name__ == "__main__":

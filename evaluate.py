@@ -24,9 +24,14 @@ Conventions (the same numbers as gensim 4.4's KeyedVectors methods on the same v
   fields are stripped, where gensim keeps the space of "монах, оракул" in hj.csv and misses that pair.
 - Neighbours: cosine over the whole vocabulary; the query word's own row is left out.
 - A file without one usable question or pair is an error (one line), not a table of zeros.
+- Lemmatized vectors (convert_to_int.py --lemmatize lemma|upos; vocab.json says which): every plain word of an
+  evaluation file is mapped through the same analysis as the corpus (morphology.py: "москвы" -> "москва", or
+  "москва_PROPN" for upos) before it is looked up, so the plain SimLex965 and HJ score a lemma model; words
+  that already carry a tag (ru_simlex965_tagged.tsv: "авария_NOUN") are read as they are.
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,6 +42,7 @@ import torch
 from tqdm import tqdm
 
 from common import at_least, check_flags, fail, parse_config, run, write_json
+from morphology import MODES, key_of_evaluation_word
 from vectors_io import load_vectors
 from word2vec import nearest_neighbours
 
@@ -53,11 +59,14 @@ NEIGHBORS = []  # words whose nearest neighbours are printed
 K = 10  # neighbours per word
 RESTRICT_VOCAB = 30000  # analogies: questions and answers only among this many most frequent words (0: all)
 LOWERCASE = True  # match words case-insensitively (gensim's case_insensitive=True; see the module docstring)
+LEMMATIZE = "auto"  # how the vectors' words were made: none, lemma, upos, or auto: the "lemmatize" of their vocab.json (none without one)
 JSON = ""  # also write every figure to this JSON file (empty: none)
 BATCH_SIZE = 1024  # analogy questions scored by one matrix product
 
 _LIST_FLAGS = ("--analogies", "--similarity", "--neighbors")
 _CANDIDATES = 5  # gensim looks at the top 5 answers (after dropping the question rows) for a valid one
+# convert_to_int.py writes the mode before the words, near the start of vocab.json's one line.
+_MODE_IN_VOCAB = re.compile(r'"lemmatize": "(\w+)"')
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -70,22 +79,27 @@ def main(argv: list[str] | None = None) -> dict:
     for path in cfg.analogies + cfg.similarity:
         if not Path(path).is_file():
             fail(f"{path} not found")
+    if cfg.lemmatize not in MODES + ("auto",):
+        fail(f"--lemmatize must be one of {', '.join(MODES + ('auto',))}, got {cfg.lemmatize!r}")
     vectors_path = Path(cfg.vectors) if cfg.vectors else Path(cfg.data_dir) / "model" / "vectors.txt"
     words, vectors = load_vectors([vectors_path, Path(cfg.vocab)] if cfg.vocab else vectors_path)
+    mode = cfg.lemmatize if cfg.lemmatize != "auto" else vocabulary_mode(vectors_path, cfg.vocab)
     figures: dict = {"vectors": str(vectors_path), "words": len(words), "dim": int(vectors.shape[1]),
-                     "lowercase": cfg.lowercase}
+                     "lowercase": cfg.lowercase, "lemmatize": mode}
     print(f"{vectors_path}: {len(words):,} words x {vectors.shape[1]} dims, "
-          f"{'case-insensitive' if cfg.lowercase else 'exact-case'} matching")
+          f"{'case-insensitive' if cfg.lowercase else 'exact-case'} matching"
+          + (f", plain evaluation words mapped to their {mode}" if mode != "none" else ""))
     normed = unit_rows(vectors)
     del vectors  # only the unit rows are needed from here on
     if cfg.analogies:
         figures["analogies"] = {}
         for path in cfg.analogies:
-            result = _analogies(words, normed, path, cfg.restrict_vocab, cfg.lowercase, cfg.batch_size)
+            result = _analogies(words, normed, path, cfg.restrict_vocab, cfg.lowercase, cfg.batch_size, mode)
             figures["analogies"][_name(path, cfg.analogies)] = result
             print_analogies(path, result)
     if cfg.similarity:
-        figures["similarity"] = {_name(path, cfg.similarity): _similarity(words, normed, path, cfg.lowercase)
+        figures["similarity"] = {_name(path, cfg.similarity): _similarity(words, normed, path, cfg.lowercase,
+                                                                          lemmatize=mode)
                                  for path in cfg.similarity}
         print_similarity(figures["similarity"])
     if cfg.neighbors:
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def evaluate_analogies(words: Sequence[str], vectors: np.ndarray, path: str | Path, restrict_vocab: int = 30000,
-                       lowercase: bool = True) -> dict:
+                       lowercase: bool = True, lemmatize: str = "none") -> dict:
     """3CosAdd accuracy per section and in total (gensim's evaluate_word_analogies convention).
 
     Returns {"restrict_vocab", "sections": [{"section", "correct", "scored", "skipped", "accuracy"}, ...],
@@ -116,18 +130,33 @@ def evaluate_analogies(words: Sequence[str], vectors: np.ndarray, path: str | Pa
     "questions", "invalid_lines"}.
     """
     return _analogies(list(words), unit_rows(vectors, restrict_vocab), path, restrict_vocab, lowercase,
-                      BATCH_SIZE)
+                      BATCH_SIZE, lemmatize)
 
 
 def evaluate_similarity(words: Sequence[str], vectors: np.ndarray, path: str | Path, lowercase: bool = True,
-                        restrict_vocab: int = 0) -> dict:
+                        restrict_vocab: int = 0, lemmatize: str = "none") -> dict:
     """Spearman rho (and Pearson r) between cosine and gold score; pairs with an unknown word are skipped.
 
     restrict_vocab=0 uses the whole vocabulary (evaluate.py's convention); N > 0 looks words up among the N
-    most frequent only, as gensim's restrict_vocab does. Returns {"spearman", "pearson", "scored", "total",
-    "support": "scored/total", "skipped", "invalid_lines"}.
+    most frequent only, as gensim's restrict_vocab does. lemmatize (none, lemma, upos): the vocabulary's mode,
+    plain words of the file mapped to it (the module docstring). Returns {"spearman", "pearson", "scored",
+    "total", "support": "scored/total", "skipped", "invalid_lines"}.
     """
-    return _similarity(list(words), unit_rows(vectors), path, lowercase, restrict_vocab)
+    return _similarity(list(words), unit_rows(vectors), path, lowercase, restrict_vocab, lemmatize)
+
+
+def vocabulary_mode(vectors_path: str | Path, vocab_path: str | Path = "") -> str:
+    """The lemmatize mode of the vocab.json of these vectors (given, or next to them, or in their parent folder,
+    where train.py's data/model/vectors.txt finds data/vocab.json); "none" when there is none or it says none."""
+    vectors_path = Path(vectors_path)
+    candidates = [Path(vocab_path)] if vocab_path else [vectors_path.parent / "vocab.json",
+                                                        vectors_path.parent.parent / "vocab.json"]
+    for path in candidates:
+        if path.is_file():
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                match = _MODE_IN_VOCAB.search(handle.read(4096))
+            return match.group(1) if match and match.group(1) in MODES else "none"
+    return "none"
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -206,11 +235,16 @@ def _is_option(token: str) -> bool:
 
 
 class _Lookup:
-    """Word -> row, case-folded (str.upper, the first = most frequent row wins) when lowercase is on."""
+    """Word -> row, case-folded (str.upper, the first = most frequent row wins) when lowercase is on; a file's
+    words mapped to the vocabulary's lemmatize mode first (each distinct word analysed once)."""
 
-    def __init__(self, words: Sequence[str], lowercase: bool, limit: int = 0):
+    def __init__(self, words: Sequence[str], lowercase: bool, limit: int = 0, lemmatize: str = "none"):
+        if lemmatize not in MODES:
+            fail(f"lemmatize must be one of {', '.join(MODES)}, got {lemmatize!r}")
         self.words = words[:limit] if limit else words
         self.lowercase = lowercase
+        self.lemmatize = lemmatize
+        self.analysed: dict[str, str] = {}
         self.exact: dict[str, int] = {}
         for row, word in enumerate(self.words):
             self.exact.setdefault(word, row)
@@ -221,6 +255,14 @@ class _Lookup:
                 self.folded.setdefault(word.upper(), row)
 
     def key(self, word: str) -> str:
+        """A file's word as the vocabulary spells it: its lemma (or lemma_UPOS) in a lemmatized vocabulary, folded."""
+        if self.lemmatize != "none":
+            if word not in self.analysed:
+                self.analysed[word] = key_of_evaluation_word(word, self.lemmatize)
+            word = self.analysed[word]
+        return self.fold(word)
+
+    def fold(self, word: str) -> str:
         return word.upper() if self.lowercase else word
 
     def rows(self, keys: Sequence[str]) -> np.ndarray:
@@ -232,13 +274,13 @@ class _Lookup:
 
     def classes(self) -> np.ndarray:
         """For each row, the row its folded spelling stands for (itself unless a more frequent spelling exists)."""
-        return self.rows([self.key(word) for word in self.words])
+        return self.rows([self.fold(word) for word in self.words])
 
 
 def _analogies(words: list[str], normed: np.ndarray, path: str | Path, restrict_vocab: int, lowercase: bool,
-               batch_size: int) -> dict:
+               batch_size: int, lemmatize: str = "none") -> dict:
     restrict = min(restrict_vocab, len(words)) if restrict_vocab > 0 else len(words)
-    lookup = _Lookup(words, lowercase, restrict)
+    lookup = _Lookup(words, lowercase, restrict, lemmatize)
     names, section_of, quads, invalid = _read_analogies(Path(path), lookup)
     rows = lookup.rows([word for quad in quads for word in quad]).reshape(-1, 4)
     known = (rows >= 0).all(axis=1)
@@ -332,8 +374,8 @@ def _accuracy(name: str, correct: int, scored: int, skipped: int) -> dict:
 
 
 def _similarity(words: list[str], normed: np.ndarray, path: str | Path, lowercase: bool,
-                restrict_vocab: int = 0) -> dict:
-    lookup = _Lookup(words, lowercase, restrict_vocab)
+                restrict_vocab: int = 0, lemmatize: str = "none") -> dict:
+    lookup = _Lookup(words, lowercase, restrict_vocab, lemmatize)
     firsts, seconds, gold, invalid = _read_pairs(Path(path), lookup)
     rows_1, rows_2 = lookup.rows(firsts), lookup.rows(seconds)
     known = (rows_1 >= 0) & (rows_2 >= 0)

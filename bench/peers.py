@@ -4,6 +4,11 @@
     .venv/bin/python bench/peers.py --corpus ru --epochs 5
     .venv/bin/python bench/peers.py --corpus text8 --epochs 1 --peer word2vec.c   # after: .venv/bin/pip install word2vec
     .venv/bin/python bench/peers.py --corpus text8 --epochs 1 --model cbow [--hs]  # CBOW: gensim sg=0, ours --model cbow
+    .venv/bin/python bench/peers.py --corpus ru --epochs 5 --lemmatize upos --drop-pos  # lemmas_UPOS, no function words
+
+With --lemmatize lemma|upos or --drop-pos our side runs first (convert_to_int.py with those flags) and gensim
+then trains on the same preprocessed text: our id streams written back as words, one document per row. The
+Russian scores then include ru_simlex965_tagged, and plain pairs are mapped through the same analysis.
 
 Settings for both: skip-gram (or CBOW with --model cbow), negative 5, window 5, min_count 5, sample 1e-4, 2 threads, alpha 0.025 (--alpha),
 dim 100 (text8) or 300 (ru). Each side runs in its own processes so peak memory is measured per stage.
@@ -30,10 +35,13 @@ from benchlib import machine_line as machine
 CORPORA = {
     "text8": {"dim": 100, "analogies": ["eval_en/questions-words.txt"],
               "similarity": ["eval_en/wordsim353.tsv", "eval_en/simlex999.txt"]},
-    "ru": {"dim": 300, "analogies": [], "similarity": ["eval/ru_simlex965.tsv", "eval/hj.csv"]},
+    "ru": {"dim": 300, "analogies": [],
+           "similarity": ["eval/ru_simlex965.tsv", "eval/hj.csv", "eval/ru_simlex965_tagged.tsv"]},
 }
 # Our side's choices beyond the shared settings (--kernel, --order text, --init-range); empty: the scripts' defaults.
 OURS = {"kernel": "", "order": "", "init_range": ""}
+# convert_to_int.py's --lemmatize and --drop-pos, for both sides (gensim reads our preprocessed text when set).
+PREPROCESS = {"lemmatize": "none", "drop_pos": False}
 SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025, "seed": 1,
             "model": "sg"}
 
@@ -62,7 +70,9 @@ def gensim_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict
 
     figures = {}
     started = time.perf_counter()
-    if corpus == "text8":
+    if preprocessed():
+        sentences = our_preprocessed_text(out.parent / "ours" / "data")
+    elif corpus == "text8":
         sentences = list(Text8Corpus(str(corpus_source(corpus))))  # 10,000-word sentences, as gensim's docs do
     else:
         import pyarrow.parquet as pq
@@ -86,6 +96,27 @@ def gensim_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict
     model.wv.save_word2vec_format(str(out / "vectors.txt"))
     figures["total_s"] = figures["read_s"] + figures["vocab_s"] + figures["train_s"]
     return figures
+
+
+def preprocessed() -> bool:
+    return PREPROCESS["lemmatize"] != "none" or PREPROCESS["drop_pos"]
+
+
+def our_preprocessed_text(data_dir: Path) -> list[list[str]]:
+    """Our side's id streams as words, one list per document: the text our training saw before sub-sampling
+    (forms outside the vocabulary and dropped parts of speech already removed, as gensim would remove them)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from common import load_vocab
+
+    words, _ = load_vocab(data_dir)
+    vocabulary = np.array(words, dtype=object)
+    documents = []
+    for part in sorted((data_dir / "ids").glob("part-*.parquet")):
+        for ids in pq.read_table(part).column("ids").to_numpy(zero_copy_only=False):
+            documents.append(vocabulary[ids].tolist())
+    return documents
 
 
 def word2vec_c_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
@@ -140,7 +171,9 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
     data_dir = out / "data"
     stages = [
         ["prep.py", "--dataset", str(corpus_source(corpus))],
-        ["convert_to_int.py", "--min-count", str(SETTINGS["min_count"])],
+        ["convert_to_int.py", "--min-count", str(SETTINGS["min_count"])]
+        + (["--lemmatize", PREPROCESS["lemmatize"]] if PREPROCESS["lemmatize"] != "none" else [])
+        + (["--drop-pos"] if PREPROCESS["drop_pos"] else []),
         ["pairs_dataset.py", "--window", str(SETTINGS["window"]), "--sample", str(SETTINGS["sample"]),
          "--draws", str(epochs), "--seed", str(SETTINGS["seed"])]
         + (["--no-shuffle"] if OURS["order"] == "text" else []),  # a fresh draw of windows and sub-sampling per epoch, as gensim does
@@ -181,13 +214,14 @@ def evaluate(corpus: str, vectors: Path) -> dict:
 
     words, matrix = load_vectors(vectors)
     scores = {}
+    lemmatize = PREPROCESS["lemmatize"]  # the plain sets' words mapped to the vocabulary's lemmas (or lemma_UPOS)
     for name in CORPORA[corpus]["analogies"]:
-        result = evaluate_analogies(words, matrix, SHARED / name)
+        result = evaluate_analogies(words, matrix, SHARED / name, lemmatize=lemmatize)
         total = result["total"]
         scores[Path(name).stem] = {"accuracy": total["accuracy"],
                                    "support": f"{total['scored']}/{total['scored'] + total['skipped']}"}
     for name in CORPORA[corpus]["similarity"]:
-        result = evaluate_similarity(words, matrix, SHARED / name)
+        result = evaluate_similarity(words, matrix, SHARED / name, lemmatize=lemmatize)
         scores[Path(name).stem] = {"spearman": result["spearman"], "support": result["support"]}
     return scores
 
@@ -212,6 +246,10 @@ def main() -> None:
                         help="our pairs' order: empty, pairs_dataset.py's default (windows shuffled); text: "
                              "--no-shuffle (text order)")
     parser.add_argument("--init-range", default="", help="our train.py --init-range (empty: its default)")
+    parser.add_argument("--lemmatize", choices=["none", "lemma", "upos"], default="none",
+                        help="convert_to_int.py --lemmatize; gensim trains on our preprocessed text when set")
+    parser.add_argument("--drop-pos", action="store_true",
+                        help="convert_to_int.py --drop-pos (function words removed); as --lemmatize for gensim")
     parser.add_argument("--report", action="store_true",
                         help="print every run kept in bench/work/results.jsonl as Markdown tables, run nothing")
     parser.add_argument("--internal-peer", metavar="OUT", help=argparse.SUPPRESS)
@@ -225,6 +263,9 @@ def main() -> None:
     OURS["kernel"], OURS["order"], OURS["init_range"] = args.kernel, args.order, args.init_range
     SETTINGS["alpha"] = args.alpha
     SETTINGS["model"] = args.model
+    PREPROCESS["lemmatize"], PREPROCESS["drop_pos"] = args.lemmatize, args.drop_pos
+    if preprocessed() and args.peer != "gensim":
+        parser.error("--lemmatize and --drop-pos are run against gensim only")
 
     if args.internal_peer:
         out = Path(args.internal_peer)
@@ -239,21 +280,26 @@ def main() -> None:
            f"{f'-{args.kernel}' if args.kernel else ''}{f'-{args.order}' if args.order else ''}"
            f"{f'-init{args.init_range}' if args.init_range else ''}"
            f"{f'-seed{args.seed}' if args.seed != 1 else ''}"
-           f"{f'-alpha{args.alpha:g}' if args.alpha != 0.025 else ''}{'' if args.peer == 'gensim' else '-' + args.peer}")
+           f"{f'-alpha{args.alpha:g}' if args.alpha != 0.025 else ''}{'' if args.peer == 'gensim' else '-' + args.peer}"
+           f"{f'-{args.lemmatize}' if args.lemmatize != 'none' else ''}{'-droppos' if args.drop_pos else ''}")
     results = {"corpus": args.corpus, "epochs": args.epochs, "dim": dim, "hs": args.hs, "machine": machine(),
                "kernel": args.kernel or "default", "order": args.order or "default",
                "init_range": args.init_range or "default",
-               "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats, "peer": args.peer}
+               "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats, "peer": args.peer,
+               "lemmatize": args.lemmatize, "drop_pos": args.drop_pos}
     runs: dict[str, list[dict]] = {args.peer: [], "ours": []}
-    # The two sides alternate, so a slow spell of the shared machine falls on both rather than on one.
-    for _ in range(args.repeats):
-        if args.side in ("both", "peer"):
+    # The two sides alternate, so a slow spell of the shared machine falls on both rather than on one. With
+    # preprocessing our side goes first: the peer trains on the text it wrote.
+    sides = ("ours", "peer") if preprocessed() else ("peer", "ours")
+    for side in [side for _ in range(args.repeats) for side in sides]:
+        if side == "peer" and args.side in ("both", "peer"):
             out = WORK / tag / args.peer
             out.mkdir(parents=True, exist_ok=True)
             # Its own process, so that its peak memory is its own.
             done = subprocess.run([PYTHON, __file__, "--corpus", args.corpus, "--epochs", str(args.epochs),
                                    *(["--hs"] if args.hs else []), "--seed", str(args.seed), "--peer", args.peer,
                                    "--alpha", str(args.alpha), "--model", args.model, "--dim", str(dim),
+                                   "--lemmatize", args.lemmatize, *(["--drop-pos"] if args.drop_pos else []),
                                    "--internal-peer", str(out)],
                                   capture_output=True, text=True)
             if done.returncode:
@@ -261,7 +307,7 @@ def main() -> None:
             figures = json.loads(done.stdout.strip().splitlines()[-1])
             figures["scores"] = evaluate(args.corpus, out / "vectors.txt")
             runs[args.peer].append(figures)
-        if args.side in ("both", "ours"):
+        if side == "ours" and args.side in ("both", "ours"):
             out = WORK / tag / "ours"
             out.mkdir(parents=True, exist_ok=True)
             figures = our_side(args.corpus, args.epochs, dim, args.hs, out)
