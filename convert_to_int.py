@@ -21,6 +21,12 @@ over every token.
 Outputs (see the conventions): vocab.json {"words", "counts", "min_count", "max_vocab", "corpus_tokens",
 "vocab_tokens"} and ids/part-NNNNN.parquet with column `ids: list<int32>`, one row per document.
 
+With --lemmatize lemma|upos or --drop-pos (docs/lemmas.md) the words are keys: each bucket's distinct forms are
+analysed once (morphology.py) by the worker that sums the bucket, their counts are summed by key through a
+second set of bucketed counts files, and MIN_COUNT / MAX_VOCAB apply to the keys. Pass 2 looks the forms up in
+the table of forms whose key was kept (form -> key id). vocab.json then also holds "lemmatize", "drop_upos"
+and "forms"; without those flags nothing of this runs and the outputs are what they always were.
+
 The ids and their vocabulary are one output: the vocabulary is written inside ids/ (ids/vocab.json) and
 DATA_DIR/vocab.json is a relative symbolic link to it, so the one step that replaces ids/ replaces both, and a
 kill at any moment leaves the previous pair or the new one, never ids of one run beside the words of another
