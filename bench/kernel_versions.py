@@ -3,6 +3,7 @@ change bought, the slow spells of a shared machine falling on both sides alike),
 
     .venv/bin/python prep.py --data-dir bench/work/wk-text8/data --dataset bench/work/text8.txt
     .venv/bin/python convert_to_int.py --data-dir bench/work/wk-text8/data
+    (--corpus ru: the same two with bench/work/wk-ru/data and --dataset ../shared/data/corpus/ru_corpus.parquet)
     .venv/bin/python bench/kernel_versions.py --before 9b9a587 --kernel cbow --dim 100 --threads 1
     .venv/bin/python bench/kernel_versions.py --kernel cbow --dim 100 --threads 1 --hot-rows 2048
     .venv/bin/python bench/kernel_versions.py --corpus zipf --kernel sg --dim 300 --threads 2   # 2.35M words
