@@ -47,6 +47,24 @@ def _prefetch(typingctx, matrix, row, column):
     return numba.types.void(matrix, row, column), codegen
 
 
+@intrinsic
+def _prefetch_entry(typingctx, vector, index):
+    """LLVM's prefetch, for reading, of the cache line holding vector[index] (a 1-d array)."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        position = context.cast(builder, args[1], signature.args[1], numba.types.intp)
+        address = cgutils.get_item_pointer(context, builder, array_type, array, [position], wraparound=False)
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        prefetch = builder.module.declare_intrinsic(
+            "llvm.prefetch", [byte_pointer], ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]))
+        builder.call(prefetch, [builder.bitcast(address, byte_pointer), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                                ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return numba.types.void(vector, index), codegen
+
+
 @numba.njit(inline="always")
 def prefetch_row(matrix: np.ndarray, row: int) -> None:
     """Start loading every cache line of matrix[row] while the CPU works on something else."""
@@ -367,22 +385,40 @@ def sg_window_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.n
 # k times what the mean's chain rule would give it: what both reference trainers do, and what they were tuned for.
 
 
+# A CBOW window scores one vector h against its output rows, so the rows go in threes (_mean_scores_3,
+# _mean_update_3): one pass over the dimensions loads h once for three rows, and the update pass reads each row
+# once for both its share of dL/dh and its own move. word2vec.c updates the rows one after another; with the rows
+# of a window distinct that is the same arithmetic (row j's score and its share of dL/dh read row j only), so a
+# window whose negatives repeat a row takes the one-at-a-time loop (_train_output_row) instead.
+# The rows of window w + PREFETCH_WINDOWS are prefetched while window w trains: one window ahead leaves a window's
+# misses too little time to land.
+PREFETCH_WINDOWS = 2
+# The unigram table is far larger than the caches: a window's table entries are prefetched TABLE_AHEAD windows
+# before it trains, so they have landed when its rows' prefetches (PREFETCH_WINDOWS before) need them.
+TABLE_AHEAD = 4
+
+
 @numba.njit(inline="always")
-def _cbow_negatives(out: np.ndarray, table: np.ndarray, seed: np.uint64, window: int) -> None:
-    """The K negatives of window `window` (its index in the batch), as counter_draw numbers them."""
-    n_negatives = out.shape[0]
+def _draw_positions(positions: np.ndarray, slot: int, n_negatives: int, table: np.ndarray, seed: np.uint64,
+                    window: int) -> None:
+    """positions[slot, :K]: the table positions of window `window`'s K negatives (as counter_draw numbers them),
+    each prefetched. By (array, row number), not a view: a view made in the loop costs reference counts."""
     for j in range(n_negatives):
-        out[j] = table[counter_draw(seed, np.uint64(window * n_negatives + j), table.shape[0])]
+        position = counter_draw(seed, np.uint64(window * n_negatives + j), table.shape[0])
+        positions[slot, j] = position
+        _prefetch_entry(table, position)
 
 
 @numba.njit(inline="always")
 def _window_mean(h: np.ndarray, input_w: np.ndarray, context: np.ndarray, start: int, stop: int) -> None:
     dim = h.shape[0]
-    h[:] = 0.0
-    for p in range(start, stop):
-        row = input_w[context[p]]
+    first = context[start]
+    for d in range(dim):
+        h[d] = input_w[first, d]
+    for p in range(start + 1, stop):
+        row = context[p]
         for d in range(dim):
-            h[d] += row[d]
+            h[d] += input_w[row, d]
     inverse = np.float32(1.0 / (stop - start))
     for d in range(dim):
         h[d] *= inverse
@@ -392,9 +428,74 @@ def _window_mean(h: np.ndarray, input_w: np.ndarray, context: np.ndarray, start:
 def _add_to_contexts(input_w: np.ndarray, context: np.ndarray, start: int, stop: int, grad_h: np.ndarray) -> None:
     dim = grad_h.shape[0]
     for p in range(start, stop):
-        row = input_w[context[p]]
+        row = context[p]
         for d in range(dim):
-            row[d] += grad_h[d]
+            input_w[row, d] += grad_h[d]
+
+
+@numba.njit(inline="always")
+def _prefetch_contexts(input_w: np.ndarray, context: np.ndarray, start: int, stop: int) -> None:
+    for p in range(start, stop):
+        prefetch_row(input_w, context[p])
+
+
+@numba.njit(inline="always")
+def _mean_scores_3(h: np.ndarray, outputs: np.ndarray, j0: int, j1: int, j2: int, scores: np.ndarray,
+                   at: int) -> None:
+    """scores[at + b] = h . outputs[j_b] for b in 0..2."""
+    s0 = s1 = s2 = np.float32(0.0)
+    for d in range(h.shape[0]):
+        x = h[d]
+        s0 += x * outputs[j0, d]
+        s1 += x * outputs[j1, d]
+        s2 += x * outputs[j2, d]
+    scores[at], scores[at + 1], scores[at + 2] = s0, s1, s2
+
+
+@numba.njit(inline="always")
+def _mean_update_3(h: np.ndarray, grad_h: np.ndarray, outputs: np.ndarray, j0: int, g0: np.float32, j1: int,
+                   g1: np.float32, j2: int, g2: np.float32) -> None:
+    """grad_h += sum_b g_b outputs[j_b] (the rows as they were), then outputs[j_b] += g_b h; j0, j1, j2 distinct."""
+    for d in range(h.shape[0]):
+        x = h[d]
+        v0, v1, v2 = outputs[j0, d], outputs[j1, d], outputs[j2, d]
+        grad_h[d] += g0 * v0 + g1 * v1 + g2 * v2
+        outputs[j0, d] = v0 + g0 * x
+        outputs[j1, d] = v1 + g1 * x
+        outputs[j2, d] = v2 + g2 * x
+
+
+@numba.njit(inline="always")
+def _train_mean(h: np.ndarray, grad_h: np.ndarray, outputs: np.ndarray, rows: np.ndarray, labels: np.ndarray,
+                n_rows: int, lr: np.float32, with_loss: bool, skip_clipped: bool, scores: np.ndarray) -> float:
+    """h against outputs[rows[:n_rows]] (distinct rows), the rows moved and dL/dh summed into grad_h (zeroed
+    here); the window's loss (0.0 unless with_loss). The same update as _train_output_row row after row."""
+    loss = 0.0
+    whole = n_rows - n_rows % 3
+    for j in range(0, whole, 3):
+        _mean_scores_3(h, outputs, rows[j], rows[j + 1], rows[j + 2], scores, j)
+    for j in range(whole, n_rows):
+        score = np.float32(0.0)
+        row = rows[j]
+        for d in range(h.shape[0]):
+            score += h[d] * outputs[row, d]
+        scores[j] = score
+    for j in range(n_rows):
+        if with_loss:
+            loss += _pair_loss(scores[j], labels[j])
+        scores[j] = _output_gradient(scores[j], labels[j], lr, skip_clipped)
+    for d in range(h.shape[0]):
+        grad_h[d] = 0.0
+    for j in range(0, whole, 3):
+        _mean_update_3(h, grad_h, outputs, rows[j], scores[j], rows[j + 1], scores[j + 1], rows[j + 2],
+                       scores[j + 2])
+    for j in range(whole, n_rows):
+        g, row = scores[j], rows[j]
+        for d in range(h.shape[0]):
+            v = outputs[row, d]
+            grad_h[d] += g * v
+            outputs[row, d] = v + g * h[d]
+    return loss
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -408,49 +509,68 @@ def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
     does. The learning rate moves linearly from lr_start to lr_end by the window's first pair / n_pairs.
     `threads` contiguous ranges of windows update the tables without locks (Hogwild). The loss is summed over
     windows; with loss_every = k it is computed on windows 0, k, 2k, ... and scaled up to all of them.
-    While a window trains, the next window's rows (its contexts' inputs, its target's and negatives' outputs)
-    are prefetched: the windows are shuffled, so their rows are mostly cache misses.
+    While a window trains, the rows of the window PREFETCH_WINDOWS later (its contexts' inputs, its target's and
+    negatives' outputs) are prefetched: the windows are shuffled, so their rows are mostly cache misses.
     """
     n_pairs, dim = target.shape[0], input_w.shape[1]
     n_windows = window_starts.shape[0] - 1
     per_thread = (n_windows + threads - 1) // threads
     loss_every = max(1, loss_every)
     seed_bits = np.uint64(seed)
+    n_out = negatives + 1
+    slots = TABLE_AHEAD + 1
     losses = np.zeros(threads)
     for thread in numba.prange(threads):
         h = np.empty(dim, dtype=np.float32)
         grad_h = np.empty(dim, dtype=np.float32)
-        negs = np.empty(negatives, dtype=np.int64)
-        next_negs = np.empty(negatives, dtype=np.int64)
+        positions = np.empty((slots, max(1, negatives)), dtype=np.int64)  # rings: window w's draws in w % slots
+        drawn = np.empty((slots, max(1, negatives)), dtype=np.int64)
+        rows = np.empty(n_out, dtype=np.int64)
+        labels = np.zeros(n_out, dtype=np.float32)
+        labels[0] = 1.0
+        scores = np.empty(n_out, dtype=np.float32)
         loss = 0.0
         first, end = thread * per_thread, min(n_windows, (thread + 1) * per_thread)
-        if first < end:
-            _cbow_negatives(next_negs, table, seed_bits, first)
+        for w in range(first, min(end, first + TABLE_AHEAD)):  # the pipeline's first windows
+            _draw_positions(positions, w % slots, negatives, table, seed_bits, w)
+            if w < first + PREFETCH_WINDOWS:
+                for j in range(negatives):
+                    drawn[w % slots, j] = table[positions[w % slots, j]]
         for w in range(first, end):
-            negs[:] = next_negs
-            if w + 1 < end:
-                _cbow_negatives(next_negs, table, seed_bits, w + 1)
-                prefetch_row(output_w, target[window_starts[w + 1]])
-                for k in range(negatives):
-                    prefetch_row(output_w, next_negs[k])
-                for p in range(window_starts[w + 1], window_starts[w + 2]):
-                    prefetch_row(input_w, context[p])
+            far = w + TABLE_AHEAD
+            if far < end:  # the table entries of a later window start to load
+                _draw_positions(positions, far % slots, negatives, table, seed_bits, far)
+            ahead = w + PREFETCH_WINDOWS
+            if ahead < end:  # its entries loaded by now: the rows they name start to load
+                for j in range(negatives):
+                    drawn[ahead % slots, j] = table[positions[ahead % slots, j]]
+                    prefetch_row(output_w, drawn[ahead % slots, j])
+                prefetch_row(output_w, target[window_starts[ahead]])
+                _prefetch_contexts(input_w, context, window_starts[ahead], window_starts[ahead + 1])
             start, stop = window_starts[w], window_starts[w + 1]
             if stop <= start:
                 continue
             t = target[start]
             lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
             _window_mean(h, input_w, context, start, stop)
-            grad_h[:] = 0.0
             with_loss = w % loss_every == 0
-            for j in range(negatives + 1):
-                if j == 0:
-                    o, label = t, 1.0
-                else:
-                    o, label = negs[j - 1], 0.0
-                    if o == t:
-                        continue
-                loss += _train_output_row(h, grad_h, output_w[o], label, lr, with_loss, False)
+            rows[0] = t
+            n_rows = 1
+            repeated = False
+            for j in range(negatives):
+                o = drawn[w % slots, j]
+                if o == t:
+                    continue
+                for i in range(1, n_rows):
+                    repeated |= rows[i] == o
+                rows[n_rows] = o
+                n_rows += 1
+            if repeated:  # a row twice: word2vec.c's order, the second update from the first's result
+                grad_h[:] = 0.0
+                for j in range(n_rows):
+                    loss += _train_output_row(h, grad_h, output_w[rows[j]], labels[j], lr, with_loss, False)
+            else:
+                loss += _train_mean(h, grad_h, output_w, rows, labels, n_rows, lr, with_loss, False, scores)
             _add_to_contexts(input_w, context, start, stop, grad_h)
         losses[thread] = loss
     return losses.sum() * n_windows / max(1, (n_windows + loss_every - 1) // loss_every)
@@ -463,37 +583,42 @@ def cbow_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarra
     """CBOW with hierarchical softmax, window by window; returns the summed loss (over windows).
 
     h (the mean of the window's context input rows) is scored against the target's Huffman path: node n with bit
-    b has label 1 - b; a node whose score is outside +-MAX_SCORE is skipped (word2vec.c). Windows, learning rate,
-    threads, loss_every and prefetching as in cbow_step_cpu.
+    b has label 1 - b; a node whose score is outside +-MAX_SCORE is skipped (word2vec.c). A path's nodes are
+    distinct, so they always go in threes. Windows, learning rate, threads, loss_every and prefetching as in
+    cbow_step_cpu.
     """
     n_pairs, dim = target.shape[0], input_w.shape[1]
     n_windows = window_starts.shape[0] - 1
     per_thread = (n_windows + threads - 1) // threads
     loss_every = max(1, loss_every)
+    max_len = max(1, paths.shape[1])
     losses = np.zeros(threads)
     for thread in numba.prange(threads):
         h = np.empty(dim, dtype=np.float32)
         grad_h = np.empty(dim, dtype=np.float32)
+        rows = np.empty(max_len, dtype=np.int64)
+        labels = np.empty(max_len, dtype=np.float32)
+        scores = np.empty(max_len, dtype=np.float32)
         loss = 0.0
         end = min(n_windows, (thread + 1) * per_thread)
         for w in range(thread * per_thread, end):
-            if w + 1 < end:
-                following = target[window_starts[w + 1]]
+            ahead = w + PREFETCH_WINDOWS
+            if ahead < end:
+                following = target[window_starts[ahead]]
                 for j in range(lengths[following]):
                     prefetch_row(inner_w, paths[following, j])
-                for p in range(window_starts[w + 1], window_starts[w + 2]):
-                    prefetch_row(input_w, context[p])
+                _prefetch_contexts(input_w, context, window_starts[ahead], window_starts[ahead + 1])
             start, stop = window_starts[w], window_starts[w + 1]
             if stop <= start:
                 continue
             t = target[start]
             lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
             _window_mean(h, input_w, context, start, stop)
-            grad_h[:] = 0.0
-            with_loss = w % loss_every == 0
-            for j in range(lengths[t]):
-                loss += _train_output_row(h, grad_h, inner_w[paths[t, j]], 1.0 - codes[t, j], lr, with_loss, True)
+            n_nodes = lengths[t]
+            for j in range(n_nodes):
+                rows[j] = paths[t, j]
+                labels[j] = 1.0 - codes[t, j]
+            loss += _train_mean(h, grad_h, inner_w, rows, labels, n_nodes, lr, w % loss_every == 0, True, scores)
             _add_to_contexts(input_w, context, start, stop, grad_h)
         losses[thread] = loss
     return losses.sum() * n_windows / max(1, (n_windows + loss_every - 1) // loss_every)
-

@@ -228,17 +228,27 @@ def drawn_windows(data_dir: Path, counts, seed: int, window: int = 5, sample: fl
     makes them (sub-sampling, reduced windows, pairs never across a document), its windows shuffled as units
     (`shuffle`, seeded) or in text order: a kernel's input without the loader. window_edges[w] is the first pair
     of window w, window_edges[-1] the number of pairs. Needs convert_to_int.py's ids/ under data_dir."""
+    from pairs_dataset import read_id_slices
+
+    files = sorted((data_dir / "ids").glob("part-*.parquet"))
+    return windows_of(read_id_slices(files, len(counts), chunk_tokens), counts, seed, window, sample, shuffle,
+                      chunk_tokens)
+
+
+def windows_of(slices, counts, seed: int, window: int = 5, sample: float = 1e-4, shuffle: bool = True,
+               chunk_tokens: int = 1_000_000):
+    """drawn_windows of a token stream given as (ids, doc_index) slices (pairs_dataset.iter_pairs' input)."""
     import numpy as np
 
-    from pairs_dataset import iter_pairs, keep_probabilities, read_id_slices
+    from pairs_dataset import iter_pairs, keep_probabilities
 
     counts = np.asarray(counts)
-    files = sorted((data_dir / "ids").glob("part-*.parquet"))
-    pieces = list(iter_pairs(read_id_slices(files, len(counts), chunk_tokens), keep_probabilities(counts, sample),
-                             window, sample, True, chunk_tokens, seed, with_sizes=True))
+    pieces = list(iter_pairs(slices, keep_probabilities(counts, sample), window, sample, True, chunk_tokens, seed,
+                             with_sizes=True))
     target = np.concatenate([piece[0] for piece in pieces])
     context = np.concatenate([piece[1] for piece in pieces])
     sizes = np.concatenate([piece[2] for piece in pieces])
+    del pieces
     sizes = sizes[sizes > 0]
     edges = np.concatenate([[0], np.cumsum(sizes)])
     if not shuffle:

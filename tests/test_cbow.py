@@ -345,3 +345,26 @@ def test_init_range_zero_takes_the_models_default(data):
         np.testing.assert_allclose(trained.numpy(), start, rtol=0, atol=1e-9)
         assert np.abs(start).max() == pytest.approx(init_range / 24, rel=0.01)
         (data_dir / "model" / "checkpoint.pt").unlink()
+
+
+@pytest.mark.parametrize("vocab_size", [12, 400])
+def test_numba_ns_kernel_in_threes_and_row_by_row_both_match_the_reference(vocab_size):
+    """The kernel scores a window's distinct output rows in threes and falls back to word2vec.c's row-by-row loop
+    when its negatives repeat a row: a large vocabulary gives (nearly) only the first, a tiny one many repeats."""
+    rng = np.random.default_rng(vocab_size)
+    dim = 19  # not a multiple of the vector width: the loops' tails run
+    input_w = rng.normal(0, 0.5, (vocab_size, dim)).astype(np.float32)
+    output_w = rng.normal(0, 0.5, (vocab_size, dim)).astype(np.float32)
+    table = rng.integers(0, vocab_size, 997).astype(np.int32)
+    target, context, window_starts = random_windows(rng, vocab_size, 60)
+    for negatives in (4, 5, 7):  # 5, 6 and 8 output rows: threes with and without a tail
+        drawn = kernel_negatives(3, len(window_starts) - 1, negatives, table)
+        repeats = [len(set(row.tolist())) < negatives for row in drawn]
+        assert not all(repeats) and (any(repeats) or vocab_size > 12)
+        expected_in, expected_out, expected_loss = numpy_reference(input_w, output_w, target, context, window_starts,
+                                                                   0.2, 0.05, negatives=drawn)
+        got_in, got_out = input_w.copy(), output_w.copy()
+        loss = cbow_step_cpu(got_in, got_out, target, context, window_starts, table, negatives, 0.2, 0.05, 3, 1)
+        np.testing.assert_allclose(got_in, expected_in, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got_out, expected_out, rtol=1e-5, atol=1e-5)
+        assert loss == pytest.approx(expected_loss, rel=1e-5)
