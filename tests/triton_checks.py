@@ -32,7 +32,7 @@ def sample_windows(data_dir: str) -> dict:
     numba.set_num_threads(1)
     counts = load_vocab(Path(data_dir), with_words=False)[1]
     target, context, edges = drawn_windows(Path(data_dir), counts, seed=3, sample=1e-3)
-    n_pairs = int(edges[160])  # 160 windows; the batch edge falls inside a window: it is cut as the loader cuts
+    n_pairs = int(edges[96])  # 96 windows; the batch edge falls inside a window: it is cut as the loader cuts
     window_starts = batch_window_starts(edges, 0, n_pairs + 3)
     target, context = target[:n_pairs + 3].copy(), context[:n_pairs + 3].copy()
     table = build_table(counts, 5000, 0.75)
