@@ -60,14 +60,14 @@ def counter_draw(seed, counter, n):
 
 
 @triton.jit(do_not_specialize=["n_windows", "n_pairs", "table_size", "seed", "loss_every"])
-def _sg_ns_windows(input_w, output_w, target, context, window_starts, table, window_loss, n_windows, n_pairs,
+def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, table, window_loss, n_windows, n_pairs,
                    table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
                    NEGATIVES: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_OUT: tl.constexpr,
                    BLOCK_D: tl.constexpr):
     """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 (window w: pairs window_starts[w]:
-    window_starts[w + 1], one target) and writes each one's loss to window_loss[w]: the loss of its pairs whose
-    index is a multiple of loss_every. The windows of a group read every row before any of them writes one (as a
-    micro-batch of the torch step does); GROUP 1 is the CPU kernel's window-by-window update."""
+    window_starts[w + 1], all of target window_target[w]) and writes each one's loss to window_loss[w]: the loss
+    of its pairs whose index is a multiple of loss_every. The windows of a group read every row before any of them
+    writes one (as a micro-batch of the torch step does); GROUP 1 is the CPU kernel's window-by-window update."""
     w = tl.program_id(0).to(tl.int64) * GROUP + tl.arange(0, GROUP).to(tl.int64)  # [G]
     real = w < n_windows
     start = tl.load(window_starts + w, mask=real, other=0)
@@ -76,7 +76,7 @@ def _sg_ns_windows(input_w, output_w, target, context, window_starts, table, win
     in_window = slots[None, :] < k[:, None]  # [G, K]
     positions = start[:, None] + slots[None, :]
     rows_in = tl.load(context + positions, mask=in_window, other=0).to(tl.int64)
-    t = tl.load(target + start, mask=real & (k > 0), other=0).to(tl.int64)  # [G]
+    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [G]
 
     # Slot 0 is the target's row (label 1); slot j in 1..NEGATIVES is negative j - 1, table[counter_draw(seed,
     # w * NEGATIVES + j - 1)]; one equal to the target is not live (word2vec.c skips it).
@@ -135,10 +135,11 @@ def sg_window_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target:
     """Skip-gram with negatives shared by a window (sg_window_step_cpu's update) in one kernel launch; the summed
     loss, taken on pairs 0, loss_every, ... and scaled up to the batch as the CPU kernel does.
 
-    Tables, target, context and table on one device: CUDA, or the CPU under TRITON_INTERPRET=1 (Triton's
-    interpreter). window_starts (int64 [W + 1]) may be on the host (the loader's), where its longest window is read
-    without a device sync. block_d: columns per chunk (default: GPU_BLOCK_D on CUDA, the whole row under the
-    interpreter, whose cost is per operation). group: windows per program (a power of two), which read the
+    Tables, context and table on one device: CUDA, or the CPU under TRITON_INTERPRET=1 (Triton's interpreter).
+    target and window_starts (int64 [W + 1]) may be on the host (the loader's): the longest window is read there
+    without a device sync, and only one target per window goes to the device (the kernel reads no other).
+    block_d: columns per chunk (default: GPU_BLOCK_D on CUDA, the whole row under the interpreter, whose cost is
+    per operation). group: windows per program (a power of two), which read the
     tables before any of them writes; 1, the default, is the CPU kernel's update.
     """
     n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
@@ -153,11 +154,12 @@ def sg_window_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target:
     on_gpu = device.type == "cuda"
     block_d = block_d or (GPU_BLOCK_D if on_gpu else _next_power_of_two(dim))
     starts = window_starts.to(device, torch.int64, non_blocking=True)
+    window_target = target[window_starts[:-1].to(target.device)].to(device, non_blocking=True)
     window_loss = torch.empty(n_windows, device=device, dtype=torch.float32)
     loss_every = max(1, int(loss_every))
     extra = {"num_warps": GPU_WARPS} if on_gpu else {}
     _sg_ns_windows[(triton.cdiv(n_windows, group),)](
-        input_w, output_w, target, context, starts, table, window_loss, n_windows, n_pairs, int(table.shape[0]),
+        input_w, output_w, window_target, context, starts, table, window_loss, n_windows, n_pairs, int(table.shape[0]),
         int(seed), float(lr_start), float(lr_end), loss_every, dim, MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives),
         GROUP=group, BLOCK_K=max(MIN_BLOCK_K, _next_power_of_two(longest)),
         BLOCK_OUT=_next_power_of_two(1 + int(negatives)), BLOCK_D=block_d, **extra)

@@ -183,7 +183,7 @@ def _triton_ns(kernel) -> Build:
         input_w, output_w = model.input.weight.data, model.output.weight.data
         device = input_w.device
         return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: kernel(
-            input_w, output_w, target.to(device, non_blocking=True), context.to(device, non_blocking=True),
+            input_w, output_w, target, context.to(device, non_blocking=True),
             window_starts, unigram, cfg.negatives, lr_start, lr_end, seed, cfg.loss_every,
             group=getattr(cfg, "triton_group", 1))
     return build
