@@ -163,3 +163,19 @@ def test_traffic_model_and_nominal_bandwidth():
     assert gpu_check.nominal_bandwidth("NVIDIA H100 PCIe") == 2.0e12
     assert gpu_check.nominal_bandwidth("NVIDIA H200") == 4.8e12
     assert gpu_check.nominal_bandwidth("NVIDIA GeForce RTX 4090") is None
+
+
+from test_train import corpus_data  # noqa: E402,F401
+
+
+def test_loader_feed_ships_the_contexts_and_one_target_and_offset_per_window(corpus_data):  # noqa: F811
+    import loader_feed
+
+    data_dir, pairs_per_draw, _ = corpus_data
+    figures = loader_feed.feed(data_dir, 0, 0, 5000, "cpu")  # every batch of draw 0 after the first
+    assert figures["pairs"] == pairs_per_draw[0] - 5000 and figures["batches"] == -(-figures["pairs"] // 5000)
+    per_window = 1 / figures["pairs_per_window"]
+    # int32 context per pair; int32 target and int64 offset per window (and one more offset per batch)
+    assert figures["bytes_per_pair_shipped"] == pytest.approx(4 + 12 * per_window, abs=0.01)
+    assert figures["bytes_per_pair_torch_step"] == pytest.approx(8 + 8 * per_window, abs=0.01)
+    assert figures["pairs_per_s"] > 0
