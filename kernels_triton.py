@@ -38,7 +38,7 @@ import triton.language as tl
 from common import fail
 from word2vec import MAX_SCORE
 
-# Triton's own switch, as it read it when first imported (module import order: triton above, this line after).
+# Whether Triton runs its interpreter: it reads TRITON_INTERPRET when first imported and makes its jit functions so.
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 # Columns per chunk on a GPU: a window's 3-D product block (contexts x outputs x BLOCK_D float32) stays at 4,096

@@ -18,7 +18,9 @@ keyed by model, loss and kernel, which also stops with one line for a combinatio
 window, the numba window kernels (a window's pairs trained together, negatives drawn inside the kernel), CPU only;
 torch, the batched closed-form steps in micro-batches that CUDA runs, negatives drawn on the device by
 torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains;
-auto, window on the CPU and torch on CUDA. numba, the old pair-by-pair kernel's name, is taken as window.
+triton (sg ns only), the fused kernel of kernels_triton.py, one launch per batch, negatives drawn inside as the
+window kernels draw them, on CUDA (on the CPU only in Triton's interpreter, TRITON_INTERPRET=1, for the tests);
+auto, window on the CPU, and on CUDA triton for sg ns where Triton imports, else torch. numba, the old pair-by-pair kernel's name, is taken as window.
 
 Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
 batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
