@@ -124,6 +124,59 @@ def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, tab
         tl.atomic_add(v_pointers, grad_v, mask=mask_out, sem="relaxed")
 
 
+@triton.jit(do_not_specialize=["n_pairs", "n_windows", "table_size", "seed", "loss_every"])
+def _cbow_ns_window(input_w, output_w, window_target, context, window_starts, table, window_loss, n_pairs,
+                    n_windows, table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
+                    NEGATIVES: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Program w trains CBOW window w (cbow_step_cpu's update): h, the mean of its context rows, scored against
+    its target's row (label 1), then its negatives (table[counter_draw(seed, w * NEGATIVES + j)], label 0; one
+    equal to the target skipped) one after another, each output row moved as soon as it is scored, as
+    word2vec.c does (a negative drawn twice reads the first one's update); dL/dh added undivided to every context
+    row. Its loss goes to window_loss[w] when w is a multiple of loss_every. Rows are whole (BLOCK_D >= dim)."""
+    w = tl.program_id(0).to(tl.int64)
+    start = tl.load(window_starts + w)
+    k = tl.load(window_starts + w + 1) - start
+    t = tl.load(window_target + w).to(tl.int64)
+    d = tl.arange(0, BLOCK_D)
+    columns = d < dim
+    h = tl.zeros([BLOCK_D], dtype=tl.float32)
+    for i in range(0, k):
+        row = tl.load(context + start + i).to(tl.int64)
+        h += tl.load(input_w + row * dim + d, mask=columns, other=0.0)
+    h = h * (1.0 / tl.maximum(k, 1).to(tl.float32))
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))
+    counted = ((w % loss_every) == 0) & (k > 0)
+    grad_h = tl.zeros([BLOCK_D], dtype=tl.float32)
+    loss = 0.0
+    for j in tl.static_range(NEGATIVES + 1):
+        if j == 0:
+            o = t
+            label = 1.0
+            live = k > 0
+        else:
+            counter = (w * NEGATIVES + (j - 1)).to(tl.uint64)
+            draw = counter_draw(seed.to(tl.uint64), counter, table_size.to(tl.uint64)).to(tl.int64)
+            o = tl.load(table + draw).to(tl.int64)
+            label = 0.0
+            live = (o != t) & (k > 0)
+        pointers = output_w + o * dim + d
+        v = tl.load(pointers, mask=columns, other=0.0)
+        score = tl.sum(h * v, axis=0)
+        # word2vec.c's rule (kernels_cpu._output_gradient): outside +-MAX_SCORE sigma is exactly 0 or 1
+        sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(score, -MAX_SCORE), MAX_SCORE)))
+        sigma = tl.where(score > MAX_SCORE, 1.0, tl.where(score < -MAX_SCORE, 0.0, sigma))
+        g = tl.where(live, (label - sigma) * lr, 0.0)
+        signed = score if j == 0 else -score
+        pair_loss = tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed)))
+        loss += tl.where(live & counted, pair_loss, 0.0)
+        grad_h += g * v
+        tl.atomic_add(pointers, g * h, mask=columns, sem="relaxed")
+    for i in range(0, k):
+        row = tl.load(context + start + i).to(tl.int64)
+        tl.atomic_add(input_w + row * dim + d, grad_h, mask=columns, sem="relaxed")
+    tl.store(window_loss + w, loss)
+
+
 def _next_power_of_two(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
@@ -165,3 +218,30 @@ def sg_window_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target:
         BLOCK_OUT=_next_power_of_two(1 + int(negatives)), BLOCK_D=block_d, **extra)
     counted = max(1, (n_pairs + loss_every - 1) // loss_every)
     return float(window_loss.sum(dtype=torch.float64)) * n_pairs / counted
+
+
+def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Tensor, context: torch.Tensor,
+                     window_starts: torch.Tensor, table: torch.Tensor, negatives: int, lr_start: float,
+                     lr_end: float, seed: int, loss_every: int = 1, group: int = 1) -> float:
+    """CBOW with negative sampling (cbow_step_cpu's update) in one kernel launch, a program per window; the loss
+    summed over windows, taken on windows 0, loss_every, ... and scaled up as the CPU kernel does. Devices and
+    window_starts as sg_window_step_triton; group is sg's only (a CBOW window's rows are one vector each)."""
+    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    if n_pairs == 0 or n_windows <= 0:
+        return 0.0
+    device = input_w.device
+    if device.type == "cpu" and not INTERPRETED:
+        fail("the triton kernel runs on CUDA, or on the CPU in Triton's interpreter with TRITON_INTERPRET=1 set "
+             "before Python starts: use --kernel window or --kernel torch on the CPU")
+    on_gpu = device.type == "cuda"
+    starts = window_starts.to(device, torch.int64, non_blocking=True)
+    window_target = target[window_starts[:-1].to(target.device)].to(device, non_blocking=True)
+    window_loss = torch.empty(n_windows, device=device, dtype=torch.float32)
+    loss_every = max(1, int(loss_every))
+    extra = {"num_warps": GPU_WARPS} if on_gpu else {}
+    _cbow_ns_window[(n_windows,)](
+        input_w, output_w, window_target, context, starts, table, window_loss, n_pairs, n_windows,
+        int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim, MAX_SCORE=MAX_SCORE,
+        NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **extra)
+    counted = max(1, (n_windows + loss_every - 1) // loss_every)
+    return float(window_loss.sum(dtype=torch.float64)) * n_windows / counted

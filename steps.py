@@ -11,8 +11,8 @@ inside the kernel; "torch", the batched steps (kernels_torch.py) in micro-batche
 the CPU as well so a CPU run can train what the GPU trains. "numba", the name of the pair-by-pair kernel before
 shards kept windows together, stays as an alias of "window" so old command lines run. A new kernel is one
 `register` call; `--kernel auto` takes, for the device, the first step registered for the model and loss that
-runs there, so the CPU gets the window kernel and CUDA the torch step. "triton", the fused skip-gram ns kernel
-(kernels_triton.py), is registered where Triton imports, before the torch steps, so CUDA takes it for sg ns; it
+runs there, so the CPU gets the window kernel and CUDA the torch step. "triton", the fused sg ns and cbow ns
+kernels (kernels_triton.py), is registered where Triton imports, before the torch steps, so CUDA takes it for ns; it
 runs on the CPU only in Triton's interpreter (TRITON_INTERPRET=1, for the tests), never by --kernel auto there.
 """
 from __future__ import annotations
@@ -190,9 +190,9 @@ def _triton_ns(kernel) -> Build:
 
 
 try:  # Triton is a development requirement (requirements-dev.txt): a CPU-only install has no triton kernel
-    from kernels_triton import INTERPRETED, sg_window_step_triton
+    from kernels_triton import INTERPRETED, cbow_step_triton, sg_window_step_triton
 except ImportError:
-    sg_window_step_triton = None
+    sg_window_step_triton = cbow_step_triton = None
 
 # The table. Registration order is --kernel auto's preference on a device.
 register("sg", "ns", "window", CPU_ONLY)(_numba_ns(sg_window_step_cpu))
@@ -200,8 +200,9 @@ register("sg", "hs", "window", CPU_ONLY)(_numba_hs(sg_window_hs_step_cpu))
 register("cbow", "ns", "window", CPU_ONLY)(_numba_ns(cbow_step_cpu))
 register("cbow", "hs", "window", CPU_ONLY)(_numba_hs(cbow_hs_step_cpu))
 if sg_window_step_triton is not None:
-    register("sg", "ns", "triton", frozenset({"cuda", "cpu"}) if INTERPRETED else frozenset({"cuda"})
-             )(_triton_ns(sg_window_step_triton))
+    TRITON_DEVICES = frozenset({"cuda", "cpu"}) if INTERPRETED else frozenset({"cuda"})
+    register("sg", "ns", "triton", TRITON_DEVICES)(_triton_ns(sg_window_step_triton))
+    register("cbow", "ns", "triton", TRITON_DEVICES)(_triton_ns(cbow_step_triton))
 register("sg", "ns", "torch", micro_batched=True)(_torch_ns(sg_window_step_torch))
 register("sg", "hs", "torch", micro_batched=True)(_torch_hs(sg_window_hs_step_torch))
 register("cbow", "ns", "torch", micro_batched=True)(_torch_ns(cbow_step_torch))

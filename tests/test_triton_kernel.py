@@ -1,6 +1,6 @@
-"""The fused Triton kernel (kernels_triton.py, --kernel triton), proven on the CPU in Triton's interpreter: the
-tables after a batch of real windows equal sg_window_step_cpu's on one thread, and train.py --kernel triton learns
-planted clusters. The interpreter runs in a process of its own (tests/triton_checks.py, TRITON_INTERPRET=1), so the
+"""The fused Triton kernels (kernels_triton.py, --kernel triton), proven on the CPU in Triton's interpreter: the
+tables after a batch of real windows equal sg_window_step_cpu's (cbow_step_cpu's) on one thread, and train.py
+--kernel triton learns planted clusters (sg). The interpreter runs in a process of its own (tests/triton_checks.py, TRITON_INTERPRET=1), so the
 setting, which Triton reads once when first imported, reaches no other test."""
 import importlib.util
 import json
@@ -35,12 +35,26 @@ def interpreted(check: str, *arguments: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_kernel_on_real_windows_equals_the_cpu_window_kernel_on_one_thread(tmp_path):
-    prep.main(["--dataset", str(SAMPLE), "--data-dir", str(tmp_path), "--num-proc", "1"])
-    convert_to_int.main(["--data-dir", str(tmp_path), "--num-proc", "1", "--min-count", "3"])
-    found = interpreted("sample_windows", str(tmp_path))
+@pytest.fixture(scope="module")
+def sample_ids(tmp_path_factory) -> Path:
+    """prep.py and convert_to_int.py on the shipped sample (make demo's --min-count 3)."""
+    folder = tmp_path_factory.mktemp("sample")
+    prep.main(["--dataset", str(SAMPLE), "--data-dir", str(folder), "--num-proc", "1"])
+    convert_to_int.main(["--data-dir", str(folder), "--num-proc", "1", "--min-count", "3"])
+    return folder
+
+
+def test_the_kernel_on_real_windows_equals_the_cpu_window_kernel_on_one_thread(sample_ids):
+    found = interpreted("sample_windows", str(sample_ids))
     assert found["windows"] >= 97 and found["longest"] >= 8  # contexts past one 8-row block: BLOCK_K 16
     assert found["rows_moved"] > 100 and found["largest_move"] > 0.01  # the batch moves the tables
+    assert found["input_error"] < 1e-5 and found["output_error"] < 1e-5, found
+    assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
+
+
+def test_the_cbow_kernel_on_real_windows_equals_the_cpu_cbow_kernel_on_one_thread(sample_ids):
+    found = interpreted("cbow_sample_windows", str(sample_ids))
+    assert found["windows"] == 40 and found["rows_moved"] > 50 and found["largest_move"] > 0.01
     assert found["input_error"] < 1e-5 and found["output_error"] < 1e-5, found
     assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
 
@@ -60,10 +74,11 @@ def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path
     assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
 
 
-def test_auto_takes_the_triton_kernel_on_cuda_for_sg_ns_only_and_never_on_the_cpu():
+def test_auto_takes_the_triton_kernels_on_cuda_for_ns_only_and_never_on_the_cpu():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert steps.choose_kernel("auto", cuda) == "triton"
-    assert steps.choose_kernel("auto", cuda, "sg", "hs") == steps.choose_kernel("auto", cuda, "cbow") == "torch"
+    assert steps.choose_kernel("auto", cuda, "cbow") == "triton"
+    assert steps.choose_kernel("auto", cuda, "sg", "hs") == steps.choose_kernel("auto", cuda, "cbow", "hs") == "torch"
     assert steps.choose_kernel("auto", cpu) == "window"
     with pytest.raises(StageError, match="--kernel triton runs on cuda only, not on cpu: use --kernel window or"):
         steps.choose_kernel("triton", cpu)
