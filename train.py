@@ -443,9 +443,9 @@ def settle_flags(cfg) -> None:
                 lr=at_least(0), init_range=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0),
                 threads=at_least(1), loss_every=at_least(1), micro_batch=at_least(0), hs_micro_batch=at_least(0),
                 num_workers=at_least(0), stop_after_batches=at_least(0), checkpoint_minutes=at_least(0),
-                check_rows=at_least(1))
-    if cfg.triton_group < 1 or cfg.triton_group & (cfg.triton_group - 1):
-        fail(f"--triton-group must be a power of two (1, 2, 4, ...), not {cfg.triton_group}")
+                check_rows=at_least(1), triton_group=at_least(1))
+    if cfg.triton_group & (cfg.triton_group - 1):
+        fail(f"--triton-group must be a power of two (1, 2, 4, ...), got {cfg.triton_group}")
     if cfg.loss not in ("ns", "hs"):
         fail(f"--loss must be ns or hs, not {cfg.loss!r}")
     if cfg.model not in MODELS:

@@ -82,3 +82,10 @@ def test_auto_takes_the_triton_kernels_on_cuda_for_ns_only_and_never_on_the_cpu(
     assert steps.choose_kernel("auto", cpu) == "window"
     with pytest.raises(StageError, match="--kernel triton runs on cuda only, not on cpu: use --kernel window or"):
         steps.choose_kernel("triton", cpu)
+
+
+def test_triton_group_must_be_a_power_of_two(tmp_path):
+    import train
+
+    with pytest.raises(StageError, match=r"^--triton-group must be a power of two \(1, 2, 4, ...\), got 3$"):
+        train.main(["--data-dir", str(tmp_path), "--triton-group", "3"])
