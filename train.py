@@ -18,7 +18,9 @@ keyed by model, loss and kernel, which also stops with one line for a combinatio
 window, the numba window kernels (a window's pairs trained together, negatives drawn inside the kernel), CPU only;
 torch, the batched closed-form steps in micro-batches that CUDA runs, negatives drawn on the device by
 torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains;
-auto, window on the CPU and torch on CUDA. numba, the old pair-by-pair kernel's name, is taken as window.
+triton (sg ns only), the fused kernel of kernels_triton.py, one launch per batch, negatives drawn inside as the
+window kernels draw them, on CUDA (on the CPU only in Triton's interpreter, TRITON_INTERPRET=1, for the tests);
+auto, window on the CPU, and on CUDA triton for sg ns where Triton imports, else torch. numba, the old pair-by-pair kernel's name, is taken as window.
 
 Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
 batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
@@ -83,11 +85,12 @@ INIT_RANGE = 0.0  # input rows start uniform in +-INIT_RANGE/dim; 0: the model's
 SEED = 1  # seeds the initial vectors, the shard order and the negatives
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
 MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word)
-KERNEL = "auto"  # training step (steps.py's table): window (the numba window kernels, a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), auto (window on CPU, torch on CUDA); numba is an alias of window, so old command lines run
+KERNEL = "auto"  # training step (steps.py's table): window (the numba window kernels, a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), triton (the fused sg ns kernel, kernels_triton.py: CUDA, or the CPU under TRITON_INTERPRET=1), auto (window on CPU; on CUDA triton where it has the step and Triton imports, else torch); numba is an alias of window, so old command lines run
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
 LOSS_EVERY = 16  # window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # torch kernel only, ns: pairs per update within a batch (0 = the whole batch)
 HS_MICRO_BATCH = 1024  # torch kernel only, hs: pairs per update (every path starts at the root, so the top nodes sum a micro-batch's stale gradients: 8,192 blew text8 up, bench/RESULTS.md)
+TRITON_GROUP = 1  # triton kernel only: windows per program, which read the tables before any of them writes (a power of two; 1 = the CPU kernel's window-by-window update)
 NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
 CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
 RESUME = False  # continue from model/checkpoint.pt
@@ -440,7 +443,9 @@ def settle_flags(cfg) -> None:
                 lr=at_least(0), init_range=at_least(0), min_lr_fraction=at_least(0, 1), seed=at_least(0),
                 threads=at_least(1), loss_every=at_least(1), micro_batch=at_least(0), hs_micro_batch=at_least(0),
                 num_workers=at_least(0), stop_after_batches=at_least(0), checkpoint_minutes=at_least(0),
-                check_rows=at_least(1))
+                check_rows=at_least(1), triton_group=at_least(1))
+    if cfg.triton_group & (cfg.triton_group - 1):
+        fail(f"--triton-group must be a power of two (1, 2, 4, ...), got {cfg.triton_group}")
     if cfg.loss not in ("ns", "hs"):
         fail(f"--loss must be ns or hs, not {cfg.loss!r}")
     if cfg.model not in MODELS:

@@ -1,13 +1,17 @@
-"""`make gpu-check`: the pipeline on text8 on a CUDA GPU with the torch kernel, in a few minutes, and its figures.
+"""`make gpu-check`: the pipeline on text8 on a CUDA GPU with each step (the fused Triton kernel where Triton
+imports, then the torch step), in a few minutes, and their figures side by side.
 
     python bench/gpu_check.py                  # on a CUDA machine: what `make gpu-check` runs
     python bench/gpu_check.py --stage-only     # copy text8.zip and eval_en/ from ../shared/data to bench/work/gpu/
     python bench/gpu_check.py --cpu-dry-run    # the same steps on the CPU: first 2M tokens of text8, 1 epoch, dim 100
+    TRITON_INTERPRET=1 python bench/gpu_check.py --cpu-dry-run --tokens 20000 --kernels triton,torch \
+        --triton-group 64                      # the Triton kernel too, in Triton's interpreter (slow: a small slice)
 
-Prints the training pairs/s, the share of the memory-bandwidth bound they reach (bytes per pair of the torch step's
-traffic model x pairs/s / the bandwidth of a device-to-device copy measured here, the card's nominal figure beside
+Prints, per step, the training pairs/s, the share of the memory-bandwidth bound they reach (bytes per pair of the
+step's traffic model x pairs/s / the bandwidth of a device-to-device copy measured here, the card's nominal figure beside
 it), the peak GPU memory (torch.cuda.max_memory_allocated) and the scores on eval_en (analogy, WordSim-353,
-SimLex-999); all of it also goes to bench/work/gpu-check.json. Without CUDA it stops with one line.
+SimLex-999); all of it also goes to bench/work/gpu-check.json (the torch step's figures at the top level, each
+step's under "steps"). Without CUDA it stops with one line.
 
 Made for a bare GPU machine: no network and a python with torch (2.11 or later), numpy, pyarrow, numba, tqdm and
 matplotlib, but neither datasets nor gensim nor scipy. So prep.py (which opens every source through datasets) is
@@ -152,6 +156,26 @@ def step_traffic(dim: int, negatives: int, micro_batch: int, vocab_size: int = 1
     return {"model": count.bytes / pairs, "floor": 2 * rows * dim * 4, "launches_per_micro_batch": count.launches}
 
 
+def triton_traffic(dim: int, negatives: int, micro_batch: int = 8192) -> dict[str, float]:
+    """Bytes per pair of kernels_triton's fused skip-gram ns kernel, tallied from what it reads and writes on the
+    windows step_traffic uses (1..10 pairs in turn): per window its window_starts pair and target (16 + 4 bytes),
+    its negatives' table entries (4 each), its contexts' ids (4 each), every context row and output row read once
+    and written once (an atomic add: read and written at the cache, once to memory), its loss (4); the loss sum
+    reads those again. The second pass's re-reads of a window's rows are taken as cache hits (a window's dozen
+    rows, read a moment before). Launches per batch: the kernel and the loss sum (the per-window targets are
+    gathered on the host)."""
+    sizes = list(range(WINDOW_SIZES[0], WINDOW_SIZES[1] + 1))
+    pairs = micro_batch or 8192
+    total, windows, left = 0, 0, pairs
+    while left > 0:
+        k = min(sizes[windows % len(sizes)], left)
+        total += 16 + 4 + 4 * negatives + 4 * k + 2 * (k + 1 + negatives) * dim * 4 + 4 + 4
+        windows += 1
+        left -= k
+    rows = 1 + (1 + negatives) * windows / pairs
+    return {"model": total / pairs, "floor": 2 * rows * dim * 4, "launches_per_micro_batch": 2}
+
+
 def scores(data_dir: Path, eval_dir: Path) -> dict:
     from evaluate import evaluate_analogies, evaluate_similarity
     from word2vec import load_trained
@@ -182,11 +206,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--micro-batch", type=int, default=None, help="train.py --micro-batch (default: its own)")
     parser.add_argument("--lr", type=float, default=None, help="train.py --lr (default: its own)")
     parser.add_argument("--num-proc", type=int, default=0, help="stage worker processes (0: one per core)")
+    parser.add_argument("--kernels", default="", help="train.py --kernel of each run, comma-separated (default: "
+                        "triton,torch where the triton step runs on the device, else torch)")
+    parser.add_argument("--triton-group", type=int, default=1, help="train.py --triton-group")
     args = parser.parse_args(argv)
     dry = args.cpu_dry_run
     args.tokens = (2_000_000 if dry else 0) if args.tokens is None else args.tokens
     args.dim = (100 if dry else 300) if args.dim is None else args.dim
+    args.kernels = [name for name in args.kernels.split(",") if name]
     return args
+
+
+def default_kernels(device) -> list[str]:
+    """triton (where its step runs on the device: CUDA with Triton, or the interpreter), then torch."""
+    import steps
+
+    spec = steps.STEPS.get(("sg", "ns", "triton"))
+    return (["triton"] if spec is not None and spec.runs_on(device.type) else []) + ["torch"]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -222,37 +258,45 @@ def main(argv: list[str] | None = None) -> dict:
     unigram_table.main(common)
     prepared_s = time.perf_counter() - started
 
-    train_args = common + ["--epochs", str(args.epochs), "--dim", str(args.dim), "--kernel", "torch", "--device",
-                           device.type, "--checkpoint-minutes", "0", "--num-workers", "1"]
-    train_args += ["--micro-batch", str(args.micro_batch)] if args.micro_batch is not None else []
-    train_args += ["--lr", str(args.lr)] if args.lr is not None else []
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    trained = train.main(train_args)
-    peak_device = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-
     bandwidth = measure_bandwidth(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     nominal = nominal_bandwidth(name) if device.type == "cuda" else None
-    traffic = step_traffic(args.dim, train.NEGATIVES, trained["micro_batch"])
-    pairs_per_s = trained["pairs_per_s"]
+    runs = {}
+    for kernel_name in args.kernels or default_kernels(device):
+        train_args = common + ["--epochs", str(args.epochs), "--dim", str(args.dim), "--kernel", kernel_name,
+                               "--device", device.type, "--checkpoint-minutes", "0", "--num-workers", "1",
+                               "--triton-group", str(args.triton_group)]
+        train_args += ["--micro-batch", str(args.micro_batch)] if args.micro_batch is not None else []
+        train_args += ["--lr", str(args.lr)] if args.lr is not None else []
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        trained = train.main(train_args)
+        peak_device = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        if kernel_name == "torch":
+            traffic = step_traffic(args.dim, train.NEGATIVES, trained["micro_batch"])
+        else:
+            traffic = triton_traffic(args.dim, train.NEGATIVES)
+        pairs_per_s = trained["pairs_per_s"]
+        runs[kernel_name] = {
+            "kernel": trained["kernel"], "micro_batch": trained["micro_batch"],
+            "triton_group": args.triton_group if kernel_name == "triton" else None,
+            "vocab_size": trained["vocab_size"], "pairs": trained["pairs"], "train_s": trained["train_s"],
+            "pairs_per_s": pairs_per_s,
+            "step_bytes_per_pair": round(traffic["model"]), "floor_bytes_per_pair": round(traffic["floor"]),
+            "launches_per_micro_batch": traffic["launches_per_micro_batch"],
+            "share_of_bandwidth_bound": round(pairs_per_s * traffic["model"] / bandwidth, 4),
+            "share_of_floor_bound": round(pairs_per_s * traffic["floor"] / bandwidth, 4),
+            "peak_gpu_memory_mb": round(peak_device / 1e6, 1) if peak_device is not None else None,
+            "planned_memory_mb": trained["memory_needed_mb"],  # train.py's memory_plan, to hold against the peak
+            "final_loss": trained["final_loss"], **scores(data_dir, args.inputs / "eval_en")}
+    # the top level keeps the torch step's figures (the last run's where torch did not run)
+    main_run = runs.get("torch") or list(runs.values())[-1]
     figures = {
         "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__, "host": machine_facts(),
-        "cpu_dry_run": args.cpu_dry_run, "tokens": tokens,
-        "epochs": args.epochs, "dim": args.dim, "kernel": trained["kernel"],
-        "micro_batch": trained["micro_batch"],
-        "vocab_size": trained["vocab_size"], "pairs": trained["pairs"], "train_s": trained["train_s"],
-        "pairs_per_s": pairs_per_s, "prepare_s": round(prepared_s, 1),
-        "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
+        "cpu_dry_run": args.cpu_dry_run, "tokens": tokens, "epochs": args.epochs, "dim": args.dim, **main_run,
+        "prepare_s": round(prepared_s, 1), "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
         "nominal_bandwidth_gb_s": round(nominal / 1e9, 1) if nominal else None,
-        "step_bytes_per_pair": round(traffic["model"]), "floor_bytes_per_pair": round(traffic["floor"]),
-        "launches_per_micro_batch": traffic["launches_per_micro_batch"],
-        "share_of_bandwidth_bound": round(pairs_per_s * traffic["model"] / bandwidth, 4),
-        "share_of_floor_bound": round(pairs_per_s * traffic["floor"] / bandwidth, 4),
-        "peak_gpu_memory_mb": round(peak_device / 1e6, 1) if peak_device is not None else None,
-        "planned_memory_mb": trained["memory_needed_mb"],  # train.py's memory_plan, to hold against the peak
-        "peak_host_memory_mb": round(peak_memory_mb(), 1), "final_loss": trained["final_loss"],
-        **scores(data_dir, args.inputs / "eval_en"),
+        "peak_host_memory_mb": round(peak_memory_mb(), 1), "steps": runs,
         "wall_s": round(time.perf_counter() - started, 1),
     }
     args.report.parent.mkdir(parents=True, exist_ok=True)
@@ -263,20 +307,23 @@ def main(argv: list[str] | None = None) -> dict:
 
 def print_summary(f: dict) -> None:
     nominal = f" (nominal {f['nominal_bandwidth_gb_s']:,} GB/s)" if f["nominal_bandwidth_gb_s"] else ""
-    peak = (f"peak GPU memory {f['peak_gpu_memory_mb']:,} MB" if f["peak_gpu_memory_mb"] is not None
-            else "no GPU (dry run)") + f" (train.py planned {f['planned_memory_mb']:,} MB)"
     dry = " (CPU dry run)" if f["cpu_dry_run"] else ""
-    print(f"\ngpu-check {f['date']} on {f['device']}{dry}, torch {f['torch']}: "
-          f"text8 {f['tokens']:,} tokens, {f['epochs']} epoch(s), dim {f['dim']}, kernel {f['kernel']}, "
-          f"micro-batch {f['micro_batch']}")
-    print(f"  training: {f['pairs']:,} pairs in {f['train_s']} s = {f['pairs_per_s']:,} pairs/s")
-    print(f"  bandwidth: {f['copy_bandwidth_gb_s']:,} GB/s measured by a copy{nominal}; the step moves "
-          f"{f['step_bytes_per_pair']:,} bytes/pair (floor {f['floor_bytes_per_pair']:,}): "
-          f"{f['share_of_bandwidth_bound']:.1%} of its bandwidth bound "
-          f"({f['share_of_floor_bound']:.1%} of the floor's)")
-    print(f"  memory: {peak}, peak host memory {f['peak_host_memory_mb']:,} MB")
-    print(f"  scores: analogy {f['analogy']:.1%} ({f['analogy_support']}), WordSim-353 {f['wordsim353']:.3f}, "
-          f"SimLex-999 {f['simlex999']:.3f}; whole check {f['wall_s']} s")
+    print(f"\ngpu-check {f['date']} on {f['device']}{dry}, torch {f['torch']}: text8 {f['tokens']:,} tokens, "
+          f"{f['epochs']} epoch(s), dim {f['dim']}; bandwidth {f['copy_bandwidth_gb_s']:,} GB/s measured by a "
+          f"copy{nominal}")
+    print("| step | pairs | pairs/s | bytes/pair (floor) | launches | of its bandwidth bound (of the floor's) | "
+          "peak GPU memory MB (train.py planned) | analogy | WordSim-353 | SimLex-999 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in f["steps"].items():
+        setting = (f"micro-batch {r['micro_batch']}" if r["micro_batch"] else f"group {r['triton_group']}")
+        peak = "dry run" if r["peak_gpu_memory_mb"] is None else f"{r['peak_gpu_memory_mb']:,}"
+        print(f"| {name} ({setting}) | {r['pairs']:,} | {r['pairs_per_s']:,} | {r['step_bytes_per_pair']:,} "
+              f"({r['floor_bytes_per_pair']:,}) | {r['launches_per_micro_batch']} | "
+              f"{r['share_of_bandwidth_bound']:.1%} ({r['share_of_floor_bound']:.1%}) | {peak} ({r['planned_memory_mb']:,}) | {r['analogy']:.1%} "
+              f"({r['analogy_support']}) | {r['wordsim353']:.3f} | {r['simlex999']:.3f} |")
+    print(f"pairs/s: training only; bytes/pair: each step's traffic model, the torch step's per micro-batch "
+          f"(launches per micro-batch), the fused kernel's per batch; peak host memory "
+          f"{f['peak_host_memory_mb']:,} MB; whole check {f['wall_s']} s")
 
 
 if __name__ == "__main__":

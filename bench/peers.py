@@ -39,7 +39,7 @@ CORPORA = {
            "similarity": ["eval/ru_simlex965.tsv", "eval/hj.csv", "eval/ru_simlex965_tagged.tsv"]},
 }
 # Our side's choices beyond the shared settings (--kernel, --order text, --init-range); empty: the scripts' defaults.
-OURS = {"kernel": "", "order": "", "init_range": ""}
+OURS = {"kernel": "", "order": "", "init_range": "", "micro_batch": ""}
 # convert_to_int.py's --lemmatize and --drop-pos, for both sides (gensim reads our preprocessed text when set).
 PREPROCESS = {"lemmatize": "none", "drop_pos": False}
 SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025, "seed": 1,
@@ -182,7 +182,8 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
          "--threads", str(SETTINGS["workers"]), "--lr", str(SETTINGS["alpha"]), "--device", "cpu",
          "--seed", str(SETTINGS["seed"]), "--model", SETTINGS["model"]]
         + (["--loss", "hs"] if hs else []) + (["--kernel", OURS["kernel"]] if OURS["kernel"] else [])
-        + (["--init-range", OURS["init_range"]] if OURS["init_range"] else []),
+        + (["--init-range", OURS["init_range"]] if OURS["init_range"] else [])
+        + (["--micro-batch", OURS["micro_batch"]] if OURS["micro_batch"] else []),
     ]
     figures = {}
     for script, *arguments in stages:
@@ -250,6 +251,9 @@ def main() -> None:
                         help="convert_to_int.py --lemmatize; gensim trains on our preprocessed text when set")
     parser.add_argument("--drop-pos", action="store_true",
                         help="convert_to_int.py --drop-pos (function words removed); as --lemmatize for gensim")
+    parser.add_argument("--micro-batch", default="",
+                        help="our train.py --micro-batch (torch kernel: windows that read the tables before any "
+                             "writes, as a GPU's windows in flight; empty: its default)")
     parser.add_argument("--report", action="store_true",
                         help="print every run kept in bench/work/results.jsonl as Markdown tables, run nothing")
     parser.add_argument("--internal-peer", metavar="OUT", help=argparse.SUPPRESS)
@@ -261,6 +265,7 @@ def main() -> None:
     dim = args.dim or CORPORA[args.corpus]["dim"]
     SETTINGS["seed"] = args.seed
     OURS["kernel"], OURS["order"], OURS["init_range"] = args.kernel, args.order, args.init_range
+    OURS["micro_batch"] = args.micro_batch
     SETTINGS["alpha"] = args.alpha
     SETTINGS["model"] = args.model
     PREPROCESS["lemmatize"], PREPROCESS["drop_pos"] = args.lemmatize, args.drop_pos
@@ -279,12 +284,13 @@ def main() -> None:
            f"{f'-dim{dim}' if args.dim else ''}"
            f"{f'-{args.kernel}' if args.kernel else ''}{f'-{args.order}' if args.order else ''}"
            f"{f'-init{args.init_range}' if args.init_range else ''}"
+           f"{f'-micro{args.micro_batch}' if args.micro_batch else ''}"
            f"{f'-seed{args.seed}' if args.seed != 1 else ''}"
            f"{f'-alpha{args.alpha:g}' if args.alpha != 0.025 else ''}{'' if args.peer == 'gensim' else '-' + args.peer}"
            f"{f'-{args.lemmatize}' if args.lemmatize != 'none' else ''}{'-droppos' if args.drop_pos else ''}")
     results = {"corpus": args.corpus, "epochs": args.epochs, "dim": dim, "hs": args.hs, "machine": machine(),
                "kernel": args.kernel or "default", "order": args.order or "default",
-               "init_range": args.init_range or "default",
+               "init_range": args.init_range or "default", "micro_batch": args.micro_batch or "default",
                "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats, "peer": args.peer,
                "lemmatize": args.lemmatize, "drop_pos": args.drop_pos}
     runs: dict[str, list[dict]] = {args.peer: [], "ours": []}

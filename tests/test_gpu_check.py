@@ -1,5 +1,6 @@
 """bench/gpu_check.py (make gpu-check): end to end as a CPU dry run on a small text8-like file, with datasets,
 gensim, scipy and pandas made unimportable as on the bare GPU machine; its one-line failures; its traffic model."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -103,6 +104,28 @@ def test_cpu_dry_run_end_to_end_without_datasets_or_gensim(tmp_path):
     assert "pairs/s" in done.stdout and "of its bandwidth bound" in done.stdout
 
 
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_cpu_dry_run_puts_the_triton_kernel_beside_the_torch_step_in_the_interpreter(tmp_path):
+    fake_inputs(tmp_path / "inputs")
+    env = {**bare_python_env(tmp_path), "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--inputs", str(tmp_path / "inputs"),
+                           "--shared", str(tmp_path / "no-shared"), "--work", str(tmp_path / "work"),
+                           "--report", str(tmp_path / "report.json"), "--cpu-dry-run", "--tokens", "6000", "--dim",
+                           "16", "--num-proc", "1", "--sample", "0", "--triton-group", "64"],
+                          cwd=ROOT, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    fused, torch_step = report["steps"]["triton"], report["steps"]["torch"]
+    assert list(report["steps"]) == ["triton", "torch"] and report["kernel"] == "torch"  # the default: both
+    assert fused["kernel"] == "triton" and fused["pairs"] == torch_step["pairs"] > 10_000
+    assert fused["launches_per_micro_batch"] == 2 and fused["micro_batch"] is None and fused["triton_group"] == 64
+    # the fused kernel moves each row once: within a few index bytes of the floor, a fraction of the torch step's
+    assert fused["floor_bytes_per_pair"] < fused["step_bytes_per_pair"] < 1.2 * fused["floor_bytes_per_pair"]
+    assert fused["step_bytes_per_pair"] < torch_step["step_bytes_per_pair"] / 2
+    assert fused["analogy_support"] == "5/5" and np.isfinite(fused["final_loss"])
+    assert "| triton (group 64) |" in done.stdout and "| torch (micro-batch 8192) |" in done.stdout
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_without_cuda_one_line_and_exit_2(tmp_path):
     fake_inputs(tmp_path / "inputs")
@@ -140,3 +163,19 @@ def test_traffic_model_and_nominal_bandwidth():
     assert gpu_check.nominal_bandwidth("NVIDIA H100 PCIe") == 2.0e12
     assert gpu_check.nominal_bandwidth("NVIDIA H200") == 4.8e12
     assert gpu_check.nominal_bandwidth("NVIDIA GeForce RTX 4090") is None
+
+
+from test_train import corpus_data  # noqa: E402,F401
+
+
+def test_loader_feed_ships_the_contexts_and_one_target_and_offset_per_window(corpus_data):  # noqa: F811
+    import loader_feed
+
+    data_dir, pairs_per_draw, _ = corpus_data
+    figures = loader_feed.feed(data_dir, 0, 0, 5000, "cpu")  # every batch of draw 0 after the first
+    assert figures["pairs"] == pairs_per_draw[0] - 5000 and figures["batches"] == -(-figures["pairs"] // 5000)
+    per_window = 1 / figures["pairs_per_window"]
+    # int32 context per pair; int32 target and int64 offset per window (and one more offset per batch)
+    assert figures["bytes_per_pair_shipped"] == pytest.approx(4 + 12 * per_window, abs=0.01)
+    assert figures["bytes_per_pair_torch_step"] == pytest.approx(8 + 8 * per_window, abs=0.01)
+    assert figures["pairs_per_s"] > 0

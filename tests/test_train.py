@@ -314,37 +314,44 @@ def test_memory_plan_items():
 
 def test_kernel_choice():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    fused = ("sg", "ns", "triton") in steps.STEPS  # where Triton imports (requirements-dev.txt)
     for model in ("sg", "cbow"):
         for loss in ("ns", "hs"):
-            # auto: the numba window kernel on the CPU, the torch step on CUDA
+            # auto: the numba window kernel on the CPU; on CUDA the fused Triton kernel for ns, else the torch step
             assert train.choose_kernel("auto", cpu, model, loss) == "window"
-            assert train.choose_kernel("auto", cuda, model, loss) == "torch"
+            assert train.choose_kernel("auto", cuda, model, loss) == ("triton" if fused and loss == "ns" else "torch")
             assert train.choose_kernel("torch", cpu, model, loss) == "torch"
             # numba, the pair-by-pair kernel's old name, is the window kernel
             assert train.choose_kernel("numba", cpu, model, loss) == "window"
+    on_cuda = " or ".join(name for (model, loss, name), spec in steps.STEPS.items()
+                          if (model, loss) == ("sg", "ns") and spec.runs_on("cuda"))  # triton or torch, or torch
     for kernel in ("numba", "window"):
         with pytest.raises(StageError, match=f"^--kernel {kernel} runs on the CPU only, not on cuda: use --kernel "
-                                             f"torch or --device cpu$"):
+                                             f"{on_cuda} or --device cpu$"):
             train.choose_kernel(kernel, cuda)
-    with pytest.raises(StageError, match=r"^--kernel must be auto, window, torch \(numba: window\), not 'triton'$"):
-        train.choose_kernel("triton", cpu)
+    kernels = ", ".join(["auto", *steps.kernel_names()])
+    with pytest.raises(StageError, match=f"^--kernel must be {kernels} \\(numba: window\\), not 'fused'$"):
+        train.choose_kernel("fused", cpu)
 
 
 def test_a_new_kernel_is_one_registration(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(steps, "STEPS", dict(steps.STEPS))
+    before = train.choose_kernel("auto", cuda)
     built = []
-    steps.register("sg", "ns", "triton", frozenset({"cuda"}), micro_batched=True)(
+    steps.register("sg", "ns", "fused", frozenset({"cuda"}), micro_batched=True)(
         lambda model, cfg, tree, unigram: built.append(model) or (lambda *batch: 0.0))
-    assert train.choose_kernel("triton", cuda) == "triton" and train.micro_batched("triton")
-    assert train.choose_kernel("auto", cuda) == "torch"  # registered after torch: auto keeps torch
-    with pytest.raises(StageError, match="^--kernel triton runs on cuda only, not on cpu: use --kernel window or "
-                                         "torch or --device cuda$"):
-        train.choose_kernel("triton", cpu)
+    assert train.choose_kernel("fused", cuda) == "fused" and train.micro_batched("fused")
+    assert train.choose_kernel("auto", cuda) == before  # registered last: auto keeps its choice
+    others = " or ".join(name for name in steps.kernel_names() if name not in ("fused",)
+                         and steps.STEPS.get(("sg", "ns", name)) and steps.STEPS[("sg", "ns", name)].runs_on("cpu"))
+    with pytest.raises(StageError, match=f"^--kernel fused runs on cuda only, not on cpu: use --kernel {others} "
+                                         "or --device cuda$"):
+        train.choose_kernel("fused", cpu)
     model = train.SkipGram(10, 4)
-    assert train.make_step("ns", "triton", model, SimpleNamespace(model="sg"))() == 0.0 and built == [model]
-    with pytest.raises(StageError, match="^no training step for --model cbow --loss ns --kernel triton"):
-        train.make_step("ns", "triton", model, SimpleNamespace(model="cbow"))
+    assert train.make_step("ns", "fused", model, SimpleNamespace(model="sg"))() == 0.0 and built == [model]
+    with pytest.raises(StageError, match="^no training step for --model cbow --loss ns --kernel fused"):
+        train.make_step("ns", "fused", model, SimpleNamespace(model="cbow"))
 
 
 # --- models, orders and window_starts (issue 12) ------------------------------------------------------------------
@@ -390,7 +397,8 @@ def test_model_refusals(data):
     args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS]
     with pytest.raises(StageError, match=r"^--model must be sg or cbow, not 'skipgram'$"):
         train.main(args + ["--model", "skipgram"])
-    with pytest.raises(StageError, match=r"^--kernel must be auto, window, torch \(numba: window\), not 'fast'$"):
+    kernels = ", ".join(["auto", *steps.kernel_names()])  # window, torch; triton where Triton imports
+    with pytest.raises(StageError, match=f"^--kernel must be {kernels} \\(numba: window\\), not 'fast'$"):
         train.main(args + ["--kernel", "fast"])
     # the checkpoint records the model: a resume with another is refused
     train.main(args + ["--stop-after-batches", "1"])
@@ -424,8 +432,8 @@ def test_make_step_names_the_steps_there_are():
     built = ", ".join(f"--model {m} --loss {l} --kernel {k}" for m, l, k in steps.STEPS)
     assert "--model sg --loss ns --kernel window" in built and "--model cbow --loss hs --kernel torch" in built
     with pytest.raises(StageError) as error:
-        train.make_step("ns", "triton", model, cfg, None, None)
-    assert str(error.value) == (f"no training step for --model cbow --loss ns --kernel triton in this train.py "
+        train.make_step("ns", "fused", model, cfg, None, None)
+    assert str(error.value) == (f"no training step for --model cbow --loss ns --kernel fused in this train.py "
                                 f"(there are: {built})")
 
 

@@ -1,0 +1,247 @@
+"""The Triton kernels: the GPU's fused window steps, one launch per loader batch (issue 20).
+
+`sg_window_step_triton`: skip-gram with negative sampling on window shards, sg_window_step_cpu's update in one
+kernel launch. One program per window: the window's output rows (its target's row and its negatives, drawn inside
+the kernel by counter_draw from the batch seed and the window's index, so the CPU kernel, Triton's CPU interpreter
+and a GPU draw the same negatives) are read once and held while every context of the window is scored against
+them; each context row is read once; every row is then updated with atomic adds. Programs run concurrently on a
+GPU and update the tables without locks (Hogwild, as the CPU kernel's threads do); under the interpreter they run
+one after another, as one CPU thread runs its windows, so the two give the same tables to float rounding.
+
+Each program makes two passes over the dimensions in chunks of BLOCK_D columns: the first takes every score of the
+window (the k x (1 + negatives) block), the second, chunk by chunk, loads the chunk of every row, computes both
+gradients from those values and adds them. A chunk's loads all come before its adds, and chunks are disjoint
+columns, so every gradient comes from the rows as they were when the window started, as in the CPU kernel, even
+when a context or a negative repeats inside the window. The second pass re-reads rows the first just read (a
+cache hit on a GPU at a window's dozen rows), so the tables' memory traffic is a read and a write per row.
+
+Under TRITON_INTERPRET=1, read by Triton when it is first imported (it decides then whether triton.jit, its
+own library's functions included, makes compiled or interpreted functions), the kernel runs on CPU tensors in
+Triton's interpreter; otherwise it compiles for CUDA. Tests run the interpreter in a process of its own, so the
+setting reaches no other code.
+
+What only the interpreter has checked (no GPU was lent to this project when this was written): the numbers, the
+masks and the order of loads and adds. Kept, for a GPU compiler, within what it accepts: no tl.dot (the score
+blocks, at most 16 x 8, are below tl.dot's 16 x 16 minimum; broadcast products and sums do them), float32 atomics
+only, power-of-two blocks with masks (dim 100 or 300 in chunks of BLOCK_D), int64 index arithmetic (row * dim
+overflows int32 past 7M rows at dim 300), unsigned 64-bit arithmetic for the draw, relaxed atomics. Compile time,
+registers, occupancy and speed on a GPU are unmeasured.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from common import fail
+from word2vec import MAX_SCORE
+
+# Whether Triton runs its interpreter: it reads TRITON_INTERPRET when first imported and makes its jit functions so.
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+# Columns per chunk on a GPU: a window's 3-D product block (contexts x outputs x BLOCK_D float32) stays at 4,096
+# values (32 a thread at 4 warps) for windows of up to 16 contexts.
+GPU_BLOCK_D = 32
+GPU_WARPS = 4
+# The narrowest context block: windows of up to 8 contexts share one compiled kernel, 16 another.
+MIN_BLOCK_K = 8
+
+
+@triton.jit
+def counter_draw(seed, counter, n):
+    """kernels_cpu.counter_draw on uint64 tensors (splitmix64 of seed + (counter + 1) * golden, mod n)."""
+    z = seed + (counter + 1) * 0x9E3779B97F4A7C15
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+    z = z ^ (z >> 31)
+    return z % n
+
+
+@triton.jit(do_not_specialize=["n_windows", "n_pairs", "table_size", "seed", "loss_every"])
+def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, table, window_loss, n_windows, n_pairs,
+                   table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
+                   NEGATIVES: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_OUT: tl.constexpr,
+                   BLOCK_D: tl.constexpr):
+    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 (window w: pairs window_starts[w]:
+    window_starts[w + 1], all of target window_target[w]) and writes each one's loss to window_loss[w]: the loss
+    of its pairs whose index is a multiple of loss_every. The windows of a group read every row before any of them
+    writes one (as a micro-batch of the torch step does); GROUP 1 is the CPU kernel's window-by-window update."""
+    w = tl.program_id(0).to(tl.int64) * GROUP + tl.arange(0, GROUP).to(tl.int64)  # [G]
+    real = w < n_windows
+    start = tl.load(window_starts + w, mask=real, other=0)
+    k = tl.load(window_starts + w + 1, mask=real, other=0) - start
+    slots = tl.arange(0, BLOCK_K)
+    in_window = slots[None, :] < k[:, None]  # [G, K]
+    positions = start[:, None] + slots[None, :]
+    rows_in = tl.load(context + positions, mask=in_window, other=0).to(tl.int64)
+    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [G]
+
+    # Slot 0 is the target's row (label 1); slot j in 1..NEGATIVES is negative j - 1, table[counter_draw(seed,
+    # w * NEGATIVES + j - 1)]; one equal to the target is not live (word2vec.c skips it).
+    j = tl.arange(0, BLOCK_OUT)
+    is_negative = ((j >= 1) & (j <= NEGATIVES))[None, :] & real[:, None]  # [G, O]
+    counter = (w[:, None] * NEGATIVES + tl.where(is_negative, j[None, :] - 1, 0)).to(tl.uint64)
+    draw = counter_draw(seed.to(tl.uint64), counter, table_size.to(tl.uint64)).to(tl.int64)
+    negative = tl.load(table + draw, mask=is_negative, other=0).to(tl.int64)
+    is_target = (j == 0)[None, :] & real[:, None] & (k > 0)[:, None]
+    rows_out = tl.where(is_target, t[:, None], negative)
+    live = is_target | (is_negative & (negative != t[:, None]))
+
+    scores = tl.zeros([GROUP, BLOCK_K, BLOCK_OUT], dtype=tl.float32)
+    for d0 in range(0, dim, BLOCK_D):
+        d = (d0 + tl.arange(0, BLOCK_D))[None, None, :]
+        columns = d < dim
+        u = tl.load(input_w + rows_in[:, :, None] * dim + d, mask=in_window[:, :, None] & columns, other=0.0)
+        v = tl.load(output_w + rows_out[:, :, None] * dim + d, mask=live[:, :, None] & columns, other=0.0)
+        scores += tl.sum(u[:, :, None, :] * v[:, None, :, :], axis=3)
+
+    used = in_window[:, :, None] & live[:, None, :]  # [G, K, O]
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [G]
+    labels = (j == 0).to(tl.float32)[None, None, :]
+    # word2vec.c's rule (kernels_cpu._output_gradient): outside +-MAX_SCORE sigma is exactly 0 or 1
+    sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(scores, -MAX_SCORE), MAX_SCORE)))
+    sigma = tl.where(scores > MAX_SCORE, 1.0, tl.where(scores < -MAX_SCORE, 0.0, sigma))
+    g = tl.where(used, (labels - sigma) * lr[:, None, None], 0.0)
+    signed = tl.where(labels > 0.5, scores, -scores)
+    pair_loss = tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed)))
+    counted = used & ((positions % loss_every) == 0)[:, :, None]
+    tl.store(window_loss + w, tl.sum(tl.sum(tl.where(counted, pair_loss, 0.0), axis=2), axis=1), mask=real)
+
+    for d0 in range(0, dim, BLOCK_D):
+        d = (d0 + tl.arange(0, BLOCK_D))[None, None, :]
+        columns = d < dim
+        mask_in = in_window[:, :, None] & columns
+        mask_out = live[:, :, None] & columns
+        u_pointers = input_w + rows_in[:, :, None] * dim + d
+        v_pointers = output_w + rows_out[:, :, None] * dim + d
+        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [G, K, D]
+        v = tl.load(v_pointers, mask=mask_out, other=0.0)  # [G, O, D]
+        grad_u = tl.sum(g[:, :, :, None] * v[:, None, :, :], axis=2)  # each context's own
+        grad_v = tl.sum(g[:, :, :, None] * u[:, :, None, :], axis=1)  # each output row's, summed over its window
+        tl.atomic_add(u_pointers, grad_u, mask=mask_in, sem="relaxed")
+        tl.atomic_add(v_pointers, grad_v, mask=mask_out, sem="relaxed")
+
+
+@triton.jit(do_not_specialize=["n_pairs", "n_windows", "table_size", "seed", "loss_every"])
+def _cbow_ns_window(input_w, output_w, window_target, context, window_starts, table, window_loss, n_pairs,
+                    n_windows, table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
+                    NEGATIVES: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Program w trains CBOW window w (cbow_step_cpu's update): h, the mean of its context rows, scored against
+    its target's row (label 1), then its negatives (table[counter_draw(seed, w * NEGATIVES + j)], label 0; one
+    equal to the target skipped) one after another, each output row moved as soon as it is scored, as
+    word2vec.c does (a negative drawn twice reads the first one's update); dL/dh added undivided to every context
+    row. Its loss goes to window_loss[w] when w is a multiple of loss_every. Rows are whole (BLOCK_D >= dim)."""
+    w = tl.program_id(0).to(tl.int64)
+    start = tl.load(window_starts + w)
+    k = tl.load(window_starts + w + 1) - start
+    t = tl.load(window_target + w).to(tl.int64)
+    d = tl.arange(0, BLOCK_D)
+    columns = d < dim
+    h = tl.zeros([BLOCK_D], dtype=tl.float32)
+    for i in range(0, k):
+        row = tl.load(context + start + i).to(tl.int64)
+        h += tl.load(input_w + row * dim + d, mask=columns, other=0.0)
+    h = h * (1.0 / tl.maximum(k, 1).to(tl.float32))
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))
+    counted = ((w % loss_every) == 0) & (k > 0)
+    grad_h = tl.zeros([BLOCK_D], dtype=tl.float32)
+    loss = 0.0
+    for j in tl.static_range(NEGATIVES + 1):
+        if j == 0:
+            o = t
+            label = 1.0
+            live = k > 0
+        else:
+            counter = (w * NEGATIVES + (j - 1)).to(tl.uint64)
+            draw = counter_draw(seed.to(tl.uint64), counter, table_size.to(tl.uint64)).to(tl.int64)
+            o = tl.load(table + draw).to(tl.int64)
+            label = 0.0
+            live = (o != t) & (k > 0)
+        pointers = output_w + o * dim + d
+        v = tl.load(pointers, mask=columns, other=0.0)
+        score = tl.sum(h * v, axis=0)
+        # word2vec.c's rule (kernels_cpu._output_gradient): outside +-MAX_SCORE sigma is exactly 0 or 1
+        sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(score, -MAX_SCORE), MAX_SCORE)))
+        sigma = tl.where(score > MAX_SCORE, 1.0, tl.where(score < -MAX_SCORE, 0.0, sigma))
+        g = tl.where(live, (label - sigma) * lr, 0.0)
+        signed = score if j == 0 else -score
+        pair_loss = tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed)))
+        loss += tl.where(live & counted, pair_loss, 0.0)
+        grad_h += g * v
+        tl.atomic_add(pointers, g * h, mask=columns, sem="relaxed")
+    for i in range(0, k):
+        row = tl.load(context + start + i).to(tl.int64)
+        tl.atomic_add(input_w + row * dim + d, grad_h, mask=columns, sem="relaxed")
+    tl.store(window_loss + w, loss)
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def sg_window_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Tensor,
+                          context: torch.Tensor, window_starts: torch.Tensor, table: torch.Tensor, negatives: int,
+                          lr_start: float, lr_end: float, seed: int, loss_every: int = 1,
+                          block_d: int | None = None, group: int = 1) -> float:
+    """Skip-gram with negatives shared by a window (sg_window_step_cpu's update) in one kernel launch; the summed
+    loss, taken on pairs 0, loss_every, ... and scaled up to the batch as the CPU kernel does.
+
+    Tables, context and table on one device: CUDA, or the CPU under TRITON_INTERPRET=1 (Triton's interpreter).
+    target and window_starts (int64 [W + 1]) may be on the host (the loader's): the longest window is read there
+    without a device sync, and only one target per window goes to the device (the kernel reads no other).
+    block_d: columns per chunk (default: GPU_BLOCK_D on CUDA, the whole row under the interpreter, whose cost is
+    per operation). group: windows per program (a power of two), which read the
+    tables before any of them writes; 1, the default, is the CPU kernel's update.
+    """
+    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    if n_pairs == 0 or n_windows <= 0:
+        return 0.0
+    device = input_w.device
+    if device.type == "cpu" and not INTERPRETED:
+        fail("the triton kernel runs on CUDA, or on the CPU in Triton's interpreter with TRITON_INTERPRET=1 set "
+             "before Python starts: use --kernel window or --kernel torch on the CPU")
+    host_starts = window_starts.cpu()
+    longest = int((host_starts[1:] - host_starts[:-1]).max())
+    on_gpu = device.type == "cuda"
+    block_d = block_d or (GPU_BLOCK_D if on_gpu else _next_power_of_two(dim))
+    starts = window_starts.to(device, torch.int64, non_blocking=True)
+    window_target = target[window_starts[:-1].to(target.device)].to(device, non_blocking=True)
+    window_loss = torch.empty(n_windows, device=device, dtype=torch.float32)
+    loss_every = max(1, int(loss_every))
+    extra = {"num_warps": GPU_WARPS} if on_gpu else {}
+    _sg_ns_windows[(triton.cdiv(n_windows, group),)](
+        input_w, output_w, window_target, context, starts, table, window_loss, n_windows, n_pairs, int(table.shape[0]),
+        int(seed), float(lr_start), float(lr_end), loss_every, dim, MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives),
+        GROUP=group, BLOCK_K=max(MIN_BLOCK_K, _next_power_of_two(longest)),
+        BLOCK_OUT=_next_power_of_two(1 + int(negatives)), BLOCK_D=block_d, **extra)
+    counted = max(1, (n_pairs + loss_every - 1) // loss_every)
+    return float(window_loss.sum(dtype=torch.float64)) * n_pairs / counted
+
+
+def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Tensor, context: torch.Tensor,
+                     window_starts: torch.Tensor, table: torch.Tensor, negatives: int, lr_start: float,
+                     lr_end: float, seed: int, loss_every: int = 1, group: int = 1) -> float:
+    """CBOW with negative sampling (cbow_step_cpu's update) in one kernel launch, a program per window; the loss
+    summed over windows, taken on windows 0, loss_every, ... and scaled up as the CPU kernel does. Devices and
+    window_starts as sg_window_step_triton; group is sg's only (a CBOW window's rows are one vector each)."""
+    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    if n_pairs == 0 or n_windows <= 0:
+        return 0.0
+    device = input_w.device
+    if device.type == "cpu" and not INTERPRETED:
+        fail("the triton kernel runs on CUDA, or on the CPU in Triton's interpreter with TRITON_INTERPRET=1 set "
+             "before Python starts: use --kernel window or --kernel torch on the CPU")
+    on_gpu = device.type == "cuda"
+    starts = window_starts.to(device, torch.int64, non_blocking=True)
+    window_target = target[window_starts[:-1].to(target.device)].to(device, non_blocking=True)
+    window_loss = torch.empty(n_windows, device=device, dtype=torch.float32)
+    loss_every = max(1, int(loss_every))
+    extra = {"num_warps": GPU_WARPS} if on_gpu else {}
+    _cbow_ns_window[(n_windows,)](
+        input_w, output_w, window_target, context, starts, table, window_loss, n_pairs, n_windows,
+        int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim, MAX_SCORE=MAX_SCORE,
+        NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **extra)
+    counted = max(1, (n_windows + loss_every - 1) // loss_every)
+    return float(window_loss.sum(dtype=torch.float64)) * n_windows / counted

@@ -1,0 +1,91 @@
+"""The fused Triton kernels (kernels_triton.py, --kernel triton), proven on the CPU in Triton's interpreter: the
+tables after a batch of real windows equal sg_window_step_cpu's (cbow_step_cpu's) on one thread, and train.py
+--kernel triton learns planted clusters (sg). The interpreter runs in a process of its own (tests/triton_checks.py, TRITON_INTERPRET=1), so the
+setting, which Triton reads once when first imported, reaches no other test."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import convert_to_int
+import prep
+import steps
+from common import StageError
+from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
+from test_train import share_in_cluster
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
+                                reason="triton is not installed (requirements-dev.txt installs it)")
+TESTS = Path(__file__).resolve().parent
+SAMPLE = TESTS.parent / "sample" / "taiga_ud.txt"
+
+
+def interpreted(check: str, *arguments: str) -> dict:
+    """tests/triton_checks.py CHECK ARGUMENTS under TRITON_INTERPRET=1; its JSON line, or the test fails with its
+    output."""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, str(TESTS / "triton_checks.py"), check, *arguments], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def sample_ids(tmp_path_factory) -> Path:
+    """prep.py and convert_to_int.py on the shipped sample (make demo's --min-count 3)."""
+    folder = tmp_path_factory.mktemp("sample")
+    prep.main(["--dataset", str(SAMPLE), "--data-dir", str(folder), "--num-proc", "1"])
+    convert_to_int.main(["--data-dir", str(folder), "--num-proc", "1", "--min-count", "3"])
+    return folder
+
+
+def test_the_kernel_on_real_windows_equals_the_cpu_window_kernel_on_one_thread(sample_ids):
+    found = interpreted("sample_windows", str(sample_ids))
+    assert found["windows"] >= 97 and found["longest"] >= 8  # contexts past one 8-row block: BLOCK_K 16
+    assert found["rows_moved"] > 100 and found["largest_move"] > 0.01  # the batch moves the tables
+    assert found["input_error"] < 1e-5 and found["output_error"] < 1e-5, found
+    assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
+
+
+def test_the_cbow_kernel_on_real_windows_equals_the_cpu_cbow_kernel_on_one_thread(sample_ids):
+    found = interpreted("cbow_sample_windows", str(sample_ids))
+    assert found["windows"] == 40 and found["rows_moved"] > 50 and found["largest_move"] > 0.01
+    assert found["input_error"] < 1e-5 and found["output_error"] < 1e-5, found
+    assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
+
+
+def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
+    # A third of test_train's planted corpus, 64 windows per program (the interpreter's cost is per operation, and
+    # a program's operations cover its group; ~400 pairs read before any is written, as a GPU's windows in flight
+    # read rows others are about to change), --lr 0.05: the interpreter's minute stays under one
+    clusters = write_corpus(tmp_path / "corpus.txt", documents=500)
+    pairs_per_draw = run_stages(tmp_path / "data", tmp_path / "corpus.txt", pairs_per_shard=20_000, draws=2)
+    data_dir = tmp_path / "data"
+    found = interpreted("train", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--kernel", "triton",
+                        "--triton-group", "64", "--lr", "0.05")
+    assert found["kernel"] == "triton" and found["device"] == "cpu"
+    assert found["pairs"] == sum(pairs_per_draw)
+    share = share_in_cluster(data_dir, clusters)
+    assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
+
+
+def test_auto_takes_the_triton_kernels_on_cuda_for_ns_only_and_never_on_the_cpu():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert steps.choose_kernel("auto", cuda) == "triton"
+    assert steps.choose_kernel("auto", cuda, "cbow") == "triton"
+    assert steps.choose_kernel("auto", cuda, "sg", "hs") == steps.choose_kernel("auto", cuda, "cbow", "hs") == "torch"
+    assert steps.choose_kernel("auto", cpu) == "window"
+    with pytest.raises(StageError, match="--kernel triton runs on cuda only, not on cpu: use --kernel window or"):
+        steps.choose_kernel("triton", cpu)
+
+
+def test_triton_group_must_be_a_power_of_two(tmp_path):
+    import train
+
+    with pytest.raises(StageError, match=r"^--triton-group must be a power of two \(1, 2, 4, ...\), got 3$"):
+        train.main(["--data-dir", str(tmp_path), "--triton-group", "3"])
