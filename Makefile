@@ -4,6 +4,7 @@
 #   make run [DATASET=corpus.parquet] [EPOCHS=5]   -> the whole pipeline on the Taiga corpus (a Hugging Face
 #     dataset; DATASET also takes local .txt/.jsonl/.parquet files), set-up included
 #     (EPOCHS also sets pairs_dataset.py --draws: every epoch trains on its own draw of the pairs)
+#     (LEMMATIZE=upos by default: convert_to_int.py --lemmatize; none for words as they are)
 #   make run ROLLING=1   -> the same with two draws on disk at once: pairs_dataset.py writes draw 0 only (its disk
 #     plan counting two draws), train.py --rolling-draws writes each next draw while an epoch trains
 #   make test                                                              -> the test suite, set-up included
@@ -15,6 +16,9 @@ BIN := $(VENV)/bin
 DATASET ?= 0x7o/taiga
 DATA_DIR ?= data
 EPOCHS ?= 5
+# Taiga is Russian: lemma_UPOS keys (москва_PROPN) scored best on the Russian sets (bench/RESULTS.md, issue 21);
+# LEMMATIZE=none keeps the words as they are (any other language, or to compare)
+LEMMATIZE ?= upos
 ROLLING ?=
 TRAIN_ARGS ?=
 GPU_CHECK_ARGS ?=
@@ -40,7 +44,7 @@ setup-dev: $(VENV)/.installed-dev
 
 run: setup
 	$(BIN)/python prep.py --dataset "$(DATASET)" --data-dir $(DATA_DIR)
-	$(BIN)/python convert_to_int.py --data-dir $(DATA_DIR)
+	$(BIN)/python convert_to_int.py --data-dir $(DATA_DIR) --lemmatize $(LEMMATIZE)
 ifeq ($(ROLLING),1)
 	rm -rf $(DATA_DIR)/pairs
 	$(BIN)/python pairs_dataset.py --data-dir $(DATA_DIR) --draws $(EPOCHS) --only-draws 0 --plan-draws 2

@@ -181,6 +181,21 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
+def _window_inputs(input_w: torch.Tensor, target: torch.Tensor, window_starts: torch.Tensor):
+    """What every launch ships to the tables' device: the window offsets, one target per window and a loss slot
+    per window; refuses a CPU table outside the interpreter. Returns (on_gpu, starts, window_target, window_loss,
+    launch options)."""
+    device = input_w.device
+    if device.type == "cpu" and not INTERPRETED:
+        fail("the triton kernel runs on CUDA, or on the CPU in Triton's interpreter with TRITON_INTERPRET=1 set "
+             "before Python starts: use --kernel window or --kernel torch on the CPU")
+    on_gpu = device.type == "cuda"
+    starts = window_starts.to(device, torch.int64, non_blocking=True)
+    window_target = target[window_starts[:-1].to(target.device)].to(device, non_blocking=True)
+    window_loss = torch.empty(int(window_starts.shape[0]) - 1, device=device, dtype=torch.float32)
+    return on_gpu, starts, window_target, window_loss, ({"num_warps": GPU_WARPS} if on_gpu else {})
+
+
 def sg_window_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Tensor,
                           context: torch.Tensor, window_starts: torch.Tensor, table: torch.Tensor, negatives: int,
                           lr_start: float, lr_end: float, seed: int, loss_every: int = 1,
@@ -198,19 +213,11 @@ def sg_window_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target:
     n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
     if n_pairs == 0 or n_windows <= 0:
         return 0.0
-    device = input_w.device
-    if device.type == "cpu" and not INTERPRETED:
-        fail("the triton kernel runs on CUDA, or on the CPU in Triton's interpreter with TRITON_INTERPRET=1 set "
-             "before Python starts: use --kernel window or --kernel torch on the CPU")
     host_starts = window_starts.cpu()
     longest = int((host_starts[1:] - host_starts[:-1]).max())
-    on_gpu = device.type == "cuda"
+    on_gpu, starts, window_target, window_loss, extra = _window_inputs(input_w, target, window_starts)
     block_d = block_d or (GPU_BLOCK_D if on_gpu else _next_power_of_two(dim))
-    starts = window_starts.to(device, torch.int64, non_blocking=True)
-    window_target = target[window_starts[:-1].to(target.device)].to(device, non_blocking=True)
-    window_loss = torch.empty(n_windows, device=device, dtype=torch.float32)
     loss_every = max(1, int(loss_every))
-    extra = {"num_warps": GPU_WARPS} if on_gpu else {}
     _sg_ns_windows[(triton.cdiv(n_windows, group),)](
         input_w, output_w, window_target, context, starts, table, window_loss, n_windows, n_pairs, int(table.shape[0]),
         int(seed), float(lr_start), float(lr_end), loss_every, dim, MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives),
@@ -229,16 +236,8 @@ def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target: torc
     n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
     if n_pairs == 0 or n_windows <= 0:
         return 0.0
-    device = input_w.device
-    if device.type == "cpu" and not INTERPRETED:
-        fail("the triton kernel runs on CUDA, or on the CPU in Triton's interpreter with TRITON_INTERPRET=1 set "
-             "before Python starts: use --kernel window or --kernel torch on the CPU")
-    on_gpu = device.type == "cuda"
-    starts = window_starts.to(device, torch.int64, non_blocking=True)
-    window_target = target[window_starts[:-1].to(target.device)].to(device, non_blocking=True)
-    window_loss = torch.empty(n_windows, device=device, dtype=torch.float32)
+    _, starts, window_target, window_loss, extra = _window_inputs(input_w, target, window_starts)
     loss_every = max(1, int(loss_every))
-    extra = {"num_warps": GPU_WARPS} if on_gpu else {}
     _cbow_ns_window[(n_windows,)](
         input_w, output_w, window_target, context, starts, table, window_loss, n_pairs, n_windows,
         int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim, MAX_SCORE=MAX_SCORE,
