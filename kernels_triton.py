@@ -177,6 +177,123 @@ def _cbow_ns_window(input_w, output_w, window_target, context, window_starts, ta
     tl.store(window_loss + w, loss)
 
 
+@triton.jit(do_not_specialize=["n_windows", "n_pairs", "loss_every", "max_len"])
+def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, paths, codes, lengths, window_loss,
+                   n_windows, n_pairs, lr_start, lr_end, loss_every, dim, max_len, MAX_SCORE: tl.constexpr,
+                   GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_PATH: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 as sg_window_hs_step_cpu does: window w's
+    contexts (input rows) against the inner-node rows of its target's Huffman path (paths[t, :lengths[t]], node j
+    with label 1 - codes[t, j]), every score of the window before any row moves, a score outside +-MAX_SCORE giving
+    no gradient (word2vec.c; the loss still counts it). The path is padded to BLOCK_PATH slots (a power of two at
+    least the tree's longest path, so every shape is static) and masked past lengths[t].
+
+    Every path starts at the root, so every window's slot 0 is one row: its gradients over the group's windows are
+    summed in the program and added with one atomic add, so the root takes one atomic add per program, not one per
+    window (with GROUP 1, the default and the CPU kernel's update, that is still one per window)."""
+    w = tl.program_id(0).to(tl.int64) * GROUP + tl.arange(0, GROUP).to(tl.int64)  # [G]
+    real = w < n_windows
+    start = tl.load(window_starts + w, mask=real, other=0)
+    k = tl.load(window_starts + w + 1, mask=real, other=0) - start
+    slots = tl.arange(0, BLOCK_K)
+    in_window = slots[None, :] < k[:, None]  # [G, K]
+    positions = start[:, None] + slots[None, :]
+    rows_in = tl.load(context + positions, mask=in_window, other=0).to(tl.int64)
+    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [G]
+
+    j = tl.arange(0, BLOCK_PATH)
+    n_nodes = tl.load(lengths + t, mask=real & (k > 0), other=0)
+    on_path = j[None, :] < n_nodes[:, None]  # [G, P]
+    rows_out = tl.load(paths + t[:, None] * max_len + j[None, :], mask=on_path, other=0).to(tl.int64)
+    labels = 1.0 - tl.load(codes + t[:, None] * max_len + j[None, :], mask=on_path, other=0).to(tl.float32)
+
+    scores = tl.zeros([GROUP, BLOCK_K, BLOCK_PATH], dtype=tl.float32)
+    for d0 in range(0, dim, BLOCK_D):
+        d = (d0 + tl.arange(0, BLOCK_D))[None, None, :]
+        columns = d < dim
+        u = tl.load(input_w + rows_in[:, :, None] * dim + d, mask=in_window[:, :, None] & columns, other=0.0)
+        v = tl.load(inner_w + rows_out[:, :, None] * dim + d, mask=on_path[:, :, None] & columns, other=0.0)
+        scores += tl.sum(u[:, :, None, :] * v[:, None, :, :], axis=3)
+
+    used = in_window[:, :, None] & on_path[:, None, :]  # [G, K, P]
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [G]
+    # word2vec.c's hs rule (kernels_cpu._output_gradient with skip_clipped): no gradient outside +-MAX_SCORE
+    sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(scores, -MAX_SCORE), MAX_SCORE)))
+    inside = (scores <= MAX_SCORE) & (scores >= -MAX_SCORE)
+    g = tl.where(used & inside, (labels[:, None, :] - sigma) * lr[:, None, None], 0.0)
+    signed = tl.where(labels[:, None, :] > 0.5, scores, -scores)
+    pair_loss = tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed)))
+    counted = used & ((positions % loss_every) == 0)[:, :, None]
+    tl.store(window_loss + w, tl.sum(tl.sum(tl.where(counted, pair_loss, 0.0), axis=2), axis=1), mask=real)
+
+    is_root = (j == 0)[None, :, None]  # [1, P, 1]
+    root = tl.max(tl.max(tl.where(on_path & (j == 0)[None, :], rows_out, -1), axis=1), axis=0)  # -1: no path here
+    for d0 in range(0, dim, BLOCK_D):
+        d1 = d0 + tl.arange(0, BLOCK_D)
+        d = d1[None, None, :]
+        columns = d < dim
+        mask_in = in_window[:, :, None] & columns
+        mask_out = on_path[:, :, None] & columns
+        u_pointers = input_w + rows_in[:, :, None] * dim + d
+        v_pointers = inner_w + rows_out[:, :, None] * dim + d
+        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [G, K, D]
+        v = tl.load(v_pointers, mask=mask_out, other=0.0)  # [G, P, D]
+        grad_u = tl.sum(g[:, :, :, None] * v[:, None, :, :], axis=2)  # each context's own
+        grad_v = tl.sum(g[:, :, :, None] * u[:, :, None, :], axis=1)  # each node's, summed over its window
+        grad_root = tl.sum(tl.sum(tl.where(is_root, grad_v, 0.0), axis=1), axis=0)  # [D], over the group
+        tl.atomic_add(u_pointers, grad_u, mask=mask_in, sem="relaxed")
+        tl.atomic_add(v_pointers, grad_v, mask=mask_out & (j != 0)[None, :, None], sem="relaxed")
+        root_columns = (d1 < dim) & ((d1 * 0 + root) >= 0)
+        tl.atomic_add(inner_w + root * dim + d1, grad_root, mask=root_columns, sem="relaxed")
+
+
+@triton.jit(do_not_specialize=["n_pairs", "n_windows", "loss_every", "max_len"])
+def _cbow_hs_window(input_w, inner_w, window_target, context, window_starts, paths, codes, lengths, window_loss,
+                    n_pairs, n_windows, lr_start, lr_end, loss_every, dim, max_len, MAX_SCORE: tl.constexpr,
+                    BLOCK_D: tl.constexpr):
+    """Program w trains CBOW window w (cbow_hs_step_cpu's update): h, the mean of its context rows, scored against
+    the inner-node rows of its target's Huffman path one after another (node j with label 1 - codes[t, j]; a score
+    outside +-MAX_SCORE gives no gradient, the loss still counts it), each row moved as it is scored; dL/dh added
+    undivided to every context row. A path's nodes are distinct, so node after node equals the CPU kernel's every
+    score first. The loop runs to the path's length (a loop bound, not a shape: nothing here is padded to the
+    longest path). Its loss goes to window_loss[w] when w is a multiple of loss_every. Rows are whole
+    (BLOCK_D >= dim)."""
+    w = tl.program_id(0).to(tl.int64)
+    start = tl.load(window_starts + w)
+    k = tl.load(window_starts + w + 1) - start
+    t = tl.load(window_target + w).to(tl.int64)
+    d = tl.arange(0, BLOCK_D)
+    columns = d < dim
+    h = tl.zeros([BLOCK_D], dtype=tl.float32)
+    for i in range(0, k):
+        row = tl.load(context + start + i).to(tl.int64)
+        h += tl.load(input_w + row * dim + d, mask=columns, other=0.0)
+    h = h * (1.0 / tl.maximum(k, 1).to(tl.float32))
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))
+    counted = (w % loss_every) == 0
+    n_nodes = tl.where(k > 0, tl.load(lengths + t), 0)
+    grad_h = tl.zeros([BLOCK_D], dtype=tl.float32)
+    loss = 0.0
+    for j in range(0, n_nodes):
+        node = tl.load(paths + t * max_len + j).to(tl.int64)
+        label = 1.0 - tl.load(codes + t * max_len + j).to(tl.float32)
+        pointers = inner_w + node * dim + d
+        v = tl.load(pointers, mask=columns, other=0.0)
+        score = tl.sum(h * v, axis=0)
+        # word2vec.c's hs rule (kernels_cpu._output_gradient with skip_clipped): no gradient outside +-MAX_SCORE
+        sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(score, -MAX_SCORE), MAX_SCORE)))
+        inside = (score <= MAX_SCORE) & (score >= -MAX_SCORE)
+        g = tl.where(inside, (label - sigma) * lr, 0.0)
+        signed = tl.where(label > 0.5, score, -score)
+        pair_loss = tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed)))
+        loss += tl.where(counted, pair_loss, 0.0)
+        grad_h += g * v
+        tl.atomic_add(pointers, g * h, mask=columns, sem="relaxed")
+    for i in range(0, k):
+        row = tl.load(context + start + i).to(tl.int64)
+        tl.atomic_add(input_w + row * dim + d, grad_h, mask=columns, sem="relaxed")
+    tl.store(window_loss + w, loss)
+
+
 def _next_power_of_two(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
@@ -242,5 +359,51 @@ def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target: torc
         input_w, output_w, window_target, context, starts, table, window_loss, n_pairs, n_windows,
         int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim, MAX_SCORE=MAX_SCORE,
         NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **extra)
+    counted = max(1, (n_windows + loss_every - 1) // loss_every)
+    return float(window_loss.sum(dtype=torch.float64)) * n_windows / counted
+
+
+def sg_window_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, target: torch.Tensor,
+                             context: torch.Tensor, window_starts: torch.Tensor, paths: torch.Tensor,
+                             codes: torch.Tensor, lengths: torch.Tensor, lr_start: float, lr_end: float,
+                             loss_every: int = 1, block_d: int | None = None, group: int = 1) -> float:
+    """Skip-gram with hierarchical softmax, the target's Huffman path shared across its window
+    (sg_window_hs_step_cpu's update), in one kernel launch; the summed loss, taken on pairs 0, loss_every, ... and
+    scaled up to the batch as the CPU kernel does. paths, codes, lengths: the HuffmanTree's arrays on the tables'
+    device (HuffmanTree.tensors). Devices, window_starts, block_d and group as sg_window_step_triton."""
+    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    if n_pairs == 0 or n_windows <= 0:
+        return 0.0
+    host_starts = window_starts.cpu()
+    longest = int((host_starts[1:] - host_starts[:-1]).max())
+    on_gpu, starts, window_target, window_loss, extra = _window_inputs(input_w, target, window_starts)
+    block_d = block_d or (GPU_BLOCK_D if on_gpu else _next_power_of_two(dim))
+    loss_every = max(1, int(loss_every))
+    max_len = int(paths.shape[1])
+    _sg_hs_windows[(triton.cdiv(n_windows, group),)](
+        input_w, inner_w, window_target, context, starts, paths, codes, lengths, window_loss, n_windows, n_pairs,
+        float(lr_start), float(lr_end), loss_every, dim, max_len, MAX_SCORE=MAX_SCORE, GROUP=group,
+        BLOCK_K=max(MIN_BLOCK_K, _next_power_of_two(longest)), BLOCK_PATH=_next_power_of_two(max(1, max_len)),
+        BLOCK_D=block_d, **extra)
+    counted = max(1, (n_pairs + loss_every - 1) // loss_every)
+    return float(window_loss.sum(dtype=torch.float64)) * n_pairs / counted
+
+
+def cbow_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, target: torch.Tensor, context: torch.Tensor,
+                        window_starts: torch.Tensor, paths: torch.Tensor, codes: torch.Tensor,
+                        lengths: torch.Tensor, lr_start: float, lr_end: float, loss_every: int = 1,
+                        group: int = 1) -> float:
+    """CBOW with hierarchical softmax (cbow_hs_step_cpu's update) in one kernel launch, a program per window; the
+    loss summed over windows, taken on windows 0, loss_every, ... and scaled up as the CPU kernel does. The tree's
+    arrays as sg_window_hs_step_triton; group is sg's only."""
+    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    if n_pairs == 0 or n_windows <= 0:
+        return 0.0
+    _, starts, window_target, window_loss, extra = _window_inputs(input_w, target, window_starts)
+    loss_every = max(1, int(loss_every))
+    _cbow_hs_window[(n_windows,)](
+        input_w, inner_w, window_target, context, starts, paths, codes, lengths, window_loss, n_pairs, n_windows,
+        float(lr_start), float(lr_end), loss_every, dim, int(paths.shape[1]), MAX_SCORE=MAX_SCORE,
+        BLOCK_D=_next_power_of_two(dim), **extra)
     counted = max(1, (n_windows + loss_every - 1) // loss_every)
     return float(window_loss.sum(dtype=torch.float64)) * n_windows / counted

@@ -59,6 +59,28 @@ def test_the_cbow_kernel_on_real_windows_equals_the_cpu_cbow_kernel_on_one_threa
     assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
 
 
+def test_the_sg_hs_kernel_on_real_windows_equals_the_cpu_hs_window_kernel_on_one_thread(sample_ids):
+    found = interpreted("sg_hs_sample_windows", str(sample_ids))
+    assert found["windows"] == 65 and found["longest"] > 8  # a batch edge inside a window; BLOCK_K 16
+    assert found["longest_path"] > 8  # paths masked within a 16-slot block
+    assert found["clipped"] > 0  # scores outside +-MAX_SCORE: hs gives them no gradient
+    assert found["root_moved"] and found["inner_rows_moved"] > 100 and found["largest_move"] > 0.01
+    assert found["input_error"] < 1e-5 and found["inner_error"] < 1e-5, found
+    assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
+    # 8 windows a program: equal to the grouped update (the root's gradients summed before one atomic add),
+    # which differs from the window-by-window one
+    assert found["group_input_error"] < 1e-5 and found["group_inner_error"] < 1e-5, found
+    assert found["group_differs_from_one"] > 1e-2
+
+
+def test_the_cbow_hs_kernel_on_real_windows_equals_the_cpu_cbow_hs_kernel_on_one_thread(sample_ids):
+    found = interpreted("cbow_hs_sample_windows", str(sample_ids))
+    assert found["windows"] == 41 and found["clipped"] > 0 and found["root_moved"]
+    assert found["rows_moved"] > 50 and found["largest_move"] > 0.01
+    assert found["input_error"] < 1e-5 and found["inner_error"] < 1e-5, found
+    assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
+
+
 def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
     # A third of test_train's planted corpus, 64 windows per program (the interpreter's cost is per operation, and
     # a program's operations cover its group; ~400 pairs read before any is written, as a GPU's windows in flight
