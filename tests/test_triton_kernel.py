@@ -1,6 +1,6 @@
 """The fused Triton kernels (kernels_triton.py, --kernel triton), proven on the CPU in Triton's interpreter: the
-tables after a batch of real windows equal sg_window_step_cpu's (cbow_step_cpu's) on one thread, and train.py
---kernel triton learns planted clusters (sg). The interpreter runs in a process of its own (tests/triton_checks.py, TRITON_INTERPRET=1), so the
+tables after a batch of real windows equal the numba window kernels' on one thread (sg and cbow, ns and hs), and
+train.py --kernel triton learns planted clusters (sg, ns and hs). The interpreter runs in a process of its own (tests/triton_checks.py, TRITON_INTERPRET=1), so the
 setting, which Triton reads once when first imported, reaches no other test."""
 import importlib.util
 import json
@@ -96,12 +96,26 @@ def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path
     assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
 
 
-def test_auto_takes_the_triton_kernels_on_cuda_for_ns_only_and_never_on_the_cpu():
+def test_train_triton_hs_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
+    # As the ns test above, with hierarchical softmax: the sg hs kernel, 64 windows a program (the root's gradients
+    # summed over them before one atomic add)
+    clusters = write_corpus(tmp_path / "corpus.txt", documents=500)
+    pairs_per_draw = run_stages(tmp_path / "data", tmp_path / "corpus.txt", pairs_per_shard=20_000, draws=2)
+    data_dir = tmp_path / "data"
+    found = interpreted("train", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--kernel", "triton", "--loss", "hs",
+                        "--triton-group", "64", "--lr", "0.05")
+    assert found["kernel"] == "triton" and found["device"] == "cpu" and found["loss"] == "hs"
+    assert found["pairs"] == sum(pairs_per_draw)
+    share = share_in_cluster(data_dir, clusters)
+    assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
+
+
+def test_auto_takes_the_triton_kernels_on_cuda_for_every_model_and_loss_and_never_on_the_cpu():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert steps.choose_kernel("auto", cuda) == "triton"
-    assert steps.choose_kernel("auto", cuda, "cbow") == "triton"
-    assert steps.choose_kernel("auto", cuda, "sg", "hs") == steps.choose_kernel("auto", cuda, "cbow", "hs") == "torch"
-    assert steps.choose_kernel("auto", cpu) == "window"
+    for model in ("sg", "cbow"):
+        for loss in ("ns", "hs"):
+            assert steps.choose_kernel("auto", cuda, model, loss) == "triton"
+            assert steps.choose_kernel("auto", cpu, model, loss) == "window"
     with pytest.raises(StageError, match="--kernel triton runs on cuda only, not on cpu: use --kernel window or"):
         steps.choose_kernel("triton", cpu)
 

@@ -207,7 +207,7 @@ def train(data_dir: str, *flags: str) -> dict:
     import train as train_script
 
     figures = train_script.main(["--data-dir", data_dir, *flags])
-    return {key: figures[key] for key in ("kernel", "pairs", "final_loss", "device")}
+    return {key: figures[key] for key in ("kernel", "pairs", "final_loss", "device", "loss")}
 
 
 if __name__ == "__main__":
