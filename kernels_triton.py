@@ -273,6 +273,7 @@ def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, path
                 row = tl.max(tl.where(left, level_row, -1), axis=0)  # the largest row not yet added; -1: none
                 on_row = left & (level_row == row)
                 total = tl.sum(tl.where(on_row[:, None], level_grad, 0.0), axis=0)  # [D]
+                # the row's test broadcast to the columns: the interpreter refuses a mask of a scalar & a block
                 tl.atomic_add(inner_w + row * dim + d1, total, mask=(d1 < dim) & ((d1 * 0 + row) >= 0),
                               sem="relaxed")
                 left = left & (level_row != row)
