@@ -15,6 +15,14 @@ columns, so every gradient comes from the rows as they were when the window star
 when a context or a negative repeats inside the window. The second pass re-reads rows the first just read (a
 cache hit on a GPU at a window's dozen rows), so the tables' memory traffic is a read and a write per row.
 
+`sg_window_hs_step_triton` and `cbow_hs_step_triton`: hierarchical softmax, sg_window_hs_step_cpu's and
+cbow_hs_step_cpu's updates. The output rows are the inner-node rows of the window target's Huffman path (the
+HuffmanTree's paths, codes and lengths, on the device), shared by every context of the window as in the numba
+kernel. sg's program holds the path padded to a power-of-two block of at least the tree's longest path (a
+constexpr, so every shape is static) and masked past the target's length; CBOW's walks the path node by node.
+Since every path starts at the root, sg's programs add the top levels' gradients once per distinct row per
+program (see _sg_hs_windows): at --triton-group 64 the root takes an atomic add per 64 windows, not per window.
+
 Under TRITON_INTERPRET=1, read by Triton when it is first imported (it decides then whether triton.jit, its
 own library's functions included, makes compiled or interpreted functions), the kernel runs on CPU tensors in
 Triton's interpreter; otherwise it compiles for CUDA. Tests run the interpreter in a process of its own, so the
@@ -25,7 +33,11 @@ masks and the order of loads and adds. Kept, for a GPU compiler, within what it 
 blocks, at most 16 x 8, are below tl.dot's 16 x 16 minimum; broadcast products and sums do them), float32 atomics
 only, power-of-two blocks with masks (dim 100 or 300 in chunks of BLOCK_D), int64 index arithmetic (row * dim
 overflows int32 past 7M rows at dim 300), unsigned 64-bit arithmetic for the draw, relaxed atomics. Compile time,
-registers, occupancy and speed on a GPU are unmeasured.
+registers, occupancy and speed on a GPU are unmeasured. The hs kernels, checked the same way and only in the
+interpreter (equal to the numba hs kernels on one thread, sg's group of windows equal to a float64 reference):
+the path block is a constexpr power of two with masks; the top levels' per-row sums are loops unrolled at compile
+time (tl.static_range) over scalar reductions; CBOW's path loop has a bound loaded at run time (scf.for, as its
+context loops). Whether a GPU compiler takes the unrolled level loops without spilling is unchecked.
 """
 from __future__ import annotations
 
@@ -47,6 +59,14 @@ GPU_BLOCK_D = 32
 GPU_WARPS = 4
 # The narrowest context block: windows of up to 8 contexts share one compiled kernel, 16 another.
 MIN_BLOCK_K = 8
+# sg hs on a GPU: columns per chunk chosen so that the window's product block (group x contexts x path x columns)
+# holds GPU_PRODUCT_VALUES, the ns kernel's 16 x 8 x 32, but never fewer than MIN_GPU_BLOCK_D columns (a chunk's
+# row loads stay 32-byte segments): text8's paths (22 nodes at most, a 32-slot block) get 8 columns.
+GPU_PRODUCT_VALUES = 4096
+MIN_GPU_BLOCK_D = 8
+# sg hs: the top levels of the Huffman tree (the root, its 2 children, 4 grandchildren, 8 below) whose rows a
+# program adds once per distinct row instead of once per window (every path passes the root, half of them each child).
+SHARED_LEVELS = 4
 
 
 @triton.jit
@@ -177,6 +197,138 @@ def _cbow_ns_window(input_w, output_w, window_target, context, window_starts, ta
     tl.store(window_loss + w, loss)
 
 
+@triton.jit(do_not_specialize=["n_windows", "n_pairs", "loss_every", "max_len"])
+def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, paths, codes, lengths, window_loss,
+                   n_windows, n_pairs, lr_start, lr_end, loss_every, dim, max_len, MAX_SCORE: tl.constexpr,
+                   GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_PATH: tl.constexpr, BLOCK_D: tl.constexpr,
+                   SHARED_LEVELS: tl.constexpr, LEVEL_ROWS: tl.constexpr):
+    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 as sg_window_hs_step_cpu does: window w's
+    contexts (input rows) against the inner-node rows of its target's Huffman path (paths[t, :lengths[t]], node j
+    with label 1 - codes[t, j]), every score of the window before any row moves, a score outside +-MAX_SCORE giving
+    no gradient (word2vec.c; the loss still counts it). The path is padded to BLOCK_PATH slots (a power of two at
+    least the tree's longest path, so every shape is static) and masked past lengths[t].
+
+    Contention: every path starts at the root and half of them pass each of its children, so the top of the tree
+    would take an atomic add per window. The nodes of the top SHARED_LEVELS levels (slots 0..SHARED_LEVELS - 1; at
+    most 2^l rows at level l) are therefore added once per distinct row per program: for each level, the group's
+    rows there are taken largest first, the gradients of the windows on that row summed in the program, one atomic
+    add (LEVEL_ROWS = min(GROUP, 2^(SHARED_LEVELS - 1)) rounds cover every distinct row; a row left over, which a
+    binary tree cannot give, still gets its per-window add). Deeper nodes get one add per window. With GROUP 1, the
+    default and the CPU kernel's update, that is one add per window for every node."""
+    w = tl.program_id(0).to(tl.int64) * GROUP + tl.arange(0, GROUP).to(tl.int64)  # [G]
+    real = w < n_windows
+    start = tl.load(window_starts + w, mask=real, other=0)
+    k = tl.load(window_starts + w + 1, mask=real, other=0) - start
+    slots = tl.arange(0, BLOCK_K)
+    in_window = slots[None, :] < k[:, None]  # [G, K]
+    positions = start[:, None] + slots[None, :]
+    rows_in = tl.load(context + positions, mask=in_window, other=0).to(tl.int64)
+    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [G]
+
+    j = tl.arange(0, BLOCK_PATH)
+    n_nodes = tl.load(lengths + t, mask=real & (k > 0), other=0)
+    on_path = j[None, :] < n_nodes[:, None]  # [G, P]
+    rows_out = tl.load(paths + t[:, None] * max_len + j[None, :], mask=on_path, other=0).to(tl.int64)
+    labels = 1.0 - tl.load(codes + t[:, None] * max_len + j[None, :], mask=on_path, other=0).to(tl.float32)
+
+    scores = tl.zeros([GROUP, BLOCK_K, BLOCK_PATH], dtype=tl.float32)
+    for d0 in range(0, dim, BLOCK_D):
+        d = (d0 + tl.arange(0, BLOCK_D))[None, None, :]
+        columns = d < dim
+        u = tl.load(input_w + rows_in[:, :, None] * dim + d, mask=in_window[:, :, None] & columns, other=0.0)
+        v = tl.load(inner_w + rows_out[:, :, None] * dim + d, mask=on_path[:, :, None] & columns, other=0.0)
+        scores += tl.sum(u[:, :, None, :] * v[:, None, :, :], axis=3)
+
+    used = in_window[:, :, None] & on_path[:, None, :]  # [G, K, P]
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [G]
+    # word2vec.c's hs rule (kernels_cpu._output_gradient with skip_clipped): no gradient outside +-MAX_SCORE
+    sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(scores, -MAX_SCORE), MAX_SCORE)))
+    inside = (scores <= MAX_SCORE) & (scores >= -MAX_SCORE)
+    g = tl.where(used & inside, (labels[:, None, :] - sigma) * lr[:, None, None], 0.0)
+    signed = tl.where(labels[:, None, :] > 0.5, scores, -scores)
+    pair_loss = tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed)))
+    counted = used & ((positions % loss_every) == 0)[:, :, None]
+    tl.store(window_loss + w, tl.sum(tl.sum(tl.where(counted, pair_loss, 0.0), axis=2), axis=1), mask=real)
+
+    for d0 in range(0, dim, BLOCK_D):
+        d1 = d0 + tl.arange(0, BLOCK_D)
+        d = d1[None, None, :]
+        columns = d < dim
+        mask_in = in_window[:, :, None] & columns
+        mask_out = on_path[:, :, None] & columns
+        u_pointers = input_w + rows_in[:, :, None] * dim + d
+        v_pointers = inner_w + rows_out[:, :, None] * dim + d
+        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [G, K, D]
+        v = tl.load(v_pointers, mask=mask_out, other=0.0)  # [G, P, D]
+        grad_u = tl.sum(g[:, :, :, None] * v[:, None, :, :], axis=2)  # each context's own
+        grad_v = tl.sum(g[:, :, :, None] * u[:, :, None, :], axis=1)  # each node's, summed over its window
+        tl.atomic_add(u_pointers, grad_u, mask=mask_in, sem="relaxed")
+        tl.atomic_add(v_pointers, grad_v, mask=mask_out & (j >= SHARED_LEVELS)[None, :, None], sem="relaxed")
+        for level in tl.static_range(SHARED_LEVELS):
+            at_level = (j == level)[None, :]  # [1, P]
+            level_row = tl.max(tl.where(at_level & on_path, rows_out, -1), axis=1)  # [G]; -1: no node there
+            level_grad = tl.sum(tl.where(at_level[:, :, None], grad_v, 0.0), axis=1)  # [G, D]
+            left = level_row >= 0
+            for _ in tl.static_range(LEVEL_ROWS):
+                row = tl.max(tl.where(left, level_row, -1), axis=0)  # the largest row not yet added; -1: none
+                on_row = left & (level_row == row)
+                total = tl.sum(tl.where(on_row[:, None], level_grad, 0.0), axis=0)  # [D]
+                # the row's test broadcast to the columns: the interpreter refuses a mask of a scalar & a block
+                tl.atomic_add(inner_w + row * dim + d1, total, mask=(d1 < dim) & ((d1 * 0 + row) >= 0),
+                              sem="relaxed")
+                left = left & (level_row != row)
+            leftover = left[:, None] & (d1 < dim)[None, :]  # empty in a binary tree; kept so no gradient is lost
+            tl.atomic_add(inner_w + level_row[:, None] * dim + d1[None, :], level_grad, mask=leftover, sem="relaxed")
+
+
+@triton.jit(do_not_specialize=["n_pairs", "n_windows", "loss_every", "max_len"])
+def _cbow_hs_window(input_w, inner_w, window_target, context, window_starts, paths, codes, lengths, window_loss,
+                    n_pairs, n_windows, lr_start, lr_end, loss_every, dim, max_len, MAX_SCORE: tl.constexpr,
+                    BLOCK_D: tl.constexpr):
+    """Program w trains CBOW window w (cbow_hs_step_cpu's update): h, the mean of its context rows, scored against
+    the inner-node rows of its target's Huffman path one after another (node j with label 1 - codes[t, j]; a score
+    outside +-MAX_SCORE gives no gradient, the loss still counts it), each row moved as it is scored; dL/dh added
+    undivided to every context row. A path's nodes are distinct, so node after node equals the CPU kernel's every
+    score first. The loop runs to the path's length (a loop bound, not a shape: nothing here is padded to the
+    longest path). Its loss goes to window_loss[w] when w is a multiple of loss_every. Rows are whole
+    (BLOCK_D >= dim)."""
+    w = tl.program_id(0).to(tl.int64)
+    start = tl.load(window_starts + w)
+    k = tl.load(window_starts + w + 1) - start
+    t = tl.load(window_target + w).to(tl.int64)
+    d = tl.arange(0, BLOCK_D)
+    columns = d < dim
+    h = tl.zeros([BLOCK_D], dtype=tl.float32)
+    for i in range(0, k):
+        row = tl.load(context + start + i).to(tl.int64)
+        h += tl.load(input_w + row * dim + d, mask=columns, other=0.0)
+    h = h * (1.0 / tl.maximum(k, 1).to(tl.float32))
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))
+    counted = (w % loss_every) == 0
+    n_nodes = tl.where(k > 0, tl.load(lengths + t), 0)
+    grad_h = tl.zeros([BLOCK_D], dtype=tl.float32)
+    loss = 0.0
+    for j in range(0, n_nodes):
+        node = tl.load(paths + t * max_len + j).to(tl.int64)
+        label = 1.0 - tl.load(codes + t * max_len + j).to(tl.float32)
+        pointers = inner_w + node * dim + d
+        v = tl.load(pointers, mask=columns, other=0.0)
+        score = tl.sum(h * v, axis=0)
+        # word2vec.c's hs rule (kernels_cpu._output_gradient with skip_clipped): no gradient outside +-MAX_SCORE
+        sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(score, -MAX_SCORE), MAX_SCORE)))
+        inside = (score <= MAX_SCORE) & (score >= -MAX_SCORE)
+        g = tl.where(inside, (label - sigma) * lr, 0.0)
+        signed = tl.where(label > 0.5, score, -score)
+        pair_loss = tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed)))
+        loss += tl.where(counted, pair_loss, 0.0)
+        grad_h += g * v
+        tl.atomic_add(pointers, g * h, mask=columns, sem="relaxed")
+    for i in range(0, k):
+        row = tl.load(context + start + i).to(tl.int64)
+        tl.atomic_add(input_w + row * dim + d, grad_h, mask=columns, sem="relaxed")
+    tl.store(window_loss + w, loss)
+
+
 def _next_power_of_two(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
@@ -242,5 +394,54 @@ def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target: torc
         input_w, output_w, window_target, context, starts, table, window_loss, n_pairs, n_windows,
         int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim, MAX_SCORE=MAX_SCORE,
         NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **extra)
+    counted = max(1, (n_windows + loss_every - 1) // loss_every)
+    return float(window_loss.sum(dtype=torch.float64)) * n_windows / counted
+
+
+def sg_window_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, target: torch.Tensor,
+                             context: torch.Tensor, window_starts: torch.Tensor, paths: torch.Tensor,
+                             codes: torch.Tensor, lengths: torch.Tensor, lr_start: float, lr_end: float,
+                             loss_every: int = 1, block_d: int | None = None, group: int = 1) -> float:
+    """Skip-gram with hierarchical softmax, the target's Huffman path shared across its window
+    (sg_window_hs_step_cpu's update), in one kernel launch; the summed loss, taken on pairs 0, loss_every, ... and
+    scaled up to the batch as the CPU kernel does. paths, codes, lengths: the HuffmanTree's arrays on the tables'
+    device (HuffmanTree.tensors). Devices, window_starts, block_d and group as sg_window_step_triton."""
+    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    if n_pairs == 0 or n_windows <= 0:
+        return 0.0
+    host_starts = window_starts.cpu()
+    longest = int((host_starts[1:] - host_starts[:-1]).max())
+    on_gpu, starts, window_target, window_loss, extra = _window_inputs(input_w, target, window_starts)
+    max_len = int(paths.shape[1])
+    block_k, block_path = max(MIN_BLOCK_K, _next_power_of_two(longest)), _next_power_of_two(max(1, max_len))
+    if not block_d and on_gpu:  # the product block as the ns kernel's (16 x 8 x 32): a longer path, fewer columns
+        block_d = max(MIN_GPU_BLOCK_D, min(GPU_BLOCK_D, GPU_PRODUCT_VALUES // (group * block_k * block_path)))
+        block_d = 1 << (block_d.bit_length() - 1)
+    block_d = block_d or _next_power_of_two(dim)
+    loss_every = max(1, int(loss_every))
+    _sg_hs_windows[(triton.cdiv(n_windows, group),)](
+        input_w, inner_w, window_target, context, starts, paths, codes, lengths, window_loss, n_windows, n_pairs,
+        float(lr_start), float(lr_end), loss_every, dim, max_len, MAX_SCORE=MAX_SCORE, GROUP=group,
+        BLOCK_K=block_k, BLOCK_PATH=block_path, BLOCK_D=block_d, SHARED_LEVELS=SHARED_LEVELS, LEVEL_ROWS=min(group, 1 << (SHARED_LEVELS - 1)), **extra)
+    counted = max(1, (n_pairs + loss_every - 1) // loss_every)
+    return float(window_loss.sum(dtype=torch.float64)) * n_pairs / counted
+
+
+def cbow_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, target: torch.Tensor, context: torch.Tensor,
+                        window_starts: torch.Tensor, paths: torch.Tensor, codes: torch.Tensor,
+                        lengths: torch.Tensor, lr_start: float, lr_end: float, loss_every: int = 1,
+                        group: int = 1) -> float:
+    """CBOW with hierarchical softmax (cbow_hs_step_cpu's update) in one kernel launch, a program per window; the
+    loss summed over windows, taken on windows 0, loss_every, ... and scaled up as the CPU kernel does. The tree's
+    arrays as sg_window_hs_step_triton; group is sg's only."""
+    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    if n_pairs == 0 or n_windows <= 0:
+        return 0.0
+    _, starts, window_target, window_loss, extra = _window_inputs(input_w, target, window_starts)
+    loss_every = max(1, int(loss_every))
+    _cbow_hs_window[(n_windows,)](
+        input_w, inner_w, window_target, context, starts, paths, codes, lengths, window_loss, n_pairs, n_windows,
+        float(lr_start), float(lr_end), loss_every, dim, int(paths.shape[1]), MAX_SCORE=MAX_SCORE,
+        BLOCK_D=_next_power_of_two(dim), **extra)
     counted = max(1, (n_windows + loss_every - 1) // loss_every)
     return float(window_loss.sum(dtype=torch.float64)) * n_windows / counted

@@ -11,9 +11,10 @@ inside the kernel; "torch", the batched steps (kernels_torch.py) in micro-batche
 the CPU as well so a CPU run can train what the GPU trains. "numba", the name of the pair-by-pair kernel before
 shards kept windows together, stays as an alias of "window" so old command lines run. A new kernel is one
 `register` call; `--kernel auto` takes, for the device, the first step registered for the model and loss that
-runs there, so the CPU gets the window kernel and CUDA the torch step. "triton", the fused sg ns and cbow ns
-kernels (kernels_triton.py), is registered where Triton imports, before the torch steps, so CUDA takes it for ns; it
-runs on the CPU only in Triton's interpreter (TRITON_INTERPRET=1, for the tests), never by --kernel auto there.
+runs there, so the CPU gets the window kernel and CUDA the torch step. "triton", the fused kernels of
+kernels_triton.py (sg and cbow, ns and hs), is registered where Triton imports, before the torch steps, so CUDA
+takes it for every model and loss there; it runs on the CPU only in Triton's interpreter (TRITON_INTERPRET=1, for
+the tests), never by --kernel auto there.
 """
 from __future__ import annotations
 
@@ -189,10 +190,23 @@ def _triton_ns(kernel) -> Build:
     return build
 
 
+def _triton_hs(kernel) -> Build:
+    """A Triton hs kernel: the tree's paths, codes and lengths copied to the tables' device once."""
+    def build(model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
+        input_w, inner_w = model.input.weight.data, model.inner.weight.data
+        device = input_w.device
+        paths, codes, lengths = tree.tensors(device)
+        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: kernel(
+            input_w, inner_w, target, context.to(device, non_blocking=True), window_starts, paths, codes, lengths,
+            lr_start, lr_end, cfg.loss_every, group=getattr(cfg, "triton_group", 1))
+    return build
+
+
 try:  # Triton is a development requirement (requirements-dev.txt): a CPU-only install has no triton kernel
-    from kernels_triton import INTERPRETED, cbow_step_triton, sg_window_step_triton
+    from kernels_triton import (INTERPRETED, cbow_hs_step_triton, cbow_step_triton, sg_window_hs_step_triton,
+                                sg_window_step_triton)
 except ImportError:
-    sg_window_step_triton = cbow_step_triton = None
+    sg_window_step_triton = cbow_step_triton = sg_window_hs_step_triton = cbow_hs_step_triton = None
 
 # The table. Registration order is --kernel auto's preference on a device.
 register("sg", "ns", "window", CPU_ONLY)(_numba_ns(sg_window_step_cpu))
@@ -203,6 +217,8 @@ if sg_window_step_triton is not None:
     TRITON_DEVICES = frozenset({"cuda", "cpu"}) if INTERPRETED else frozenset({"cuda"})
     register("sg", "ns", "triton", TRITON_DEVICES)(_triton_ns(sg_window_step_triton))
     register("cbow", "ns", "triton", TRITON_DEVICES)(_triton_ns(cbow_step_triton))
+    register("sg", "hs", "triton", TRITON_DEVICES)(_triton_hs(sg_window_hs_step_triton))
+    register("cbow", "hs", "triton", TRITON_DEVICES)(_triton_hs(cbow_hs_step_triton))
 register("sg", "ns", "torch", micro_batched=True)(_torch_ns(sg_window_step_torch))
 register("sg", "hs", "torch", micro_batched=True)(_torch_hs(sg_window_hs_step_torch))
 register("cbow", "ns", "torch", micro_batched=True)(_torch_ns(cbow_step_torch))

@@ -18,9 +18,9 @@ keyed by model, loss and kernel, which also stops with one line for a combinatio
 window, the numba window kernels (a window's pairs trained together, negatives drawn inside the kernel), CPU only;
 torch, the batched closed-form steps in micro-batches that CUDA runs, negatives drawn on the device by
 torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains;
-triton (sg ns only), the fused kernel of kernels_triton.py, one launch per batch, negatives drawn inside as the
-window kernels draw them, on CUDA (on the CPU only in Triton's interpreter, TRITON_INTERPRET=1, for the tests);
-auto, window on the CPU, and on CUDA triton for sg ns where Triton imports, else torch. numba, the old pair-by-pair kernel's name, is taken as window.
+triton, the fused kernels of kernels_triton.py (sg and cbow, ns and hs), one launch per batch, negatives drawn
+inside as the window kernels draw them, on CUDA (on the CPU only in Triton's interpreter, TRITON_INTERPRET=1, for
+the tests); auto, window on the CPU, and on CUDA triton where Triton imports, else torch. numba, the old pair-by-pair kernel's name, is taken as window.
 
 Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
 batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
@@ -85,7 +85,7 @@ INIT_RANGE = 0.0  # input rows start uniform in +-INIT_RANGE/dim; 0: the model's
 SEED = 1  # seeds the initial vectors, the shard order and the negatives
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
 MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word)
-KERNEL = "auto"  # training step (steps.py's table): window (the numba window kernels, a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), triton (the fused sg ns kernel, kernels_triton.py: CUDA, or the CPU under TRITON_INTERPRET=1), auto (window on CPU; on CUDA triton where it has the step and Triton imports, else torch); numba is an alias of window, so old command lines run
+KERNEL = "auto"  # training step (steps.py's table): window (the numba window kernels, a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), triton (the fused kernels, sg and cbow, ns and hs, kernels_triton.py: CUDA, or the CPU under TRITON_INTERPRET=1), auto (window on CPU; on CUDA triton where Triton imports, else torch); numba is an alias of window, so old command lines run
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
 LOSS_EVERY = 16  # window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # torch kernel only, ns: pairs per update within a batch (0 = the whole batch)

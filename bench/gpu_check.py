@@ -6,6 +6,7 @@ imports, then the torch step), in a few minutes, and their figures side by side.
     python bench/gpu_check.py --cpu-dry-run    # the same steps on the CPU: first 2M tokens of text8, 1 epoch, dim 100
     TRITON_INTERPRET=1 python bench/gpu_check.py --cpu-dry-run --tokens 20000 --kernels triton,torch \
         --triton-group 64                      # the Triton kernel too, in Triton's interpreter (slow: a small slice)
+    python bench/gpu_check.py --loss hs        # hierarchical softmax: its Triton kernel and torch step
 
 Prints, per step, the training pairs/s, the share of the memory-bandwidth bound they reach (bytes per pair of the
 step's traffic model x pairs/s / the bandwidth of a device-to-device copy measured here, the card's nominal figure beside
@@ -176,6 +177,80 @@ def triton_traffic(dim: int, negatives: int, micro_batch: int = 8192) -> dict[st
     return {"model": total / pairs, "floor": 2 * rows * dim * 4, "launches_per_micro_batch": 2}
 
 
+def hs_window_bytes(k: int, path_length: float, dim: int, model: str = "sg") -> float:
+    """Bytes a Triton hs kernel moves for one window of k contexts whose target's path has path_length inner
+    nodes: its window_starts pair, target and path length (16 + 4 + 8), the path's node ids and bits (4 + 1 a
+    node), its contexts' ids (4 each), every context row and node row read once and written once (an atomic add:
+    read and written at the cache, once to memory), its loss (4) and the loss sum's read of it (4). sg and cbow
+    move the same: CBOW's second read of a context (its dL/dh add after the mean) is taken as a cache hit, as sg's
+    second pass is. The root's row counts as any node's: one program, one read and one add."""
+    del model  # the same tally for both; kept so a caller says which kernel it means
+    return 16 + 4 + 8 + 5 * path_length + 4 * k + 2 * (k + path_length) * dim * 4 + 4 + 4
+
+
+def triton_hs_traffic(dim: int, mean_path_length: float, model: str = "sg",
+                      micro_batch: int = 8192) -> dict[str, float]:
+    """Bytes per pair of kernels_triton's hs kernels on the windows step_traffic uses (1..10 pairs in turn), each
+    window's target taking a path of mean_path_length nodes (the bytes are linear in it, so the mean gives the
+    mean); the floor: each context row and each path row read and written once. Launches: the kernel and the loss
+    sum."""
+    sizes = list(range(WINDOW_SIZES[0], WINDOW_SIZES[1] + 1))
+    pairs = micro_batch or 8192
+    total, windows, left = 0.0, 0, pairs
+    while left > 0:
+        k = min(sizes[windows % len(sizes)], left)
+        total += hs_window_bytes(k, mean_path_length, dim, model)
+        windows += 1
+        left -= k
+    return {"model": total / pairs, "floor": 2 * (pairs + mean_path_length * windows) * dim * 4 / pairs,
+            "launches_per_micro_batch": 2}
+
+
+def hs_step_traffic(dim: int, tree, target_weights, micro_batch: int) -> dict[str, float]:
+    """step_traffic for train.py's torch skip-gram hs step (sg_window_hs_step_torch) on one micro-batch of windows
+    of 1..10 pairs in turn, their targets drawn by target_weights (a window per kept token: counts x the
+    sub-sampling's keep probability) on `tree`."""
+    import numpy as np
+    import torch
+
+    from traffic import TrafficCount
+    from word2vec import SkipGram
+
+    window_step = kernel("sg_window_hs_step_torch")
+    pairs = micro_batch or 1024
+    vocab_size = tree.vocab_size
+    model = SkipGram(vocab_size, dim, seed=1, loss="hs")
+    sizes = torch.arange(WINDOW_SIZES[0], WINDOW_SIZES[1] + 1).repeat(pairs // WINDOW_SIZES[0] + 1)
+    sizes = sizes[:int(torch.searchsorted(sizes.cumsum(0), pairs)) + 1]
+    sizes[-1] -= int(sizes.sum()) - pairs
+    window_starts = torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)])
+    weights = np.asarray(target_weights, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    window_target = torch.from_numpy(rng.choice(vocab_size, len(sizes), p=weights / weights.sum()).astype(np.int32))
+    target = window_target.repeat_interleave(sizes)
+    context = torch.from_numpy(rng.integers(vocab_size, size=pairs).astype(np.int32))
+    with TrafficCount() as count:
+        window_step(model, target, context, window_starts, tree, 0.025, 0.025, pairs)
+    path = float((weights * tree.lengths).sum() / weights.sum())
+    return {"model": count.bytes / pairs, "floor": 2 * (pairs + path * len(sizes)) * dim * 4 / pairs,
+            "launches_per_micro_batch": count.launches}
+
+
+def hs_targets(data_dir: Path, sample: float):
+    """(tree, target weights, mean path length of a window's target) of the data's Huffman tree: a window per
+    kept token, so a target's weight is its count times its keep probability."""
+    import numpy as np
+
+    from common import load_vocab
+    from pairs_dataset import keep_probabilities
+    from word2vec import huffman_for
+
+    counts = load_vocab(data_dir, with_words=False)[1]
+    tree = huffman_for(data_dir, counts)
+    weights = counts * keep_probabilities(counts, sample)
+    return tree, weights, float((weights * tree.lengths).sum() / weights.sum())
+
+
 def scores(data_dir: Path, eval_dir: Path) -> dict:
     from evaluate import evaluate_analogies, evaluate_similarity
     from word2vec import load_trained
@@ -209,6 +284,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kernels", default="", help="train.py --kernel of each run, comma-separated (default: "
                         "triton,torch where the triton step runs on the device, else torch)")
     parser.add_argument("--triton-group", type=int, default=1, help="train.py --triton-group")
+    parser.add_argument("--loss", choices=("ns", "hs"), default="ns",
+                        help="train.py --loss: negative sampling, or hierarchical softmax (its kernels and tallies)")
     args = parser.parse_args(argv)
     dry = args.cpu_dry_run
     args.tokens = (2_000_000 if dry else 0) if args.tokens is None else args.tokens
@@ -217,11 +294,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def default_kernels(device) -> list[str]:
+def default_kernels(device, loss: str = "ns") -> list[str]:
     """triton (where its step runs on the device: CUDA with Triton, or the interpreter), then torch."""
     import steps
 
-    spec = steps.STEPS.get(("sg", "ns", "triton"))
+    spec = steps.STEPS.get(("sg", loss, "triton"))
     return (["triton"] if spec is not None and spec.runs_on(device.type) else []) + ["torch"]
 
 
@@ -262,23 +339,28 @@ def main(argv: list[str] | None = None) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     nominal = nominal_bandwidth(name) if device.type == "cuda" else None
     runs = {}
-    for kernel_name in args.kernels or default_kernels(device):
+    for kernel_name in args.kernels or default_kernels(device, args.loss):
         train_args = common + ["--epochs", str(args.epochs), "--dim", str(args.dim), "--kernel", kernel_name,
                                "--device", device.type, "--checkpoint-minutes", "0", "--num-workers", "1",
-                               "--triton-group", str(args.triton_group)]
+                               "--triton-group", str(args.triton_group), "--loss", args.loss]
         train_args += ["--micro-batch", str(args.micro_batch)] if args.micro_batch is not None else []
         train_args += ["--lr", str(args.lr)] if args.lr is not None else []
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         trained = train.main(train_args)
         peak_device = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-        if kernel_name == "torch":
+        if args.loss == "hs":
+            tree, weights, path_length = hs_targets(data_dir, args.sample)
+            traffic = (hs_step_traffic(args.dim, tree, weights, trained["hs_micro_batch"]) if kernel_name == "torch"
+                       else triton_hs_traffic(args.dim, path_length))
+        elif kernel_name == "torch":
             traffic = step_traffic(args.dim, train.NEGATIVES, trained["micro_batch"])
         else:
             traffic = triton_traffic(args.dim, train.NEGATIVES)
         pairs_per_s = trained["pairs_per_s"]
         runs[kernel_name] = {
-            "kernel": trained["kernel"], "micro_batch": trained["micro_batch"],
+            "kernel": trained["kernel"], "loss": args.loss,
+            "micro_batch": trained["micro_batch"] if args.loss == "ns" else trained["hs_micro_batch"],
             "triton_group": args.triton_group if kernel_name == "triton" else None,
             "vocab_size": trained["vocab_size"], "pairs": trained["pairs"], "train_s": trained["train_s"],
             "pairs_per_s": pairs_per_s,
@@ -309,7 +391,7 @@ def print_summary(f: dict) -> None:
     nominal = f" (nominal {f['nominal_bandwidth_gb_s']:,} GB/s)" if f["nominal_bandwidth_gb_s"] else ""
     dry = " (CPU dry run)" if f["cpu_dry_run"] else ""
     print(f"\ngpu-check {f['date']} on {f['device']}{dry}, torch {f['torch']}: text8 {f['tokens']:,} tokens, "
-          f"{f['epochs']} epoch(s), dim {f['dim']}; bandwidth {f['copy_bandwidth_gb_s']:,} GB/s measured by a "
+          f"{f['epochs']} epoch(s), dim {f['dim']}, loss {f['loss']}; bandwidth {f['copy_bandwidth_gb_s']:,} GB/s measured by a "
           f"copy{nominal}")
     print("| step | pairs | pairs/s | bytes/pair (floor) | launches | of its bandwidth bound (of the floor's) | "
           "peak GPU memory MB (train.py planned) | analogy | WordSim-353 | SimLex-999 |")

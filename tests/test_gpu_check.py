@@ -126,6 +126,28 @@ def test_cpu_dry_run_puts_the_triton_kernel_beside_the_torch_step_in_the_interpr
     assert "| triton (group 64) |" in done.stdout and "| torch (micro-batch 8192) |" in done.stdout
 
 
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_cpu_dry_run_with_hs_puts_the_triton_hs_kernel_beside_the_torch_hs_step(tmp_path):
+    fake_inputs(tmp_path / "inputs")
+    env = {**bare_python_env(tmp_path), "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--inputs", str(tmp_path / "inputs"),
+                           "--shared", str(tmp_path / "no-shared"), "--work", str(tmp_path / "work"),
+                           "--report", str(tmp_path / "report.json"), "--cpu-dry-run", "--tokens", "6000", "--dim",
+                           "16", "--num-proc", "1", "--sample", "0", "--triton-group", "64", "--loss", "hs"],
+                          cwd=ROOT, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    fused, torch_step = report["steps"]["triton"], report["steps"]["torch"]
+    assert list(report["steps"]) == ["triton", "torch"] and report["loss"] == fused["loss"] == "hs"
+    assert fused["kernel"] == "triton" and fused["pairs"] == torch_step["pairs"] > 10_000
+    assert fused["launches_per_micro_batch"] == 2 and torch_step["micro_batch"] == 1024  # --hs-micro-batch
+    # 52 words: paths of ~5.7 nodes; the fused kernel within index bytes of the floor, under the torch step's
+    assert fused["floor_bytes_per_pair"] < fused["step_bytes_per_pair"] < 1.3 * fused["floor_bytes_per_pair"]
+    assert fused["step_bytes_per_pair"] < torch_step["step_bytes_per_pair"] / 2
+    assert fused["analogy_support"] == "5/5" and np.isfinite(fused["final_loss"])
+    assert "| triton (group 64) |" in done.stdout and "| torch (micro-batch 1024) |" in done.stdout
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_without_cuda_one_line_and_exit_2(tmp_path):
     fake_inputs(tmp_path / "inputs")

@@ -317,9 +317,9 @@ def test_kernel_choice():
     fused = ("sg", "ns", "triton") in steps.STEPS  # where Triton imports (requirements-dev.txt)
     for model in ("sg", "cbow"):
         for loss in ("ns", "hs"):
-            # auto: the numba window kernel on the CPU; on CUDA the fused Triton kernel for ns, else the torch step
+            # auto: the numba window kernel on the CPU; on CUDA the fused Triton kernel, else the torch step
             assert train.choose_kernel("auto", cpu, model, loss) == "window"
-            assert train.choose_kernel("auto", cuda, model, loss) == ("triton" if fused and loss == "ns" else "torch")
+            assert train.choose_kernel("auto", cuda, model, loss) == ("triton" if fused else "torch")
             assert train.choose_kernel("torch", cpu, model, loss) == "torch"
             # numba, the pair-by-pair kernel's old name, is the window kernel
             assert train.choose_kernel("numba", cpu, model, loss) == "window"

@@ -1,6 +1,6 @@
 """The fused Triton kernels (kernels_triton.py, --kernel triton), proven on the CPU in Triton's interpreter: the
-tables after a batch of real windows equal sg_window_step_cpu's (cbow_step_cpu's) on one thread, and train.py
---kernel triton learns planted clusters (sg). The interpreter runs in a process of its own (tests/triton_checks.py, TRITON_INTERPRET=1), so the
+tables after a batch of real windows equal the numba window kernels' on one thread (sg and cbow, ns and hs), and
+train.py --kernel triton learns planted clusters (sg, ns and hs). The interpreter runs in a process of its own (tests/triton_checks.py, TRITON_INTERPRET=1), so the
 setting, which Triton reads once when first imported, reaches no other test."""
 import importlib.util
 import json
@@ -59,6 +59,28 @@ def test_the_cbow_kernel_on_real_windows_equals_the_cpu_cbow_kernel_on_one_threa
     assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
 
 
+def test_the_sg_hs_kernel_on_real_windows_equals_the_cpu_hs_window_kernel_on_one_thread(sample_ids):
+    found = interpreted("sg_hs_sample_windows", str(sample_ids))
+    assert found["windows"] == 65 and found["longest"] > 8  # a batch edge inside a window; BLOCK_K 16
+    assert found["longest_path"] > 8  # paths masked within a 16-slot block
+    assert found["clipped"] > 0  # scores outside +-MAX_SCORE: hs gives them no gradient
+    assert found["root_moved"] and found["inner_rows_moved"] > 100 and found["largest_move"] > 0.01
+    assert found["input_error"] < 1e-5 and found["inner_error"] < 1e-5, found
+    assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
+    # 8 windows a program: equal to the grouped update (the root's gradients summed before one atomic add),
+    # which differs from the window-by-window one
+    assert found["group_input_error"] < 1e-5 and found["group_inner_error"] < 1e-5, found
+    assert found["group_differs_from_one"] > 1e-2
+
+
+def test_the_cbow_hs_kernel_on_real_windows_equals_the_cpu_cbow_hs_kernel_on_one_thread(sample_ids):
+    found = interpreted("cbow_hs_sample_windows", str(sample_ids))
+    assert found["windows"] == 41 and found["clipped"] > 0 and found["root_moved"]
+    assert found["rows_moved"] > 50 and found["largest_move"] > 0.01
+    assert found["input_error"] < 1e-5 and found["inner_error"] < 1e-5, found
+    assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
+
+
 def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
     # A third of test_train's planted corpus, 64 windows per program (the interpreter's cost is per operation, and
     # a program's operations cover its group; ~400 pairs read before any is written, as a GPU's windows in flight
@@ -74,12 +96,26 @@ def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path
     assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
 
 
-def test_auto_takes_the_triton_kernels_on_cuda_for_ns_only_and_never_on_the_cpu():
+def test_train_triton_hs_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
+    # As the ns test above, with hierarchical softmax: the sg hs kernel, 64 windows a program (the root's gradients
+    # summed over them before one atomic add)
+    clusters = write_corpus(tmp_path / "corpus.txt", documents=500)
+    pairs_per_draw = run_stages(tmp_path / "data", tmp_path / "corpus.txt", pairs_per_shard=20_000, draws=2)
+    data_dir = tmp_path / "data"
+    found = interpreted("train", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--kernel", "triton", "--loss", "hs",
+                        "--triton-group", "64", "--lr", "0.05")
+    assert found["kernel"] == "triton" and found["device"] == "cpu" and found["loss"] == "hs"
+    assert found["pairs"] == sum(pairs_per_draw)
+    share = share_in_cluster(data_dir, clusters)
+    assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
+
+
+def test_auto_takes_the_triton_kernels_on_cuda_for_every_model_and_loss_and_never_on_the_cpu():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert steps.choose_kernel("auto", cuda) == "triton"
-    assert steps.choose_kernel("auto", cuda, "cbow") == "triton"
-    assert steps.choose_kernel("auto", cuda, "sg", "hs") == steps.choose_kernel("auto", cuda, "cbow", "hs") == "torch"
-    assert steps.choose_kernel("auto", cpu) == "window"
+    for model in ("sg", "cbow"):
+        for loss in ("ns", "hs"):
+            assert steps.choose_kernel("auto", cuda, model, loss) == "triton"
+            assert steps.choose_kernel("auto", cpu, model, loss) == "window"
     with pytest.raises(StageError, match="--kernel triton runs on cuda only, not on cpu: use --kernel window or"):
         steps.choose_kernel("triton", cpu)
 

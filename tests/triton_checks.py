@@ -4,6 +4,8 @@ process imports anything). Each check prints one JSON line of what it found; the
 
     TRITON_INTERPRET=1 python tests/triton_checks.py sample_windows DATA_DIR
     TRITON_INTERPRET=1 python tests/triton_checks.py cbow_sample_windows DATA_DIR
+    TRITON_INTERPRET=1 python tests/triton_checks.py sg_hs_sample_windows DATA_DIR
+    TRITON_INTERPRET=1 python tests/triton_checks.py cbow_hs_sample_windows DATA_DIR
     TRITON_INTERPRET=1 python tests/triton_checks.py train DATA_DIR [train.py flags]
 """
 import json
@@ -94,14 +96,123 @@ def cbow_sample_windows(data_dir: str) -> dict:
             "cpu_loss": cpu_loss, "triton_loss": triton_loss}
 
 
+def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim: int, block_d: int | None) -> dict:
+    """An hs kernel (model sg or cbow) against its numba kernel on one thread, on n_windows real windows of the
+    sample (cut at a batch edge inside a window, as the loader cuts) and the sample's Huffman tree (build_huffman
+    of its counts, as train.py builds it). A tenth of the input rows are scaled up eightfold, so that some scores
+    fall outside +-MAX_SCORE and hs's no-gradient rule is exercised; "clipped" counts those pairs at the start."""
+    import numba
+    import numpy as np
+    import torch
+
+    from benchlib import batch_window_starts, drawn_windows
+    from common import load_vocab
+    from kernels_cpu import cbow_hs_step_cpu, sg_window_hs_step_cpu
+    from kernels_triton import cbow_hs_step_triton, sg_window_hs_step_triton
+    from word2vec import MAX_SCORE, build_huffman
+
+    numba.set_num_threads(1)
+    counts = load_vocab(Path(data_dir), with_words=False)[1]
+    tree = build_huffman(np.asarray(counts))
+    target, context, edges = drawn_windows(Path(data_dir), counts, seed=seed, sample=1e-3)
+    n_pairs = int(edges[n_windows]) + 2
+    window_starts = batch_window_starts(edges, 0, n_pairs)
+    target, context = target[:n_pairs].copy(), context[:n_pairs].copy()
+    rng = np.random.default_rng(seed)
+    input_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
+    input_w[rng.random(len(counts)) < 0.1] *= 8.0
+    inner_w = rng.normal(0, 0.5, (len(counts) - 1, dim)).astype(np.float32)
+    clipped = 0
+    for w in range(len(window_starts) - 1):
+        t = target[window_starts[w]]
+        nodes = inner_w[tree.paths[t, :tree.lengths[t]]]
+        if model == "sg":
+            scores = input_w[context[window_starts[w]:window_starts[w + 1]]] @ nodes.T
+        else:
+            scores = input_w[context[window_starts[w]:window_starts[w + 1]]].mean(axis=0) @ nodes.T
+        clipped += int((np.abs(scores) > MAX_SCORE).sum())
+    cpu_in, cpu_inner = input_w.copy(), inner_w.copy()
+    kernel_cpu = sg_window_hs_step_cpu if model == "sg" else cbow_hs_step_cpu
+    cpu_loss = kernel_cpu(cpu_in, cpu_inner, target, context, window_starts, tree.paths, tree.codes, tree.lengths,
+                          0.3, 0.1, 1, 3)
+    gpu_in, gpu_inner = torch.from_numpy(input_w.copy()), torch.from_numpy(inner_w.copy())
+    paths, codes, lengths = tree.tensors("cpu")
+    arguments = (gpu_in, gpu_inner, torch.from_numpy(target), torch.from_numpy(context),
+                 torch.from_numpy(window_starts), paths, codes, lengths, 0.3, 0.1, 3)
+    if model == "sg":
+        triton_loss = sg_window_hs_step_triton(*arguments, block_d=block_d)
+    else:
+        triton_loss = cbow_hs_step_triton(*arguments)
+    grouped = {}
+    if model == "sg":  # groups of 8 windows read the tables before any writes, the root's gradients summed first
+        group_in, group_inner = torch.from_numpy(input_w.copy()), torch.from_numpy(inner_w.copy())
+        sg_window_hs_step_triton(group_in, group_inner, *arguments[2:], block_d=block_d, group=8)
+        want_in, want_inner = _grouped_sg_hs(input_w, inner_w, target, context, window_starts, tree, 0.3, 0.1, 8)
+        grouped = {"group_input_error": float(np.abs(group_in.numpy() - want_in).max()),
+                   "group_inner_error": float(np.abs(group_inner.numpy() - want_inner).max()),
+                   "group_differs_from_one": float(np.abs(group_inner.numpy() - cpu_inner).max())}
+    sizes = np.diff(window_starts)
+    moved_inner = np.abs(cpu_inner - inner_w).max(axis=1) > 0
+    return {"windows": len(sizes), "longest": int(sizes.max()), "pairs": len(target),
+            "longest_path": int(tree.max_len), "clipped": clipped,
+            "rows_moved": int((np.abs(cpu_in - input_w).max(axis=1) > 0).sum()),
+            "root_moved": bool(moved_inner[len(counts) - 2]), "inner_rows_moved": int(moved_inner.sum()),
+            "input_error": float(np.abs(gpu_in.numpy() - cpu_in).max()),
+            "inner_error": float(np.abs(gpu_inner.numpy() - cpu_inner).max()),
+            "largest_move": float(max(np.abs(cpu_in - input_w).max(), np.abs(cpu_inner - inner_w).max())),
+            "cpu_loss": cpu_loss, "triton_loss": triton_loss, **grouped}
+
+
+def _grouped_sg_hs(input_w, inner_w, target, context, window_starts, tree, lr_start, lr_end, group):
+    """The sg hs update with `group` windows at a time reading the tables as they were before the group, in
+    float64 numpy: the reference for the kernel's GROUP > 1 (where the root's gradients are summed in the program)."""
+    import numpy as np
+
+    from word2vec import MAX_SCORE
+
+    inputs, inner = input_w.astype(np.float64), inner_w.astype(np.float64)
+    n_pairs, n_windows = len(target), len(window_starts) - 1
+    for first in range(0, n_windows, group):
+        grad_in, grad_inner = np.zeros_like(inputs), np.zeros_like(inner)
+        for w in range(first, min(n_windows, first + group)):
+            start, stop = window_starts[w], window_starts[w + 1]
+            if stop == start:
+                continue
+            t = target[start]
+            nodes = tree.paths[t, :tree.lengths[t]]
+            rows = context[start:stop]
+            scores = inputs[rows] @ inner[nodes].T
+            lr = lr_start + (lr_end - lr_start) * start / n_pairs
+            labels = 1.0 - tree.codes[t, :tree.lengths[t]]
+            g = np.where(np.abs(scores) <= MAX_SCORE, (labels - 1.0 / (1.0 + np.exp(-scores))) * lr, 0.0)
+            np.add.at(grad_in, rows, g @ inner[nodes])
+            np.add.at(grad_inner, nodes, g.T @ inputs[rows])
+        inputs += grad_in
+        inner += grad_inner
+    return inputs, inner
+
+
+def sg_hs_sample_windows(data_dir: str) -> dict:
+    """The sg hs kernel against sg_window_hs_step_cpu: 64 windows, dim 24 in two masked 16-column chunks (as dim
+    100 and 300 are chunked on a GPU)."""
+    return _hs_sample_windows(data_dir, "sg", 64, 8, 24, 16)
+
+
+def cbow_hs_sample_windows(data_dir: str) -> dict:
+    """The CBOW hs kernel against cbow_hs_step_cpu: 40 windows, dim 40 (a 64-column row, masked)."""
+    return _hs_sample_windows(data_dir, "cbow", 40, 6, 40, None)
+
+
 def train(data_dir: str, *flags: str) -> dict:
     import train as train_script
 
     figures = train_script.main(["--data-dir", data_dir, *flags])
-    return {key: figures[key] for key in ("kernel", "pairs", "final_loss", "device")}
+    return {key: figures[key] for key in ("kernel", "pairs", "final_loss", "device", "loss")}
 
 
 if __name__ == "__main__":
     check, *arguments = sys.argv[1:]
-    checks = {"sample_windows": sample_windows, "cbow_sample_windows": cbow_sample_windows, "train": train}
+    checks = {"sample_windows": sample_windows, "cbow_sample_windows": cbow_sample_windows,
+              "sg_hs_sample_windows": sg_hs_sample_windows, "cbow_hs_sample_windows": cbow_hs_sample_windows,
+              "train": train}
     print(json.dumps(checks[check](*arguments)))
