@@ -4,7 +4,8 @@ A step trains one loader batch in place and returns its summed loss:
     step(target, context, negatives, window_starts, lr_start, lr_end, batch_seed) -> float
 target and context are the batch's pairs, window_starts (int64 [W + 1]) the offsets of its windows (dataset.py),
 batch_seed seeds the negatives a step draws itself (train.batch_seed, so a resumed run draws the same);
-`negatives` is the loader's argument slot and no step here reads it.
+`negatives` is the loader's argument slot and no step here reads it. A step registered with window_batches (the
+Triton kernels) takes feed.py's lean batch instead: step(batch, lr_start, lr_end, batch_seed).
 
 Kernels: "window", the numba kernels (kernels_cpu.py), CPU only, a window at a time with its negatives drawn
 inside the kernel; "torch", the batched steps (kernels_torch.py) in micro-batches, the CUDA step, which runs on
@@ -39,6 +40,9 @@ class StepSpec:
     build: Build
     devices: frozenset[str] | None  # device types it runs on (torch.device.type); None: any
     micro_batched: bool  # updates a micro-batch of pairs from the same table values (--micro-batch sets its size)
+    # takes feed.WindowBatch (contexts, one target per window, int32 offsets: feed.py's lean feed) as
+    # step(batch, lr_start, lr_end, batch_seed) instead of the loader's (target, context, negatives, window_starts)
+    window_batches: bool = False
 
     def runs_on(self, device_type: str) -> bool:
         return self.devices is None or device_type in self.devices
@@ -50,13 +54,13 @@ CPU_ONLY = frozenset({"cpu"})
 
 
 def register(model: str, loss: str, kernel: str, devices: frozenset[str] | None = None,
-             micro_batched: bool = False) -> Callable[[Build], Build]:
+             micro_batched: bool = False, window_batches: bool = False) -> Callable[[Build], Build]:
     """Decorator: `build` makes the step of (model, loss, kernel)."""
     def add(build: Build) -> Build:
         key = (model, loss, kernel)
         if key in STEPS:
             raise ValueError(f"step {key} registered twice")
-        STEPS[key] = StepSpec(build, devices, micro_batched)
+        STEPS[key] = StepSpec(build, devices, micro_batched, window_batches)
         return build
     return add
 
@@ -109,6 +113,13 @@ def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | 
     if spec is None:
         _no_step(model_name, loss, kernel)
     return spec.build(model, cfg, tree, unigram)
+
+
+def takes_window_batches(model: str, loss: str, kernel: str) -> bool:
+    """Whether the step of (model, loss, kernel) reads feed.py's lean batches (train.py then reads with
+    feed.WindowFeed instead of a DataLoader)."""
+    spec = STEPS.get((model, loss, KERNEL_ALIASES.get(kernel, kernel)))
+    return spec is not None and spec.window_batches
 
 
 def micro_batched(kernel: str) -> bool:
@@ -177,32 +188,85 @@ def _torch_hs(step) -> Build:
 
 
 # --- the Triton kernels (kernels_triton.py): one launch per batch, negatives drawn inside as the numba kernels do --
+# They read feed.py's lean batches: the contexts, one target per window and int32 offsets, already on the device
+# (feed.WindowFeed copies them), and the longest window, known on the host, so a launch needs no device sync.
+
+def _launch_inputs(input_w: torch.Tensor, batch) -> dict:
+    """kernels_triton._window_inputs for a lean batch: nothing to gather or convert (the offsets stay int32: the
+    kernel adds them to pointers and to slot numbers, and a batch is far below 2**31 pairs); a loss slot per
+    window; the CPU refused outside the interpreter."""
+    if input_w.device.type == "cpu" and not INTERPRETED:
+        fail("the triton kernel runs on CUDA, or on the CPU in Triton's interpreter with TRITON_INTERPRET=1 set "
+             "before Python starts: use --kernel window or --kernel torch on the CPU")
+    on_gpu = input_w.device.type == "cuda"
+    return {"on_gpu": on_gpu, "loss": torch.empty(batch.n_windows, device=input_w.device, dtype=torch.float32),
+            "extra": {"num_warps": GPU_WARPS} if on_gpu else {}}
+
+
+def sg_windows_triton(input_w: torch.Tensor, output_w: torch.Tensor, batch, table: torch.Tensor, negatives: int,
+                      lr_start: float, lr_end: float, seed: int, loss_every: int = 1, block_d: int | None = None,
+                      group: int = 1) -> float:
+    """kernels_triton.sg_window_step_triton on a lean batch (feed.WindowBatch, on the tables' device): the same
+    launch, the same update and loss."""
+    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
+    if n_pairs == 0 or n_windows <= 0:
+        return 0.0
+    inputs = _launch_inputs(input_w, batch)
+    block_d = block_d or (GPU_BLOCK_D if inputs["on_gpu"] else _next_power_of_two(dim))
+    loss_every = max(1, int(loss_every))
+    _sg_ns_windows[(triton.cdiv(n_windows, group),)](
+        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, inputs["loss"], n_windows,
+        n_pairs, int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim,
+        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), GROUP=group,
+        BLOCK_K=max(MIN_BLOCK_K, _next_power_of_two(batch.longest)), BLOCK_OUT=_next_power_of_two(1 + int(negatives)),
+        BLOCK_D=block_d, **inputs["extra"])
+    counted = max(1, (n_pairs + loss_every - 1) // loss_every)
+    return float(inputs["loss"].sum(dtype=torch.float64)) * n_pairs / counted
+
+
+def cbow_windows_triton(input_w: torch.Tensor, output_w: torch.Tensor, batch, table: torch.Tensor, negatives: int,
+                        lr_start: float, lr_end: float, seed: int, loss_every: int = 1, group: int = 1) -> float:
+    """kernels_triton.cbow_step_triton on a lean batch (group is sg's only)."""
+    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
+    if n_pairs == 0 or n_windows <= 0:
+        return 0.0
+    inputs = _launch_inputs(input_w, batch)
+    loss_every = max(1, int(loss_every))
+    _cbow_ns_window[(n_windows,)](
+        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, inputs["loss"], n_pairs,
+        n_windows, int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim,
+        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **inputs["extra"])
+    counted = max(1, (n_windows + loss_every - 1) // loss_every)
+    return float(inputs["loss"].sum(dtype=torch.float64)) * n_windows / counted
+
 
 def _triton_ns(kernel) -> Build:
     def build(model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
         input_w, output_w = model.input.weight.data, model.output.weight.data
-        device = input_w.device
-        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: kernel(
-            input_w, output_w, target, context.to(device, non_blocking=True),
-            window_starts, unigram, cfg.negatives, lr_start, lr_end, seed, cfg.loss_every,
+        return lambda batch, lr_start, lr_end, seed: kernel(
+            input_w, output_w, batch, unigram, cfg.negatives, lr_start, lr_end, seed, cfg.loss_every,
             group=getattr(cfg, "triton_group", 1))
     return build
 
 
 try:  # Triton is a development requirement (requirements-dev.txt): a CPU-only install has no triton kernel
-    from kernels_triton import INTERPRETED, cbow_step_triton, sg_window_step_triton
+    import triton
+
+    from kernels_triton import (GPU_BLOCK_D, GPU_WARPS, INTERPRETED, MIN_BLOCK_K, _cbow_ns_window, _next_power_of_two,
+                                _sg_ns_windows)
+    from word2vec import MAX_SCORE
 except ImportError:
-    sg_window_step_triton = cbow_step_triton = None
+    triton = None
 
 # The table. Registration order is --kernel auto's preference on a device.
 register("sg", "ns", "window", CPU_ONLY)(_numba_ns(sg_window_step_cpu))
 register("sg", "hs", "window", CPU_ONLY)(_numba_hs(sg_window_hs_step_cpu))
 register("cbow", "ns", "window", CPU_ONLY)(_numba_ns(cbow_step_cpu))
 register("cbow", "hs", "window", CPU_ONLY)(_numba_hs(cbow_hs_step_cpu))
-if sg_window_step_triton is not None:
+if triton is not None:
     TRITON_DEVICES = frozenset({"cuda", "cpu"}) if INTERPRETED else frozenset({"cuda"})
-    register("sg", "ns", "triton", TRITON_DEVICES)(_triton_ns(sg_window_step_triton))
-    register("cbow", "ns", "triton", TRITON_DEVICES)(_triton_ns(cbow_step_triton))
+    register("sg", "ns", "triton", TRITON_DEVICES, window_batches=True)(_triton_ns(sg_windows_triton))
+    register("cbow", "ns", "triton", TRITON_DEVICES, window_batches=True)(_triton_ns(cbow_windows_triton))
 register("sg", "ns", "torch", micro_batched=True)(_torch_ns(sg_window_step_torch))
 register("sg", "hs", "torch", micro_batched=True)(_torch_hs(sg_window_hs_step_torch))
 register("cbow", "ns", "torch", micro_batched=True)(_torch_ns(cbow_step_torch))

@@ -5,6 +5,7 @@ process imports anything). Each check prints one JSON line of what it found; the
     TRITON_INTERPRET=1 python tests/triton_checks.py sample_windows DATA_DIR
     TRITON_INTERPRET=1 python tests/triton_checks.py cbow_sample_windows DATA_DIR
     TRITON_INTERPRET=1 python tests/triton_checks.py train DATA_DIR [train.py flags]
+    TRITON_INTERPRET=1 python tests/triton_checks.py lean_batch DATA_DIR sg|cbow BATCH_SIZE
 """
 import json
 import os
@@ -94,6 +95,50 @@ def cbow_sample_windows(data_dir: str) -> dict:
             "cpu_loss": cpu_loss, "triton_loss": triton_loss}
 
 
+def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
+    """Batch 1 of an epoch (its windows cut by the batch's edges) through the kernel twice from equal tables: from
+    dataset.py's batch (target, context, int64 offsets) by kernels_triton's step, and from feed.py's lean batch
+    (contexts, one target per window, int32 offsets) by the step train.py takes for it (steps.py)."""
+    import numpy as np
+    import torch
+
+    import steps
+    from dataset import PairsDataset
+    from feed import WindowFeed
+    from kernels_triton import cbow_step_triton, sg_window_step_triton
+
+    def dataset() -> PairsDataset:
+        return PairsDataset(data_dir, batch_size=int(batch_size), negatives=0, draw_negatives=False, start_batch=1)
+
+    target, context, _, window_starts = next(iter(dataset()))
+    lean_feed = WindowFeed(dataset(), num_workers=2)
+    lean = next(iter(lean_feed))
+    table = torch.from_numpy(np.load(Path(data_dir) / "unigram_table.npy"))
+    vocab = int(table.max()) + 1
+    rng = np.random.default_rng(5)
+    dim, negatives, seed = 24, 5, 2**62 + 99
+    input_w = rng.normal(0, 0.5, (vocab, dim)).astype(np.float32)
+    output_w = rng.normal(0, 0.5, (vocab, dim)).astype(np.float32)
+    old_in, old_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
+    new_in, new_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
+    if model == "sg":
+        old_loss = sg_window_step_triton(old_in, old_out, target, context, window_starts, table, negatives, 0.3, 0.1,
+                                         seed, 3, block_d=16)
+        new_loss = steps.sg_windows_triton(new_in, new_out, lean, table, negatives, 0.3, 0.1, seed, 3, block_d=16)
+    else:
+        old_loss = cbow_step_triton(old_in, old_out, target, context, window_starts, table, negatives, 0.3, 0.1, seed,
+                                    3)
+        new_loss = steps.cbow_windows_triton(new_in, new_out, lean, table, negatives, 0.3, 0.1, seed, 3)
+    found = {"pairs": lean.n_pairs, "windows": lean.n_windows, "old_pairs": len(target),
+             "old_windows": len(window_starts) - 1,
+             "rows_moved": int((np.abs(old_in.numpy() - input_w).max(axis=1) > 0).sum()),
+             "input_difference": float(np.abs(new_in.numpy() - old_in.numpy()).max()),
+             "output_difference": float(np.abs(new_out.numpy() - old_out.numpy()).max()),
+             "old_loss": old_loss, "new_loss": new_loss}
+    lean_feed.close()
+    return found
+
+
 def train(data_dir: str, *flags: str) -> dict:
     import train as train_script
 
@@ -103,5 +148,6 @@ def train(data_dir: str, *flags: str) -> dict:
 
 if __name__ == "__main__":
     check, *arguments = sys.argv[1:]
-    checks = {"sample_windows": sample_windows, "cbow_sample_windows": cbow_sample_windows, "train": train}
+    checks = {"sample_windows": sample_windows, "cbow_sample_windows": cbow_sample_windows, "train": train,
+              "lean_batch": lean_batch}
     print(json.dumps(checks[check](*arguments)))
