@@ -135,7 +135,7 @@ def required_copy(data_dir: Path, out: Path) -> Path:
     for shard in meta["shards"]:
         file = pq.ParquetFile(source / shard["file"])
         schema = pa.schema([field.with_nullable(False) for field in file.schema_arrow])
-        codec = file.metadata.row_group(0).column(0).compression.lower()
+        codec = file.metadata.row_group(0).column(0).compression.lower().replace("uncompressed", "none")
         with pq.ParquetWriter(target / shard["file"], schema, compression=codec, use_dictionary=False) as writer:
             for row_group in range(file.num_row_groups):
                 table = file.read_row_group(row_group)
