@@ -2,9 +2,13 @@
 per window, int32 offsets), in the same stream order with any number of readers and from any start batch; its
 buffers are reused and bounded; a corrupt shard is one line; stopping early ends the readers. (That the Triton
 kernels train the same from a lean batch is tests/test_triton_kernel.py's, in the interpreter.)"""
+import json
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -14,6 +18,8 @@ import steps
 from common import StageError
 from dataset import PairsDataset
 from feed import WindowFeed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import window_layout  # noqa: E402
 from test_dataset import TOTAL, data_dir, expected_window_starts, windows_dir  # noqa: F401 (fixtures)
 
 
@@ -112,3 +118,27 @@ def test_cut_reads_arrow_bits_at_any_offset():
             piece[0] = True
             assert np.array_equal(starts[:windows], 40 + np.flatnonzero(piece))
             assert np.array_equal(window_target[:windows], target[begin:end][piece])
+
+
+def test_window_layout_holds_the_same_windows(windows_dir, tmp_path):
+    data_dir = windows_dir  # shard 0: 2,500 pairs in row groups of 400, windows of 1 to 7 pairs
+    figures = window_layout.main(["--data-dir", str(data_dir), "--row-groups", "4", "--passes", "1", "--codecs",
+                                  "lz4", "--out-dir", str(tmp_path)])
+    assert figures["codecs"]["lz4"]["pairs_per_cpu_s"] > 0 and figures["codecs"]["lz4"]["bytes_per_pair"] > 0
+    meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
+    source = pq.ParquetFile(data_dir / "pairs" / meta["shards"][0]["file"])
+    contexts = pq.ParquetFile(tmp_path / "contexts-lz4.parquet")
+    windows = pq.ParquetFile(tmp_path / "windows-lz4.parquet")
+    assert contexts.metadata.num_row_groups == windows.metadata.num_row_groups == figures["row_groups"] + 1 >= 2
+    for row_group in range(contexts.metadata.num_row_groups):
+        pairs = source.read_row_group(row_group)
+        window = windows.read_row_group(row_group)
+        lengths = window.column("length").to_numpy()
+        assert np.array_equal(contexts.read_row_group(row_group).column("context").to_numpy(),
+                              pairs.column("context").to_numpy())
+        # a window per start (a flagged pair, or the row group's first), its first pair's target, its length
+        flags = pairs.column("window_start").to_numpy(zero_copy_only=False).copy()
+        flags[0] = True
+        starts = np.flatnonzero(flags)
+        assert np.array_equal(window.column("target").to_numpy(), pairs.column("target").to_numpy()[starts])
+        assert np.array_equal(np.cumsum(lengths), np.append(starts[1:], len(flags)))

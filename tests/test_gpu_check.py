@@ -197,3 +197,4 @@ def test_loader_feed_ships_the_contexts_and_one_target_and_offset_per_window(cor
         assert after.read().equals(before.read().cast(after.schema_arrow))
         assert after.metadata.num_row_groups == before.metadata.num_row_groups
         assert not any(field.nullable for field in after.schema_arrow)
+
