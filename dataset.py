@@ -28,6 +28,9 @@ ended, so batch b of an epoch is known from the workers' batch counts alone (`st
 starts the stream at batch k as if the first k had been read: each worker skips the pairs of its batches already
 taken (whole row groups without reading them) and the workers are renumbered so the turn falls where it fell.
 That is how train.py --resume continues inside a shard.
+
+The fused Triton kernels do not read these batches: feed.py's WindowFeed cuts the same batches, from the same
+worker plan, down to what they read (contexts, one target per window, int32 offsets), in reader threads.
 """
 from __future__ import annotations
 

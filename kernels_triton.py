@@ -48,6 +48,7 @@ import triton
 import triton.language as tl
 
 from common import fail
+from feed import WindowBatch
 from word2vec import MAX_SCORE
 
 # Whether Triton runs its interpreter: it reads TRITON_INTERPRET when first imported and makes its jit functions so.
@@ -333,115 +334,121 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-def _window_inputs(input_w: torch.Tensor, target: torch.Tensor, window_starts: torch.Tensor):
-    """What every launch ships to the tables' device: the window offsets, one target per window and a loss slot
-    per window; refuses a CPU table outside the interpreter. Returns (on_gpu, starts, window_target, window_loss,
-    launch options)."""
+def window_batch(target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
+                 device: torch.device | str) -> WindowBatch:
+    """The kernels' batch (feed.WindowBatch) from the loader's (dataset.py: a target per pair, int64 offsets),
+    on `device`: one target per window, the offsets as int32 (a batch is far below 2**31 pairs), the longest window
+    read on the host. train.py's feed (feed.WindowFeed) makes the same batch without the pair-sized target."""
+    host_starts = window_starts.cpu()
+    return WindowBatch(context=context.to(device, torch.int32, non_blocking=True),
+                       window_target=target[host_starts[:-1].to(target.device)].to(device, torch.int32,
+                                                                                   non_blocking=True),
+                       window_starts=host_starts.to(device, torch.int32, non_blocking=True),
+                       longest=int((host_starts[1:] - host_starts[:-1]).max()) if len(host_starts) > 1 else 0)
+
+
+def _launch_inputs(input_w: torch.Tensor, batch: WindowBatch) -> tuple[bool, torch.Tensor, dict]:
+    """What every launch needs beside the batch: whether it is on a GPU, a loss slot per window and the launch
+    options; refuses a CPU table outside the interpreter."""
     device = input_w.device
     if device.type == "cpu" and not INTERPRETED:
         fail("the triton kernel runs on CUDA, or on the CPU in Triton's interpreter with TRITON_INTERPRET=1 set "
              "before Python starts: use --kernel window or --kernel torch on the CPU")
     on_gpu = device.type == "cuda"
-    starts = window_starts.to(device, torch.int64, non_blocking=True)
-    window_target = target[window_starts[:-1].to(target.device)].to(device, non_blocking=True)
-    window_loss = torch.empty(int(window_starts.shape[0]) - 1, device=device, dtype=torch.float32)
-    return on_gpu, starts, window_target, window_loss, ({"num_warps": GPU_WARPS} if on_gpu else {})
+    window_loss = torch.empty(batch.n_windows, device=device, dtype=torch.float32)
+    return on_gpu, window_loss, ({"num_warps": GPU_WARPS} if on_gpu else {})
 
 
-def sg_window_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Tensor,
-                          context: torch.Tensor, window_starts: torch.Tensor, table: torch.Tensor, negatives: int,
-                          lr_start: float, lr_end: float, seed: int, loss_every: int = 1,
+def _summed_loss(window_loss: torch.Tensor, counted_over: int, loss_every: int) -> float:
+    """The loss slots' sum scaled up to the batch, as the CPU kernels scale theirs (one taken every loss_every
+    pairs, or windows for CBOW)."""
+    counted = max(1, (counted_over + loss_every - 1) // loss_every)
+    return float(window_loss.sum(dtype=torch.float64)) * counted_over / counted
+
+
+def sg_window_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
+                          negatives: int, lr_start: float, lr_end: float, seed: int, loss_every: int = 1,
                           block_d: int | None = None, group: int = 1) -> float:
     """Skip-gram with negatives shared by a window (sg_window_step_cpu's update) in one kernel launch; the summed
     loss, taken on pairs 0, loss_every, ... and scaled up to the batch as the CPU kernel does.
 
-    Tables, context and table on one device: CUDA, or the CPU under TRITON_INTERPRET=1 (Triton's interpreter).
-    target and window_starts (int64 [W + 1]) may be on the host (the loader's): the longest window is read there
-    without a device sync, and only one target per window goes to the device (the kernel reads no other).
-    block_d: columns per chunk (default: GPU_BLOCK_D on CUDA, the whole row under the interpreter, whose cost is
-    per operation). group: windows per program (a power of two), which read the
-    tables before any of them writes; 1, the default, is the CPU kernel's update.
+    Tables, table and batch (feed.WindowBatch; window_batch makes one from the loader's batch) on one device: CUDA,
+    or the CPU under TRITON_INTERPRET=1 (Triton's interpreter). block_d: columns per chunk (default: GPU_BLOCK_D on
+    CUDA, the whole row under the interpreter, whose cost is per operation). group: windows per program (a power of
+    two), which read the tables before any of them writes; 1, the default, is the CPU kernel's update.
     """
-    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
     if n_pairs == 0 or n_windows <= 0:
         return 0.0
-    host_starts = window_starts.cpu()
-    longest = int((host_starts[1:] - host_starts[:-1]).max())
-    on_gpu, starts, window_target, window_loss, extra = _window_inputs(input_w, target, window_starts)
+    on_gpu, window_loss, extra = _launch_inputs(input_w, batch)
     block_d = block_d or (GPU_BLOCK_D if on_gpu else _next_power_of_two(dim))
     loss_every = max(1, int(loss_every))
     _sg_ns_windows[(triton.cdiv(n_windows, group),)](
-        input_w, output_w, window_target, context, starts, table, window_loss, n_windows, n_pairs, int(table.shape[0]),
-        int(seed), float(lr_start), float(lr_end), loss_every, dim, MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives),
-        GROUP=group, BLOCK_K=max(MIN_BLOCK_K, _next_power_of_two(longest)),
+        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss, n_windows,
+        n_pairs, int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim,
+        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), GROUP=group,
+        BLOCK_K=max(MIN_BLOCK_K, _next_power_of_two(batch.longest)),
         BLOCK_OUT=_next_power_of_two(1 + int(negatives)), BLOCK_D=block_d, **extra)
-    counted = max(1, (n_pairs + loss_every - 1) // loss_every)
-    return float(window_loss.sum(dtype=torch.float64)) * n_pairs / counted
+    return _summed_loss(window_loss, n_pairs, loss_every)
 
 
-def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Tensor, context: torch.Tensor,
-                     window_starts: torch.Tensor, table: torch.Tensor, negatives: int, lr_start: float,
-                     lr_end: float, seed: int, loss_every: int = 1, group: int = 1) -> float:
+def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
+                     negatives: int, lr_start: float, lr_end: float, seed: int, loss_every: int = 1,
+                     group: int = 1) -> float:
     """CBOW with negative sampling (cbow_step_cpu's update) in one kernel launch, a program per window; the loss
     summed over windows, taken on windows 0, loss_every, ... and scaled up as the CPU kernel does. Devices and
-    window_starts as sg_window_step_triton; group is sg's only (a CBOW window's rows are one vector each)."""
-    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    batch as sg_window_step_triton; group is sg's only (a CBOW window's rows are one vector each)."""
+    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
     if n_pairs == 0 or n_windows <= 0:
         return 0.0
-    _, starts, window_target, window_loss, extra = _window_inputs(input_w, target, window_starts)
+    _, window_loss, extra = _launch_inputs(input_w, batch)
     loss_every = max(1, int(loss_every))
     _cbow_ns_window[(n_windows,)](
-        input_w, output_w, window_target, context, starts, table, window_loss, n_pairs, n_windows,
-        int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim, MAX_SCORE=MAX_SCORE,
-        NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **extra)
-    counted = max(1, (n_windows + loss_every - 1) // loss_every)
-    return float(window_loss.sum(dtype=torch.float64)) * n_windows / counted
+        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss, n_pairs,
+        n_windows, int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim,
+        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **extra)
+    return _summed_loss(window_loss, n_windows, loss_every)
 
 
-def sg_window_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, target: torch.Tensor,
-                             context: torch.Tensor, window_starts: torch.Tensor, paths: torch.Tensor,
+def sg_window_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
                              codes: torch.Tensor, lengths: torch.Tensor, lr_start: float, lr_end: float,
                              loss_every: int = 1, block_d: int | None = None, group: int = 1) -> float:
     """Skip-gram with hierarchical softmax, the target's Huffman path shared across its window
     (sg_window_hs_step_cpu's update), in one kernel launch; the summed loss, taken on pairs 0, loss_every, ... and
     scaled up to the batch as the CPU kernel does. paths, codes, lengths: the HuffmanTree's arrays on the tables'
-    device (HuffmanTree.tensors). Devices, window_starts, block_d and group as sg_window_step_triton."""
-    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    device (HuffmanTree.tensors). Devices, batch, block_d and group as sg_window_step_triton."""
+    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
     if n_pairs == 0 or n_windows <= 0:
         return 0.0
-    host_starts = window_starts.cpu()
-    longest = int((host_starts[1:] - host_starts[:-1]).max())
-    on_gpu, starts, window_target, window_loss, extra = _window_inputs(input_w, target, window_starts)
+    on_gpu, window_loss, extra = _launch_inputs(input_w, batch)
     max_len = int(paths.shape[1])
-    block_k, block_path = max(MIN_BLOCK_K, _next_power_of_two(longest)), _next_power_of_two(max(1, max_len))
+    block_k, block_path = max(MIN_BLOCK_K, _next_power_of_two(batch.longest)), _next_power_of_two(max(1, max_len))
     if not block_d and on_gpu:  # the product block as the ns kernel's (16 x 8 x 32): a longer path, fewer columns
         block_d = max(MIN_GPU_BLOCK_D, min(GPU_BLOCK_D, GPU_PRODUCT_VALUES // (group * block_k * block_path)))
         block_d = 1 << (block_d.bit_length() - 1)
     block_d = block_d or _next_power_of_two(dim)
     loss_every = max(1, int(loss_every))
     _sg_hs_windows[(triton.cdiv(n_windows, group),)](
-        input_w, inner_w, window_target, context, starts, paths, codes, lengths, window_loss, n_windows, n_pairs,
-        float(lr_start), float(lr_end), loss_every, dim, max_len, MAX_SCORE=MAX_SCORE, GROUP=group,
-        BLOCK_K=block_k, BLOCK_PATH=block_path, BLOCK_D=block_d, SHARED_LEVELS=SHARED_LEVELS, LEVEL_ROWS=min(group, 1 << (SHARED_LEVELS - 1)), **extra)
-    counted = max(1, (n_pairs + loss_every - 1) // loss_every)
-    return float(window_loss.sum(dtype=torch.float64)) * n_pairs / counted
+        input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
+        n_windows, n_pairs, float(lr_start), float(lr_end), loss_every, dim, max_len, MAX_SCORE=MAX_SCORE,
+        GROUP=group, BLOCK_K=block_k, BLOCK_PATH=block_path, BLOCK_D=block_d, SHARED_LEVELS=SHARED_LEVELS,
+        LEVEL_ROWS=min(group, 1 << (SHARED_LEVELS - 1)), **extra)
+    return _summed_loss(window_loss, n_pairs, loss_every)
 
 
-def cbow_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, target: torch.Tensor, context: torch.Tensor,
-                        window_starts: torch.Tensor, paths: torch.Tensor, codes: torch.Tensor,
-                        lengths: torch.Tensor, lr_start: float, lr_end: float, loss_every: int = 1,
-                        group: int = 1) -> float:
+def cbow_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
+                        codes: torch.Tensor, lengths: torch.Tensor, lr_start: float, lr_end: float,
+                        loss_every: int = 1, group: int = 1) -> float:
     """CBOW with hierarchical softmax (cbow_hs_step_cpu's update) in one kernel launch, a program per window; the
     loss summed over windows, taken on windows 0, loss_every, ... and scaled up as the CPU kernel does. The tree's
     arrays as sg_window_hs_step_triton; group is sg's only."""
-    n_pairs, n_windows, dim = int(target.shape[0]), int(window_starts.shape[0]) - 1, int(input_w.shape[1])
+    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
     if n_pairs == 0 or n_windows <= 0:
         return 0.0
-    _, starts, window_target, window_loss, extra = _window_inputs(input_w, target, window_starts)
+    _, window_loss, extra = _launch_inputs(input_w, batch)
     loss_every = max(1, int(loss_every))
     _cbow_hs_window[(n_windows,)](
-        input_w, inner_w, window_target, context, starts, paths, codes, lengths, window_loss, n_pairs, n_windows,
-        float(lr_start), float(lr_end), loss_every, dim, int(paths.shape[1]), MAX_SCORE=MAX_SCORE,
-        BLOCK_D=_next_power_of_two(dim), **extra)
-    counted = max(1, (n_windows + loss_every - 1) // loss_every)
-    return float(window_loss.sum(dtype=torch.float64)) * n_windows / counted
+        input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
+        n_pairs, n_windows, float(lr_start), float(lr_end), loss_every, dim, int(paths.shape[1]),
+        MAX_SCORE=MAX_SCORE, BLOCK_D=_next_power_of_two(dim), **extra)
+    return _summed_loss(window_loss, n_windows, loss_every)

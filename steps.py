@@ -4,7 +4,8 @@ A step trains one loader batch in place and returns its summed loss:
     step(target, context, negatives, window_starts, lr_start, lr_end, batch_seed) -> float
 target and context are the batch's pairs, window_starts (int64 [W + 1]) the offsets of its windows (dataset.py),
 batch_seed seeds the negatives a step draws itself (train.batch_seed, so a resumed run draws the same);
-`negatives` is the loader's argument slot and no step here reads it.
+`negatives` is the loader's argument slot and no step here reads it. A step registered with window_batches (the
+Triton kernels) takes feed.py's lean batch instead: step(batch, lr_start, lr_end, batch_seed).
 
 Kernels: "window", the numba kernels (kernels_cpu.py), CPU only, a window at a time with its negatives drawn
 inside the kernel; "torch", the batched steps (kernels_torch.py) in micro-batches, the CUDA step, which runs on
@@ -40,6 +41,9 @@ class StepSpec:
     build: Build
     devices: frozenset[str] | None  # device types it runs on (torch.device.type); None: any
     micro_batched: bool  # updates a micro-batch of pairs from the same table values (--micro-batch sets its size)
+    # takes feed.WindowBatch (contexts, one target per window, int32 offsets: feed.py's lean feed) as
+    # step(batch, lr_start, lr_end, batch_seed) instead of the loader's (target, context, negatives, window_starts)
+    window_batches: bool = False
 
     def runs_on(self, device_type: str) -> bool:
         return self.devices is None or device_type in self.devices
@@ -51,13 +55,13 @@ CPU_ONLY = frozenset({"cpu"})
 
 
 def register(model: str, loss: str, kernel: str, devices: frozenset[str] | None = None,
-             micro_batched: bool = False) -> Callable[[Build], Build]:
+             micro_batched: bool = False, window_batches: bool = False) -> Callable[[Build], Build]:
     """Decorator: `build` makes the step of (model, loss, kernel)."""
     def add(build: Build) -> Build:
         key = (model, loss, kernel)
         if key in STEPS:
             raise ValueError(f"step {key} registered twice")
-        STEPS[key] = StepSpec(build, devices, micro_batched)
+        STEPS[key] = StepSpec(build, devices, micro_batched, window_batches)
         return build
     return add
 
@@ -110,6 +114,13 @@ def make_step(loss: str, kernel: str, model: SkipGram, cfg, tree: HuffmanTree | 
     if spec is None:
         _no_step(model_name, loss, kernel)
     return spec.build(model, cfg, tree, unigram)
+
+
+def takes_window_batches(model: str, loss: str, kernel: str) -> bool:
+    """Whether the step of (model, loss, kernel) reads feed.py's lean batches (train.py then reads with
+    feed.WindowFeed instead of a DataLoader)."""
+    spec = STEPS.get((model, loss, KERNEL_ALIASES.get(kernel, kernel)))
+    return spec is not None and spec.window_batches
 
 
 def micro_batched(kernel: str) -> bool:
@@ -178,14 +189,14 @@ def _torch_hs(step) -> Build:
 
 
 # --- the Triton kernels (kernels_triton.py): one launch per batch, negatives drawn inside as the numba kernels do --
+# They read feed.py's lean batches: the contexts, one target per window and int32 offsets, already on the device
+# (feed.WindowFeed copies them), and the longest window, known on the host, so a launch needs no device sync.
 
 def _triton_ns(kernel) -> Build:
     def build(model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
         input_w, output_w = model.input.weight.data, model.output.weight.data
-        device = input_w.device
-        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: kernel(
-            input_w, output_w, target, context.to(device, non_blocking=True),
-            window_starts, unigram, cfg.negatives, lr_start, lr_end, seed, cfg.loss_every,
+        return lambda batch, lr_start, lr_end, seed: kernel(
+            input_w, output_w, batch, unigram, cfg.negatives, lr_start, lr_end, seed, cfg.loss_every,
             group=getattr(cfg, "triton_group", 1))
     return build
 
@@ -194,11 +205,10 @@ def _triton_hs(kernel) -> Build:
     """A Triton hs kernel: the tree's paths, codes and lengths copied to the tables' device once."""
     def build(model: SkipGram, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
         input_w, inner_w = model.input.weight.data, model.inner.weight.data
-        device = input_w.device
-        paths, codes, lengths = tree.tensors(device)
-        return lambda target, context, negatives, window_starts, lr_start, lr_end, seed: kernel(
-            input_w, inner_w, target, context.to(device, non_blocking=True), window_starts, paths, codes, lengths,
-            lr_start, lr_end, cfg.loss_every, group=getattr(cfg, "triton_group", 1))
+        paths, codes, lengths = tree.tensors(input_w.device)
+        return lambda batch, lr_start, lr_end, seed: kernel(
+            input_w, inner_w, batch, paths, codes, lengths, lr_start, lr_end, cfg.loss_every,
+            group=getattr(cfg, "triton_group", 1))
     return build
 
 
@@ -206,7 +216,7 @@ try:  # Triton is a development requirement (requirements-dev.txt): a CPU-only i
     from kernels_triton import (INTERPRETED, cbow_hs_step_triton, cbow_step_triton, sg_window_hs_step_triton,
                                 sg_window_step_triton)
 except ImportError:
-    sg_window_step_triton = cbow_step_triton = sg_window_hs_step_triton = cbow_hs_step_triton = None
+    sg_window_step_triton = None
 
 # The table. Registration order is --kernel auto's preference on a device.
 register("sg", "ns", "window", CPU_ONLY)(_numba_ns(sg_window_step_cpu))
@@ -215,10 +225,10 @@ register("cbow", "ns", "window", CPU_ONLY)(_numba_ns(cbow_step_cpu))
 register("cbow", "hs", "window", CPU_ONLY)(_numba_hs(cbow_hs_step_cpu))
 if sg_window_step_triton is not None:
     TRITON_DEVICES = frozenset({"cuda", "cpu"}) if INTERPRETED else frozenset({"cuda"})
-    register("sg", "ns", "triton", TRITON_DEVICES)(_triton_ns(sg_window_step_triton))
-    register("cbow", "ns", "triton", TRITON_DEVICES)(_triton_ns(cbow_step_triton))
-    register("sg", "hs", "triton", TRITON_DEVICES)(_triton_hs(sg_window_hs_step_triton))
-    register("cbow", "hs", "triton", TRITON_DEVICES)(_triton_hs(cbow_hs_step_triton))
+    register("sg", "ns", "triton", TRITON_DEVICES, window_batches=True)(_triton_ns(sg_window_step_triton))
+    register("cbow", "ns", "triton", TRITON_DEVICES, window_batches=True)(_triton_ns(cbow_step_triton))
+    register("sg", "hs", "triton", TRITON_DEVICES, window_batches=True)(_triton_hs(sg_window_hs_step_triton))
+    register("cbow", "hs", "triton", TRITON_DEVICES, window_batches=True)(_triton_hs(cbow_hs_step_triton))
 register("sg", "ns", "torch", micro_batched=True)(_torch_ns(sg_window_step_torch))
 register("sg", "hs", "torch", micro_batched=True)(_torch_hs(sg_window_hs_step_torch))
 register("cbow", "ns", "torch", micro_batched=True)(_torch_ns(cbow_step_torch))

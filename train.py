@@ -20,7 +20,9 @@ torch, the batched closed-form steps in micro-batches that CUDA runs, negatives 
 torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains;
 triton, the fused kernels of kernels_triton.py (sg and cbow, ns and hs), one launch per batch, negatives drawn
 inside as the window kernels draw them, on CUDA (on the CPU only in Triton's interpreter, TRITON_INTERPRET=1, for
-the tests); auto, window on the CPU, and on CUDA triton where Triton imports, else torch. numba, the old pair-by-pair kernel's name, is taken as window.
+the tests), fed by feed.WindowFeed (contexts, one target per window and offsets only, read by --num-workers
+threads, the same batches as the DataLoader's) instead of a DataLoader; auto, window on the CPU, and on CUDA triton
+where Triton imports, else torch. numba, the old pair-by-pair kernel's name, is taken as window.
 
 Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
 batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
@@ -67,10 +69,11 @@ from tqdm import tqdm
 from common import StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, require, run
 from workers import default_num_proc, die_with_parent
 from dataset import PairsDataset
+from feed import WindowBatch, WindowFeed
 from pairs_dataset import expected_pairs_per_draw, remove_stale_staging
 from pairs_meta import PairsMeta, draw_pairs, draws_on_disk, pairs_dataset_argv, remove_draws
 from vectors_io import save_word2vec_binary, save_word2vec_text
-from steps import Step, choose_kernel, make_step, micro_batch, micro_batched
+from steps import Step, choose_kernel, make_step, micro_batch, micro_batched, takes_window_batches
 from word2vec import HuffmanTree, SkipGram, huffman_for, nearest_neighbours
 
 DATA_DIR = "data"  # where stage outputs live
@@ -546,11 +549,15 @@ class Training:
                                draw_negatives=False,
                                start_batch=position["epoch_batches"])
         epoch_length = len(dataset.stream_workers(cfg.num_workers))  # batches in the epoch's stream
-        loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
-                                             pin_memory=self.device.type != "cpu")
+        lean = takes_window_batches(cfg.model, cfg.loss, self.kernel)
+        if lean:  # the fused kernels: only what they read, by reader threads, copied to the device (feed.py)
+            loader = WindowFeed(dataset, cfg.num_workers, self.device)
+        else:
+            loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
+                                                 pin_memory=self.device.type != "cpu")
         stopped = False
         for batch in loader:
-            self.train_batch(epoch, *batch)
+            self.train_batch(epoch, batch)
             stopped = bool(cfg.stop_after_batches) and self.batches_this_run >= cfg.stop_after_batches
             due = cfg.checkpoint_minutes and clock() - self.last_checkpoint >= 60 * cfg.checkpoint_minutes
             # The epoch's last batch is followed by the end-of-epoch checkpoint: not two in a row.
@@ -558,6 +565,8 @@ class Training:
                 self.checkpoint()
             if stopped:
                 break
+        if lean:
+            loader.close()
         del loader  # its workers end before the next epoch's start
         if not stopped or position["epoch_batches"] == epoch_length:
             self.rolling.after_epoch(epoch)
@@ -566,14 +575,17 @@ class Training:
             self.rolling.drop_finished(epoch + 1)
         return stopped
 
-    def train_batch(self, epoch: int, target: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
-                    window_starts: torch.Tensor) -> None:
+    def train_batch(self, epoch: int, batch: tuple | WindowBatch) -> None:
+        """One batch: the loader's (target, context, negatives, window_starts), or feed.py's WindowBatch for a step
+        that takes those (steps.takes_window_batches)."""
         cfg, position = self.cfg, self.position
-        n_pairs = int(target.shape[0])
+        lean = isinstance(batch, WindowBatch)
+        n_pairs, n_windows = (batch.n_pairs, batch.n_windows) if lean else (int(batch[0].shape[0]),
+                                                                             int(batch[3].shape[0]) - 1)
         lr_start = learning_rate(cfg, position["pairs_done"], position["total_pairs"])
         lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, position["total_pairs"])
-        loss = self.step(target, context, negatives, window_starts, lr_start, lr_end,
-                         batch_seed(cfg.seed, epoch, position["epoch_batches"]))
+        seed = batch_seed(cfg.seed, epoch, position["epoch_batches"])
+        loss = self.step(batch, lr_start, lr_end, seed) if lean else self.step(*batch, lr_start, lr_end, seed)
         if not math.isfinite(loss):
             diverged(loss, epoch, position["epoch_batches"], self.kernel, lr_start, step_config(cfg))
         self.rolling.check()  # a failed writer stops training now, not at the epoch's end
@@ -582,7 +594,7 @@ class Training:
         position["epoch_batches"] += 1
         self.batches_this_run += 1
         # per training example: a pair in skip-gram, a window (one prediction of its target) in CBOW
-        examples = max(1, window_starts.shape[0] - 1 if cfg.model == "cbow" else n_pairs)
+        examples = max(1, n_windows if cfg.model == "cbow" else n_pairs)
         self.loss_rows.append([position["batches"], epoch + 1, position["pairs_done"], round(lr_start, 7),
                                round(loss / examples, 5)])
         self.progress.update(n_pairs)

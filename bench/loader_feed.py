@@ -1,77 +1,189 @@
-"""The host side of the GPU step: the loader (dataset.py's PairsDataset in a DataLoader of --num-workers workers)
-delivering what the fused kernel reads to the device, with a step that does nothing; pairs/s and bytes per pair.
+"""The host side of the fused GPU kernels: batches delivered to the device with a step that does nothing; pairs/s,
+CPU time per pair and bytes per pair shipped, the median of --passes passes over one epoch's shards.
 
-    python bench/loader_feed.py --data-dir bench/work/text8-e1/ours/data --num-workers 2 --batches 100
+    python bench/loader_feed.py --data-dir bench/work/text8-e1/ours/data --num-workers 2            # the lean feed
+    python bench/loader_feed.py --data-dir bench/work/text8-e1/ours/data --feed loader --passes 1   # dataset.py's
+    python bench/loader_feed.py --data-dir bench/work/text8-e1/ours/data --floors                   # per-core floors
+    python bench/loader_feed.py --data-dir bench/work/text8-e1/ours/data --required-copy bench/work/text8-required
 
-What goes to the device per batch is what kernels_triton.sg_window_step_triton reads: the contexts (int32 per pair),
-one target per window (int32, gathered on the host) and the window offsets (int64 per window); the torch step ships
-the whole target column instead. On CUDA the loader pins its batches (train.py's pin_memory) and the copies are
-non-blocking, synchronized once at the end; without CUDA the copies are left out and the figure is the host side
-alone (the loader and the gather), the part a CPU can measure.
+--feed lean (default): feed.WindowFeed, what train.py --kernel triton reads: reader threads cut the contexts, one
+target per window and int32 offsets into reused buffers (pinned on CUDA, non-blocking copies). --feed loader:
+dataset.py's PairsDataset in a DataLoader of --num-workers processes, its target, context and int64 offsets (the
+torch step's batch), the one target per window gathered in the main process, as the fused kernel took it before
+feed.py; pinned by the DataLoader on CUDA. Without CUDA nothing is copied: the figure is the host side alone.
+
+pairs/s is wall-clock, after the first batch (the readers' start-up is not the rate); cpu_s_per_m_pairs is the
+process's CPU time (all threads; the lean feed only, a DataLoader's workers are other processes) per million
+pairs, the measure that holds on a shared machine: cores / that = the rate with that many cores free.
+
+--floors times, on one core, what a reader cannot avoid: the parquet read of a row group's three columns, the cut
+(feed._cut, the numba pass), the copy of the contexts, and memcpy bandwidth. --required-copy OUT writes the
+shards again with non-nullable columns (same rows, row groups and codec) into OUT/pairs: what pairs_dataset.py
+would write with a schema of required fields, which its readers decode without definition levels.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import statistics
 import time
 from pathlib import Path
 
 from benchlib import machine_facts
 from common import run
 
+# Batches per pass (0: the whole epoch), passes, the batch size: the seed's 300K pairs; the fused kernel takes any.
+BATCHES = 0
+PASSES = 5
+BATCH_SIZE = 300_000
+NUM_WORKERS = 2
 
-def feed(data_dir: Path, num_workers: int, batches: int, batch_size: int, device: str) -> dict:
+
+def one_pass(data_dir: Path, feed: str, num_workers: int, batches: int, batch_size: int, device: str) -> dict:
     import torch
 
     from dataset import PairsDataset
+    from feed import WindowFeed
 
     dataset = PairsDataset(data_dir, batch_size=batch_size, negatives=0, seed=1, epoch=0, draw_negatives=False)
     on_device = device != "cpu"
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=on_device)
-    pairs = windows = shipped = torch_step_bytes = done = 0
-    started = None
-    for target, context, _, window_starts in loader:
-        if started is None:  # the workers' start-up (imports, first row groups) is not the rate
-            started = time.perf_counter()
+    if feed == "lean":
+        stream = WindowFeed(dataset, num_workers, device)
+    else:
+        stream = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=on_device)
+    pairs = windows = shipped = done = 0
+    started = cpu_started = None
+    for batch in stream:
+        if started is None:  # the readers' start-up (imports, first row groups) is not the rate
+            started, cpu_started = time.perf_counter(), time.process_time()
             continue
-        window_target = target[window_starts[:-1]]
-        if on_device:
-            window_target = window_target.pin_memory()
-            for tensor in (context, window_target, window_starts):
-                tensor.to(device, non_blocking=True)
-        pairs += len(context)
-        windows += len(window_starts) - 1
-        shipped += context.nbytes + window_target.nbytes + window_starts.nbytes
-        torch_step_bytes += target.nbytes + context.nbytes + window_starts.nbytes
+        if feed == "lean":
+            n_pairs, n_windows, nbytes = batch.n_pairs, batch.n_windows, batch.nbytes()
+        else:
+            target, context, _, window_starts = batch
+            window_target = target[window_starts[:-1]]
+            if on_device:
+                window_target = window_target.pin_memory()
+                for tensor in (context, window_target, window_starts):
+                    tensor.to(device, non_blocking=True)
+            n_pairs, n_windows = len(context), len(window_starts) - 1
+            nbytes = context.nbytes + window_target.nbytes + window_starts.nbytes
+        pairs += n_pairs
+        windows += n_windows
+        shipped += nbytes
         done += 1
         if done == batches:
             break
     if on_device:
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - (started or time.perf_counter())
-    return {"device": device, "num_workers": num_workers, "batch_size": batch_size, "batches": done, "pairs": pairs,
-            "pairs_per_window": round(pairs / max(1, windows), 3), "seconds": round(elapsed, 2),
-            "pairs_per_s": round(pairs / max(elapsed, 1e-9)),
-            "bytes_per_pair_shipped": round(shipped / max(1, pairs), 3),
-            "bytes_per_pair_torch_step": round(torch_step_bytes / max(1, pairs), 3),
-            "host": machine_facts()}
+    cpu = time.process_time() - (cpu_started or time.process_time())
+    if feed != "lean":
+        del stream  # the DataLoader's workers end here
+    return {"seconds": elapsed, "pairs": pairs, "windows": windows, "shipped": shipped, "batches": done,
+            "pairs_per_s": pairs / max(elapsed, 1e-9), "cpu_s_per_m_pairs": cpu / max(pairs, 1) * 1e6}
+
+
+def floors(data_dir: Path, row_groups: int = 20) -> dict:
+    """One core's CPU time per million pairs for each thing a reader does, and memcpy bandwidth."""
+    import numpy as np
+
+    import feed
+    from dataset import PairsDataset
+
+    dataset = PairsDataset(data_dir, batch_size=1, negatives=0, draw_negatives=False)
+    units = dataset.units[:row_groups]
+    slot = feed._Slot(max(rows for _, _, rows in units), pin=False)
+    spent = {"parquet read (3 columns)": 0.0, "context copy": 0.0, "cut (numba)": 0.0}
+    pairs = 0
+    files = {}
+    for index, (shard, row_group, rows) in enumerate(units[:1] + units):  # the first once more, untimed: numba's
+        file = files.setdefault(shard, dataset._open(shard))                # compile, the page cache
+        clock = time.process_time()
+        target, context, bits, offset = feed.read_unit(dataset, file, shard, row_group)
+        read = time.process_time()
+        np.copyto(slot.context_np[:rows], context)
+        copied = time.process_time()
+        feed._cut(bits, offset, target, 0, rows, 0, slot.target_np, slot.starts_np, 0)
+        cut = time.process_time()
+        if index:
+            spent["parquet read (3 columns)"] += read - clock
+            spent["context copy"] += copied - read
+            spent["cut (numba)"] += cut - copied
+            pairs += rows
+    source, target_buffer = np.ones(256 << 20, np.uint8), np.empty(256 << 20, np.uint8)
+    np.copyto(target_buffer, source)
+    clock = time.perf_counter()
+    for _ in range(4):
+        np.copyto(target_buffer, source)
+    bandwidth = 4 * source.nbytes / (time.perf_counter() - clock)
+    per_m = {name: round(seconds / pairs * 1e9, 3) for name, seconds in spent.items()}  # ms per million pairs
+    total = sum(per_m.values())
+    return {"row_groups": len(units), "pairs": pairs, "cpu_ms_per_m_pairs": per_m, "reader_ms_per_m_pairs": round(total, 3),
+            "reader_pairs_per_cpu_s": round(1e9 / total), "memcpy_gb_per_s": round(bandwidth / 1e9, 2)}
+
+
+def required_copy(data_dir: Path, out: Path) -> Path:
+    """The shards of data_dir/pairs rewritten with non-nullable columns into out/pairs (meta.json copied)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source, target = data_dir / "pairs", out / "pairs"
+    target.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((source / "meta.json").read_text())
+    for shard in meta["shards"]:
+        file = pq.ParquetFile(source / shard["file"])
+        schema = pa.schema([field.with_nullable(False) for field in file.schema_arrow])
+        codec = file.metadata.row_group(0).column(0).compression.lower().replace("uncompressed", "none")
+        with pq.ParquetWriter(target / shard["file"], schema, compression=codec, use_dictionary=False) as writer:
+            for row_group in range(file.num_row_groups):
+                table = file.read_row_group(row_group)
+                writer.write_table(table.cast(schema), row_group_size=table.num_rows)
+    shutil.copy(source / "meta.json", target / "meta.json")
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True, help="a data folder with pairs/ (pairs_dataset.py)")
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=100, help="batches timed, after a first one untimed")
-    parser.add_argument("--batch-size", type=int, default=300_000)
+    parser.add_argument("--feed", choices=("lean", "loader"), default="lean")
+    parser.add_argument("--num-workers", type=int, default=NUM_WORKERS, help="reader threads (lean) or processes")
+    parser.add_argument("--batches", type=int, default=BATCHES, help="batches timed per pass, after a first one "
+                        "untimed (0: the whole epoch)")
+    parser.add_argument("--passes", type=int, default=PASSES, help="passes; the median pass is reported")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--device", default="", help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--floors", action="store_true", help="time what one reader cannot avoid, per core")
+    parser.add_argument("--required-copy", type=Path, help="write the shards again with required columns there")
     args = parser.parse_args(argv)
+    if args.required_copy:
+        out = required_copy(args.data_dir, args.required_copy)
+        print(f"shards with required columns in {out}/pairs")
+        return {"required_copy": str(out)}
+    if args.floors:
+        figures = {**floors(args.data_dir), "host": machine_facts()}
+        print(json.dumps(figures))
+        return figures
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    figures = feed(args.data_dir, args.num_workers, args.batches, args.batch_size, device)
-    print(f"loader -> {device}: {figures['pairs']:,} pairs in {figures['batches']} batches, {figures['seconds']} s: "
-          f"{figures['pairs_per_s']:,} pairs/s at {args.num_workers} workers; "
-          f"{figures['bytes_per_pair_shipped']} bytes/pair shipped (the torch step's: "
-          f"{figures['bytes_per_pair_torch_step']}), {figures['pairs_per_window']} pairs per window")
+    passes = [one_pass(args.data_dir, args.feed, args.num_workers, args.batches, args.batch_size, device)
+              for _ in range(max(1, args.passes))]
+    median = sorted(passes, key=lambda p: p["pairs_per_s"])[len(passes) // 2]
+    figures = {"feed": args.feed, "device": device, "num_workers": args.num_workers, "batch_size": args.batch_size,
+               "batches": median["batches"], "pairs": median["pairs"], "seconds": round(median["seconds"], 3),
+               "pairs_per_s": round(median["pairs_per_s"]),
+               "pairs_per_s_passes": [round(p["pairs_per_s"]) for p in passes],
+               "cpu_s_per_m_pairs": round(statistics.median(p["cpu_s_per_m_pairs"] for p in passes), 4)
+               if args.feed == "lean" else None,
+               "bytes_per_pair_shipped": round(median["shipped"] / max(1, median["pairs"]), 3),
+               "pairs_per_window": round(median["pairs"] / max(1, median["windows"]), 3), "host": machine_facts()}
+    print(f"{args.feed} feed -> {device}: {figures['pairs']:,} pairs in {figures['batches']} batches of "
+          f"{args.batch_size:,}, median of {len(passes)} passes {figures['seconds']} s: {figures['pairs_per_s']:,} "
+          f"pairs/s at {args.num_workers} workers (passes: {', '.join(f'{p / 1e6:.1f}M' for p in figures['pairs_per_s_passes'])}); "
+          f"{figures['bytes_per_pair_shipped']} bytes/pair shipped, {figures['pairs_per_window']} pairs per window"
+          + (f"; {figures['cpu_s_per_m_pairs']} CPU s per million pairs" if args.feed == "lean" else ""))
     return figures
 
 

@@ -110,6 +110,28 @@ def test_train_triton_hs_kernel_learns_planted_clusters_in_the_interpreter(tmp_p
     assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
 
 
+
+@pytest.fixture(scope="module")
+def planted_pairs(tmp_path_factory) -> Path:
+    """Stages 1-4 on a small planted corpus (test_pipeline's)."""
+    folder = tmp_path_factory.mktemp("planted")
+    write_corpus(folder / "corpus.txt", documents=200)
+    run_stages(folder / "data", folder / "corpus.txt", draws=1)
+    return folder / "data"
+
+
+@pytest.mark.parametrize("model, batch_size", [("sg", 500), ("cbow", 150)])
+def test_the_kernels_from_a_lean_batch_equal_the_kernels_from_the_loaders_batch(planted_pairs, model, batch_size):
+    # feed.py's batch (contexts, one target per window, int32 offsets, cut by its reader threads) against
+    # dataset.py's (every target, int64 offsets) made into the kernels' batch by window_batch: the same programs
+    # in the same order under the interpreter, so the tables match exactly
+    found = interpreted("lean_batch", str(planted_pairs), model, str(batch_size))
+    assert found["pairs"] == found["old_pairs"] == batch_size and found["windows"] == found["old_windows"] > 20
+    assert found["rows_moved"] > 10
+    assert found["input_difference"] == 0.0 and found["output_difference"] == 0.0, found
+    assert found["new_loss"] == found["old_loss"]
+
+
 def test_auto_takes_the_triton_kernels_on_cuda_for_every_model_and_loss_and_never_on_the_cpu():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     for model in ("sg", "cbow"):

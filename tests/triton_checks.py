@@ -7,6 +7,7 @@ process imports anything). Each check prints one JSON line of what it found; the
     TRITON_INTERPRET=1 python tests/triton_checks.py sg_hs_sample_windows DATA_DIR
     TRITON_INTERPRET=1 python tests/triton_checks.py cbow_hs_sample_windows DATA_DIR
     TRITON_INTERPRET=1 python tests/triton_checks.py train DATA_DIR [train.py flags]
+    TRITON_INTERPRET=1 python tests/triton_checks.py lean_batch DATA_DIR sg|cbow BATCH_SIZE
 """
 import json
 import os
@@ -29,7 +30,7 @@ def sample_windows(data_dir: str) -> dict:
     from benchlib import batch_window_starts, drawn_windows
     from common import load_vocab
     from kernels_cpu import sg_window_step_cpu
-    from kernels_triton import sg_window_step_triton
+    from kernels_triton import sg_window_step_triton, window_batch
     from unigram_table import build_table
 
     numba.set_num_threads(1)
@@ -48,8 +49,8 @@ def sample_windows(data_dir: str) -> dict:
                                   3)
     gpu_in, gpu_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
     # block_d 16: two masked chunks of the 24 columns, as dim 100 and 300 are chunked on a GPU
-    triton_loss = sg_window_step_triton(gpu_in, gpu_out, torch.from_numpy(target), torch.from_numpy(context),
-                                        torch.from_numpy(window_starts), torch.from_numpy(table), negatives, 0.3, 0.1,
+    batch = window_batch(torch.from_numpy(target), torch.from_numpy(context), torch.from_numpy(window_starts), "cpu")
+    triton_loss = sg_window_step_triton(gpu_in, gpu_out, batch, torch.from_numpy(table), negatives, 0.3, 0.1,
                                         seed, 3, block_d=16)
     sizes = np.diff(window_starts)
     return {"windows": len(sizes), "longest": int(sizes.max()), "pairs": len(target),
@@ -69,7 +70,7 @@ def cbow_sample_windows(data_dir: str) -> dict:
     from benchlib import batch_window_starts, drawn_windows
     from common import load_vocab
     from kernels_cpu import cbow_step_cpu
-    from kernels_triton import cbow_step_triton
+    from kernels_triton import cbow_step_triton, window_batch
     from unigram_table import build_table
 
     numba.set_num_threads(1)
@@ -86,8 +87,8 @@ def cbow_sample_windows(data_dir: str) -> dict:
     cpu_in, cpu_out = input_w.copy(), output_w.copy()
     cpu_loss = cbow_step_cpu(cpu_in, cpu_out, target, context, window_starts, table, negatives, 0.3, 0.1, seed, 1, 3)
     gpu_in, gpu_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
-    triton_loss = cbow_step_triton(gpu_in, gpu_out, torch.from_numpy(target), torch.from_numpy(context),
-                                   torch.from_numpy(window_starts), torch.from_numpy(table), negatives, 0.3, 0.1, seed,
+    batch = window_batch(torch.from_numpy(target), torch.from_numpy(context), torch.from_numpy(window_starts), "cpu")
+    triton_loss = cbow_step_triton(gpu_in, gpu_out, batch, torch.from_numpy(table), negatives, 0.3, 0.1, seed,
                                    3)
     return {"windows": len(window_starts) - 1, "rows_moved": int((np.abs(cpu_in - input_w).max(axis=1) > 0).sum()),
             "input_error": float(np.abs(gpu_in.numpy() - cpu_in).max()),
@@ -108,7 +109,7 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
     from benchlib import batch_window_starts, drawn_windows
     from common import load_vocab
     from kernels_cpu import cbow_hs_step_cpu, sg_window_hs_step_cpu
-    from kernels_triton import cbow_hs_step_triton, sg_window_hs_step_triton
+    from kernels_triton import cbow_hs_step_triton, sg_window_hs_step_triton, window_batch
     from word2vec import MAX_SCORE, build_huffman
 
     numba.set_num_threads(1)
@@ -137,8 +138,8 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
                           0.3, 0.1, 1, 3)
     gpu_in, gpu_inner = torch.from_numpy(input_w.copy()), torch.from_numpy(inner_w.copy())
     paths, codes, lengths = tree.tensors("cpu")
-    arguments = (gpu_in, gpu_inner, torch.from_numpy(target), torch.from_numpy(context),
-                 torch.from_numpy(window_starts), paths, codes, lengths, 0.3, 0.1, 3)
+    batch = window_batch(torch.from_numpy(target), torch.from_numpy(context), torch.from_numpy(window_starts), "cpu")
+    arguments = (gpu_in, gpu_inner, batch, paths, codes, lengths, 0.3, 0.1, 3)
     if model == "sg":
         triton_loss = sg_window_hs_step_triton(*arguments, block_d=block_d)
     else:
@@ -202,6 +203,47 @@ def cbow_hs_sample_windows(data_dir: str) -> dict:
     """The CBOW hs kernel against cbow_hs_step_cpu: 40 windows, dim 40 (a 64-column row, masked)."""
     return _hs_sample_windows(data_dir, "cbow", 40, 6, 40, None)
 
+def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
+    """Batch 1 of an epoch (its windows cut by the batch's edges) through the kernel twice from equal tables: from
+    dataset.py's batch (a target per pair, int64 offsets) made into the kernels' batch by window_batch, and from
+    feed.py's lean batch (contexts, one target per window, int32 offsets) as train.py reads it."""
+    import numpy as np
+    import torch
+
+    from dataset import PairsDataset
+    from feed import WindowFeed
+    from kernels_triton import cbow_step_triton, sg_window_step_triton, window_batch
+
+    def dataset() -> PairsDataset:
+        return PairsDataset(data_dir, batch_size=int(batch_size), negatives=0, draw_negatives=False, start_batch=1)
+
+    target, context, _, window_starts = next(iter(dataset()))
+    lean_feed = WindowFeed(dataset(), num_workers=2)
+    lean = next(iter(lean_feed))
+    table = torch.from_numpy(np.load(Path(data_dir) / "unigram_table.npy"))
+    vocab = int(table.max()) + 1
+    rng = np.random.default_rng(5)
+    dim, negatives, seed = 24, 5, 2**62 + 99
+    input_w = rng.normal(0, 0.5, (vocab, dim)).astype(np.float32)
+    output_w = rng.normal(0, 0.5, (vocab, dim)).astype(np.float32)
+    old_in, old_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
+    new_in, new_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
+    old = window_batch(target, context, window_starts, "cpu")
+    if model == "sg":
+        old_loss = sg_window_step_triton(old_in, old_out, old, table, negatives, 0.3, 0.1, seed, 3, block_d=16)
+        new_loss = sg_window_step_triton(new_in, new_out, lean, table, negatives, 0.3, 0.1, seed, 3, block_d=16)
+    else:
+        old_loss = cbow_step_triton(old_in, old_out, old, table, negatives, 0.3, 0.1, seed, 3)
+        new_loss = cbow_step_triton(new_in, new_out, lean, table, negatives, 0.3, 0.1, seed, 3)
+    found = {"pairs": lean.n_pairs, "windows": lean.n_windows, "old_pairs": len(target),
+             "old_windows": len(window_starts) - 1,
+             "rows_moved": int((np.abs(old_in.numpy() - input_w).max(axis=1) > 0).sum()),
+             "input_difference": float(np.abs(new_in.numpy() - old_in.numpy()).max()),
+             "output_difference": float(np.abs(new_out.numpy() - old_out.numpy()).max()),
+             "old_loss": old_loss, "new_loss": new_loss}
+    lean_feed.close()
+    return found
+
 
 def train(data_dir: str, *flags: str) -> dict:
     import train as train_script
@@ -214,5 +256,5 @@ if __name__ == "__main__":
     check, *arguments = sys.argv[1:]
     checks = {"sample_windows": sample_windows, "cbow_sample_windows": cbow_sample_windows,
               "sg_hs_sample_windows": sg_hs_sample_windows, "cbow_hs_sample_windows": cbow_hs_sample_windows,
-              "train": train}
+              "train": train, "lean_batch": lean_batch}
     print(json.dumps(checks[check](*arguments)))

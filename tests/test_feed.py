@@ -1,0 +1,144 @@
+"""feed.py, the lean feed of the fused kernels: its batches hold exactly dataset.py's windows (contexts, one target
+per window, int32 offsets), in the same stream order with any number of readers and from any start batch; its
+buffers are reused and bounded; a corrupt shard is one line; stopping early ends the readers. (That the Triton
+kernels train the same from a lean batch is tests/test_triton_kernel.py's, in the interpreter.)"""
+import json
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import feed
+import steps
+from common import StageError
+from dataset import PairsDataset
+from feed import WindowFeed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import window_layout  # noqa: E402
+from test_dataset import TOTAL, data_dir, expected_window_starts, windows_dir  # noqa: F401 (fixtures)
+
+
+def lean_batches(data_dir, batch_size: int, num_workers: int, start_batch: int = 0) -> list[tuple]:
+    """The feed's batches, copied out of its buffers (which the next batch may reuse)."""
+    dataset = PairsDataset(data_dir, batch_size=batch_size, negatives=0, draw_negatives=False,
+                           start_batch=start_batch)
+    return [(b.context.clone(), b.window_target.clone(), b.window_starts.clone(), b.longest)
+            for b in WindowFeed(dataset, num_workers)]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("batch_size, start_batch", [(333, 0), (1000, 0), (333, 4)])
+def test_lean_batches_are_the_loaders_batches_cut_down(windows_dir, num_workers, batch_size, start_batch):
+    # batches of 1,000 span row groups (of 400 pairs); 333 cut windows at both edges; start_batch 4 resumes inside
+    # a worker's unit
+    dataset = PairsDataset(windows_dir, batch_size=batch_size, negatives=0, draw_negatives=False,
+                           start_batch=start_batch)
+    expected = list(DataLoader(dataset, batch_size=None, num_workers=num_workers))
+    got = lean_batches(windows_dir, batch_size, num_workers, start_batch)
+    assert len(got) == len(expected) > 3
+    for (context, window_target, window_starts, longest), (t, c, _, ws) in zip(got, expected):
+        assert context.dtype == window_target.dtype == window_starts.dtype == torch.int32
+        assert torch.equal(context, c)
+        assert torch.equal(window_starts.long(), ws)
+        assert torch.equal(window_target, t[ws[:-1]])
+        assert longest == int((ws[1:] - ws[:-1]).max())
+
+
+@pytest.mark.parametrize("num_workers", [1, 3])
+def test_lean_windows_are_the_shards_windows(windows_dir, num_workers):
+    # From the fixture's pairs alone (pair k is (k, k + 1), flagged by window_flag), not from dataset.py: a window
+    # starts at a flagged pair, a batch's first pair and a row group's first pair; its target is its first pair's.
+    got = lean_batches(windows_dir, 333, num_workers)
+    seen = np.concatenate([context.numpy() - 1 for context, _, _, _ in got])
+    assert np.array_equal(np.sort(seen), np.arange(TOTAL))  # every pair once
+    for context, window_target, window_starts, longest in got:
+        target = context.numpy() - 1
+        starts = expected_window_starts(target)
+        assert np.array_equal(window_starts.numpy(), starts)
+        assert np.array_equal(window_target.numpy(), target[starts[:-1]])
+        assert longest == np.diff(starts).max() <= 7
+
+
+def test_buffers_are_reused_and_bounded(windows_dir):
+    dataset = PairsDataset(windows_dir, batch_size=50, negatives=0, draw_negatives=False)
+    buffers, batches = set(), 0
+    for batch in WindowFeed(dataset, num_workers=2):
+        buffers.add(batch.context.data_ptr())
+        target = batch.context.numpy() - 1  # checked now: the buffer is refilled once the next batch is asked for
+        assert np.array_equal(batch.window_starts.numpy(), expected_window_starts(target))
+        batches += 1
+    assert batches == len(dataset.stream_workers(2)) > 50
+    assert len(buffers) <= 2 * feed.FEED_SLOTS
+
+
+def test_a_corrupt_shard_is_one_line_and_the_readers_end(windows_dir):
+    dataset = PairsDataset(windows_dir, batch_size=300, negatives=0, draw_negatives=False)
+    path = windows_dir / "pairs" / "shard-00001.parquet"
+    path.write_bytes(path.read_bytes()[:200] + b"\0" * 100)  # the footer read at open is gone too
+    before = threading.active_count()
+    with pytest.raises(StageError, match=f"^{path} is corrupt"):
+        list(WindowFeed(dataset, num_workers=2))
+    assert threading.active_count() == before
+
+
+def test_stopping_early_ends_the_readers(windows_dir):
+    before = threading.active_count()
+    dataset = PairsDataset(windows_dir, batch_size=100, negatives=0, draw_negatives=False)
+    lean_feed = WindowFeed(dataset, num_workers=2)
+    for _ in lean_feed:
+        break
+    lean_feed.close()
+    assert threading.active_count() == before
+    with pytest.raises(StageError, match="^a WindowFeed is iterated once"):
+        next(iter(lean_feed))
+
+
+def test_train_reads_lean_batches_for_the_triton_steps_only():
+    assert steps.takes_window_batches("sg", "ns", "triton") == ("triton" in steps.kernel_names())
+    assert not any(steps.takes_window_batches(model, loss, kernel) for model in ("sg", "cbow")
+                   for loss in ("ns", "hs") for kernel in ("window", "numba", "torch"))
+
+
+def test_cut_reads_arrow_bits_at_any_offset():
+    # a row group's window_start bitmap read from a bit offset (a sliced arrow array) and from inside a byte
+    rng = np.random.default_rng(0)
+    flags = rng.random(203) < 0.3
+    target = np.arange(203, dtype=np.int32) * 7
+    for offset in (0, 3, 8, 13):
+        bits = np.packbits(np.concatenate([np.zeros(offset, bool), flags]), bitorder="little")
+        for begin, end in ((0, 203), (5, 150), (17, 18)):
+            starts, window_target = np.empty(204, np.int32), np.empty(203, np.int32)
+            windows = feed._cut(bits, offset, target, begin, end, 40, window_target, starts, 0)
+            piece = flags[begin:end].copy()
+            piece[0] = True
+            assert np.array_equal(starts[:windows], 40 + np.flatnonzero(piece))
+            assert np.array_equal(window_target[:windows], target[begin:end][piece])
+
+
+def test_window_layout_holds_the_same_windows(windows_dir, tmp_path):
+    data_dir = windows_dir  # shard 0: 2,500 pairs in row groups of 400, windows of 1 to 7 pairs
+    figures = window_layout.main(["--data-dir", str(data_dir), "--row-groups", "4", "--passes", "1", "--codecs",
+                                  "lz4", "--out-dir", str(tmp_path)])
+    assert figures["codecs"]["lz4"]["pairs_per_cpu_s"] > 0 and figures["codecs"]["lz4"]["bytes_per_pair"] > 0
+    meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
+    source = pq.ParquetFile(data_dir / "pairs" / meta["shards"][0]["file"])
+    contexts = pq.ParquetFile(tmp_path / "contexts-lz4.parquet")
+    windows = pq.ParquetFile(tmp_path / "windows-lz4.parquet")
+    assert contexts.metadata.num_row_groups == windows.metadata.num_row_groups == figures["row_groups"] + 1 >= 2
+    for row_group in range(contexts.metadata.num_row_groups):
+        pairs = source.read_row_group(row_group)
+        window = windows.read_row_group(row_group)
+        lengths = window.column("length").to_numpy()
+        assert np.array_equal(contexts.read_row_group(row_group).column("context").to_numpy(),
+                              pairs.column("context").to_numpy())
+        # a window per start (a flagged pair, or the row group's first), its first pair's target, its length
+        flags = pairs.column("window_start").to_numpy(zero_copy_only=False).copy()
+        flags[0] = True
+        starts = np.flatnonzero(flags)
+        assert np.array_equal(window.column("target").to_numpy(), pairs.column("target").to_numpy()[starts])
+        assert np.array_equal(np.cumsum(lengths), np.append(starts[1:], len(flags)))
