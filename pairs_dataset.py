@@ -237,19 +237,24 @@ def window_pairs(ids: np.ndarray, doc_index: np.ndarray, windows: np.ndarray, lo
     if window <= 0:
         return (*empty, np.zeros(hi - lo, dtype=np.int64)) if with_sizes else empty
     # Room to the document's edges (or the array's), capped at window: the window may not cross either.
-    position = np.arange(n)
-    starts = np.empty(n, dtype=bool)
-    starts[0] = True
-    np.not_equal(doc_index[1:], doc_index[:-1], out=starts[1:])
-    first = np.maximum.accumulate(np.where(starts, position, 0))
-    ends = np.empty(n, dtype=bool)
-    ends[-1] = True
-    ends[:-1] = starts[1:]
-    last = np.minimum.accumulate(np.where(ends, position, n)[::-1])[::-1]
+    position = np.arange(lo, hi)
+    if doc_index[0] == doc_index[-1]:  # one document (doc_index never decreases): only the array's edges
+        first, last = 0, n - 1
+    else:
+        starts = np.empty(n, dtype=bool)
+        starts[0] = True
+        np.not_equal(doc_index[1:], doc_index[:-1], out=starts[1:])
+        everywhere = np.arange(n)
+        first = np.maximum.accumulate(np.where(starts, everywhere, 0))[lo:hi]
+        ends = np.empty(n, dtype=bool)
+        ends[-1] = True
+        ends[:-1] = starts[1:]
+        last = np.minimum.accumulate(np.where(ends, everywhere, n)[::-1])[::-1][lo:hi]
+        del starts, ends, everywhere
     reach = np.minimum(windows[lo:hi], window).astype(np.int8)
-    left = np.minimum(np.minimum(position[lo:hi] - first[lo:hi], window).astype(np.int8), reach)
-    right = np.minimum(np.minimum(last[lo:hi] - position[lo:hi], window).astype(np.int8), reach)
-    del position, starts, first, ends, last
+    left = np.minimum(np.minimum(position - first, window).astype(np.int8), reach)
+    right = np.minimum(np.minimum(last - position, window).astype(np.int8), reach)
+    del position, first, last
 
     rows = hi - lo
     contexts = np.empty((rows, 2 * window), dtype=ids.dtype)
