@@ -482,12 +482,17 @@ def write_draw(task: dict) -> dict:
     with tqdm(total=task["tokens"], unit="tok", unit_scale=True, desc=f"pairs, draw {draw + 1}/{cfg['draws']}",
               position=task["bar"], leave=task["bar"] == 0, dynamic_ncols=True) as progress:
         slices = read_id_slices(task["files"], task["vocab_size"], max(1, cfg["chunk_tokens"]), progress)
-        for targets, contexts, sizes in iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"],
-                                                   cfg["dynamic_window"], cfg["chunk_tokens"], seed, counters,
-                                                   with_sizes=True):
-            writer.add(targets, contexts, sizes)
-            counters["pairs"] += len(targets)
-            progress.set_postfix(pairs=f"{counters['pairs']:,}", refresh=False)
+        chunks = iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"], cfg["dynamic_window"],
+                            cfg["chunk_tokens"], seed, counters, with_sizes=True)
+        # The next chunk's pairs are made on a second thread while this one is copied into the shard buffer (or
+        # a full buffer written): numpy releases the GIL in both, so they overlap; one chunk ahead at most.
+        with ThreadPoolExecutor(1) as maker:
+            pending = maker.submit(next, chunks, None)
+            while (chunk := pending.result()) is not None:
+                pending = maker.submit(next, chunks, None)
+                writer.add(*chunk)
+                counters["pairs"] += len(chunk[0])
+                progress.set_postfix(pairs=f"{counters['pairs']:,}", refresh=False)
     writer.flush()
     if counters["pairs"] == 0:
         fail(f"no pairs{f' in draw {draw}' if draw else ''}: {counters['tokens']} tokens, {counters['retained']} "
