@@ -75,6 +75,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -236,19 +237,24 @@ def window_pairs(ids: np.ndarray, doc_index: np.ndarray, windows: np.ndarray, lo
     if window <= 0:
         return (*empty, np.zeros(hi - lo, dtype=np.int64)) if with_sizes else empty
     # Room to the document's edges (or the array's), capped at window: the window may not cross either.
-    position = np.arange(n)
-    starts = np.empty(n, dtype=bool)
-    starts[0] = True
-    np.not_equal(doc_index[1:], doc_index[:-1], out=starts[1:])
-    first = np.maximum.accumulate(np.where(starts, position, 0))
-    ends = np.empty(n, dtype=bool)
-    ends[-1] = True
-    ends[:-1] = starts[1:]
-    last = np.minimum.accumulate(np.where(ends, position, n)[::-1])[::-1]
+    position = np.arange(lo, hi)
+    if doc_index[0] == doc_index[-1]:  # one document (doc_index never decreases): only the array's edges
+        first, last = 0, n - 1
+    else:
+        starts = np.empty(n, dtype=bool)
+        starts[0] = True
+        np.not_equal(doc_index[1:], doc_index[:-1], out=starts[1:])
+        everywhere = np.arange(n)
+        first = np.maximum.accumulate(np.where(starts, everywhere, 0))[lo:hi]
+        ends = np.empty(n, dtype=bool)
+        ends[-1] = True
+        ends[:-1] = starts[1:]
+        last = np.minimum.accumulate(np.where(ends, everywhere, n)[::-1])[::-1][lo:hi]
+        del starts, ends, everywhere
     reach = np.minimum(windows[lo:hi], window).astype(np.int8)
-    left = np.minimum(np.minimum(position[lo:hi] - first[lo:hi], window).astype(np.int8), reach)
-    right = np.minimum(np.minimum(last[lo:hi] - position[lo:hi], window).astype(np.int8), reach)
-    del position, starts, first, ends, last
+    left = np.minimum(np.minimum(position - first, window).astype(np.int8), reach)
+    right = np.minimum(np.minimum(last - position, window).astype(np.int8), reach)
+    del position, first, last
 
     rows = hi - lo
     contexts = np.empty((rows, 2 * window), dtype=ids.dtype)
@@ -383,28 +389,43 @@ class ShardWriter:
         source_first, window_size = window_first[order], window_size[order]
         del window_first, order
         out_first = (np.cumsum(window_size, dtype=np.int64) - window_size).astype(index_type)
+        # A pair's (target, context) as one 8-byte row, so a row group is gathered by one take of whole rows.
+        rows = pairs.view(np.int64).reshape(-1)
         for start in range(0, self.filled, self.row_group_pairs):
             end = min(start + self.row_group_pairs, self.filled)
-            # the windows overlapping [start, end) and how many of their pairs fall in it
-            w0 = int(np.searchsorted(out_first, start, "right")) - 1
-            w1 = int(np.searchsorted(out_first, end, "left"))
-            inside = (np.minimum(out_first[w0:w1].astype(np.int64) + window_size[w0:w1], end)
-                      - np.maximum(out_first[w0:w1], start))
-            window = np.repeat(np.arange(w0, w1), inside)
-            position = np.arange(start, end, dtype=np.int64)
-            source = source_first[window] + (position - out_first[window])
-            flags = position == out_first[window]
+            # The windows overlapping [start, end) and how many of their pairs fall in it. The bounds are searched
+            # as index_type: a Python int would have numpy cast all of out_first to int64 on every search.
+            w0 = int(out_first.searchsorted(index_type(start), "right")) - 1
+            w1 = int(out_first.searchsorted(index_type(end), "left"))
+            first = out_first[w0:w1].astype(np.int64)
+            inside = np.minimum(first + window_size[w0:w1], end) - np.maximum(first, start)
+            # Output position p of window w reads source_first[w] + (p - first[w]): one shift per window.
+            source = np.repeat(source_first[w0:w1].astype(np.int64) - first, inside)
+            source += np.arange(start, end, dtype=np.int64)
+            gathered = rows.take(source).view(np.int32).reshape(-1, 2)
+            flags = np.zeros(end - start, dtype=bool)
+            flags[first[first >= start] - start] = True
             flags[0] = True  # a row group that begins inside a window cuts it
-            yield pa.table([pa.array(pairs[source, 0]), pa.array(pairs[source, 1]), pa.array(flags)],
-                           schema=SCHEMA)
+            yield pa.table([pa.array(np.ascontiguousarray(gathered[:, 0])),
+                            pa.array(np.ascontiguousarray(gathered[:, 1])), pa.array(flags)], schema=SCHEMA)
 
     def flush(self) -> None:
         if self.filled == 0:
             return
         path = self.directory / f"{self.prefix}{len(self.shards):05d}.parquet"
         try:
-            with pq.ParquetWriter(path, SCHEMA, compression=self.compression, use_dictionary=False) as writer:
-                for table in self._row_groups():
+            # Row group k + 1 is gathered on a second thread while row group k is encoded and compressed: both
+            # release the GIL, so the two overlap (the gather is a random read of the buffer, the write is codec
+            # work); one row group ahead is all the memory it takes.
+            groups = self._row_groups()
+            # No column statistics: nothing reads them (dataset.py reads whole row groups), and they cost ~20% of
+            # the write.
+            with pq.ParquetWriter(path, SCHEMA, compression=self.compression, use_dictionary=False,
+                                  write_statistics=False) as writer, \
+                    ThreadPoolExecutor(1) as gatherer:
+                pending = gatherer.submit(next, groups, None)
+                while (table := pending.result()) is not None:
+                    pending = gatherer.submit(next, groups, None)
                     writer.write_table(table, row_group_size=self.row_group_pairs)
         except OSError as error:  # a full disk, mostly
             fail(f"cannot write {path}: {error}")
@@ -461,12 +482,17 @@ def write_draw(task: dict) -> dict:
     with tqdm(total=task["tokens"], unit="tok", unit_scale=True, desc=f"pairs, draw {draw + 1}/{cfg['draws']}",
               position=task["bar"], leave=task["bar"] == 0, dynamic_ncols=True) as progress:
         slices = read_id_slices(task["files"], task["vocab_size"], max(1, cfg["chunk_tokens"]), progress)
-        for targets, contexts, sizes in iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"],
-                                                   cfg["dynamic_window"], cfg["chunk_tokens"], seed, counters,
-                                                   with_sizes=True):
-            writer.add(targets, contexts, sizes)
-            counters["pairs"] += len(targets)
-            progress.set_postfix(pairs=f"{counters['pairs']:,}", refresh=False)
+        chunks = iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"], cfg["dynamic_window"],
+                            cfg["chunk_tokens"], seed, counters, with_sizes=True)
+        # The next chunk's pairs are made on a second thread while this one is copied into the shard buffer (or
+        # a full buffer written): numpy releases the GIL in both, so they overlap; one chunk ahead at most.
+        with ThreadPoolExecutor(1) as maker:
+            pending = maker.submit(next, chunks, None)
+            while (chunk := pending.result()) is not None:
+                pending = maker.submit(next, chunks, None)
+                writer.add(*chunk)
+                counters["pairs"] += len(chunk[0])
+                progress.set_postfix(pairs=f"{counters['pairs']:,}", refresh=False)
     writer.flush()
     if counters["pairs"] == 0:
         fail(f"no pairs{f' in draw {draw}' if draw else ''}: {counters['tokens']} tokens, {counters['retained']} "

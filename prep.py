@@ -6,9 +6,12 @@
 
 Every source is opened with `datasets.load_dataset(..., streaming=True)` and read as Arrow batches (parquet
 files, local or a hub dataset's, by pyarrow's synchronous reader once datasets has resolved and checked them),
-so nothing is converted to Python objects and the corpus is never held whole. A local folder laid out like a hub
-dataset (data/train-000NN-of-000MM.parquet) is loaded as a hub name is. The main process reads; NUM_PROC worker
+so nothing is converted to Python objects and the corpus is never held whole. Local uncompressed .txt files are
+read without datasets, line by line as its text builder reads them (importing datasets alone takes ~1 s). A
+local folder laid out like a hub dataset (data/train-000NN-of-000MM.parquet) is loaded as a hub name is. The main process reads; NUM_PROC worker
 processes clean one batch of DOCS_PER_PART texts each and write it as one part (parts keep the input order).
+A corpus of one batch is cleaned in the main process on NUM_PROC threads instead, and a text longer than
+SLICE_BYTES (text8 is one 100 MB text) is cleaned in pieces cut at spaces, its tokens joined back into one list.
 
 Cleaning (`clean_texts`), whole batches at a time with pyarrow.compute:
 - NFC, then combining marks and invisible format characters (soft hyphen, zero-width joiners, BOM) deleted,
@@ -26,10 +29,12 @@ invalid sequence is read as U+FFFD, which cleaning then drops like any non-lette
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from glob import glob, has_magic
 from pathlib import Path
@@ -60,7 +65,12 @@ SLICE_BYTES = 16 << 20
 # falls back to plain pages after ~100K words, while convert_to_int.py reads the dictionary pages directly to
 # hash each distinct word once rather than every token (several times faster there, parts half the size).
 DICTIONARY_PAGE_BYTES = 1 << 30
+# A text longer than SLICE_BYTES is cut into pieces at spaces (`_cut_long_texts`); the space is looked for this
+# many bytes at a time.
+CUT_SEARCH_BYTES = 1 << 16
 
+# Characters of a local .txt file read at a time (then up to the end of the line), as datasets' text builder does.
+TEXT_READ_CHARS = 10 << 20
 # A suffix, after an optional compression suffix, picks the datasets builder for a local file.
 BUILDERS = {".txt": "text", ".text": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 # How each builder decodes: invalid UTF-8 becomes U+FFFD. datasets' json builder hands the bytes straight to
@@ -82,27 +92,46 @@ INVISIBLE = r"[\p{M}\p{Cf}]+"
 # touching the start or end of a text is trimmed afterwards. Leftmost-first matching takes a whole run of two
 # or more at once, so "а--б" and "а - б" split while "кто-то" keeps its hyphen.
 SEPARATOR = r"[^\p{L}]{2,}|[^\p{L}-]"
+# A slice without a match is only ASCII letters and single spaces: cleaning it is lower-casing and trimming.
+NOT_PLAIN = r"[^A-Za-z ]|  "
 
 
-def clean_texts(texts: pa.Array | pa.ChunkedArray, counters: dict | None = None) -> pa.ListArray:
+def clean_texts(texts: pa.Array | pa.ChunkedArray, counters: dict | None = None,
+                owners: np.ndarray | None = None) -> pa.ListArray:
     """Token lists (list<string>), one per input text, in input order; a text without tokens gives [].
 
     counters: when given, its "replacement_chars" and "texts_with_replacements" grow by the U+FFFD characters
-    in `texts` and the texts holding one.
+    in `texts` and the texts holding one. owners: when the rows are pieces of longer texts (`_cut_long_texts`),
+    the text each row belongs to; the texts holding a U+FFFD then go into the set counters["replaced_texts"]
+    instead, so that a text is counted once however many of its pieces hold one.
     """
     texts = _as_text(texts)
+    if not pc.any(pc.match_substring_regex(texts, NOT_PLAIN)).as_py():
+        # Only ASCII letters and single spaces (text8, text tokenized before): the spaces are the separators
+        # already, so the separator pass (most of the cost) is skipped; the rest is as below.
+        texts = pc.ascii_trim_whitespace(pc.ascii_lower(texts))
+        return _split_tokens(texts)
     odd = pc.match_substring_regex(texts, NEEDS_NFC)
     if pc.any(odd).as_py():
         odd_texts = texts.filter(odd)
         if counters is not None:  # U+FFFD is outside the fast path's characters: only odd rows can hold one
             replaced = pc.count_substring(odd_texts, REPLACEMENT)
             counters["replacement_chars"] += int(pc.sum(replaced).as_py() or 0)
-            counters["texts_with_replacements"] += int(pc.sum(pc.greater(replaced, 0)).as_py() or 0)
+            if owners is None:
+                counters["texts_with_replacements"] += int(pc.sum(pc.greater(replaced, 0)).as_py() or 0)
+            else:
+                rows = np.flatnonzero(odd.to_numpy(zero_copy_only=False))[replaced.to_numpy() > 0]
+                counters.setdefault("replaced_texts", set()).update(owners[rows].tolist())
         fixed = pc.replace_substring_regex(pc.utf8_normalize(odd_texts, "NFC"), INVISIBLE, "")
         texts = pc.replace_with_mask(texts, odd, fixed)
     texts = pc.utf8_lower(texts)
     texts = pc.replace_substring_regex(texts, SEPARATOR, " ")
     texts = pc.ascii_trim_whitespace(pc.utf8_trim(texts, "-"))
+    return _split_tokens(texts)
+
+
+def _split_tokens(texts: pa.StringArray) -> pa.ListArray:
+    """Texts whose separators are single spaces, none at either end, split into token lists."""
     # Every run of separators became one space, so tokens are split on exactly " ", and only a text left
     # empty would give an empty token (""): it is made null for the split, then its null list an empty one.
     empty = pc.equal(pc.binary_length(texts), 0)
@@ -131,19 +160,88 @@ def _with_nulls(texts: pa.StringArray, nulls: pa.BooleanArray) -> pa.StringArray
     return pa.StringArray.from_buffers(len(texts), texts.buffers()[1], texts.buffers()[2], valid.buffers()[1])
 
 
-def _clean_part(task: tuple[int, pa.Array, Path]) -> dict:
-    """Worker: clean one batch and write it as `batch-<index>.parquet` unless no text in it has a token."""
-    index, texts, out_dir = task
+def _cut_long_texts(texts: pa.StringArray, piece_bytes: int) -> tuple[pa.StringArray, np.ndarray | None]:
+    """`texts` with each text longer than piece_bytes cut into pieces of about piece_bytes (no copy), and the
+    index of the text each piece comes from; (texts, None) when no text is that long.
+
+    A cut falls just after an ASCII space or line feed (a byte that is never part of a multi-byte character), so
+    cleaning the pieces and joining their tokens gives the text's tokens: that character is a separator, the
+    separator run it belongs to ends the tokens before the cut and starts none after it (a lone hyphen left at
+    a piece's start is trimmed, as a hyphen after a space is), and NFC never combines across a space. A text
+    without such a byte for a long stretch gets a longer piece. text8 is one 100 MB text: cut, its cleaning
+    runs on several cores (`_clean_part`) and in bounded memory.
+    """
+    lengths = pc.binary_length(texts).to_numpy(zero_copy_only=False)
+    long = np.flatnonzero(lengths > piece_bytes)
+    if not len(long):
+        return texts, None
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[texts.offset:texts.offset + len(texts) + 1]
+    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)
+    cuts = []  # byte positions in `data` where a piece starts, inside the long texts
+    for row in long.tolist():
+        position, end = int(offsets[row]) + piece_bytes, int(offsets[row + 1])
+        while position < end:
+            ahead = data[position:min(end, position + CUT_SEARCH_BYTES)]
+            found = np.flatnonzero((ahead == 0x20) | (ahead == 0x0A))
+            if not len(found):
+                position += len(ahead)  # no space in this stretch: look further
+                continue
+            cut = position + int(found[0]) + 1
+            if cut >= end:
+                break
+            cuts.append(cut)
+            position = cut + piece_bytes
+    if not cuts:
+        return texts, None
+    cuts = np.asarray(cuts, dtype=np.int64)
+    pieces_offsets = np.sort(np.concatenate([offsets.astype(np.int64), cuts])).astype(np.int32)
+    # each cut adds one piece to the text it falls in
+    per_text = 1 + np.bincount(np.searchsorted(offsets, cuts, "right") - 1, minlength=len(texts))
+    pieces = pa.StringArray.from_buffers(len(pieces_offsets) - 1, pa.py_buffer(pieces_offsets), texts.buffers()[2])
+    return pieces, np.repeat(np.arange(len(texts)), per_text)
+
+
+def _clean_part(task: tuple[int, pa.Array, Path, int]) -> dict:
+    """Worker: clean one batch and write it as `batch-<index>.parquet` unless no text in it has a token.
+
+    task: (index, texts, out_dir, threads); the batch is cleaned SLICE_BYTES of text at a time, `threads`
+    slices at once (Arrow's string kernels release the GIL).
+    """
+    index, texts, out_dir, threads = task
     texts = _as_text(texts)
-    ends = np.cumsum(pc.binary_length(texts).to_numpy(zero_copy_only=False), dtype=np.int64)
+    pieces, owners = _cut_long_texts(texts, SLICE_BYTES)
+    ends = np.cumsum(pc.binary_length(pieces).to_numpy(zero_copy_only=False), dtype=np.int64)
     total = int(ends[-1]) if len(ends) else 0
     cuts = np.unique(np.searchsorted(ends, np.arange(SLICE_BYTES, total, SLICE_BYTES), side="right"))
-    bounds = [0, *(int(cut) for cut in cuts if 0 < cut < len(texts)), len(texts)]
-    replaced = {"replacement_chars": 0, "texts_with_replacements": 0}
-    cleaned = [clean_texts(texts.slice(start, stop - start), replaced)
-               for start, stop in zip(bounds[:-1], bounds[1:])]
+    bounds = [0, *(int(cut) for cut in cuts if 0 < cut < len(pieces)), len(pieces)]
+    slices = list(zip(bounds[:-1], bounds[1:]))
+
+    def clean(bound: tuple[int, int]) -> tuple[pa.ListArray, dict]:
+        start, stop = bound
+        counters = {"replacement_chars": 0, "texts_with_replacements": 0}
+        return clean_texts(pieces.slice(start, stop - start), counters,
+                           None if owners is None else owners[start:stop]), counters
+
+    if threads > 1 and len(slices) > 1:
+        with ThreadPoolExecutor(min(threads, len(slices))) as pool:
+            results = list(pool.map(clean, slices))
+    else:
+        results = [clean(bound) for bound in slices]
+    replaced = {key: sum(counters[key] for _, counters in results)
+                for key in ("replacement_chars", "texts_with_replacements")}
+    if owners is not None:
+        replaced["texts_with_replacements"] = len(set().union(*(c.get("replaced_texts", ()) for _, c in results)))
+    cleaned = [lists for lists, _ in results]
+    del results
     lists = pa.concat_arrays(cleaned) if len(cleaned) != 1 else cleaned[0]
     del cleaned
+    if owners is not None:  # the pieces' tokens joined back into one list per text
+        per_piece = pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+        first_piece = np.flatnonzero(np.diff(owners, prepend=-1))
+        list_offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.add.reduceat(per_piece, first_piece), out=list_offsets[1:])
+        lists = pa.ListArray.from_arrays(pa.array(list_offsets.astype(np.int32)), pc.list_flatten(lists),
+                                         type=pa.list_(pa.string()))
     lists = lists.filter(pc.greater(pc.list_value_length(lists), 0))
     if len(lists):
         pq.write_table(pa.table({"tokens": lists}), Path(out_dir) / f"batch-{index:05d}.parquet",
@@ -211,9 +309,6 @@ def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, Call
         # Building an IterableDataset imports torch when it is installed (for DataLoader workers): ~200 MB and
         # seconds this stage has no use for. No other stage of the pipeline uses datasets.
         os.environ.setdefault("USE_TORCH", "0")
-    import datasets
-
-    datasets.disable_progress_bars()
     groups: list[tuple[str, str | None, list[str]]] = []  # (label, builder or None for the hub, files)
     for spec, files in resolved:
         if files is None:
@@ -225,9 +320,18 @@ def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, Call
                 groups[-1][2].append(file)
             else:
                 groups.append((spec, builder, [file]))
+    plain = [builder == "text" and not any(file.lower().endswith(COMPRESSIONS) for file in files)
+             for _, builder, files in groups]
+    if not all(plain):
+        import datasets  # ~1 s of imports: only for the sources that need it
+
+        datasets.disable_progress_bars()
     sources = []
-    for spec, builder, files in groups:
+    for (spec, builder, files), plain_text in zip(groups, plain):
         label = spec if builder is None or len(files) > 1 else files[0]
+        if plain_text:
+            sources.append((label, partial(_text_file_batches, files), "text"))
+            continue
         try:
             if builder is None:
                 source, files = _load_from_hub(datasets, spec, split)
@@ -261,6 +365,21 @@ def _sources(dataset: str, text_column: str, split: str) -> list[tuple[str, Call
             source = source.select_columns([column])
         sources.append((label, partial(_dataset_batches, source), column))
     return sources
+
+
+def _text_file_batches(files: list[str], batch_size: int) -> Iterator[pa.Table]:
+    """Local uncompressed .txt files as tables of one column "text", one row per line, the rows datasets' text
+    builder gives (tests/test_prep.py checks it against that builder), without importing datasets:
+    UTF-8 with each invalid sequence read as U+FFFD, "\\r\\n" and "\\r" read as "\\n" (universal newlines), lines
+    split on "\\n" alone, TEXT_READ_CHARS characters at a time and then the rest of the line. batch_size is
+    not used: `_batches` regroups the rows."""
+    for file in files:
+        with open(file, encoding="utf-8", errors="replace") as handle:
+            while chunk := handle.read(TEXT_READ_CHARS):
+                lines = (chunk + handle.readline()).split("\n")
+                if lines[-1] == "":  # the chunk ended with a line feed: it ends the line before it
+                    lines.pop()
+                yield pa.table({"text": pa.array(lines, pa.string())})
 
 
 def _dataset_batches(source: object, batch_size: int) -> Iterator[pa.Table]:
@@ -371,7 +490,11 @@ def main(argv: list[str] | None = None) -> dict:
     with atomic_output(data_dir / "prep") as out_dir:
         out_dir.mkdir(parents=True)
         batches = _batches(_text_chunks(sources, cfg.docs_per_part), cfg.docs_per_part, cfg.max_docs)
-        tasks = ((index, texts, out_dir) for index, texts in enumerate(batches))
+        head = list(itertools.islice(batches, 2))
+        # A single batch (text8 is one text) is cleaned in this process (WorkerPool.map starts no worker for it),
+        # so it takes the NUM_PROC cores as threads; several batches go to NUM_PROC worker processes instead.
+        threads = cfg.num_proc if len(head) < 2 else 1
+        tasks = ((index, texts, out_dir, threads) for index, texts in enumerate(itertools.chain(head, batches)))
         with tqdm(total=cfg.max_docs or None, unit="docs", unit_scale=True, desc="prep", file=sys.stderr) as bar:
             for figures in ordered_map(_clean_part, tasks, cfg.num_proc):
                 for key in totals:

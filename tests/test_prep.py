@@ -336,3 +336,64 @@ def test_parquet_urls_are_read_through_fsspec(tmp_path, monkeypatch):
     assert opened == [f"file://{tmp_path / 'a.parquet'}"]
     assert [len(batch) for batch in batches] == [4, 4, 2] * 2
     assert sum((batch.column(0).to_pylist() for batch in batches), []) == [f"t{i}" for i in range(10)] * 2
+
+
+def test_txt_read_without_datasets_gives_its_text_builders_rows(tmp_path, monkeypatch):
+    import datasets
+
+    raw = ("первая\r\nвторая\rтретья\n\nчетвёртая\u2028та же\x85и эта\n".encode() + b"\xff\xfe bad \xd0\n"
+           + "\r\n\r\nпоследняя без перевода".encode())
+    for name, content in (("a.txt", raw), ("b.txt", raw + b"\n"), ("c.txt", b""), ("d.txt", b"\n\n")):
+        (tmp_path / name).write_bytes(content)
+        files = [str(tmp_path / name)]
+        expected = list(datasets.load_dataset("text", data_files=files, split="train", streaming=True,
+                                              **prep.DECODING["text"]).with_format("arrow").iter(batch_size=1000))
+        expected = [text for table in expected for text in table.column("text").to_pylist()]
+        for read_chars in (prep.TEXT_READ_CHARS, 3):  # a chunk may end inside "\r\n" or inside a character
+            monkeypatch.setattr(prep, "TEXT_READ_CHARS", read_chars)
+            got = [text for table in prep._text_file_batches(files, 1000) for text in table.column("text").to_pylist()]
+            assert got == expected, (name, read_chars)
+        if name == "a.txt":  # the cases are there: "\r" and "\r\n" split, U+2028 and U+0085 do not, bad bytes
+            assert expected[:3] == ["первая", "вторая", "третья"] and "четвёртая\u2028та же\x85и эта" in expected
+            assert any("\ufffd" in text for text in expected)
+
+
+def test_long_texts_cleaned_in_pieces_give_the_tokens_of_the_whole(tmp_path, monkeypatch):
+    pool = list("абвгдеёжзАБЁabcXYZ") + list("-- -  ,.!?_\t\n09") + \
+        ["\u0301", "\u0308", "\u00ad", "\u200b", "😀", "—", "\u00a0", "é", "\ufffd", " -", "- ", " - "]
+    rng = random.Random(11)
+    texts = ["".join(rng.choice(pool) for _ in range(rng.randint(0, 3000))) for _ in range(30)]
+    texts += ["кто-то " * 200, "-" * 900, " " * 900, "а" * 900 + " б", "\ufffd " * 300]
+    counters = {"replacement_chars": 0, "texts_with_replacements": 0}
+    whole = clean_texts(pa.array(texts), counters)
+    expected = [row for row in whole.to_pylist() if row]
+    monkeypatch.setattr(prep, "SLICE_BYTES", 400)  # pieces of ~400 bytes, a space looked for 16 bytes at a time
+    monkeypatch.setattr(prep, "CUT_SEARCH_BYTES", 16)
+    pieces, owners = prep._cut_long_texts(pa.array(texts), 400)
+    assert len(pieces) > 3 * len(texts) and owners[-1] == len(texts) - 1
+    assert "".join(pieces.to_pylist()) == "".join(texts)
+    for threads in (1, 2):
+        out = tmp_path / f"threads{threads}"
+        out.mkdir()
+        figures = prep._clean_part((0, pa.array(texts), out, threads))
+        assert pq.read_table(out / "batch-00000.parquet").column("tokens").to_pylist() == expected
+        assert figures["replacement_chars"] == counters["replacement_chars"] > 0
+        assert figures["texts_with_replacements"] == counters["texts_with_replacements"] > 0
+        assert figures["texts"] == len(texts) and figures["raw_bytes"] == len("".join(texts).encode())
+
+
+def test_plain_ascii_rows_take_the_fast_path_with_the_same_tokens(monkeypatch):
+    rng = random.Random(5)
+    plain = [" ".join("".join(rng.choice("abcXYZ ") for _ in range(rng.randint(0, 40))).split(" ")[:1] +
+                      [word for word in "".join(rng.choice("abcXYZ ") for _ in range(40)).split(" ") if word])
+             for _ in range(500)]
+    plain += ["", " ", " leading", "trailing ", "One Two"]
+    calls, replace = [], pa.compute.replace_substring_regex
+    monkeypatch.setattr(prep.pc, "replace_substring_regex",
+                        lambda *args, **kwargs: calls.append(args) or replace(*args, **kwargs))
+    assert clean_texts(pa.array(plain)).to_pylist() == [reference_tokens(text) for text in plain]
+    assert calls == []  # no separator pass
+    mixed = plain + ["a  b", "a-b", "a\tb", "é"]  # each one breaks the fast path for the whole slice
+    for extra in mixed[-4:]:
+        assert clean_texts(pa.array(plain + [extra])).to_pylist() == [reference_tokens(t) for t in plain + [extra]]
+    assert len(calls) == 4
