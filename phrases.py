@@ -45,8 +45,6 @@ def check_settings(scoring: str, threshold: float, upos: list[str], lemmatize: s
     """The threshold to use (the scoring's default for 0); ValueError with one line for a bad combination."""
     if scoring not in SCORINGS:
         raise ValueError(f"--phrase-scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
-    if threshold == 0:
-        return DEFAULT_THRESHOLDS[scoring]
     if scoring == "npmi" and not -1 < threshold <= 1:
         raise ValueError(f"--phrase-threshold must be above -1 and at most 1 with npmi scoring, got {threshold!r}")
     if scoring == "word2phrase" and threshold < 0:
@@ -56,7 +54,7 @@ def check_settings(scoring: str, threshold: float, upos: list[str], lemmatize: s
         raise ValueError(f"--phrase-upos takes UPOS tags ({', '.join(sorted(tags))}), got {', '.join(unknown)}")
     if upos and lemmatize != "upos":
         raise ValueError(f"--phrase-upos needs --lemmatize upos (tagged keys), got --lemmatize {lemmatize}")
-    return threshold
+    return DEFAULT_THRESHOLDS[scoring] if threshold == 0 else threshold
 
 
 def scores(pair_counts: np.ndarray, left_counts: np.ndarray, right_counts: np.ndarray, total: int, scoring: str,
@@ -65,7 +63,8 @@ def scores(pair_counts: np.ndarray, left_counts: np.ndarray, right_counts: np.nd
     n_ab, n_a, n_b = (np.asarray(x, dtype=np.float64) for x in (pair_counts, left_counts, right_counts))
     if scoring == "word2phrase":
         return (n_ab - min_count) / (n_a * n_b) * total
-    npmi = np.log(n_ab * total / (n_a * n_b)) / -np.log(n_ab / total)
+    with np.errstate(divide="ignore", invalid="ignore"):  # n_ab == N: 0 / 0, set just below
+        npmi = np.log(n_ab * total / (n_a * n_b)) / -np.log(n_ab / total)
     # A pair that is every token of the stream has -ln(1) = 0 below: it is as associated as pairs get.
     npmi[n_ab >= total] = 1.0
     return np.where(n_ab >= min_count, npmi, -np.inf)
