@@ -87,10 +87,14 @@ def pair_buckets(pairs: np.ndarray, buckets: int) -> np.ndarray:
 def greedy(joinable: np.ndarray) -> np.ndarray:
     """Which joinable positions are joined, left to right, a unit in one join at most: within each run of
     consecutive joinable positions, the 1st, 3rd, 5th... (position i joins units i and i + 1)."""
-    index = np.arange(len(joinable))
-    starts = joinable & ~np.concatenate([[False], joinable[:-1]])
-    run_start = np.maximum.accumulate(np.where(starts, index, 0)) if len(joinable) else index
-    return joinable & ((index - run_start) % 2 == 0)
+    at = np.flatnonzero(joinable)  # few of the stream's positions: work on those alone
+    starts = np.ones(len(at), dtype=bool)
+    starts[1:] = at[1:] != at[:-1] + 1
+    order = np.arange(len(at))
+    run_start = np.maximum.accumulate(np.where(starts, order, 0)) if len(at) else order
+    taken = np.zeros(len(joinable), dtype=bool)
+    taken[at[(order - run_start) % 2 == 0]] = True
+    return taken
 
 
 # ---------------------------------------------------------------- the stream of one part
@@ -182,14 +186,20 @@ def join_part(task: tuple[Path, Path, Path, int]) -> tuple[int, np.ndarray]:
     in_path, out_path, joined_path, units = task
     ids, offsets = load_stream(in_path)
     joined = np.load(joined_path)
-    valid = adjacent(ids, offsets)
-    pairs = pack(ids[:-1], ids[1:], units)
-    rank = np.searchsorted(joined, pairs)
-    found = valid & (rank < len(joined))
-    found[found] = joined[rank[found]] == pairs[found]
+    # Only positions whose left unit starts a joined pair are looked up (a binary search each).
+    starts_pair = np.zeros(units, dtype=bool)
+    starts_pair[joined // units] = True
+    at = np.flatnonzero(adjacent(ids, offsets) & starts_pair[np.maximum(ids[:-1], 0)])
+    pairs = pack(ids[at], ids[at + 1], units)
+    rank = np.minimum(np.searchsorted(joined, pairs), max(len(joined) - 1, 0))
+    hit = joined[rank] == pairs if len(joined) else np.zeros(len(at), dtype=bool)
+    found = np.zeros(max(len(ids) - 1, 0), dtype=bool)
+    found[at[hit]] = True
     take = greedy(found)
+    new_unit = np.zeros(len(found), dtype=np.int32)
+    new_unit[at[hit]] = units + rank[hit]
     out = ids.copy()
-    out[:-1][take] = units + rank[take]
+    out[:-1][take] = new_unit[take]
     keep = np.ones(len(ids), dtype=bool)
     keep[1:][take] = False  # the right unit of a join goes
     removed_before = np.concatenate([[0], np.cumsum(~keep)])
