@@ -27,6 +27,12 @@ second set of bucketed counts files, and MIN_COUNT / MAX_VOCAB apply to the keys
 the table of forms whose key was kept (form -> key id). vocab.json then also holds "lemmatize", "drop_upos"
 and "forms"; without those flags nothing of this runs and the outputs are what they always were.
 
+With --phrases N (phrases.py, docs/lemmas.md) pass 2 writes each part as a temporary stream of the candidate
+words' ids (the words or keys counted MIN_COUNT times, -1 for the others, kept as a break), N passes join the
+pairs that score above the threshold into new units, and MIN_COUNT / MAX_VOCAB then apply to words and joined
+units together: a joined unit counts as one token in "vocab_tokens". vocab.json also holds the phrase settings.
+With --phrases 0 (the default) nothing of this runs.
+
 The ids and their vocabulary are one output: the vocabulary is written inside ids/ (ids/vocab.json) and
 DATA_DIR/vocab.json is a relative symbolic link to it, so the one step that replaces ids/ replaces both, and a
 kill at any moment leaves the previous pair or the new one, never ids of one run beside the words of another
