@@ -456,6 +456,8 @@ def join_phrases(cfg, threshold: float, prep_parts: list[Path], pool: WorkerPool
     final_ids_path = spill_dir / "final-ids.npy"
     np.save(final_ids_path, final_ids)
     vocab_words = vocab["word"].combine_chunks()
+    if len(pc.unique(vocab_words)) != len(vocab_words):
+        raise AssertionError("a key twice in the vocabulary of phrases")
     joiner = phrases.TAGGED_JOINER if cfg.lemmatize == "upos" else phrases.PLAIN_JOINER
     figures = {"phrases": cfg.phrases, "phrase_scoring": cfg.phrase_scoring, "phrase_threshold": threshold,
                "phrase_min_count": cfg.phrase_min_count, "phrase_upos": sorted(cfg.phrase_upos),

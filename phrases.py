@@ -177,15 +177,16 @@ def score_bucket(task: tuple[int, list[Path], Path, int, str, float, int]) -> tu
     return pairs[score > threshold], len(pairs)
 
 
-def join_part(task: tuple[Path, Path, Path, int]) -> tuple[int, np.ndarray]:
+def join_part(task: tuple[Path, Path, Path, Path, int]) -> tuple[int, np.ndarray]:
     """A part's stream with the joined pairs (a sorted .npy of packed pairs) replaced by their new units.
 
-    The pair of rank r among the joined pairs becomes unit units + r. task: (stream in, stream out, joined pairs,
-    units). Returns (joins made, the count of each unit, old and new, in the new stream).
+    The pair of rank r among the joined pairs becomes unit target[r] (canonical_units). task: (stream in,
+    stream out, joined pairs, targets, units). Returns (joins made, the count of each unit, old and new, in the
+    new stream).
     """
-    in_path, out_path, joined_path, units = task
+    in_path, out_path, joined_path, target_path, units = task
     ids, offsets = load_stream(in_path)
-    joined = np.load(joined_path)
+    joined, target = np.load(joined_path), np.load(target_path)
     # Only positions whose left unit starts a joined pair are looked up (a binary search each).
     starts_pair = np.zeros(units, dtype=bool)
     starts_pair[joined // units] = True
@@ -197,7 +198,7 @@ def join_part(task: tuple[Path, Path, Path, int]) -> tuple[int, np.ndarray]:
     found[at[hit]] = True
     take = greedy(found)
     new_unit = np.zeros(len(found), dtype=np.int32)
-    new_unit[at[hit]] = units + rank[hit]
+    new_unit[at[hit]] = target[rank[hit]]
     out = ids.copy()
     out[:-1][take] = new_unit[take]
     keep = np.ones(len(ids), dtype=bool)
@@ -264,6 +265,17 @@ def join_keys(keys: pa.Array, pairs: np.ndarray, units: int, tagged: bool) -> pa
     return pc.binary_join_element_wise(left, right, TAGGED_JOINER if tagged else PLAIN_JOINER)
 
 
+def canonical_units(keys: pa.Array, new_keys: pa.Array) -> np.ndarray:
+    """The unit each new key (units len(keys), len(keys) + 1, ...) is written as: the first unit of that key.
+
+    Two joins can make one key: a_b + c and a + b_c, a pair joined again in a later pass (where an earlier join
+    took one of its units), or lemma_UPOS parts whose left tags differ (нижний_ADJ, нижний_NOUN + новгород_PROPN).
+    They must be one token, or the vocabulary would hold a key twice. Units never used keep their key, count 0.
+    """
+    every = pa.concat_arrays([keys, new_keys])
+    return pc.index_in(new_keys, value_set=every).to_numpy(zero_copy_only=False).astype(np.int32)
+
+
 def run_passes(streams: list[Path], counts: np.ndarray, keys: pa.Array, pool, spill_dir: Path, passes: int,
                scoring: str, threshold: float, min_count: int, upos: list[str], buckets: int, tagged: bool
                ) -> tuple[list[Path], np.ndarray, pa.Array, list[dict]]:
@@ -291,18 +303,20 @@ def run_passes(streams: list[Path], counts: np.ndarray, keys: pa.Array, pool, sp
         for path in pair_files:
             path.unlink()
         joined = np.sort(np.concatenate(joined)) if joined else np.empty(0, np.int64)
-        joined_path = spill_dir / "joined.npy"
+        joined_path, target_path = spill_dir / "joined.npy", spill_dir / "targets.npy"
         np.save(joined_path, joined)
+        new_keys = join_keys(keys, joined, units, tagged).cast(keys.type)
+        np.save(target_path, canonical_units(keys, new_keys))
         outputs = [spill_dir / f"stream-{index:05d}-{step + 1}.npy" for index in range(len(streams))]
         joins, counts = 0, np.zeros(units + len(joined), dtype=np.int64)
-        for part_joins, part_counts in pool.map(join_part, ((stream, out, joined_path, units)
+        for part_joins, part_counts in pool.map(join_part, ((stream, out, joined_path, target_path, units)
                                                             for stream, out in zip(streams, outputs))):
             joins += part_joins
             counts += part_counts
         for path in streams:
             path.unlink()
         streams = outputs
-        keys = pa.concat_arrays([keys, join_keys(keys, joined, units, tagged).cast(keys.type)])
+        keys = pa.concat_arrays([keys, new_keys])
         figures.append({"pairs_in_parts": int(distinct_in_parts), "pairs_seen_min_count": distinct,
                         "pairs_joined": len(joined), "joins": joins})
     return streams, counts, keys, figures

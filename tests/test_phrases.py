@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 import phrases
@@ -73,6 +74,11 @@ def test_greedy():
     joinable = np.array([True, True, True, False, True, True, False, True])
     assert phrases.greedy(joinable).tolist() == [True, False, True, False, True, False, False, True]
     assert phrases.greedy(np.zeros(0, dtype=bool)).tolist() == []
+
+
+def test_joins_that_make_one_key_are_one_unit():
+    keys = pa.array(["а", "б", "в", "а_б"])
+    assert phrases.canonical_units(keys, pa.array(["а_б", "б_в", "б_в", "в_в"])).tolist() == [3, 5, 5, 7]
 
 
 def reference(docs: list[list[str]], min_count: int, passes: int, scoring: str, threshold: float,
