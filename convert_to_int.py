@@ -27,6 +27,12 @@ second set of bucketed counts files, and MIN_COUNT / MAX_VOCAB apply to the keys
 the table of forms whose key was kept (form -> key id). vocab.json then also holds "lemmatize", "drop_upos"
 and "forms"; without those flags nothing of this runs and the outputs are what they always were.
 
+With --phrases N (phrases.py, docs/lemmas.md) pass 2 writes each part as a temporary stream of the candidate
+words' ids (the words or keys counted MIN_COUNT times, -1 for the others, kept as a break), N passes join the
+pairs that score above the threshold into new units, and MIN_COUNT / MAX_VOCAB then apply to words and joined
+units together: a joined unit counts as one token in "vocab_tokens". vocab.json also holds the phrase settings.
+With --phrases 0 (the default) nothing of this runs.
+
 The ids and their vocabulary are one output: the vocabulary is written inside ids/ (ids/vocab.json) and
 DATA_DIR/vocab.json is a relative symbolic link to it, so the one step that replaces ids/ replaces both, and a
 kill at any moment leaves the previous pair or the new one, never ids of one run beside the words of another
@@ -51,7 +57,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import (StageReport, at_least, atomic_output, check_flags, fail, parse_config, parts, run, scratch_path,
+import phrases
+from common import (StageReport, above, at_least, atomic_output, check_flags, fail, parse_config, parts, run, scratch_path,
                     write_vocab)
 from morphology import FUNCTION_UPOS, MODES, UPOS_TAGS
 from workers import WorkerPool, default_num_proc
@@ -63,6 +70,11 @@ NUM_PROC = default_num_proc()  # worker processes, one prep part each (1 = all i
 LEMMATIZE = "none"  # none: words as they are; lemma: each form replaced by its lemma; upos: by lemma_UPOS (москва_PROPN); see morphology.py
 DROP_POS = False  # remove the words whose part of speech is in --drop-upos (function words) before the pairs are made
 DROP_UPOS = list(FUNCTION_UPOS)  # the UPOS tags --drop-pos removes (RusVectores' function words)
+PHRASES = 0  # passes joining frequent adjacent pairs into one token (нью_йорк); each pass can extend earlier joins; 0 = off (phrases.py)
+PHRASE_SCORING = "word2phrase"  # word2phrase: word2vec.c's (n_ab - min_count) / (n_a n_b) * N; npmi: gensim's normalised PMI
+PHRASE_THRESHOLD = 0.0  # join pairs scoring above this; 0 = the scoring's default (word2phrase 100, npmi 0.5)
+PHRASE_MIN_COUNT = 5  # pairs seen fewer times are never joined
+PHRASE_UPOS = []  # join only pairs whose two units carry one of these tags (needs --lemmatize upos; RusVectores: PROPN)
 
 BUCKETS = 64  # hash partitions of the word counts, summed one at a time: counting holds ~1/BUCKETS of the words
 
@@ -157,8 +169,10 @@ def count_words(task: tuple[Path, Path, int]) -> tuple[int, int, int]:
 
 
 def _merge(tables: list[pa.Table]) -> pa.Table:
-    merged = pa.concat_tables(tables).group_by("word").aggregate([("count", "sum")])
-    return merged.rename_columns({"count_sum": "count"}).select(["word", "count"])
+    """Counts summed by the first column (a word, or phrases.py's packed pair of ids)."""
+    key = tables[0].column_names[0]
+    merged = pa.concat_tables(tables).group_by(key).aggregate([("count", "sum")])
+    return merged.rename_columns({"count_sum": "count"}).select([key, "count"])
 
 
 def sum_bucket(task: tuple[int, list[Path], int]) -> tuple[pa.Table, int]:
@@ -171,14 +185,14 @@ def sum_bucket(task: tuple[int, list[Path], int]) -> tuple[pa.Table, int]:
     return totals.filter(pc.greater_equal(totals["count"], min_count)), totals.num_rows
 
 
-def _bucket_totals(bucket: int, count_files: list[Path]) -> pa.Table:
+def _bucket_totals(bucket: int, count_files: list[Path], schema: pa.Schema = COUNT_SCHEMA) -> pa.Table:
     merged: list[pa.Table] = []
     for path in count_files:
         with pa.OSFile(str(path)) as source:  # reads this bucket's batch only
             merged.append(pa.Table.from_batches([pa.ipc.open_file(source).get_batch(bucket)]))
         if len(merged) > MERGE_EVERY:
             merged = [_merge(merged)]
-    return _merge(merged) if len(merged) > 1 else merged[0] if merged else COUNT_SCHEMA.empty_table()
+    return _merge(merged) if len(merged) > 1 else merged[0] if merged else schema.empty_table()
 
 
 FORMS_SCHEMA = pa.schema([("word", pa.string()), ("key", pa.string())])
@@ -207,18 +221,22 @@ def analyse_bucket(task: tuple[int, list[Path], Path, Path, int, str, list[str]]
     return totals.num_rows
 
 
-def _write_buckets(out_path: Path, table: pa.Table, buckets: int) -> None:
-    """A counts file: `buckets` record batches, batch b the rows whose word hashes to bucket b."""
-    bucket = word_buckets(table.column("word").combine_chunks(), buckets)
+def _write_buckets(out_path: Path, table: pa.Table, buckets: int, bucket: np.ndarray | None = None) -> None:
+    """A counts file: `buckets` record batches, batch b the rows whose word hashes to bucket b.
+
+    bucket: each row's bucket, for tables whose first column is not a word (phrases.py's pairs of ids).
+    """
+    if bucket is None:
+        bucket = word_buckets(table.column("word").combine_chunks(), buckets)
     # stable sort of small integers: numpy's radix sort
     order = np.argsort(bucket.astype(np.uint8 if buckets <= 256 else np.int64), kind="stable")
-    word, count = (table.column(name).take(order).combine_chunks() for name in ("word", "count"))
+    key, count = (column.take(order).combine_chunks() for column in table.columns)
     bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=buckets))])
-    with pa.OSFile(str(out_path), "wb") as sink, pa.ipc.new_file(sink, COUNT_SCHEMA) as writer:
+    with pa.OSFile(str(out_path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         for b in range(buckets):  # one batch per bucket, empty ones too: batch b is bucket b
             size = int(bounds[b + 1] - bounds[b])
-            writer.write_batch(pa.record_batch([word.slice(bounds[b], size), count.slice(bounds[b], size)],
-                                               schema=COUNT_SCHEMA))
+            writer.write_batch(pa.record_batch([key.slice(bounds[b], size), count.slice(bounds[b], size)],
+                                               schema=table.schema))
 
 
 def build_vocab(counts: pa.Table, min_count: int, max_vocab: int) -> pa.Table:
@@ -239,6 +257,15 @@ def _vocabulary(path: str) -> tuple[pa.Array, np.ndarray | None]:
     return table.column("word").combine_chunks(), ids
 
 
+def group_ids(flat: pa.DictionaryArray, words: pa.Array, form_ids: np.ndarray | None) -> np.ndarray:
+    """The id of every token of a group (`_token_groups`), -1 for words outside the vocabulary (`_vocabulary`)."""
+    # Look up each distinct word once, then gather.
+    word_ids = pc.fill_null(pc.index_in(flat.dictionary.cast(pa.string()), value_set=words), -1)
+    if form_ids is not None:  # a form's position in the file -> its key's id
+        word_ids = pa.array(np.where(word_ids.to_numpy() >= 0, form_ids[word_ids.to_numpy()], -1))
+    return word_ids.to_numpy()[flat.indices.to_numpy()]
+
+
 def map_part(task: tuple[int, Path, Path, str]) -> dict:
     """Pass-2 worker: write the ids of one prep part as `batch-<index>.parquet` (nothing if all docs empty).
 
@@ -246,19 +273,21 @@ def map_part(task: tuple[int, Path, Path, str]) -> dict:
     """
     index, path, out_dir, vocabulary_file = task
     words, form_ids = _vocabulary(str(vocabulary_file))
+    groups = ((group_ids(flat, words, form_ids), pc.list_parent_indices(lists).to_numpy(), len(lists))
+              for lists, flat in _token_groups(path))
+    return write_ids_part(index, Path(out_dir), groups)
+
+
+def write_ids_part(index: int, out_dir: Path, groups: Iterator[tuple[np.ndarray, np.ndarray, int]]) -> dict:
+    """`batch-<index>.parquet` in out_dir from groups of (ids, -1 for a word left out; the document of each
+    token, 0-based in the group, in order; documents in the group): the ids kept, empty documents dropped."""
     figures = {"index": index, "tokens": 0, "documents": 0, "ids": 0}
     writer = None
     try:
-        for lists, flat in _token_groups(path):
-            # Look up each distinct word once, then gather: -1 marks words outside the vocabulary.
-            word_ids = pc.fill_null(pc.index_in(flat.dictionary.cast(pa.string()), value_set=words), -1)
-            if form_ids is not None:  # a form's position in the file -> its key's id
-                word_ids = pa.array(np.where(word_ids.to_numpy() >= 0, form_ids[word_ids.to_numpy()], -1))
-            ids = word_ids.to_numpy()[flat.indices.to_numpy()]
+        for ids, parents, documents in groups:
             known = ids >= 0
             # Tokens are flattened in document order, so counting the parents of the kept ones gives the offsets.
-            parents = pc.list_parent_indices(lists).to_numpy()[known]
-            lengths = np.bincount(parents, minlength=len(lists))
+            lengths = np.bincount(parents[known], minlength=documents)
             lengths = lengths[lengths > 0]
             offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
             np.cumsum(lengths, out=offsets[1:])
@@ -272,7 +301,7 @@ def map_part(task: tuple[int, Path, Path, str]) -> dict:
             if writer is None:
                 # Dictionary pages do not pay for ids (as many distinct values as the vocabulary): zstd alone
                 # writes 2x faster and smaller.
-                writer = pq.ParquetWriter(Path(out_dir) / f"batch-{index:05d}.parquet", table.schema,
+                writer = pq.ParquetWriter(out_dir / f"batch-{index:05d}.parquet", table.schema,
                                           compression="zstd", use_dictionary=False)
             writer.write_table(table)
     finally:
@@ -368,10 +397,15 @@ def vocabulary_of_forms(spill_dir: Path, buckets: int, keys: pa.Array) -> pa.Tab
 def write_ids(prep_parts: list[Path], vocabulary_file: Path, out_dir: Path, corpus_tokens: int,
               pool: WorkerPool) -> tuple[int, int]:
     """Pass 2: ids parts in out_dir; returns (documents, ids) written. vocabulary_file: the words, Arrow IPC."""
-    documents = ids = written = 0
     tasks = ((index, path, out_dir, vocabulary_file) for index, path in enumerate(prep_parts))
+    return collect_ids_parts(pool.map(map_part, tasks), out_dir, corpus_tokens)
+
+
+def collect_ids_parts(results: Iterator[dict], out_dir: Path, corpus_tokens: int) -> tuple[int, int]:
+    """The figures of write_ids_part's workers, in part order -> (documents, ids); the parts renamed."""
+    documents = ids = written = 0
     with tqdm(total=corpus_tokens, unit="tokens", unit_scale=True, desc="map", file=sys.stderr) as bar:
-        for figures in pool.map(map_part, tasks):
+        for figures in results:
             documents, ids = documents + figures["documents"], ids + figures["ids"]
             if figures["documents"]:
                 # Parts whose documents all went empty write nothing: renumber to stay contiguous.
@@ -398,14 +432,55 @@ def link_vocab_into_ids(data_dir: Path) -> None:
         os.symlink(VOCAB_IN_IDS, temp)
 
 
+PHRASE_SETTINGS = ("phrases", "phrase_scoring", "phrase_threshold", "phrase_min_count", "phrase_upos")
+
+
+def join_phrases(cfg, threshold: float, prep_parts: list[Path], pool: WorkerPool, spill_dir: Path,
+                 vocabulary_file: Path, words: pa.Array) -> tuple[pa.Array, np.ndarray, list[Path], Path, dict]:
+    """--phrases: the corpus as streams of the candidate words' ids, joined in passes (phrases.py), then the
+    vocabulary of words and joined units cut by MIN_COUNT and MAX_VOCAB.
+
+    Returns (the vocabulary's keys, their counts, the stream files, the .npy mapping each unit to its id or -1,
+    figures). Candidates are the keys counted MIN_COUNT times: a pair's parts are each at least as frequent as
+    the pair, so no pair that could reach MIN_COUNT is lost.
+    """
+    started = time.perf_counter()
+    streams, unit_counts = phrases.make_streams(prep_parts, pool, spill_dir, vocabulary_file, len(words))
+    streams, unit_counts, keys, passes = phrases.run_passes(
+        streams, unit_counts, words, pool, spill_dir, cfg.phrases, cfg.phrase_scoring, threshold,
+        cfg.phrase_min_count, cfg.phrase_upos, cfg.buckets, tagged=cfg.lemmatize == "upos")
+    units = pa.table({"word": keys, "count": unit_counts, "unit": np.arange(len(keys))})
+    vocab = build_vocab(units, cfg.min_count, cfg.max_vocab)
+    final_ids = np.full(len(keys), -1, dtype=np.int64)
+    final_ids[vocab["unit"].to_numpy()] = np.arange(len(vocab))
+    final_ids_path = spill_dir / "final-ids.npy"
+    np.save(final_ids_path, final_ids)
+    vocab_words = vocab["word"].combine_chunks()
+    if len(pc.unique(vocab_words)) != len(vocab_words):
+        raise AssertionError("a key twice in the vocabulary of phrases")
+    joiner = phrases.TAGGED_JOINER if cfg.lemmatize == "upos" else phrases.PLAIN_JOINER
+    figures = {"phrases": cfg.phrases, "phrase_scoring": cfg.phrase_scoring, "phrase_threshold": threshold,
+               "phrase_min_count": cfg.phrase_min_count, "phrase_upos": sorted(cfg.phrase_upos),
+               "phrase_passes": passes,
+               "phrases_in_vocab": int(pc.sum(pc.match_substring(vocab_words, joiner)).as_py() or 0),
+               "phrase_s": round(time.perf_counter() - started, 2)}
+    return vocab_words, vocab["count"].to_numpy(), streams, final_ids_path, figures
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
-    check_flags(cfg, min_count=at_least(1), max_vocab=at_least(0), num_proc=at_least(1), buckets=at_least(1))
+    check_flags(cfg, min_count=at_least(1), max_vocab=at_least(0), num_proc=at_least(1), buckets=at_least(1),
+                phrases=at_least(0), phrase_threshold=above(-1), phrase_min_count=at_least(1))
     if cfg.lemmatize not in MODES:
         fail(f"--lemmatize must be one of {', '.join(MODES)}, got {cfg.lemmatize!r}")
     unknown_tags = sorted(set(cfg.drop_upos) - UPOS_TAGS)
     if unknown_tags:
         fail(f"--drop-upos takes UPOS tags ({', '.join(sorted(UPOS_TAGS))}), got {', '.join(unknown_tags)}")
+    try:
+        threshold = phrases.check_settings(cfg.phrase_scoring, cfg.phrase_threshold, cfg.phrase_upos, cfg.lemmatize,
+                                           UPOS_TAGS)
+    except ValueError as error:
+        fail(str(error))
     # (mode, tags dropped) when words are analysed; None keeps the words as they are (and the outputs as before)
     analysis = (cfg.lemmatize, sorted(set(cfg.drop_upos)) if cfg.drop_pos else []) \
         if cfg.lemmatize != "none" or cfg.drop_pos else None
@@ -421,14 +496,14 @@ def main(argv: list[str] | None = None) -> dict:
                 spill_figures: dict = {}
                 input_documents, corpus_tokens, word_counts = count_corpus(
                     prep_parts, pool, spill_dir, cfg.min_count, cfg.buckets, spill_figures, analysis)
-                vocab = build_vocab(word_counts, cfg.min_count, cfg.max_vocab)
+                # With phrases the vocabulary is cut (MAX_VOCAB) only once the joined units are counted.
+                vocab = build_vocab(word_counts, cfg.min_count, 0 if cfg.phrases else cfg.max_vocab)
                 del word_counts
                 if not len(vocab):
                     fail(f"no word occurs {cfg.min_count} times or more in the {corpus_tokens:,} tokens of "
                          f"{data_dir / 'prep'}: the vocabulary would be empty (lower --min-count)")
                 words = vocab["word"].combine_chunks()
                 counts = vocab["count"].to_numpy()
-                vocab_tokens = int(counts.sum())
                 # A fresh name per run: workers (and this process, with one) cache the words by file name.
                 vocabulary_file = spill_dir / f"vocabulary-{uuid.uuid4().hex}.arrow"
                 lookup = pa.table({"word": words}) if analysis is None else \
@@ -438,21 +513,33 @@ def main(argv: list[str] | None = None) -> dict:
                 # Only a run that analyses says so: the vocabulary of a plain run stays what it always was.
                 analysis_figures = {} if analysis is None else {"lemmatize": analysis[0], "drop_upos": analysis[1],
                                                                  "forms": len(lookup)}
+                phrase_figures: dict = {}
+                if cfg.phrases:
+                    words, counts, streams, final_ids, phrase_figures = join_phrases(
+                        cfg, threshold, prep_parts, pool, spill_dir, vocabulary_file, words)
+                vocab_tokens = int(counts.sum())
                 with atomic_output(data_dir / "ids") as out_dir:
                     out_dir.mkdir(parents=True)
-                    documents, ids = write_ids(prep_parts, vocabulary_file, out_dir, corpus_tokens, pool)
+                    if cfg.phrases:
+                        tasks = ((index, stream, out_dir, final_ids) for index, stream in enumerate(streams))
+                        documents, ids = collect_ids_parts(pool.map(phrases.write_part, tasks), out_dir,
+                                                           corpus_tokens)
+                    else:
+                        documents, ids = write_ids(prep_parts, vocabulary_file, out_dir, corpus_tokens, pool)
                     if ids != vocab_tokens:
                         raise AssertionError(f"{ids} ids written for {vocab_tokens} tokens of vocabulary words")
+                    vocab_settings = {key: phrase_figures[key] for key in PHRASE_SETTINGS if key in phrase_figures}
                     write_vocab(out_dir / VOCAB_IN_IDS.name, words, counts, min_count=cfg.min_count,
                                 max_vocab=cfg.max_vocab, corpus_tokens=corpus_tokens, vocab_tokens=vocab_tokens,
-                                **analysis_figures)
+                                **analysis_figures, **vocab_settings)
                     link_vocab_into_ids(data_dir)
         finally:
             _vocabulary.cache_clear()
     elapsed = max(1e-9, time.perf_counter() - report.started)
     return report.finish(documents=documents, empty_documents_dropped=input_documents - documents,
                          corpus_tokens=corpus_tokens, vocab_size=len(words), vocab_tokens=vocab_tokens,
-                         tokens_per_s=round(corpus_tokens / elapsed), **spill_figures, **analysis_figures)
+                         tokens_per_s=round(corpus_tokens / elapsed), **spill_figures, **analysis_figures,
+                         **phrase_figures)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
     .venv/bin/python bench/peers.py --corpus text8 --epochs 1 --peer word2vec.c   # after: .venv/bin/pip install word2vec
     .venv/bin/python bench/peers.py --corpus text8 --epochs 1 --model cbow [--hs]  # CBOW: gensim sg=0, ours --model cbow
     .venv/bin/python bench/peers.py --corpus ru --epochs 5 --lemmatize upos --drop-pos  # lemmas_UPOS, no function words
+    .venv/bin/python bench/peers.py --corpus ru --epochs 5 --lemmatize upos --phrases 2   # + word2phrase joins
 
-With --lemmatize lemma|upos or --drop-pos our side runs first (convert_to_int.py with those flags) and gensim
+With --lemmatize lemma|upos, --drop-pos or --phrases N our side runs first (convert_to_int.py with those flags) and gensim
 then trains on the same preprocessed text: our id streams written back as words, one document per row. The
 Russian scores then include ru_simlex965_tagged, and plain pairs are mapped through the same analysis.
 
@@ -40,8 +41,10 @@ CORPORA = {
 }
 # Our side's choices beyond the shared settings (--kernel, --order text, --init-range); empty: the scripts' defaults.
 OURS = {"kernel": "", "order": "", "init_range": "", "micro_batch": ""}
-# convert_to_int.py's --lemmatize and --drop-pos, for both sides (gensim reads our preprocessed text when set).
-PREPROCESS = {"lemmatize": "none", "drop_pos": False}
+# convert_to_int.py's --lemmatize, --drop-pos and phrase flags, for both sides (gensim reads our preprocessed
+# text when set, so our joined tokens are single words there too).
+PREPROCESS = {"lemmatize": "none", "drop_pos": False, "phrases": 0, "phrase_scoring": "word2phrase",
+              "phrase_threshold": 0.0, "phrase_min_count": 5, "phrase_upos": []}
 SETTINGS = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-4, "workers": 2, "alpha": 0.025, "seed": 1,
             "model": "sg"}
 
@@ -99,7 +102,17 @@ def gensim_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict
 
 
 def preprocessed() -> bool:
-    return PREPROCESS["lemmatize"] != "none" or PREPROCESS["drop_pos"]
+    return PREPROCESS["lemmatize"] != "none" or PREPROCESS["drop_pos"] or PREPROCESS["phrases"] > 0
+
+
+def phrase_flags() -> list[str]:
+    """convert_to_int.py's phrase flags for PREPROCESS (none when --phrases is 0)."""
+    if not PREPROCESS["phrases"]:
+        return []
+    return ["--phrases", str(PREPROCESS["phrases"]), "--phrase-scoring", PREPROCESS["phrase_scoring"],
+            "--phrase-threshold", str(PREPROCESS["phrase_threshold"]),
+            "--phrase-min-count", str(PREPROCESS["phrase_min_count"])] + \
+        (["--phrase-upos", *PREPROCESS["phrase_upos"]] if PREPROCESS["phrase_upos"] else [])
 
 
 def our_preprocessed_text(data_dir: Path) -> list[list[str]]:
@@ -173,7 +186,7 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
         ["prep.py", "--dataset", str(corpus_source(corpus))],
         ["convert_to_int.py", "--min-count", str(SETTINGS["min_count"])]
         + (["--lemmatize", PREPROCESS["lemmatize"]] if PREPROCESS["lemmatize"] != "none" else [])
-        + (["--drop-pos"] if PREPROCESS["drop_pos"] else []),
+        + (["--drop-pos"] if PREPROCESS["drop_pos"] else []) + phrase_flags(),
         ["pairs_dataset.py", "--window", str(SETTINGS["window"]), "--sample", str(SETTINGS["sample"]),
          "--draws", str(epochs), "--seed", str(SETTINGS["seed"])]
         + (["--no-shuffle"] if OURS["order"] == "text" else []),  # a fresh draw of windows and sub-sampling per epoch, as gensim does
@@ -251,6 +264,12 @@ def main() -> None:
                         help="convert_to_int.py --lemmatize; gensim trains on our preprocessed text when set")
     parser.add_argument("--drop-pos", action="store_true",
                         help="convert_to_int.py --drop-pos (function words removed); as --lemmatize for gensim")
+    parser.add_argument("--phrases", type=int, default=0,
+                        help="convert_to_int.py --phrases N (joining passes); gensim trains on our joined text")
+    parser.add_argument("--phrase-scoring", choices=["word2phrase", "npmi"], default="word2phrase")
+    parser.add_argument("--phrase-threshold", type=float, default=0.0, help="0: the scoring's default")
+    parser.add_argument("--phrase-min-count", type=int, default=5)
+    parser.add_argument("--phrase-upos", nargs="*", default=[], help="e.g. PROPN: proper-name sequences only")
     parser.add_argument("--micro-batch", default="",
                         help="our train.py --micro-batch (torch kernel: windows that read the tables before any "
                              "writes, as a GPU's windows in flight; empty: its default)")
@@ -269,8 +288,10 @@ def main() -> None:
     SETTINGS["alpha"] = args.alpha
     SETTINGS["model"] = args.model
     PREPROCESS["lemmatize"], PREPROCESS["drop_pos"] = args.lemmatize, args.drop_pos
+    PREPROCESS.update(phrases=args.phrases, phrase_scoring=args.phrase_scoring, phrase_threshold=args.phrase_threshold,
+                      phrase_min_count=args.phrase_min_count, phrase_upos=args.phrase_upos)
     if preprocessed() and args.peer != "gensim":
-        parser.error("--lemmatize and --drop-pos are run against gensim only")
+        parser.error("--lemmatize, --drop-pos and --phrases are run against gensim only")
 
     if args.internal_peer:
         out = Path(args.internal_peer)
@@ -287,12 +308,16 @@ def main() -> None:
            f"{f'-micro{args.micro_batch}' if args.micro_batch else ''}"
            f"{f'-seed{args.seed}' if args.seed != 1 else ''}"
            f"{f'-alpha{args.alpha:g}' if args.alpha != 0.025 else ''}{'' if args.peer == 'gensim' else '-' + args.peer}"
-           f"{f'-{args.lemmatize}' if args.lemmatize != 'none' else ''}{'-droppos' if args.drop_pos else ''}")
+           f"{f'-{args.lemmatize}' if args.lemmatize != 'none' else ''}{'-droppos' if args.drop_pos else ''}"
+           f"{f'-phrases{args.phrases}-{args.phrase_scoring}' if args.phrases else ''}"
+           f"{f'-t{args.phrase_threshold:g}' if args.phrases and args.phrase_threshold else ''}"
+           f"{f'-mc{args.phrase_min_count}' if args.phrases and args.phrase_min_count != 5 else ''}"
+           f"{'-' + '-'.join(args.phrase_upos) if args.phrases and args.phrase_upos else ''}")
     results = {"corpus": args.corpus, "epochs": args.epochs, "dim": dim, "hs": args.hs, "machine": machine(),
                "kernel": args.kernel or "default", "order": args.order or "default",
                "init_range": args.init_range or "default", "micro_batch": args.micro_batch or "default",
                "date": time.strftime("%Y-%m-%d"), "settings": SETTINGS, "repeats": args.repeats, "peer": args.peer,
-               "lemmatize": args.lemmatize, "drop_pos": args.drop_pos}
+               "lemmatize": args.lemmatize, "drop_pos": args.drop_pos, "preprocess": dict(PREPROCESS)}
     runs: dict[str, list[dict]] = {args.peer: [], "ours": []}
     # The two sides alternate, so a slow spell of the shared machine falls on both rather than on one. With
     # preprocessing our side goes first: the peer trains on the text it wrote.
@@ -306,6 +331,7 @@ def main() -> None:
                                    *(["--hs"] if args.hs else []), "--seed", str(args.seed), "--peer", args.peer,
                                    "--alpha", str(args.alpha), "--model", args.model, "--dim", str(dim),
                                    "--lemmatize", args.lemmatize, *(["--drop-pos"] if args.drop_pos else []),
+                                   "--phrases", str(args.phrases),
                                    "--internal-peer", str(out)],
                                   capture_output=True, text=True)
             if done.returncode:

@@ -100,9 +100,10 @@ GOLDEN_VOCAB = "b6c1b3a9467b67e9b9310ed6ac5422e402f5f2b87a80a75a81d9ec084db7d21c
 GOLDEN_IDS = "716e0650b924bf0a3df29522f8ebd743ef83a751bf57e3444d9b78d63c0e9cd3"
 
 
-def test_default_outputs_are_byte_identical_to_before(tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--phrases", "0", "--phrase-scoring", "npmi", "--phrase-min-count", "1"]])
+def test_default_outputs_are_byte_identical_to_before(tmp_path, flags):
     prep.main(["--dataset", str(REPO / "sample" / "taiga_ud.txt"), "--data-dir", str(tmp_path), "--num-proc", "1"])
-    run_convert(tmp_path, "--min-count", "2")
+    run_convert(tmp_path, "--min-count", "2", *flags)
     assert hashlib.sha256((tmp_path / "vocab.json").read_bytes()).hexdigest() == GOLDEN_VOCAB
     digest = hashlib.sha256()
     for part in sorted((tmp_path / "ids").glob("part-*.parquet")):
