@@ -117,8 +117,10 @@ PLAN_BYTES_PER_PAIR = {"none": 8.3, "lz4": 5.3, "snappy": 5.4, "zstd": 3.4, "gzi
 # Flags that shrink the pairs, named when they do not fit.
 SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--window", "--delete-old-first",
                 "convert_to_int.py --min-count/--max-vocab")
-# A window's pairs consecutive, the first of each flagged.
-SCHEMA = pa.schema([("target", pa.int32()), ("context", pa.int32()), ("window_start", pa.bool_())])
+# A window's pairs consecutive, the first of each flagged. Required (non-nullable) fields: no value is ever null,
+# and a reader then skips the definition levels, a third of a shard's decode (bench/RESULTS.md, issue 20 part 4).
+SCHEMA = pa.schema([pa.field("target", pa.int32(), nullable=False), pa.field("context", pa.int32(), nullable=False),
+                    pa.field("window_start", pa.bool_(), nullable=False)])
 
 
 def draw_seed(seed: int, draw: int) -> int | list[int]:

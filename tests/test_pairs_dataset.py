@@ -599,6 +599,7 @@ def read_windowed(data_dir: Path, shard: str) -> list[tuple[np.ndarray, np.ndarr
     file = pq.ParquetFile(data_dir / "pairs" / shard)
     assert file.schema_arrow.names == ["target", "context", "window_start"]
     assert file.schema_arrow.field("window_start").type == pa.bool_()
+    assert not any(field.nullable for field in file.schema_arrow)  # required columns: no definition levels to decode
     groups = []
     for rg in range(file.metadata.num_row_groups):
         table = file.read_row_group(rg)
