@@ -19,7 +19,7 @@ pairs, the measure that holds on a shared machine: cores / that = the rate with 
 --floors times, on one core, what a reader cannot avoid: the parquet read of a row group's three columns, the cut
 (feed._cut, the numba pass), the copy of the contexts, and memcpy bandwidth. --required-copy OUT writes the
 shards again with non-nullable columns (same rows, row groups and codec) into OUT/pairs: what pairs_dataset.py
-would write with a schema of required fields, which its readers decode without definition levels.
+writes since its columns became required (shards from before that are read without this, only slower).
 """
 from __future__ import annotations
 
