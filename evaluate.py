@@ -41,9 +41,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import at_least, check_flags, fail, parse_config, run, write_json
-from morphology import MODES, key_of_evaluation_word
-from vectors_io import load_vectors
+from w2v.common import at_least, check_flags, fail, parse_config, run, write_json
+from w2v.morphology import MODES, key_of_evaluation_word
+from w2v.vectors_io import load_vectors
 from word2vec import nearest_neighbours
 
 # The Russian evaluation sets shipped with the project (sample/README.md), the default --similarity files, found

@@ -72,7 +72,6 @@ count both. A draw's half-written shards live in pairs/.draws.tmp-PID until rena
 is gone (killed) is removed by the next --only-draws run."""
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -85,10 +84,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import (StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, parts,
-                    remove_dead_temporaries, run, scratch_path)
-from workers import WorkerPool, default_num_proc
-from pairs_meta import ORDER, PairsMeta, build_meta, check_settings, parse_draws, shard_number
+from w2v.common import (StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, parts,
+                    run)
+from w2v.draws import expected_pairs_per_draw, keep_probabilities, staging_dir
+from w2v.workers import WorkerPool, default_num_proc
+from w2v.pairs_meta import ORDER, PairsMeta, build_meta, check_settings, parse_draws, shard_number
 
 DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
@@ -127,22 +127,6 @@ def draw_seed(seed: int, draw: int) -> int | list[int]:
     """SeedSequence entropy of draw `draw`: `seed` for draw 0 (a one-draw run's shards), [seed, draw] after."""
     return seed if draw == 0 else [seed, draw]
 
-
-def expected_pairs_bound(counts: np.ndarray, keep_prob: np.ndarray, window: int, dynamic_window: bool) -> float:
-    """Expected pairs of one draw, document edges ignored: an upper bound of the expectation (edges only remove pairs).
-
-    Word w is retained counts[w] * keep_prob[w] times on average, and a retained token away from its document's
-    edges pairs with 2 * b others, b uniform in 1..window (mean (window + 1) / 2), or with 2 * window without
-    the dynamic window.
-    """
-    mean_reach = (window + 1) / 2 if dynamic_window else window
-    return float((np.asarray(counts, dtype=np.float64) * np.minimum(1.0, keep_prob)).sum()) * 2 * mean_reach
-
-
-def expected_pairs_per_draw(counts: np.ndarray, window: int, sample: float, dynamic_window: bool) -> float:
-    """The disk plan's expected pairs of one draw (`expected_pairs_bound`) from the vocabulary's counts."""
-    keep_prob = keep_probabilities(counts, sample, int(np.asarray(counts).sum()))
-    return expected_pairs_bound(counts, keep_prob, window, dynamic_window)
 
 
 def plan_bytes_per_pair(compression: str) -> float:
@@ -186,20 +170,6 @@ def directory_bytes(directory: Path) -> int:
     directory = Path(directory)
     return sum(path.stat().st_size for path in directory.iterdir() if path.is_file()) if directory.is_dir() else 0
 
-
-def keep_probabilities(counts: np.ndarray, sample: float, total: int | None = None) -> np.ndarray:
-    """word2vec.c's probability of keeping each word: min(1, (sqrt(c/(s*T)) + 1) * (s*T)/c); all 1 when s <= 0.
-
-    `total` (T) is the number of tokens in the id stream; default: the sum of `counts`.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    if sample <= 0:
-        return np.ones(len(counts))
-    threshold = sample * (counts.sum() if total is None else total)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        keep = (np.sqrt(counts / threshold) + 1) * threshold / counts
-    # A count of 0 never occurs in the stream; give it 1 rather than inf/nan.
-    return np.where(counts > 0, np.minimum(keep, 1.0), 1.0)
 
 
 def subsample(ids: np.ndarray, keep_prob: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
@@ -512,19 +482,6 @@ def read_pairs_meta(pairs_dir: Path, settings: dict) -> PairsMeta | None:
     check_settings(meta, settings, pairs_dir)
     return meta
 
-
-def remove_stale_staging(pairs_dir: Path) -> None:
-    """Remove the staging folders of --only-draws runs that are gone (killed: no clean-up ran)."""
-    remove_dead_temporaries(Path(pairs_dir) / "draws")
-
-
-def staging_dir(pairs_dir: Path) -> contextlib.AbstractContextManager[Path]:
-    """A temporary folder inside pairs/ for the shards of added draws (same filesystem: moved by rename).
-
-    Folders left by a killed run (its pid gone) are removed first: a rolling train.py --resume rewrites the
-    draw its killed background writer had half written.
-    """
-    return scratch_path(pairs_dir, "draws")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -47,8 +47,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import StageError, StageReport, at_least, atomic_output, check_flags, fail, one_line, parse_config, run
-from workers import default_num_proc, ordered_map
+from w2v.common import StageError, StageReport, at_least, atomic_output, check_flags, fail, one_line, parse_config, run
+from w2v.workers import default_num_proc, ordered_map
 
 DATA_DIR = "data"  # where stage outputs live
 DATASET = "0x7o/taiga"  # Hugging Face dataset name, or local .txt/.jsonl/.json/.parquet files or globs, comma-separated

@@ -49,12 +49,7 @@ checkpoint.pt.
 from __future__ import annotations
 
 import csv
-import functools
 import math
-import os
-import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,26 +61,30 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, require, run
-from workers import default_num_proc, die_with_parent
+import dataset
 from dataset import PairsDataset
-from feed import WindowBatch, WindowFeed
-from pairs_dataset import expected_pairs_per_draw, remove_stale_staging
-from pairs_meta import PairsMeta, draw_pairs, draws_on_disk, pairs_dataset_argv, remove_draws
-from vectors_io import save_word2vec_binary, save_word2vec_text
-from steps import Step, choose_kernel, make_step, micro_batch, micro_batched, takes_window_batches
-from word2vec import HuffmanTree, SkipGram, huffman_for, nearest_neighbours
+from w2v.batch import WindowBatch
+from w2v.common import StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, require, run
+from w2v.draws import RollingDraws, schedule_pairs
+from w2v.feed import WindowFeed
+from w2v.huffman import HuffmanTree, huffman_for
+from w2v.kernels.steps import Step, choose_kernel, make_step, micro_batch, micro_batched, reads_feed
+from w2v.memory import check_memory, size_text
+from w2v.pairs_meta import PairsMeta
+from w2v.vectors_io import save_word2vec_binary, save_word2vec_text
+from w2v.workers import default_num_proc
+from word2vec import SkipGram, nearest_neighbours
 
 DATA_DIR = "data"  # where stage outputs live
 EPOCHS = 5  # passes over the pairs; epoch e reads pairs_dataset.py's draw e mod its --draws
 DIM = 300  # embedding size
-BATCH_SIZE = 300_000  # pairs per batch read from the shards
+BATCH_SIZE = dataset.BATCH_SIZE  # pairs per batch read from the shards (the default is dataset.py's BATCH_SIZE: edit it there)
 LOSS = "ns"  # ns (negative sampling) or hs (hierarchical softmax)
 NEGATIVES = 5  # negatives per pair, drawn from the unigram^0.75 table
 LR = 0.0  # starting learning rate, decayed linearly to LR * MIN_LR_FRACTION; 0: the model's default, DEFAULT_LR (sg 0.04, cbow 0.05; word2vec.c: 0.025 and 0.05; measured, bench/RESULTS.md)
 MIN_LR_FRACTION = 0.0001  # floor of the decay, as word2vec.c
 INIT_RANGE = 0.0  # input rows start uniform in +-INIT_RANGE/dim; 0: the model's default, DEFAULT_INIT_RANGE (sg 0.5 as word2vec.c, cbow 1.0 as gensim 4; measured, bench/RESULTS.md)
-SEED = 1  # seeds the initial vectors, the shard order and the negatives
+SEED = dataset.SEED  # seeds the initial vectors, the shard order and the negatives (the default is dataset.py's SEED)
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
 MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word)
 KERNEL = "auto"  # training step (steps.py's table): window (the numba window kernels, a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), triton (the fused kernels, sg and cbow, ns and hs, kernels_triton.py: CUDA, or the CPU under TRITON_INTERPRET=1), auto (window on CPU; on CUDA triton where Triton imports, else torch); numba is an alias of window, so old command lines run
@@ -113,9 +112,6 @@ DEFAULT_LR = {"sg": 0.04, "cbow": 0.05}
 # --init-range 0 takes the model's own: skip-gram word2vec.c's +-0.5/dim, CBOW gensim 4's +-1/dim (0.5 cost CBOW
 # 1 point of text8 analogy accuracy and 0.01 of WordSim353 after one epoch: bench/RESULTS.md, "CBOW (issue 12)").
 DEFAULT_INIT_RANGE = {"sg": 0.5, "cbow": 1.0}
-# DataLoader batches waiting per worker (torch's default prefetch_factor) and the one being trained.
-PREFETCH_BATCHES = 2
-
 
 def learning_rate(cfg, pairs_done: int, total_pairs: int) -> float:
     """word2vec.c's schedule: linear from LR to LR * MIN_LR_FRACTION over all pairs of all epochs."""
@@ -129,226 +125,6 @@ def batch_seed(seed: int, epoch: int, batch: int) -> int:
     return int(state) & (2**63 - 1)
 
 
-def schedule_pairs(meta: PairsMeta, counts: np.ndarray, epochs: int, rolling: bool) -> int:
-    """Pairs of all epochs for the learning rate schedule; a rolling run counts absent draws' expected pairs."""
-    n_draws = meta.draws
-    if not rolling:
-        pairs_per_draw = draw_pairs(meta)
-        absent = [draw for draw in sorted({epoch % n_draws for epoch in range(epochs)}) if not pairs_per_draw[draw]]
-        if absent:
-            fail(f"pairs/ holds no shards of draw {absent[0]}: write it with pairs_dataset.py --only-draws "
-                 f"{','.join(map(str, absent))}, or train with --rolling-draws")
-        return sum(pairs_per_draw[epoch % n_draws] for epoch in range(epochs))
-    expected = None
-    total = 0
-    for epoch in range(epochs):
-        pairs = meta.pairs_per_draw[epoch % n_draws]
-        if pairs is None:
-            if expected is None:
-                expected = round(expected_pairs_per_draw(counts, meta.window, meta.sample, meta.dynamic_window))
-            pairs = expected
-        total += int(pairs)
-    return total
-
-
-class DrawWriter:
-    """pairs_dataset.py --only-draws `draw` in a child process; its output goes to a log beside the model."""
-
-    def __init__(self, data_dir: Path, draw: int, log_dir: Path):
-        self.data_dir, self.draw = Path(data_dir), draw
-        meta = PairsMeta.read(self.data_dir / "pairs")
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"pairs-draw-{draw}.log"
-        script = Path(__file__).resolve().parent / "pairs_dataset.py"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([sys.executable, str(script), *pairs_dataset_argv(data_dir, meta, draw)],
-                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            preexec_fn=functools.partial(die_with_parent, os.getpid()))
-
-    def check(self) -> bool:
-        """True once the draw is written; stops training with the writer's error line when it failed."""
-        code = self.process.poll()
-        if code is None:
-            return False
-        if code != 0:
-            self._failed(code)
-        self.log_path.unlink(missing_ok=True)
-        return True
-
-    def wait(self) -> None:
-        self.process.wait()
-        self.check()
-
-    def _failed(self, code: int) -> None:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
-        lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("error: ")]
-        said = errors[-1].removeprefix("error: ") if errors else (lines[-1] if lines else "no output")
-        fail(f"writing draw {self.draw} (pairs_dataset.py --only-draws {self.draw}) failed with exit status {code}: "
-             f"{said} (log: {self.log_path})")
-
-    def kill(self) -> None:
-        """Stop a writer still running and remove the shards it had begun (pairs_dataset.py's staging folder)."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-            shutil.rmtree(self.data_dir / "pairs" / f".draws.tmp-{self.process.pid}", ignore_errors=True)
-
-
-class RollingDraws:
-    """--rolling-draws: the hooks of the epoch loop that keep two draws on disk (see the module docstring).
-
-    before_epoch writes the epoch's draw if absent and starts the background writer of the next one; check stops
-    training as soon as that writer fails; after_epoch waits for it (before the epoch's checkpoint, so a failed
-    writer stops training first); drop_finished deletes the draws no later epoch reads (after the checkpoint);
-    close kills a writer still running (its half-written draw is rewritten by --resume). Without --rolling-draws
-    (active False) every hook does nothing.
-    """
-
-    def __init__(self, data_dir: Path, epochs: int, n_draws: int, progress: tqdm, active: bool = True):
-        self.data_dir, self.pairs_dir, self.log_dir = data_dir, data_dir / "pairs", data_dir / "model"
-        self.epochs, self.n_draws, self.progress, self.active = epochs, n_draws, progress, active
-        self.writer: DrawWriter | None = None  # the background writer of the next epoch's draw
-
-    def before_epoch(self, epoch: int) -> None:
-        """The epoch's draw on disk (written now if absent), the next epoch's writer started."""
-        if not self.active:
-            return
-        remove_stale_staging(self.pairs_dir)  # a writer killed with an earlier train.py left its shards there
-        self.drop_finished(epoch)
-        draw = epoch % self.n_draws
-        if draw not in draws_on_disk(self.pairs_dir):
-            self.progress.write(f"writing draw {draw} for epoch {epoch + 1} (pairs_dataset.py --only-draws {draw})")
-            DrawWriter(self.data_dir, draw, self.log_dir).wait()
-        following = (epoch + 1) % self.n_draws
-        if epoch + 1 < self.epochs and following != draw and following not in draws_on_disk(self.pairs_dir):
-            self.writer = DrawWriter(self.data_dir, following, self.log_dir)
-
-    def check(self) -> None:
-        """Stop training with the background writer's error line as soon as it failed."""
-        if self.writer is not None:
-            self.writer.check()
-
-    def after_epoch(self, epoch: int) -> None:
-        """Wait for the next epoch's draw at the epoch's end, showing the wait."""
-        if self.writer is None:
-            return
-        waited = time.perf_counter()
-        if not self.writer.check():
-            self.progress.set_postfix(epoch=epoch + 1, waiting=f"draw {self.writer.draw} being written")
-            self.writer.wait()
-        self.progress.write(f"epoch {epoch + 1} waited {time.perf_counter() - waited:.1f} s for draw "
-                            f"{self.writer.draw}")
-        self.writer = None
-
-    def drop_finished(self, next_epoch: int) -> list[int]:
-        """Delete the draws on disk that no epoch from `next_epoch` on reads; the draws deleted."""
-        if not self.active:
-            return []
-        needed = {epoch % self.n_draws for epoch in range(next_epoch, self.epochs)}
-        on_disk = draws_on_disk(self.pairs_dir)
-        finished = sorted(on_disk - needed)
-        # A draw listed with files missing (a deletion cut short) is finished off too.
-        broken = sorted(PairsMeta.read(self.pairs_dir).listed_draws() - on_disk)
-        if finished or broken:
-            remove_draws(self.pairs_dir, finished + broken)
-        return finished
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.kill()
-            self.writer = None
-
-
-def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.device, table_entries: int,
-                path_width: int, row_group_pairs: int) -> dict[str, int]:
-    """Bytes train.py will hold on `device`, item by item, before it allocates them.
-
-    table_entries: unigram table length (ns); path_width: longest Huffman path (hs). On CUDA the loader's host
-    buffers are not on the device; the batch copied to it and the negatives drawn there are.
-    """
-    hs = cfg.loss == "hs"
-    on_cpu = device.type == "cpu"
-    batch = cfg.batch_size
-    outputs = (1 + path_width) if hs else (1 + cfg.negatives)  # rows of the output table per pair
-    plan = {"tables": (2 * vocab_size - (1 if hs else 0)) * dim * 4,
-            "unigram table": 0 if hs else table_entries * 4,
-            # paths int32 and codes int8 [V, width], lengths int64 [V]
-            "huffman tree": vocab_size * (path_width * 5 + 8) if hs else 0}
-    if on_cpu:
-        # target and context (int32) and window_starts (int64 offsets, at most one per pair) for every batch
-        # queued or in use, plus the row group each worker decodes; every step draws its own negatives.
-        per_pair = 16
-        workers = max(1, cfg.num_workers)
-        unit_per_pair = 8
-        plan["loader buffers"] = ((PREFETCH_BATCHES * workers + 1) * batch * per_pair
-                                  + workers * row_group_pairs * unit_per_pair)
-    else:
-        # the batch's target and context, and the negatives drawn there (int64 draws, int32 words)
-        plan["loader buffers"] = batch * (16 + (0 if hs else 12 * cfg.negatives))
-    if micro_batched(kernel):
-        micro = min(batch, cfg.micro_batch) if cfg.micro_batch > 0 else batch
-        # gathered u and v, grad_u and grad_v (float32 rows), ~6 float32 and 2 int64 values per output row
-        # (scores, labels, sigma, g, ids...), and the int64 target ids. The window steps
-        # hold less: u and grad_u per padded context (1.67 per pair on text8 at 8,192, bench/RESULTS.md) but v and
-        # grad_v per window (6 pairs each), so 2 * 1.67 + 2 * outputs / 6 rows per pair, not 2 + 2 * outputs.
-        plan["step temporaries"] = micro * (2 * dim * 4 + 2 * outputs * dim * 4 + outputs * (6 * 4 + 2 * 8) + 8)
-    return plan
-
-
-def available_memory(device: torch.device) -> int:
-    """Bytes free for new allocations: CUDA's free memory, or the kernel's MemAvailable on the CPU."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def _largest_fitting(needed: Callable[[int], int], upper: int, available: int) -> int:
-    """The largest n in 1..upper with needed(n) <= available (needed grows with n), or 0."""
-    low, high = 0, upper
-    while low < high:
-        middle = (low + high + 1) // 2
-        if needed(middle) <= available:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def check_memory(vocab_size: int, cfg, kernel: str, device: torch.device, table_entries: int, path_width: int,
-                 row_group_pairs: int) -> tuple[int, int]:
-    """Stop with one line when the plan does not fit what `available_memory` reports; (needed, available)."""
-    def needed(vocab: int, dim: int) -> int:
-        return sum(memory_plan(vocab, dim, cfg, kernel, device, table_entries, path_width,
-                               row_group_pairs).values())
-
-    total, available = needed(vocab_size, cfg.dim), available_memory(device)
-    if total <= available:
-        return total, available
-    plan = memory_plan(vocab_size, cfg.dim, cfg, kernel, device, table_entries, path_width, row_group_pairs)
-    items = ", ".join(f"{name} {_size(size)}" for name, size in plan.items() if size)
-    ways = []
-    max_vocab = _largest_fitting(lambda vocab: needed(vocab, cfg.dim), vocab_size, available)
-    if max_vocab:
-        ways.append(f"convert_to_int.py --max-vocab {max_vocab} (then pairs_dataset.py and unigram_table.py "
-                    f"again)")
-    max_dim = _largest_fitting(lambda dim: needed(vocab_size, dim), cfg.dim, available)
-    if max_dim:
-        ways.append(f"--dim {max_dim}")
-    ways.append("a smaller --batch-size" + (" or --micro-batch" if micro_batched(kernel) else ""))
-    fail(f"not enough memory on {device.type}: training needs {_size(total)} ({items}) but {_size(available)} "
-         f"is available: try " + ", or ".join(ways))
-
-
-def _size(size: int) -> str:
-    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size:,} bytes"
 
 
 def diverged(loss: float, epoch: int, batch: int, kernel: str, lr: float, cfg) -> None:
@@ -544,16 +320,14 @@ class Training:
     def train_epoch(self, epoch: int) -> bool:
         """The epoch's batches from the position on, its end checkpointed; True when stopped early."""
         cfg, position = self.cfg, self.position
-        dataset = PairsDataset(self.data_dir, batch_size=cfg.batch_size, negatives=cfg.negatives, seed=cfg.seed,
-                               epoch=epoch, table=self.data.table,
-                               draw_negatives=False,
-                               start_batch=position["epoch_batches"])
-        epoch_length = len(dataset.stream_workers(cfg.num_workers))  # batches in the epoch's stream
-        lean = takes_window_batches(cfg.model, cfg.loss, self.kernel)
-        if lean:  # the fused kernels: only what they read, by reader threads, copied to the device (feed.py)
-            loader = WindowFeed(dataset, cfg.num_workers, self.device)
+        epoch_data = PairsDataset(self.data_dir, batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch,
+                                  start_batch=position["epoch_batches"])
+        epoch_length = len(epoch_data.plan.stream_workers(cfg.num_workers))  # batches in the epoch's stream
+        threads = reads_feed(cfg.model, cfg.loss, self.kernel)
+        if threads:  # the GPU kernels: reader threads into pinned buffers, copied to the device (feed.py)
+            loader = WindowFeed(epoch_data.plan, cfg.num_workers, self.device)
         else:
-            loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
+            loader = torch.utils.data.DataLoader(epoch_data, batch_size=None, num_workers=cfg.num_workers,
                                                  pin_memory=self.device.type != "cpu")
         stopped = False
         for batch in loader:
@@ -565,7 +339,7 @@ class Training:
                 self.checkpoint()
             if stopped:
                 break
-        if lean:
+        if threads:
             loader.close()
         del loader  # its workers end before the next epoch's start
         if not stopped or position["epoch_batches"] == epoch_length:
@@ -575,17 +349,14 @@ class Training:
             self.rolling.drop_finished(epoch + 1)
         return stopped
 
-    def train_batch(self, epoch: int, batch: tuple | WindowBatch) -> None:
-        """One batch: the loader's (target, context, negatives, window_starts), or feed.py's WindowBatch for a step
-        that takes those (steps.takes_window_batches)."""
+    def train_batch(self, epoch: int, batch: WindowBatch) -> None:
+        """One batch of windows through the step at the scheduled learning rate."""
         cfg, position = self.cfg, self.position
-        lean = isinstance(batch, WindowBatch)
-        n_pairs, n_windows = (batch.n_pairs, batch.n_windows) if lean else (int(batch[0].shape[0]),
-                                                                             int(batch[3].shape[0]) - 1)
+        n_pairs, n_windows = batch.n_pairs, batch.n_windows
         lr_start = learning_rate(cfg, position["pairs_done"], position["total_pairs"])
         lr_end = learning_rate(cfg, position["pairs_done"] + n_pairs, position["total_pairs"])
         seed = batch_seed(cfg.seed, epoch, position["epoch_batches"])
-        loss = self.step(batch, lr_start, lr_end, seed) if lean else self.step(*batch, lr_start, lr_end, seed)
+        loss = self.step(batch, lr_start, lr_end, seed)
         if not math.isfinite(loss):
             diverged(loss, epoch, position["epoch_batches"], self.kernel, lr_start, step_config(cfg))
         self.rolling.check()  # a failed writer stops training now, not at the epoch's end
@@ -647,13 +418,13 @@ def main(argv: list[str] | None = None) -> dict:
     needed, available = check_memory(len(data.words), step_config(cfg), kernel, device,
                                      0 if data.table is None else len(data.table),
                                      data.tree.max_len if data.tree else 0, data.meta.row_group_pairs or cfg.batch_size)
-    print(f"memory: {_size(needed)} needed on {device.type}, {_size(available)} available; kernel {kernel}")
+    print(f"memory: {size_text(needed)} needed on {device.type}, {size_text(available)} available; kernel {kernel}")
 
     model = SkipGram(len(data.words), cfg.dim, seed=cfg.seed, words=data.words, loss=cfg.loss,
                      init_range=cfg.init_range).to(device)
     position, loss_rows = start_position(cfg, model, data_dir / "model" / "checkpoint.pt", total_pairs)
     unigram = None if data.table is None else torch.as_tensor(np.asarray(data.table), device=device)
-    step = make_step(cfg.loss, kernel, model, cfg, data.tree, unigram)
+    step = make_step(cfg.model, cfg.loss, kernel, model, cfg, data.tree, unigram)
     training = Training(cfg, data, model, step, kernel, device, position, loss_rows)
     if training.run():
         print(f"stopped after {training.batches_this_run} batch(es); continue with --resume")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, run
+from w2v.common import StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, run
 
 DATA_DIR = "data"  # where stage outputs live
 TABLE_SIZE = 100_000_000  # entries of the table (word2vec.c: 1e8)

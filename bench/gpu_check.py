@@ -33,7 +33,7 @@ import zipfile
 from pathlib import Path
 
 from benchlib import ROOT, SHARED, WORK, kernel, machine_facts
-from common import fail, peak_memory_mb, run
+from w2v.common import fail, peak_memory_mb, run
 
 INPUTS = WORK / "gpu"
 DATA = WORK / "gpu-data"
@@ -72,7 +72,7 @@ def write_prep(text8_zip: Path, data_dir: Path, max_tokens: int) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from common import atomic_output, write_json
+    from w2v.common import atomic_output, write_json
 
     with zipfile.ZipFile(text8_zip) as archive:
         text = archive.read("text8").decode("ascii")
@@ -241,9 +241,9 @@ def hs_targets(data_dir: Path, sample: float):
     kept token, so a target's weight is its count times its keep probability."""
     import numpy as np
 
-    from common import load_vocab
+    from w2v.common import load_vocab
     from pairs_dataset import keep_probabilities
-    from word2vec import huffman_for
+    from w2v.huffman import huffman_for
 
     counts = load_vocab(data_dir, with_words=False)[1]
     tree = huffman_for(data_dir, counts)
@@ -296,7 +296,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def default_kernels(device, loss: str = "ns") -> list[str]:
     """triton (where its step runs on the device: CUDA with Triton, or the interpreter), then torch."""
-    import steps
+    from w2v.kernels import steps
 
     spec = steps.STEPS.get(("sg", loss, "triton"))
     return (["triton"] if spec is not None and spec.runs_on(device.type) else []) + ["torch"]

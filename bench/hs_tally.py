@@ -27,11 +27,11 @@ TAIGA_EPOCH_PAIRS = 16e9
 def main(argv: list[str] | None = None) -> dict:
     import numpy as np
 
-    from common import load_vocab
+    from w2v.common import load_vocab
     from gpu_check import hs_window_bytes
-    from kernels_triton import SHARED_LEVELS
+    from w2v.kernels.triton_steps import SHARED_LEVELS
     from pairs_dataset import read_id_slices
-    from word2vec import huffman_for
+    from w2v.huffman import huffman_for
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True)

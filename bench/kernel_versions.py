@@ -32,9 +32,9 @@ import time
 import numba
 import numpy as np
 from benchlib import WORK, batch_window_starts, drawn_windows, kernel, machine_line, windows_of
-from common import load_vocab
+from w2v.common import load_vocab
 from unigram_table import build_table
-from word2vec import build_huffman
+from w2v.huffman import build_huffman
 
 BATCH_SIZE = 300_000
 NEGATIVES = 5

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from benchlib import machine_facts
-from common import run
+from w2v.common import run
 
 # Batches per pass (0: the whole epoch), passes, the batch size: the seed's 300K pairs; the fused kernel takes any.
 BATCHES = 0
@@ -44,7 +44,7 @@ def one_pass(data_dir: Path, feed: str, num_workers: int, batches: int, batch_si
     import torch
 
     from dataset import PairsDataset
-    from feed import WindowFeed
+    from w2v.feed import WindowFeed
 
     dataset = PairsDataset(data_dir, batch_size=batch_size, negatives=0, seed=1, epoch=0, draw_negatives=False)
     on_device = device != "cpu"
@@ -89,7 +89,7 @@ def floors(data_dir: Path, row_groups: int = 20) -> dict:
     """One core's CPU time per million pairs for each thing a reader does, and memcpy bandwidth."""
     import numpy as np
 
-    import feed
+    from w2v import feed
     from dataset import PairsDataset
 
     dataset = PairsDataset(data_dir, batch_size=1, negatives=0, draw_negatives=False)

@@ -121,7 +121,7 @@ def our_preprocessed_text(data_dir: Path) -> list[list[str]]:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from common import load_vocab
+    from w2v.common import load_vocab
 
     words, _ = load_vocab(data_dir)
     vocabulary = np.array(words, dtype=object)
@@ -224,7 +224,7 @@ def our_side(corpus: str, epochs: int, dim: int, hs: bool, out: Path) -> dict:
 
 def evaluate(corpus: str, vectors: Path) -> dict:
     from evaluate import evaluate_analogies, evaluate_similarity
-    from vectors_io import load_vectors
+    from w2v.vectors_io import load_vectors
 
     words, matrix = load_vectors(vectors)
     scores = {}

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from benchlib import WORK, machine_facts
-from common import run
+from w2v.common import run
 
 ROW_GROUPS = 30  # row groups of the first shard converted and timed (after one more, untimed)
 PASSES = 3

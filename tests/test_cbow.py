@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from kernels_cpu import cbow_hs_step_cpu, cbow_step_cpu, counter_draws
-from kernels_torch import cbow_hs_step_torch, cbow_step_torch, window_chunks
-from word2vec import MAX_SCORE, SkipGram, build_huffman, nearest_neighbours
+from w2v.kernels.cpu import cbow_hs_step_cpu, cbow_step_cpu, counter_draws
+from w2v.kernels.torch_steps import cbow_hs_step_torch, cbow_step_torch, window_chunks
+from word2vec import SkipGram, nearest_neighbours
+from w2v.kernels import MAX_SCORE
+from w2v.huffman import build_huffman
 
 
 def random_windows(rng, vocab_size, n_windows, max_size=6):
@@ -330,7 +332,7 @@ def test_lr_zero_takes_the_models_default(data):
 
 
 def test_init_range_zero_takes_the_models_default(data):
-    from common import load_vocab
+    from w2v.common import load_vocab
     # With a rate of 1e-12 one batch moves no input row by more than ~1e-12: the written vectors are the start.
     import train
     data_dir, _, _ = data

@@ -14,7 +14,8 @@ import pytest
 
 import convert_to_int
 import prep
-from common import StageError, load_vocab
+from w2v import counting
+from w2v.common import StageError, load_vocab
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -164,7 +165,7 @@ def test_shell_error_is_one_line(tmp_path):
 def test_vocab_json_round_trips_through_arrow_and_plain_json(tmp_path):
     import numpy as np
 
-    from common import load_vocab, write_vocab
+    from w2v.common import load_vocab, write_vocab
     words = ["и", 'say "hi"', "back\\slash", "ёлка", "кто-то", "x" * 70_000] + [f"w{i}" for i in range(70_000)]
     counts = np.arange(len(words), 0, -1, dtype=np.int64) * 3
     write_vocab(tmp_path / "vocab.json", pa.array(words), counts, min_count=5, vocab_tokens=int(counts.sum()))
@@ -187,15 +188,15 @@ def test_vocab_json_round_trips_through_arrow_and_plain_json(tmp_path):
 
 def test_word_buckets_depend_on_the_word_alone():
     words = ["", "а", "кто-то", "ab", "abcdefgh", "abcdefghi", "abcdefghijklmnopqrstuvwxyz", "северо-запад", "ё"]
-    alone = [int(convert_to_int.word_buckets(pa.array([word]), 64)[0]) for word in words]
-    together = convert_to_int.word_buckets(pa.array(["pad"] + words + ["tail"]).slice(1, len(words)), 64)
+    alone = [int(counting.word_buckets(pa.array([word]), 64)[0]) for word in words]
+    together = counting.word_buckets(pa.array(["pad"] + words + ["tail"]).slice(1, len(words)), 64)
     assert together.tolist() == alone and all(0 <= b < 64 for b in alone)
     # words differing in one byte (first, middle, last) or in length only land apart
-    assert len(set(convert_to_int.word_buckets(pa.array(["abcdefghij", "xbcdefghij", "abcdexghij", "abcdefghix",
+    assert len(set(counting.word_buckets(pa.array(["abcdefghij", "xbcdefghij", "abcdexghij", "abcdefghix",
                                                          "abcdefghijk", "abcdefghi"]), 1 << 20).tolist())) == 6
     rng = random.Random(3)
     many = pa.array(["".join(rng.choices("абвгдеёжз", k=rng.randint(1, 12))) for _ in range(4000)])
-    sizes = collections.Counter(convert_to_int.word_buckets(pc_unique(many), 8).tolist())
+    sizes = collections.Counter(counting.word_buckets(pc_unique(many), 8).tolist())
     assert len(sizes) == 8 and max(sizes.values()) < 1.3 * min(sizes.values())
 
 
@@ -206,7 +207,7 @@ def pc_unique(array: pa.Array) -> pa.Array:
 
 def test_counts_file_holds_each_bucket_in_its_batch(tmp_path):
     write_prep(tmp_path, PARTS)
-    documents, tokens, distinct = convert_to_int.count_words((tmp_path / "prep" / "part-00001.parquet",
+    documents, tokens, distinct = counting.count_words((tmp_path / "prep" / "part-00001.parquet",
                                                               tmp_path / "counts.arrow", 4))
     assert (documents, tokens, distinct) == (3, 8, 6)
     with pa.OSFile(str(tmp_path / "counts.arrow")) as source:
@@ -215,15 +216,15 @@ def test_counts_file_holds_each_bucket_in_its_batch(tmp_path):
         batches = [reader.get_batch(b) for b in range(4)]
     found = {}
     for bucket, batch in enumerate(batches):
-        assert set(convert_to_int.word_buckets(batch.column(0), 4).tolist()) <= {bucket}
+        assert set(counting.word_buckets(batch.column(0), 4).tolist()) <= {bucket}
         found.update(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()))
     assert found == {"а": 1, "в": 2, "б": 2, "д": 1, "ё": 1, "я": 1}
     # a bucket summed over both parts, cut at min_count: exact totals
-    convert_to_int.count_words((tmp_path / "prep" / "part-00000.parquet", tmp_path / "counts0.arrow", 4))
+    counting.count_words((tmp_path / "prep" / "part-00000.parquet", tmp_path / "counts0.arrow", 4))
     summed, distinct_words = {}, 0
     for bucket in range(4):
         counts_files = [tmp_path / "counts0.arrow", tmp_path / "counts.arrow"]
-        table, distinct = convert_to_int.sum_bucket((bucket, counts_files, 3))
+        table, distinct = counting.sum_bucket((bucket, counts_files, 3))
         distinct_words += distinct
         summed.update(zip(table.column("word").to_pylist(), table.column("count").to_pylist()))
     assert summed == {"б": 4, "а": 3, "в": 3}
@@ -233,12 +234,12 @@ def test_counts_file_holds_each_bucket_in_its_batch(tmp_path):
 def test_vocabulary_read_once_per_process_and_temp_files_removed(tmp_path, monkeypatch):
     write_prep(tmp_path, PARTS + PARTS)  # four parts mapped in this process
     reads = []
-    original = convert_to_int._vocabulary.__wrapped__
+    original = counting.read_vocabulary_file.__wrapped__
 
     def counted(path):
         reads.append(path)
         return original(path)
-    monkeypatch.setattr(convert_to_int, "_vocabulary", functools.lru_cache(maxsize=1)(counted))
+    monkeypatch.setattr(convert_to_int, "read_vocabulary_file", functools.lru_cache(maxsize=1)(counted))
     tasks = []
     map_part = convert_to_int.map_part
     monkeypatch.setattr(convert_to_int, "map_part", lambda task: tasks.append(task) or map_part(task))
@@ -268,7 +269,8 @@ def test_failure_after_counting_leaves_no_temp_files(tmp_path):
 KILLED_RUNS = """
 import os, shutil, sys, traceback
 sys.path.insert(0, sys.argv[1])
-import common, convert_to_int
+import convert_to_int
+from w2v import common, counting
 old, flags = sys.argv[2], sys.argv[3:]
 
 renames = 0

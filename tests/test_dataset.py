@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader
 
 import dataset
 import pairs_dataset
-from common import StageError
+from w2v.common import StageError
 from dataset import PairsDataset
-from pairs_meta import PairsMeta, draw_pairs, draw_shards, epoch_shards, shard_order
+from w2v.pairs_meta import PairsMeta, draw_pairs, draw_shards, epoch_shards, shard_order
 
 REPO = Path(__file__).resolve().parent.parent
 SHARD_PAIRS = [2500, 1700, 1000, 333]  # as pairs_dataset.py writes them: every shard full but the last

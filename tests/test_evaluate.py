@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import evaluate
-from common import StageError
+from w2v.common import StageError
 from evaluate import (evaluate_analogies, evaluate_similarity, main, merge_repeated_flags, nearest_neighbours,
                       rank_average, spearman)
-from vectors_io import save_word2vec_binary, save_word2vec_text
+from w2v.vectors_io import save_word2vec_binary, save_word2vec_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample"  # the evaluation sets shipped with the project

@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-import feed
-import steps
-from common import StageError
+from w2v import feed
+from w2v.kernels import steps
+from w2v.common import StageError
 from dataset import PairsDataset
-from feed import WindowFeed
+from w2v.feed import WindowFeed
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import window_layout  # noqa: E402
 from test_dataset import TOTAL, data_dir, expected_window_starts, windows_dir  # noqa: F401 (fixtures)

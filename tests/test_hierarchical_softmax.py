@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from kernels_cpu import sg_window_hs_step_cpu
-from kernels_torch import sg_window_hs_step_torch
-from word2vec import MAX_SCORE, HuffmanTree, SkipGram, build_huffman, huffman_for, nearest_neighbours
+from w2v.kernels.cpu import sg_window_hs_step_cpu
+from w2v.kernels.torch_steps import sg_window_hs_step_torch
+from word2vec import SkipGram, nearest_neighbours
+from w2v.kernels import MAX_SCORE
+from w2v.huffman import HuffmanTree, build_huffman, huffman_for
 from word2vec_c_oracle import hs_pairs, one_pair_windows
 
 
@@ -300,9 +302,9 @@ def test_planted_clusters_are_learned_by_the_hs_steps(step, one_torch_thread):
 
 def test_train_with_hs_learns_planted_clusters_and_resumes(tmp_path):
     import train
-    from common import StageError, load_vocab
+    from w2v.common import StageError, load_vocab
     from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
-    from vectors_io import load_vectors
+    from w2v.vectors_io import load_vectors
 
     corpus, data_dir = tmp_path / "corpus.txt", tmp_path / "data"
     clusters = write_corpus(corpus, documents=1200)

@@ -10,8 +10,8 @@ import pytest
 import convert_to_int
 import evaluate
 import prep
-from common import StageError
-from morphology import analyse_types, is_tagged, key_of_evaluation_word
+from w2v.common import StageError
+from w2v.morphology import analyse_types, is_tagged, key_of_evaluation_word
 from test_convert_to_int import read_ids, run_convert, write_prep
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import pairs_dataset
-import pairs_meta
-from common import StageError
+from w2v import pairs_meta
+from w2v.common import StageError
 from pairs_dataset import iter_pairs, keep_probabilities, subsample, window_pairs
 
 REPO = Path(__file__).resolve().parent.parent

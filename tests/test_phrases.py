@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import phrases
-from common import StageError
+from w2v import phrases
+from w2v.common import StageError
 from test_convert_to_int import read_ids, run_convert, write_prep
 
 

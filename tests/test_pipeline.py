@@ -13,7 +13,7 @@ import pairs_dataset
 import prep
 import train
 import unigram_table
-from common import StageError
+from w2v.common import StageError
 from word2vec import nearest_neighbours
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def test_planted_clusters_are_learned_through_all_stages(tmp_path):
     # 3 epochs over 2 draws: epochs read draws 0, 1, 0
     assert len(set(pairs_per_draw)) == 2 and figures["pairs"] == 2 * pairs_per_draw[0] + pairs_per_draw[1]
 
-    from vectors_io import load_vectors
+    from w2v.vectors_io import load_vectors
     words, vectors = load_vectors(data_dir / "model" / "vectors.txt")
     assert len(words) == CLUSTERS * WORDS_PER_CLUSTER + 6  # + 5 fillers + "раз"
     cluster_of = {word: c for c, members in enumerate(clusters) for word in members}

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import prep
-from common import StageError
+from w2v.common import StageError
 from prep import clean_texts
 
 REPO = Path(__file__).resolve().parent.parent

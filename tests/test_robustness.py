@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import common
+from w2v import common
 import dataset
 import prep
 import unigram_table
-from common import DiskFullError, StageError, at_least, atomic_output, check_flags, parse_config
+from w2v.common import DiskFullError, StageError, at_least, atomic_output, check_flags, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("prep", "convert_to_int", "pairs_dataset", "unigram_table", "dataset", "word2vec", "train", "evaluate")
@@ -46,7 +46,7 @@ def test_pool_workers_die_when_the_parent_is_sigkilled(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import os, sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from workers import WorkerPool
+        from w2v.workers import WorkerPool
 
         def report_and_block(item):
             print(os.getpid(), flush=True)
@@ -336,7 +336,7 @@ def test_clean_texts_counts_replacements_only_when_asked():
 
 
 def write_vectors(tmp_path: Path) -> Path:
-    from vectors_io import save_word2vec_text
+    from w2v.vectors_io import save_word2vec_text
 
     path = tmp_path / "v.txt"
     save_word2vec_text(path, ["a", "b", "c", "d"], np.eye(4, dtype=np.float32))

@@ -15,8 +15,8 @@ import pytest
 
 import pairs_dataset
 import train
-from common import StageError
-from pairs_meta import PairsMeta
+from w2v.common import StageError
+from w2v.pairs_meta import PairsMeta
 from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
 
 PAIRS_FLAGS = ["--window", "4", "--sample", "0", "--pairs-per-shard", "20000", "--row-group-pairs", "20000",

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 
 import convert_to_int
 import prep
-from common import load_vocab
+from w2v.common import load_vocab
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample"

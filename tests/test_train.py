@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-import steps
+from w2v.kernels import steps
 import train
-from common import StageError, load_vocab
+from w2v.common import StageError, load_vocab
 from dataset import PairsDataset
 from test_dataset import data_dir  # noqa: F401  (the fixture: shards whose pair k is (k, k + 1))
 from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
@@ -86,7 +86,7 @@ def data(corpus_data, tmp_path) -> tuple[Path, list[int], list[list[str]]]:
 
 
 def share_in_cluster(data_dir: Path, clusters: list[list[str]]) -> float:
-    from vectors_io import load_vectors
+    from w2v.vectors_io import load_vectors
 
     words, vectors = load_vectors(data_dir / "model" / "vectors.txt")
     cluster_of = {word: c for c, members in enumerate(clusters) for word in members}
@@ -439,7 +439,7 @@ def test_make_step_names_the_steps_there_are():
 
 def test_rolling_draws_write_a_draw_with_the_settings_of_meta_json():
     import pairs_dataset
-    from pairs_meta import PairsMeta
+    from w2v.pairs_meta import PairsMeta
     meta = {"shards": [], "draws": 3, "window": 5, "sample": 1e-4, "seed": 1, "compression": "zstd",
             "pairs_per_shard": 10, "row_group_pairs": 5, "order": "windows", "dynamic_window": False}
     for shuffle in (True, False):

@@ -14,8 +14,8 @@ import torch
 
 import convert_to_int
 import prep
-import steps
-from common import StageError
+from w2v.kernels import steps
+from w2v.common import StageError
 from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
 from test_train import share_in_cluster
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import unigram_table
-from common import StageError
+from w2v.common import StageError
 from unigram_table import build_table
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from common import StageError
-from vectors_io import load_vectors, save_word2vec_binary, save_word2vec_text
+from w2v.common import StageError
+from w2v.vectors_io import load_vectors, save_word2vec_binary, save_word2vec_text
 
 WORDS = ["the", "и", "Москва", "ёлка", "naïve", "x", "слово", "Word", "word", "—"]
 

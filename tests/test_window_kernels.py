@@ -3,8 +3,9 @@ sg_window_hs_step_cpu (the target's Huffman path shared by a window), against pl
 import numpy as np
 import pytest
 
-from kernels_cpu import counter_draws, sg_window_hs_step_cpu, sg_window_step_cpu
-from word2vec import MAX_SCORE, build_huffman
+from w2v.kernels.cpu import counter_draws, sg_window_hs_step_cpu, sg_window_step_cpu
+from w2v.kernels import MAX_SCORE
+from w2v.huffman import build_huffman
 
 
 def window_batch(rng, vocab: int, n_windows: int, longest: int = 6):

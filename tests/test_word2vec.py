@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from kernels_cpu import counter_draws, sg_window_step_cpu
-from kernels_torch import sg_window_step_torch
+from w2v.kernels.cpu import counter_draws, sg_window_step_cpu
+from w2v.kernels.torch_steps import sg_window_step_torch
 from word2vec import SkipGram, nearest_neighbours
 from word2vec_c_oracle import one_pair_windows, sgns_pairs
 

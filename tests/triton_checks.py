@@ -28,9 +28,9 @@ def sample_windows(data_dir: str) -> dict:
     import torch
 
     from benchlib import batch_window_starts, drawn_windows
-    from common import load_vocab
-    from kernels_cpu import sg_window_step_cpu
-    from kernels_triton import sg_window_step_triton, window_batch
+    from w2v.common import load_vocab
+    from w2v.kernels.cpu import sg_window_step_cpu
+    from w2v.kernels.triton_steps import sg_window_step_triton, window_batch
     from unigram_table import build_table
 
     numba.set_num_threads(1)
@@ -68,9 +68,9 @@ def cbow_sample_windows(data_dir: str) -> dict:
     import torch
 
     from benchlib import batch_window_starts, drawn_windows
-    from common import load_vocab
-    from kernels_cpu import cbow_step_cpu
-    from kernels_triton import cbow_step_triton, window_batch
+    from w2v.common import load_vocab
+    from w2v.kernels.cpu import cbow_step_cpu
+    from w2v.kernels.triton_steps import cbow_step_triton, window_batch
     from unigram_table import build_table
 
     numba.set_num_threads(1)
@@ -107,10 +107,11 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
     import torch
 
     from benchlib import batch_window_starts, drawn_windows
-    from common import load_vocab
-    from kernels_cpu import cbow_hs_step_cpu, sg_window_hs_step_cpu
-    from kernels_triton import cbow_hs_step_triton, sg_window_hs_step_triton, window_batch
-    from word2vec import MAX_SCORE, build_huffman
+    from w2v.common import load_vocab
+    from w2v.kernels.cpu import cbow_hs_step_cpu, sg_window_hs_step_cpu
+    from w2v.kernels.triton_steps import cbow_hs_step_triton, sg_window_hs_step_triton, window_batch
+    from w2v.kernels import MAX_SCORE
+    from w2v.huffman import build_huffman
 
     numba.set_num_threads(1)
     counts = load_vocab(Path(data_dir), with_words=False)[1]
@@ -169,7 +170,7 @@ def _grouped_sg_hs(input_w, inner_w, target, context, window_starts, tree, lr_st
     float64 numpy: the reference for the kernel's GROUP > 1 (where the root's gradients are summed in the program)."""
     import numpy as np
 
-    from word2vec import MAX_SCORE
+    from w2v.kernels import MAX_SCORE
 
     inputs, inner = input_w.astype(np.float64), inner_w.astype(np.float64)
     n_pairs, n_windows = len(target), len(window_starts) - 1
@@ -211,8 +212,8 @@ def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
     import torch
 
     from dataset import PairsDataset
-    from feed import WindowFeed
-    from kernels_triton import cbow_step_triton, sg_window_step_triton, window_batch
+    from w2v.feed import WindowFeed
+    from w2v.kernels.triton_steps import cbow_step_triton, sg_window_step_triton, window_batch
 
     def dataset() -> PairsDataset:
         return PairsDataset(data_dir, batch_size=int(batch_size), negatives=0, draw_negatives=False, start_batch=1)

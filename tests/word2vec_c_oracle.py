@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from word2vec import MAX_SCORE, HuffmanTree
+from w2v.kernels import MAX_SCORE
+
+from w2v.huffman import HuffmanTree
 
 
 def _sigma(score: float) -> float:

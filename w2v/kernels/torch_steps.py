@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from word2vec import MAX_SCORE, HuffmanTree, SkipGram
+from w2v.huffman import HuffmanTree
+from w2v.kernels import MAX_SCORE
 
 def score_gradient(scores: torch.Tensor, labels: torch.Tensor, used: torch.Tensor, lr: float | torch.Tensor,
                    skip_saturated: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,7 +79,7 @@ def _window_means(input_w: torch.Tensor, context: torch.Tensor, window_starts: t
     return h, window_of_pair, sizes
 
 
-def _cbow_torch(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Tensor, context: torch.Tensor,
+def _cbow_torch(input_w: torch.Tensor, output_w: torch.Tensor, window_target: torch.Tensor, context: torch.Tensor,
                 window_starts: torch.Tensor, micro_batch: int, output_block, lr_start: float, lr_end: float,
                 skip_saturated: bool) -> float:
     """The CBOW update of both torch steps; output_block(first, end, t) gives the micro-batch's (output rows [W, R]
@@ -90,15 +91,16 @@ def _cbow_torch(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Ten
     the summed gradients are added once (index_add_); the learning rate is the micro-batch's, by its middle pair.
     Returns the loss summed over windows.
     """
-    n_pairs = target.shape[0]
+    n_pairs = context.shape[0]
     total_loss = torch.zeros((), device=input_w.device, dtype=torch.float64)
     window_starts = window_starts.to(input_w.device)
+    window_target = window_target.to(input_w.device)
     for first, end in window_chunks(window_starts, micro_batch):
         starts = window_starts[first:end + 1]
         p0, p1 = int(starts[0]), int(starts[-1])
         lr = lr_start + (lr_end - lr_start) * ((p0 + p1) / 2 / max(1, n_pairs))
         c = context[p0:p1].long()
-        t = target[starts[:-1]].long()
+        t = window_target[first:end].long()
         block = output_block(first, end, t)
         if block is None:
             continue
@@ -114,7 +116,7 @@ def _cbow_torch(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Ten
     return float(total_loss)
 
 
-def cbow_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
+def cbow_step_torch(model: nn.Module, window_target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
                     negatives: torch.Tensor, lr_start: float, lr_end: float, micro_batch: int = 0) -> float:
     """Closed-form batched CBOW negative-sampling step (for CUDA); returns the summed loss (over windows).
 
@@ -127,11 +129,11 @@ def cbow_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor
     def output_block(first: int, end: int, t: torch.Tensor):
         return negative_sampling_block(t, negatives[first:end], input_w.dtype)
 
-    return _cbow_torch(input_w, output_w, target, context, window_starts, micro_batch, output_block, lr_start,
+    return _cbow_torch(input_w, output_w, window_target, context, window_starts, micro_batch, output_block, lr_start,
                        lr_end, skip_saturated=False)
 
 
-def cbow_hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
+def cbow_hs_step_torch(model: nn.Module, window_target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
                        tree: HuffmanTree, lr_start: float, lr_end: float, micro_batch: int = 0) -> float:
     """Closed-form batched CBOW hierarchical-softmax step (for CUDA); returns the summed loss (over windows).
 
@@ -150,7 +152,7 @@ def cbow_hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Ten
         labels = 1.0 - codes[t, :width].to(input_w.dtype)
         return nodes, labels, torch.arange(width, device=t.device) < path_len[:, None]
 
-    return _cbow_torch(input_w, inner_w, target, context, window_starts, micro_batch, output_block, lr_start,
+    return _cbow_torch(input_w, inner_w, window_target, context, window_starts, micro_batch, output_block, lr_start,
                        lr_end, skip_saturated=True)
 
 
@@ -187,7 +189,7 @@ def _window_plan(window_starts: torch.Tensor, micro_batch: int, widths: torch.Te
     return plan
 
 
-def _sg_window_torch(input_w: torch.Tensor, output_w: torch.Tensor, target: torch.Tensor, context: torch.Tensor,
+def _sg_window_torch(input_w: torch.Tensor, output_w: torch.Tensor, window_target: torch.Tensor, context: torch.Tensor,
                      window_starts: torch.Tensor, plan: list, output_block, lr_start: float, lr_end: float,
                      skip_saturated: bool) -> float:
     """The skip-gram window update of both torch steps; output_block(first, end, t, width) gives the micro-batch's
@@ -199,7 +201,8 @@ def _sg_window_torch(input_w: torch.Tensor, output_w: torch.Tensor, target: torc
     its first pair, as in the CPU kernels. Returns the loss summed over pairs.
     """
     device = input_w.device
-    n_pairs = target.shape[0]
+    n_pairs = context.shape[0]
+    window_target = window_target.to(device, non_blocking=True)
     starts_on_device = window_starts.to(device, non_blocking=True)  # the loader's are pinned on CUDA runs
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     dim = input_w.shape[1]
@@ -213,7 +216,7 @@ def _sg_window_torch(input_w: torch.Tensor, output_w: torch.Tensor, target: torc
         real = offsets < sizes[:, None]  # [W, L]
         positions = torch.where(real, window_first[:, None] + offsets, window_first[:, None])
         c = context[positions.clamp_max(n_pairs - 1)].long()  # [W, L]
-        t = target[window_first.clamp_max(n_pairs - 1)].long()
+        t = window_target[first:end].long()
         out_ids, labels, live = output_block(first, end, t, width)  # [W, R]
         lr = (lr_start + (lr_end - lr_start) * (window_first.to(torch.float64) / max(1, n_pairs))).to(input_w.dtype)
         u = input_w[c]  # [W, L, dim]
@@ -229,7 +232,7 @@ def _sg_window_torch(input_w: torch.Tensor, output_w: torch.Tensor, target: torc
     return float(total_loss)
 
 
-def sg_window_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
+def sg_window_step_torch(model: nn.Module, window_target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
                          negatives: torch.Tensor, lr_start: float, lr_end: float, micro_batch: int = 0) -> float:
     """Skip-gram with negatives shared by a window, batched for CUDA (sg_window_step_cpu's update); the summed loss.
 
@@ -238,7 +241,7 @@ def sg_window_step_torch(model: SkipGram, target: torch.Tensor, context: torch.T
     about micro_batch pairs cut at window edges (`window_chunks`), as cbow_step_torch.
     """
     input_w, output_w = model.input.weight.data, model.output.weight.data
-    if target.shape[0] == 0:
+    if context.shape[0] == 0:
         return 0.0
     negatives = negatives.to(input_w.device)
 
@@ -246,22 +249,20 @@ def sg_window_step_torch(model: SkipGram, target: torch.Tensor, context: torch.T
         return negative_sampling_block(t, negatives[first:end], input_w.dtype)
 
     plan = _window_plan(window_starts, micro_batch)
-    return _sg_window_torch(input_w, output_w, target, context, window_starts, plan, output_block, lr_start, lr_end,
+    return _sg_window_torch(input_w, output_w, window_target, context, window_starts, plan, output_block, lr_start, lr_end,
                             skip_saturated=False)
 
 
-def sg_window_hs_step_torch(model: SkipGram, target: torch.Tensor, context: torch.Tensor,
+def sg_window_hs_step_torch(model: nn.Module, window_target: torch.Tensor, context: torch.Tensor,
                             window_starts: torch.Tensor, tree: HuffmanTree, lr_start: float, lr_end: float,
                             micro_batch: int = 0) -> float:
     """Skip-gram hierarchical softmax with the target's path shared by its window, batched for CUDA
     (sg_window_hs_step_cpu's update); the summed loss. Paths padded to the micro-batch's longest and masked."""
     input_w, inner_w = model.input.weight.data, model.inner.weight.data
-    if target.shape[0] == 0:
+    if context.shape[0] == 0:
         return 0.0
     paths, codes, lengths = tree.tensors(input_w.device)
-    starts = window_starts.to(input_w.device, non_blocking=True)
-    window_targets = target.to(input_w.device)[starts[:-1].clamp_max(target.shape[0] - 1)]
-    path_len = lengths[window_targets.long()]
+    path_len = lengths[window_target.to(input_w.device).long()]
 
     def output_block(first: int, end: int, t: torch.Tensor, width: int):
         nodes = paths[t, :width].long()
@@ -270,16 +271,15 @@ def sg_window_hs_step_torch(model: SkipGram, target: torch.Tensor, context: torc
         return nodes, labels, live
 
     plan = _window_plan(window_starts, micro_batch, path_len)
-    return _sg_window_torch(input_w, inner_w, target, context, window_starts, plan, output_block, lr_start, lr_end,
+    return _sg_window_torch(input_w, inner_w, window_target, context, window_starts, plan, output_block, lr_start, lr_end,
                             skip_saturated=True)
 
 
 
-def window_negatives(generator: torch.Generator, seed: int, unigram: torch.Tensor, window_starts: torch.Tensor,
+def window_negatives(generator: torch.Generator, seed: int, unigram: torch.Tensor, n_windows: int,
                      negatives: int) -> torch.Tensor:
-    """[W, negatives] rows of the unigram table, one draw per window, from `generator` seeded with the batch seed:
-    the torch ns steps' negatives (skip-gram and CBOW), so a resumed run draws the same ones."""
+    """[n_windows, negatives] rows of the unigram table, one draw per window, from `generator` seeded with the
+    batch seed: the torch ns steps' negatives (skip-gram and CBOW), so a resumed run draws the same ones."""
     generator.manual_seed(seed)
-    draws = torch.randint(len(unigram), (window_starts.shape[0] - 1, negatives), device=unigram.device,
-                          generator=generator)
+    draws = torch.randint(len(unigram), (n_windows, negatives), device=unigram.device, generator=generator)
     return unigram[draws]

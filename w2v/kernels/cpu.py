@@ -21,7 +21,7 @@ from llvmlite import ir
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from word2vec import MAX_SCORE
+from w2v.kernels import MAX_SCORE
 
 # float32 values per 64-byte cache line: the stride of the row prefetches.
 FLOATS_PER_LINE = 16
@@ -260,7 +260,7 @@ def _train_block(input_w: np.ndarray, output_w: np.ndarray, context: np.ndarray,
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray, context: np.ndarray,
+def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, window_target: np.ndarray, context: np.ndarray,
                        window_starts: np.ndarray, table: np.ndarray, negatives: int, lr_start: float,
                        lr_end: float, seed: int, threads: int, loss_every: int = 1) -> float:
     """Skip-gram with negatives shared across a window (HogBatch, Ji et al. 2016); returns the summed loss.
@@ -275,7 +275,7 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.nda
     ranges of windows update the tables without locks; the loss is taken on pairs 0, loss_every, ... and
     scaled up to the batch (the log/exp of the loss would otherwise cost a large part of the kernel).
     """
-    n_pairs, dim = target.shape[0], input_w.shape[1]
+    n_pairs, dim = context.shape[0], input_w.shape[1]
     n_windows = window_starts.shape[0] - 1
     n_out = negatives + 1
     rows_in = (max(1, _longest_window(window_starts)) + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
@@ -296,7 +296,7 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.nda
         loss = 0.0
         first, end = thread * per_thread, min(n_windows, (thread + 1) * per_thread)
         if first < end:  # the first window's output rows; later ones are drawn one window ahead
-            next_rows[0] = target[window_starts[first]]
+            next_rows[0] = window_target[first]
             for j in range(negatives):
                 next_rows[j + 1] = table[counter_draw(seed_u, np.uint64(first * negatives + j), table_size)]
         for w in range(first, end):
@@ -305,7 +305,7 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.nda
             out_rows[n_out:] = next_rows[0]
             if w + 1 < end:  # draw the next window's rows now and start loading them
                 next_start, next_stop = window_starts[w + 1], window_starts[w + 2]
-                next_rows[0] = target[next_start]
+                next_rows[0] = window_target[w + 1]
                 prefetch_row(output_w, next_rows[0])
                 for j in range(negatives):
                     next_rows[j + 1] = table[counter_draw(seed_u, np.uint64((w + 1) * negatives + j), table_size)]
@@ -325,7 +325,7 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.nda
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def sg_window_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarray, context: np.ndarray,
+def sg_window_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, window_target: np.ndarray, context: np.ndarray,
                           window_starts: np.ndarray, paths: np.ndarray, codes: np.ndarray, lengths: np.ndarray,
                           lr_start: float, lr_end: float, threads: int, loss_every: int = 1) -> float:
     """Hierarchical softmax with the target's Huffman path shared across its window; returns the summed loss.
@@ -336,7 +336,7 @@ def sg_window_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.n
     the summed gradient of the k contexts, each context its own. Learning rate, threads, prefetching of the next
     window and loss_every as in sg_window_step_cpu.
     """
-    n_pairs, dim = target.shape[0], input_w.shape[1]
+    n_pairs, dim = context.shape[0], input_w.shape[1]
     n_windows = window_starts.shape[0] - 1
     max_len = max(1, paths.shape[1])
     rows_in = (max(1, _longest_window(window_starts)) + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
@@ -357,14 +357,14 @@ def sg_window_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.n
             if w + 1 < end:
                 next_start, next_stop = window_starts[w + 1], window_starts[w + 2]
                 if next_stop > next_start:
-                    next_t = target[next_start]
+                    next_t = window_target[w + 1]
                     for j in range(lengths[next_t]):
                         prefetch_row(inner_w, paths[next_t, j])
                 for p in range(next_start, next_stop):
                     prefetch_row(input_w, context[p])
             if stop == start:
                 continue
-            t = target[start]
+            t = window_target[w]
             n_nodes = lengths[t]
             for j in range(n_nodes):
                 out_rows[j] = paths[t, j]
@@ -499,7 +499,7 @@ def _train_mean(h: np.ndarray, grad_h: np.ndarray, outputs: np.ndarray, rows: np
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray, context: np.ndarray,
+def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, window_target: np.ndarray, context: np.ndarray,
                   window_starts: np.ndarray, table: np.ndarray, negatives: int, lr_start: float, lr_end: float,
                   seed: int, threads: int, loss_every: int = 1) -> float:
     """CBOW with negative sampling, window by window (word2vec.c's `if (cbow)` loop); returns the summed loss.
@@ -512,7 +512,7 @@ def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
     While a window trains, the rows of the window PREFETCH_WINDOWS later (its contexts' inputs, its target's and
     negatives' outputs) are prefetched: the windows are shuffled, so their rows are mostly cache misses.
     """
-    n_pairs, dim = target.shape[0], input_w.shape[1]
+    n_pairs, dim = context.shape[0], input_w.shape[1]
     n_windows = window_starts.shape[0] - 1
     per_thread = (n_windows + threads - 1) // threads
     loss_every = max(1, loss_every)
@@ -545,12 +545,12 @@ def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
                 for j in range(negatives):
                     drawn[ahead % slots, j] = table[positions[ahead % slots, j]]
                     prefetch_row(output_w, drawn[ahead % slots, j])
-                prefetch_row(output_w, target[window_starts[ahead]])
+                prefetch_row(output_w, window_target[ahead])
                 _prefetch_contexts(input_w, context, window_starts[ahead], window_starts[ahead + 1])
             start, stop = window_starts[w], window_starts[w + 1]
             if stop <= start:
                 continue
-            t = target[start]
+            t = window_target[w]
             lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
             _window_mean(h, input_w, context, start, stop)
             with_loss = w % loss_every == 0
@@ -577,7 +577,7 @@ def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, target: np.ndarray,
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def cbow_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarray, context: np.ndarray,
+def cbow_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, window_target: np.ndarray, context: np.ndarray,
                      window_starts: np.ndarray, paths: np.ndarray, codes: np.ndarray, lengths: np.ndarray,
                      lr_start: float, lr_end: float, threads: int, loss_every: int = 1) -> float:
     """CBOW with hierarchical softmax, window by window; returns the summed loss (over windows).
@@ -587,7 +587,7 @@ def cbow_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarra
     distinct, so they always go in threes. Windows, learning rate, threads, loss_every and prefetching as in
     cbow_step_cpu.
     """
-    n_pairs, dim = target.shape[0], input_w.shape[1]
+    n_pairs, dim = context.shape[0], input_w.shape[1]
     n_windows = window_starts.shape[0] - 1
     per_thread = (n_windows + threads - 1) // threads
     loss_every = max(1, loss_every)
@@ -604,14 +604,14 @@ def cbow_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, target: np.ndarra
         for w in range(thread * per_thread, end):
             ahead = w + PREFETCH_WINDOWS
             if ahead < end:
-                following = target[window_starts[ahead]]
+                following = window_target[ahead]
                 for j in range(lengths[following]):
                     prefetch_row(inner_w, paths[following, j])
                 _prefetch_contexts(input_w, context, window_starts[ahead], window_starts[ahead + 1])
             start, stop = window_starts[w], window_starts[w + 1]
             if stop <= start:
                 continue
-            t = target[start]
+            t = window_target[w]
             lr = np.float32(lr_start + (lr_end - lr_start) * (start / n_pairs))
             _window_mean(h, input_w, context, start, stop)
             n_nodes = lengths[t]

@@ -47,9 +47,9 @@ import torch
 import triton
 import triton.language as tl
 
-from common import fail
-from feed import WindowBatch
-from word2vec import MAX_SCORE
+from w2v.common import fail
+from w2v.batch import WindowBatch
+from w2v.kernels import MAX_SCORE
 
 # Whether Triton runs its interpreter: it reads TRITON_INTERPRET when first imported and makes its jit functions so.
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -332,19 +332,6 @@ def _cbow_hs_window(input_w, inner_w, window_target, context, window_starts, pat
 
 def _next_power_of_two(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
-
-
-def window_batch(target: torch.Tensor, context: torch.Tensor, window_starts: torch.Tensor,
-                 device: torch.device | str) -> WindowBatch:
-    """The kernels' batch (feed.WindowBatch) from the loader's (dataset.py: a target per pair, int64 offsets),
-    on `device`: one target per window, the offsets as int32 (a batch is far below 2**31 pairs), the longest window
-    read on the host. train.py's feed (feed.WindowFeed) makes the same batch without the pair-sized target."""
-    host_starts = window_starts.cpu()
-    return WindowBatch(context=context.to(device, torch.int32, non_blocking=True),
-                       window_target=target[host_starts[:-1].to(target.device)].to(device, torch.int32,
-                                                                                   non_blocking=True),
-                       window_starts=host_starts.to(device, torch.int32, non_blocking=True),
-                       longest=int((host_starts[1:] - host_starts[:-1]).max()) if len(host_starts) > 1 else 0)
 
 
 def _launch_inputs(input_w: torch.Tensor, batch: WindowBatch) -> tuple[bool, torch.Tensor, dict]:

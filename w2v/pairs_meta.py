@@ -21,7 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
-from common import fail, read_json, write_json
+from w2v.common import fail, read_json, write_json
 
 ORDER = "windows"  # the one shard order written and read: windows kept together, flagged by window_start
 # meta.json settings that a pairs/ must share with a run for draws to be added to it.

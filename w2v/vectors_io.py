@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from common import atomic_output, fail, one_line, require
+from w2v.common import atomic_output, fail, one_line, require
 
 ROWS_PER_BLOCK = 2048  # rows formatted at a time: bounds the temporaries (about 80 MB a block at 300 dims)
 READ_CHUNK_BYTES = 1 << 24  # text lines parsed per chunk when loading

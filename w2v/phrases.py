@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-import convert_to_int
+from w2v import counting
 
 SCORINGS = ("word2phrase", "npmi")
 # The threshold a scoring uses when --phrase-threshold is 0 (word2vec.c's for word2phrase).
@@ -77,7 +77,7 @@ def pack(left: np.ndarray, right: np.ndarray, units: int) -> np.ndarray:
 def pair_buckets(pairs: np.ndarray, buckets: int) -> np.ndarray:
     """Bucket of each packed pair: murmur3's 64-bit finaliser, the same in every process."""
     hashes = pairs.astype(np.uint64)
-    for multiplier in convert_to_int.HASH_MIX:
+    for multiplier in counting.HASH_MIX:
         hashes ^= hashes >> np.uint64(33)
         hashes *= multiplier
     hashes ^= hashes >> np.uint64(33)
@@ -129,10 +129,10 @@ def stream_part(task: tuple[Path, Path, str, int]) -> tuple[int, int, np.ndarray
     of each unit in the part).
     """
     path, out_path, vocabulary_file, units = task
-    words, form_ids = convert_to_int._vocabulary(str(vocabulary_file))
+    words, form_ids = counting.read_vocabulary_file(str(vocabulary_file))
     chunks, lengths = [], []
-    for lists, flat in convert_to_int._token_groups(path):
-        chunks.append(convert_to_int.group_ids(flat, words, form_ids).astype(np.int32))
+    for lists, flat in counting.token_groups(path):
+        chunks.append(counting.group_ids(flat, words, form_ids).astype(np.int32))
         lengths.append(np.diff(lists.offsets.to_numpy()))
     ids = np.concatenate(chunks) if chunks else np.empty(0, np.int32)
     lengths = np.concatenate(lengths) if lengths else np.empty(0, np.int64)
@@ -157,7 +157,7 @@ def count_pairs(task: tuple[Path, Path, int, int, Path | None]) -> int:
         left, right = left[keep], right[keep]
     pairs, counts = np.unique(pack(left, right, units), return_counts=True)
     table = pa.table({"pair": pairs, "count": counts.astype(np.int64)}, schema=PAIR_SCHEMA)
-    convert_to_int._write_buckets(out_path, table, buckets, pair_buckets(pairs, buckets))
+    counting.write_buckets(out_path, table, buckets, pair_buckets(pairs, buckets))
     return len(pairs)
 
 
@@ -167,7 +167,7 @@ def score_bucket(task: tuple[int, list[Path], Path, int, str, float, int]) -> tu
     task: (bucket, pair files, the .npy of unit counts, total units, scoring, threshold, min_count).
     """
     bucket, pair_files, counts_path, total, scoring, threshold, min_count = task
-    totals = convert_to_int._bucket_totals(bucket, pair_files, PAIR_SCHEMA)
+    totals = counting.bucket_totals(bucket, pair_files, PAIR_SCHEMA)
     totals = totals.filter(pc.greater_equal(totals["count"], min_count))
     pairs = totals.column("pair").to_numpy()
     counts = np.load(counts_path, mmap_mode="r")
@@ -224,7 +224,7 @@ def write_part(task: tuple[int, Path, Path, Path]) -> dict:
     task: (index, stream file, output folder, the .npy mapping each unit to its id, -1 if not in the vocabulary).
     """
     index, stream_path, out_dir, final_ids_path = task
-    return convert_to_int.write_ids_part(index, Path(out_dir), stream_groups(stream_path, np.load(final_ids_path)))
+    return counting.write_ids_part(index, Path(out_dir), stream_groups(stream_path, np.load(final_ids_path)))
 
 
 def joined_key(left: str, right: str, tagged: bool) -> str:
