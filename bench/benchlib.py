@@ -29,7 +29,8 @@ WORK = ROOT / "bench" / "work"  # every tool's scratch and results (git-ignored)
 PYTHON = sys.executable
 
 # Where a kernel may live, looked up in this order (the numba kernels, the torch steps, the model's module).
-KERNEL_MODULES = ("kernels_cpu", "kernels_torch", "word2vec")
+# where a kernel lives: today's modules first, then the names older commits used (kernel_versions.py --before)
+KERNEL_MODULES = ("w2v.kernels.cpu", "w2v.kernels.torch_steps", "kernels_cpu", "kernels_torch", "word2vec")
 
 
 def machine_facts(**versions: str) -> dict:
@@ -206,11 +207,11 @@ def _commit_id(commit: str) -> str:
 def _module_at(module_name: str, commit_id: str):
     """`module_name`.py as it was at the commit, imported as <module_name>_at_<commit>; None where it had none.
     Its file stays under WORK/kernels-at/ (rewritten only when it differs), so numba's cache stays valid."""
-    shown = subprocess.run(["git", "show", f"{commit_id}:{module_name}.py"], cwd=ROOT, capture_output=True,
-                           text=True)
+    shown = subprocess.run(["git", "show", f"{commit_id}:{module_name.replace('.', '/')}.py"], cwd=ROOT,
+                           capture_output=True, text=True)
     if shown.returncode:
         return None
-    alias = f"{module_name}_at_{commit_id[:12]}"
+    alias = f"{module_name.replace('.', '_')}_at_{commit_id[:12]}"
     path = WORK / "kernels-at" / f"{alias}.py"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != shown.stdout:

@@ -46,10 +46,10 @@ def one_pass(data_dir: Path, feed: str, num_workers: int, batches: int, batch_si
     from dataset import PairsDataset
     from w2v.feed import WindowFeed
 
-    dataset = PairsDataset(data_dir, batch_size=batch_size, negatives=0, seed=1, epoch=0, draw_negatives=False)
+    dataset = PairsDataset(data_dir, batch_size=batch_size, seed=1, epoch=0)
     on_device = device != "cpu"
     if feed == "lean":
-        stream = WindowFeed(dataset, num_workers, device)
+        stream = WindowFeed(dataset.plan, num_workers, device)
     else:
         stream = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=on_device)
     pairs = windows = shipped = done = 0
@@ -58,17 +58,9 @@ def one_pass(data_dir: Path, feed: str, num_workers: int, batches: int, batch_si
         if started is None:  # the readers' start-up (imports, first row groups) is not the rate
             started, cpu_started = time.perf_counter(), time.process_time()
             continue
-        if feed == "lean":
-            n_pairs, n_windows, nbytes = batch.n_pairs, batch.n_windows, batch.nbytes()
-        else:
-            target, context, _, window_starts = batch
-            window_target = target[window_starts[:-1]]
-            if on_device:
-                window_target = window_target.pin_memory()
-                for tensor in (context, window_target, window_starts):
-                    tensor.to(device, non_blocking=True)
-            n_pairs, n_windows = len(context), len(window_starts) - 1
-            nbytes = context.nbytes + window_target.nbytes + window_starts.nbytes
+        if feed != "lean" and on_device:
+            batch.to(device, non_blocking=True)
+        n_pairs, n_windows, nbytes = batch.n_pairs, batch.n_windows, batch.nbytes()
         pairs += n_pairs
         windows += n_windows
         shipped += nbytes
@@ -89,23 +81,22 @@ def floors(data_dir: Path, row_groups: int = 20) -> dict:
     """One core's CPU time per million pairs for each thing a reader does, and memcpy bandwidth."""
     import numpy as np
 
-    from w2v import feed
-    from dataset import PairsDataset
+    from w2v.shards import BatchBuffer, WindowShards, cut_windows
 
-    dataset = PairsDataset(data_dir, batch_size=1, negatives=0, draw_negatives=False)
-    units = dataset.units[:row_groups]
-    slot = feed._Slot(max(rows for _, _, rows in units), pin=False)
+    shards = WindowShards(data_dir, batch_size=1, seed=1)
+    units = shards.units[:row_groups]
+    slot = BatchBuffer(max(rows for _, _, rows in units), pin=False)
     spent = {"parquet read (3 columns)": 0.0, "context copy": 0.0, "cut (numba)": 0.0}
     pairs = 0
     files = {}
     for index, (shard, row_group, rows) in enumerate(units[:1] + units):  # the first once more, untimed: numba's
-        file = files.setdefault(shard, dataset._open(shard))                # compile, the page cache
+        file = files.setdefault(shard, shards.open(shard))                  # compile, the page cache
         clock = time.process_time()
-        target, context, bits, offset = feed.read_unit(dataset, file, shard, row_group)
+        target, context, bits, offset = shards.read_unit(file, shard, row_group)
         read = time.process_time()
         np.copyto(slot.context_np[:rows], context)
         copied = time.process_time()
-        feed._cut(bits, offset, target, 0, rows, 0, slot.target_np, slot.starts_np, 0)
+        cut_windows(bits, offset, target, 0, rows, 0, slot.target_np, slot.starts_np, 0)
         cut = time.process_time()
         if index:
             spent["parquet read (3 columns)"] += read - clock

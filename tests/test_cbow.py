@@ -71,7 +71,7 @@ def test_numba_ns_kernel_matches_numpy_reference_with_its_counter_negatives():
     assert (negatives == target[window_starts[:-1], None]).any()  # the skip of a negative equal to the target runs
     expected_in, expected_out, expected_loss = numpy_reference(input_w, output_w, target, context, window_starts,
                                                                0.3, 0.1, negatives=negatives)
-    loss = cbow_step_cpu(input_w, output_w, target, context, window_starts, table, 5, 0.3, 0.1, 11, 1)
+    loss = cbow_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, 5, 0.3, 0.1, 11, 1)
     np.testing.assert_allclose(input_w, expected_in, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(output_w, expected_out, rtol=1e-5, atol=1e-5)
     assert loss == pytest.approx(expected_loss, rel=1e-5)
@@ -86,7 +86,7 @@ def test_numba_hs_kernel_matches_numpy_reference():
     target, context, window_starts = random_windows(rng, vocab_size, 40)
     expected_in, expected_inner, expected_loss = numpy_reference(input_w, inner_w, target, context, window_starts,
                                                                  0.3, 0.1, tree=tree)
-    loss = cbow_hs_step_cpu(input_w, inner_w, target, context, window_starts, tree.paths, tree.codes,
+    loss = cbow_hs_step_cpu(input_w, inner_w, target[window_starts[:-1]], context, window_starts, tree.paths, tree.codes,
                             tree.lengths, 0.3, 0.1, 1)
     np.testing.assert_allclose(input_w, expected_in, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(inner_w, expected_inner, rtol=1e-5, atol=1e-5)
@@ -100,14 +100,14 @@ def test_numba_ns_kernel_touches_exactly_the_target_and_counter_draw_negatives()
     window_starts = np.array([0, 3, 5], np.int64)
     target = np.array([7, 7, 7, 9, 9], np.int32)
     context = np.array([1, 2, 1, 3, 4], np.int32)
-    cbow_step_cpu(input_w, output_w, target, context, window_starts, table, 6, 0.1, 0.1, 123, 1)
+    cbow_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, 6, 0.1, 0.1, 123, 1)
     draws = kernel_negatives(123, 2, 6, table)
     expected = {7, 9} | set(draws.ravel().tolist())
     assert set(np.flatnonzero(output_w.any(1)).tolist()) == expected
     # zero output rows gave h no gradient; a second step does, to the contexts' rows only, and row 1 (twice in
     # window 0) gets window 0's gradient twice
     assert (input_w == np.float32(0.1)).all()
-    cbow_step_cpu(input_w, output_w, target, context, window_starts, table, 6, 0.1, 0.1, 123, 1)
+    cbow_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, 6, 0.1, 0.1, 123, 1)
     assert np.flatnonzero((input_w != np.float32(0.1)).any(1)).tolist() == [1, 2, 3, 4]
     np.testing.assert_allclose(input_w[1] - 0.1, 2 * (input_w[2] - 0.1), rtol=1e-5)
 
@@ -117,7 +117,7 @@ def test_numba_kernels_rerun_bit_identical_with_one_thread_and_sampled_loss_chan
     runs = []
     for loss_every in (1, 1, 7):
         w_in, w_out = input_w.copy(), output_w.copy()
-        loss = cbow_step_cpu(w_in, w_out, target, context, window_starts, table, 5, 0.2, 0.0, 5, 1, loss_every)
+        loss = cbow_step_cpu(w_in, w_out, target[window_starts[:-1]], context, window_starts, table, 5, 0.2, 0.0, 5, 1, loss_every)
         runs.append((w_in, w_out, loss))
     for w_in, w_out, _ in runs[1:]:
         np.testing.assert_array_equal(w_in, runs[0][0])
@@ -132,7 +132,7 @@ def test_numba_kernels_rerun_bit_identical_with_one_thread_and_sampled_loss_chan
     results = []
     for threads in (1, 2):
         w_in, w_out = tables[0].copy(), tables[1].copy()
-        cbow_step_cpu(w_in, w_out, target, context, window_starts, table, 0, 0.2, 0.2, 5, threads)
+        cbow_step_cpu(w_in, w_out, target[window_starts[:-1]], context, window_starts, table, 0, 0.2, 0.2, 5, threads)
         results.append(w_in)
     np.testing.assert_array_equal(results[1], results[0])
     assert not np.array_equal(results[0][17:], tables[0][17:])
@@ -175,7 +175,7 @@ def test_torch_ns_step_equals_autograd_with_the_gradient_of_h_added_undivided():
         model, model.forward_cbow(TARGET, CONTEXT, WINDOW_STARTS, NEGATIVES), 0.1)
     h = model._window_mean_inputs(CONTEXT, WINDOW_STARTS).detach()
     assert 1.0 < (h @ model.output.weight.detach().T).abs().max() < MAX_SCORE  # no clipping in this case
-    step_loss = cbow_step_torch(model, TARGET, CONTEXT, WINDOW_STARTS, NEGATIVES, 0.1, 0.1)
+    step_loss = cbow_step_torch(model, TARGET[WINDOW_STARTS[:-1]], CONTEXT, WINDOW_STARTS, NEGATIVES, 0.1, 0.1)
     assert step_loss == pytest.approx(loss, rel=1e-5)
     torch.testing.assert_close(model.input.weight.detach(), expected_in)
     torch.testing.assert_close(model.output.weight.detach(), expected_out)
@@ -188,7 +188,7 @@ def test_torch_hs_step_equals_autograd_with_the_gradient_of_h_added_undivided():
         model, model.forward_cbow_hs(TARGET, CONTEXT, WINDOW_STARTS, tree), 0.1)
     h = model._window_mean_inputs(CONTEXT, WINDOW_STARTS).detach()
     assert 1.0 < (h @ model.inner.weight.detach().T).abs().max() < MAX_SCORE  # no node skipped in this case
-    step_loss = cbow_hs_step_torch(model, TARGET, CONTEXT, WINDOW_STARTS, tree, 0.1, 0.1)
+    step_loss = cbow_hs_step_torch(model, TARGET[WINDOW_STARTS[:-1]], CONTEXT, WINDOW_STARTS, tree, 0.1, 0.1)
     assert step_loss == pytest.approx(loss, rel=1e-5)
     torch.testing.assert_close(model.input.weight.detach(), expected_in)
     torch.testing.assert_close(model.inner.weight.detach(), expected_inner)
@@ -208,7 +208,8 @@ def test_torch_steps_with_one_window_micro_batches_are_the_window_by_window_loop
     with torch.no_grad():
         model.input.weight.copy_(torch.from_numpy(input_w))
         (model.output if loss == "ns" else model.inner).weight.copy_(torch.from_numpy(output_w))
-    args = (model, torch.from_numpy(target), torch.from_numpy(context), torch.from_numpy(window_starts))
+    args = (model, torch.from_numpy(target[window_starts[:-1]]), torch.from_numpy(context),
+            torch.from_numpy(window_starts))
     if loss == "ns":
         step_loss = cbow_step_torch(*args, torch.from_numpy(negatives), 0.2, 0.2, micro_batch=1)
     else:
@@ -257,8 +258,9 @@ def test_planted_clusters_are_learned_by_the_cbow_steps(step, loss, one_torch_th
     for i, windows in enumerate(batches):
         lr_start, lr_end = 0.05 * (1 - i / len(batches)), 0.05 * (1 - (i + 1) / len(batches))
         p0, p1 = window_starts[windows[0]], window_starts[windows[-1] + 1]
-        t, c = target[p0:p1], context[p0:p1]
+        c = context[p0:p1]
         starts = window_starts[windows[0]:windows[-1] + 2] - p0
+        t = target[p0:p1][starts[:-1]]  # one target per window
         if step == "numba" and loss == "ns":
             cbow_step_cpu(input_w.numpy(), output_w.numpy(), t, c, starts, table, 5, lr_start, lr_end, i, 1)
         elif step == "numba":
@@ -366,7 +368,7 @@ def test_numba_ns_kernel_in_threes_and_row_by_row_both_match_the_reference(vocab
         expected_in, expected_out, expected_loss = numpy_reference(input_w, output_w, target, context, window_starts,
                                                                    0.2, 0.05, negatives=drawn)
         got_in, got_out = input_w.copy(), output_w.copy()
-        loss = cbow_step_cpu(got_in, got_out, target, context, window_starts, table, negatives, 0.2, 0.05, 3, 1)
+        loss = cbow_step_cpu(got_in, got_out, target[window_starts[:-1]], context, window_starts, table, negatives, 0.2, 0.05, 3, 1)
         np.testing.assert_allclose(got_in, expected_in, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(got_out, expected_out, rtol=1e-5, atol=1e-5)
         assert loss == pytest.approx(expected_loss, rel=1e-5)

@@ -1,5 +1,5 @@
-"""dataset.py: every pair once per epoch with 0/1/2 workers, epochs read their draw, exact batch sizes, seeded
-negatives, errors."""
+"""dataset.py: every pair once per epoch with 0/1/2 workers, epochs read their draw, exact batch sizes, window
+batches cut at row-group and batch edges, resume inside a window, errors."""
 import json
 import subprocess
 import sys
@@ -47,38 +47,42 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def pairs(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A window batch as (target of every pair, context, window_starts)."""
+    return batch.pair_targets(), batch.context, batch.window_starts
+
+
 def rows(batches) -> np.ndarray:
-    """All batches as one array of rows (target, context, negatives...), sorted: a multiset to compare."""
-    stacked = np.concatenate([torch.cat([t[:, None], c[:, None], n], 1).numpy() for t, c, n, _ in batches])
+    """All batches as one array of rows (target, context), sorted: a multiset to compare."""
+    stacked = np.concatenate([torch.stack([t, c], 1).numpy() for t, c, _ in map(pairs, batches)])
     return stacked[np.lexsort(stacked.T[::-1])]
 
 
 @pytest.mark.parametrize("num_workers", [0, 1, 2])
 def test_every_pair_once_per_epoch(data_dir, num_workers):
-    ds = PairsDataset(data_dir, batch_size=300, negatives=5, seed=3)
+    ds = PairsDataset(data_dir, batch_size=300, seed=3)
     batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
-    targets = torch.cat([b[0] for b in batches]).numpy()
+    targets = torch.cat([b.pair_targets() for b in batches]).numpy()
     assert np.array_equal(np.sort(targets), np.arange(TOTAL))
-    assert all(np.array_equal(c.numpy(), t.numpy() + 1) for t, c, _, _ in batches)
-    for t, c, n, _ in batches:
-        assert t.dtype == c.dtype == n.dtype == torch.int32
-        assert n.shape == (len(t), 5) and c.shape == t.shape
-    sizes = [len(b[0]) for b in batches]
+    assert all(np.array_equal(c.numpy(), t.numpy() + 1) for t, c, _ in map(pairs, batches))
+    for batch in batches:
+        assert batch.context.dtype == batch.window_target.dtype == batch.window_starts.dtype == torch.int32
+        assert not hasattr(batch, "negatives")  # every step draws its own
+    sizes = [b.n_pairs for b in batches]
     assert sum(size != 300 for size in sizes) <= max(1, num_workers)
     assert all(size <= 300 for size in sizes)
-    # whichever worker reads a unit, its pairs get the same negatives
-    assert np.array_equal(rows(batches), rows(PairsDataset(data_dir, batch_size=300, negatives=5, seed=3)))
+    assert np.array_equal(rows(batches), rows(PairsDataset(data_dir, batch_size=300, seed=3)))
 
 
 @pytest.mark.parametrize("num_workers", [1, 2, 3])
 def test_worker_streams_disjoint_and_batches_exact(data_dir, num_workers):
-    ds = PairsDataset(data_dir, batch_size=250, negatives=2)
+    ds = PairsDataset(data_dir, batch_size=250)
     assert len(ds.units) == sum(-(-n // ROW_GROUP) for n in SHARD_PAIRS) == 7 + 5 + 3 + 1
     seen = []
     for worker in range(num_workers):
-        units = ds.worker_units(worker, num_workers)
+        units = ds.plan.worker_units(worker, num_workers)
         assert units == ds.units[worker::num_workers]
-        sizes = [len(t) for t, _, _, _ in ds.iterate(units)]
+        sizes = [batch.n_pairs for batch in ds.iterate(units)]
         expected_pairs = sum(rows for _, _, rows in units)
         assert sizes == [250] * (expected_pairs // 250) + ([expected_pairs % 250] if expected_pairs % 250 else [])
         seen += [tuple(u[:2]) for u in units]
@@ -92,12 +96,14 @@ def test_shard_order_and_explicit_shards(data_dir):
     assert len({tuple(shard_order(5, epoch, 4)) for epoch in range(6)}) > 1  # epochs reshuffle
     assert shard_order(5, 2, 4) == order  # and are reproducible
     bounds = np.cumsum([0] + SHARD_PAIRS)
-    (targets, _, _, _), = list(ds)
+    (batch,), = [list(ds)]
+    targets = batch.pair_targets()
     starts = [bounds[s] for s in order]
     # shards in that order, each shard's row groups in file order
     assert targets[:SHARD_PAIRS[order[0]]].tolist() == list(range(starts[0], starts[0] + SHARD_PAIRS[order[0]]))
     picked = PairsDataset(data_dir, batch_size=10_000, shards=[2, 0])
-    (targets, _, _, _), = list(picked)
+    (batch,), = [list(picked)]
+    targets = batch.pair_targets()
     assert targets.tolist() == list(range(bounds[2], bounds[3])) + list(range(0, bounds[1]))
     assert picked.num_pairs == SHARD_PAIRS[2] + SHARD_PAIRS[0]
     with pytest.raises(StageError, match="shard index 4 out of range"):
@@ -130,11 +136,11 @@ def test_epoch_reads_its_draw_every_pair_once(tmp_path, num_workers):
         return stacked[np.lexsort(stacked.T[::-1])]
 
     for epoch, draw in [(0, 0), (1, 1), (2, 2), (3, 0), (4, 1)]:  # epoch e reads draw e % 3, each pair once
-        ds = PairsDataset(tmp_path, batch_size=500, negatives=2, seed=4, epoch=epoch)
+        ds = PairsDataset(tmp_path, batch_size=500, seed=4, epoch=epoch)
         assert ds.shards == epoch_shards(meta, 4, epoch)
         assert ds.shards == [shards_of[draw][i] for i in shard_order(4, epoch, len(shards_of[draw]))]
         batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
-        got = rows(batches)[:, :2]
+        got = rows(batches)
         assert ds.num_pairs == len(got) == meta.pairs_per_draw[draw]
         assert np.array_equal(got[np.lexsort(got.T[::-1])], pairs(shards_of[draw]))
     assert not np.array_equal(pairs(shards_of[0]), pairs(shards_of[1]))
@@ -153,48 +159,24 @@ def test_meta_without_draws_is_one_draw(data_dir):
 
 def test_same_arguments_same_batches(data_dir):
     def batches(**kwargs):
-        return list(PairsDataset(data_dir, batch_size=777, negatives=3, **kwargs))
+        return list(PairsDataset(data_dir, batch_size=777, **kwargs))
     a, b = batches(seed=1, epoch=0), batches(seed=1, epoch=0)
     assert len(a) == len(b) == -(-TOTAL // 777)
-    assert all(torch.equal(x, y) for batch_a, batch_b in zip(a, b) for x, y in zip(batch_a, batch_b))
-    # same shard order given explicitly, another epoch: same pairs, other negatives
-    c = list(PairsDataset(data_dir, batch_size=777, negatives=3, seed=1, epoch=1, shards=shard_order(1, 0, 4)))
-    assert all(torch.equal(x[0], y[0]) for x, y in zip(a, c))
-    assert not all(torch.equal(x[2], y[2]) for x, y in zip(a, c))
-    # negatives do not depend on the batch size
-    assert np.array_equal(rows(a), rows(PairsDataset(data_dir, batch_size=64, negatives=3, seed=1, epoch=0)))
+    assert all(torch.equal(x, y) for batch_a, batch_b in zip(a, b) for x, y in zip(pairs(batch_a), pairs(batch_b)))
+    # same shard order given explicitly, another epoch: the same batches
+    c = list(PairsDataset(data_dir, batch_size=777, seed=1, epoch=1, shards=shard_order(1, 0, 4)))
+    assert all(torch.equal(x.context, y.context) for x, y in zip(a, c))
+    # another seed: another shard order
+    d = batches(seed=2, epoch=0)
+    assert not all(torch.equal(x.context, y.context) for x, y in zip(a, d))
 
 
-def test_negatives_follow_the_table(data_dir):
-    negatives = torch.cat([n for _, _, n, _ in PairsDataset(data_dir, batch_size=1000, negatives=5)]).numpy()
-    assert negatives.shape == (TOTAL, 5)
-    share = np.bincount(negatives.ravel(), minlength=4) / negatives.size
-    assert np.allclose(share, TABLE_SHARES, atol=0.012)  # 27,665 draws: sd <= 0.003
-    # a table passed in is used instead of the file; every entry can be drawn, uniformly
-    fixed = PairsDataset(data_dir, batch_size=1000, negatives=2, table=np.arange(100, 108, dtype=np.int32))
-    drawn = torch.cat([n for _, _, n, _ in fixed]).numpy().ravel()
-    assert np.allclose(np.bincount(drawn - 100, minlength=8) / drawn.size, 1 / 8, atol=0.01)
-    assert drawn.min() == 100 and drawn.max() == 107
-
-
-def test_each_row_group_draws_its_own_negatives(data_dir):
-    ds = PairsDataset(data_dir, batch_size=ROW_GROUP, negatives=5, shards=[0])
-    firsts = [n[:50] for _, _, n, _ in ds]  # batch k is row group k of shard 0
-    assert len(firsts) == 7
-    assert all(not torch.equal(firsts[i], firsts[j]) for i in range(7) for j in range(i))
-
-
-def test_without_negatives(data_dir):
-    (data_dir / "unigram_table.npy").unlink()
-    batches = list(PairsDataset(data_dir, batch_size=4000, draw_negatives=False))
-    assert [n.shape for _, _, n, _ in batches] == [(4000, 0), (TOTAL - 4000, 0)]
-    assert batches[0][2].dtype == torch.int32
+def test_the_unigram_table_is_not_read(data_dir):
+    (data_dir / "unigram_table.npy").unlink()  # the steps draw the negatives: the loader needs no table
+    assert sum(batch.n_pairs for batch in PairsDataset(data_dir, batch_size=4000)) == TOTAL
 
 
 def test_missing_inputs_errors(data_dir, tmp_path_factory):
-    (data_dir / "unigram_table.npy").unlink()
-    with pytest.raises(StageError, match="unigram_table.npy not found: run unigram_table.py first"):
-        PairsDataset(data_dir)
     empty = tmp_path_factory.mktemp("empty")
     with pytest.raises(StageError, match="pairs not found: run pairs_dataset.py first"):
         PairsDataset(empty)
@@ -213,7 +195,7 @@ def test_corrupt_shard_names_the_file(data_dir):
 def test_quick_look_main(data_dir, capsys):
     figures = dataset.main(["--data-dir", str(data_dir), "--batch-size", "1000", "--batches", "2"])
     assert figures["batches"] == 2 and figures["pairs"] == 2000
-    assert "batch 0: 1,000 pairs:" in capsys.readouterr().out
+    assert "batch 0: 1,000 pairs in 1,000 windows: w" in capsys.readouterr().out
 
 
 def test_shell_shows_one_error_line(tmp_path):
@@ -223,7 +205,7 @@ def test_shell_shows_one_error_line(tmp_path):
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'pairs'} not found: run pairs_dataset.py first"]
 
 
-# --- window_starts (issue 12) -------------------------------------------------------------------------------------
+# --- window_starts -------------------------------------------------------------------------------------
 
 def window_flag(k: np.ndarray) -> np.ndarray:
     """The window_start of pair k in the windowed fixture: windows of 1 to 7 pairs, cut by row groups and batches."""
@@ -257,27 +239,31 @@ def expected_window_starts(target: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_window_starts_of_order_windows_cut_at_batch_and_row_group_edges(windows_dir, num_workers):
-    ds = PairsDataset(windows_dir, batch_size=333, negatives=2, seed=3)
+    ds = PairsDataset(windows_dir, batch_size=333, seed=3)
     assert ds.meta.order == "windows"
     batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
-    assert np.array_equal(np.sort(torch.cat([b[0] for b in batches]).numpy()), np.arange(TOTAL))
+    # pair k is (k, k + 1): its context names it (a window's pairs here have different targets, and a batch keeps
+    # the target of a window's first pair)
+    assert np.array_equal(np.sort(torch.cat([b.context - 1 for b in batches]).numpy()), np.arange(TOTAL))
     cut_by_batch = 0
-    for target, _, _, window_starts in batches:
-        assert window_starts.dtype == torch.int64
-        assert np.array_equal(window_starts.numpy(), expected_window_starts(target.numpy()))
-        cut_by_batch += not window_flag(target[:1].numpy())[0]
+    for batch in batches:
+        target, window_starts = (batch.context - 1).numpy(), batch.window_starts.numpy()
+        assert np.array_equal(window_starts, expected_window_starts(target))
+        assert np.array_equal(batch.window_target.numpy(), target[window_starts[:-1]])
+        assert batch.longest == int(np.diff(window_starts).max())
+        cut_by_batch += not window_flag(target[:1])[0]
     assert cut_by_batch > 3  # batch edges inside windows were exercised
 
 
 def test_window_starts_of_one_pair_windows_are_every_pair(data_dir):
-    for target, _, _, window_starts in PairsDataset(data_dir, batch_size=777, negatives=1):
-        assert np.array_equal(window_starts.numpy(), np.arange(len(target) + 1))
+    for batch in PairsDataset(data_dir, batch_size=777):
+        assert np.array_equal(batch.window_starts.numpy(), np.arange(batch.n_pairs + 1))
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_resume_inside_a_cut_window_gives_the_same_batches(windows_dir, num_workers):
     def stream(start_batch: int) -> list:
-        ds = PairsDataset(windows_dir, batch_size=333, negatives=2, seed=3, start_batch=start_batch)
+        ds = PairsDataset(windows_dir, batch_size=333, seed=3, start_batch=start_batch)
         return list(DataLoader(ds, batch_size=None, num_workers=num_workers))
 
     full = stream(0)
@@ -285,7 +271,7 @@ def test_resume_inside_a_cut_window_gives_the_same_batches(windows_dir, num_work
         resumed = stream(start)
         assert len(resumed) == len(full) - start
         for got, expected in zip(resumed, full[start:]):
-            for a, b in zip(got, expected):
+            for a, b in zip(pairs(got), pairs(expected)):
                 assert torch.equal(a, b)
 
 
@@ -295,8 +281,8 @@ def test_order_windows_without_the_column_is_one_line(data_dir):
     meta_path = data_dir / "pairs" / "meta.json"
     with pytest.raises(StageError) as error:
         PairsDataset(data_dir, shards=[2, 1])
-    assert str(error.value) == (f"{data_dir / 'pairs' / 'shard-00002.parquet'} has no window_start column, but "
-                                f"pairs/meta.json says order windows: run pairs_dataset.py again")
+    assert str(error.value) == (f"{data_dir / 'pairs' / 'shard-00002.parquet'} has columns ['target', 'context'], "
+                                f"not ['target', 'context', 'window_start']: run pairs_dataset.py again")
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "order": "sorted"}))
     with pytest.raises(StageError, match=r"^pairs/meta.json: unknown order 'sorted': run pairs_dataset.py again$"):
         PairsDataset(data_dir)

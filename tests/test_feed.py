@@ -1,14 +1,10 @@
-"""feed.py, the lean feed of the fused kernels: its batches hold exactly dataset.py's windows (contexts, one target
+"""w2v/feed.py, the reader threads of the GPU kernels: its batches are exactly dataset.py's (contexts, one target
 per window, int32 offsets), in the same stream order with any number of readers and from any start batch; its
-buffers are reused and bounded; a corrupt shard is one line; stopping early ends the readers. (That the Triton
-kernels train the same from a lean batch is tests/test_triton_kernel.py's, in the interpreter.)"""
-import json
-import sys
+buffers are reused and bounded; a corrupt shard is one line; stopping early ends the readers. Also w2v/shards.py's
+window cut on arrow bitmaps at any bit offset."""
 import threading
-from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -18,17 +14,15 @@ from w2v.kernels import steps
 from w2v.common import StageError
 from dataset import PairsDataset
 from w2v.feed import WindowFeed
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import window_layout  # noqa: E402
+from w2v.shards import cut_windows
 from test_dataset import TOTAL, data_dir, expected_window_starts, windows_dir  # noqa: F401 (fixtures)
 
 
 def lean_batches(data_dir, batch_size: int, num_workers: int, start_batch: int = 0) -> list[tuple]:
     """The feed's batches, copied out of its buffers (which the next batch may reuse)."""
-    dataset = PairsDataset(data_dir, batch_size=batch_size, negatives=0, draw_negatives=False,
-                           start_batch=start_batch)
+    dataset = PairsDataset(data_dir, batch_size=batch_size, start_batch=start_batch)
     return [(b.context.clone(), b.window_target.clone(), b.window_starts.clone(), b.longest)
-            for b in WindowFeed(dataset, num_workers)]
+            for b in WindowFeed(dataset.plan, num_workers)]
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
@@ -36,17 +30,16 @@ def lean_batches(data_dir, batch_size: int, num_workers: int, start_batch: int =
 def test_lean_batches_are_the_loaders_batches_cut_down(windows_dir, num_workers, batch_size, start_batch):
     # batches of 1,000 span row groups (of 400 pairs); 333 cut windows at both edges; start_batch 4 resumes inside
     # a worker's unit
-    dataset = PairsDataset(windows_dir, batch_size=batch_size, negatives=0, draw_negatives=False,
-                           start_batch=start_batch)
+    dataset = PairsDataset(windows_dir, batch_size=batch_size, start_batch=start_batch)
     expected = list(DataLoader(dataset, batch_size=None, num_workers=num_workers))
     got = lean_batches(windows_dir, batch_size, num_workers, start_batch)
     assert len(got) == len(expected) > 3
-    for (context, window_target, window_starts, longest), (t, c, _, ws) in zip(got, expected):
+    for (context, window_target, window_starts, longest), batch in zip(got, expected):
         assert context.dtype == window_target.dtype == window_starts.dtype == torch.int32
-        assert torch.equal(context, c)
-        assert torch.equal(window_starts.long(), ws)
-        assert torch.equal(window_target, t[ws[:-1]])
-        assert longest == int((ws[1:] - ws[:-1]).max())
+        assert torch.equal(context, batch.context)
+        assert torch.equal(window_starts, batch.window_starts)
+        assert torch.equal(window_target, batch.window_target)
+        assert longest == batch.longest
 
 
 @pytest.mark.parametrize("num_workers", [1, 3])
@@ -65,31 +58,31 @@ def test_lean_windows_are_the_shards_windows(windows_dir, num_workers):
 
 
 def test_buffers_are_reused_and_bounded(windows_dir):
-    dataset = PairsDataset(windows_dir, batch_size=50, negatives=0, draw_negatives=False)
+    dataset = PairsDataset(windows_dir, batch_size=50)
     buffers, batches = set(), 0
-    for batch in WindowFeed(dataset, num_workers=2):
+    for batch in WindowFeed(dataset.plan, num_workers=2):
         buffers.add(batch.context.data_ptr())
         target = batch.context.numpy() - 1  # checked now: the buffer is refilled once the next batch is asked for
         assert np.array_equal(batch.window_starts.numpy(), expected_window_starts(target))
         batches += 1
-    assert batches == len(dataset.stream_workers(2)) > 50
+    assert batches == len(dataset.plan.stream_workers(2)) > 50
     assert len(buffers) <= 2 * feed.FEED_SLOTS
 
 
 def test_a_corrupt_shard_is_one_line_and_the_readers_end(windows_dir):
-    dataset = PairsDataset(windows_dir, batch_size=300, negatives=0, draw_negatives=False)
+    dataset = PairsDataset(windows_dir, batch_size=300)
     path = windows_dir / "pairs" / "shard-00001.parquet"
     path.write_bytes(path.read_bytes()[:200] + b"\0" * 100)  # the footer read at open is gone too
     before = threading.active_count()
     with pytest.raises(StageError, match=f"^{path} is corrupt"):
-        list(WindowFeed(dataset, num_workers=2))
+        list(WindowFeed(dataset.plan, num_workers=2))
     assert threading.active_count() == before
 
 
 def test_stopping_early_ends_the_readers(windows_dir):
     before = threading.active_count()
-    dataset = PairsDataset(windows_dir, batch_size=100, negatives=0, draw_negatives=False)
-    lean_feed = WindowFeed(dataset, num_workers=2)
+    dataset = PairsDataset(windows_dir, batch_size=100)
+    lean_feed = WindowFeed(dataset.plan, num_workers=2)
     for _ in lean_feed:
         break
     lean_feed.close()
@@ -98,10 +91,10 @@ def test_stopping_early_ends_the_readers(windows_dir):
         next(iter(lean_feed))
 
 
-def test_train_reads_lean_batches_for_the_triton_steps_only():
-    assert steps.takes_window_batches("sg", "ns", "triton") == ("triton" in steps.kernel_names())
-    assert not any(steps.takes_window_batches(model, loss, kernel) for model in ("sg", "cbow")
-                   for loss in ("ns", "hs") for kernel in ("window", "numba", "torch"))
+def test_train_reads_through_the_feed_for_the_triton_steps_only():
+    assert steps.reads_feed("sg", "ns", "triton") == ("triton" in steps.kernel_names())
+    assert not any(steps.reads_feed(model, loss, kernel) for model in ("sg", "cbow")
+                   for loss in ("ns", "hs") for kernel in ("window", "torch"))
 
 
 def test_cut_reads_arrow_bits_at_any_offset():
@@ -113,32 +106,8 @@ def test_cut_reads_arrow_bits_at_any_offset():
         bits = np.packbits(np.concatenate([np.zeros(offset, bool), flags]), bitorder="little")
         for begin, end in ((0, 203), (5, 150), (17, 18)):
             starts, window_target = np.empty(204, np.int32), np.empty(203, np.int32)
-            windows = feed._cut(bits, offset, target, begin, end, 40, window_target, starts, 0)
+            windows = cut_windows(bits, offset, target, begin, end, 40, window_target, starts, 0)
             piece = flags[begin:end].copy()
             piece[0] = True
             assert np.array_equal(starts[:windows], 40 + np.flatnonzero(piece))
             assert np.array_equal(window_target[:windows], target[begin:end][piece])
-
-
-def test_window_layout_holds_the_same_windows(windows_dir, tmp_path):
-    data_dir = windows_dir  # shard 0: 2,500 pairs in row groups of 400, windows of 1 to 7 pairs
-    figures = window_layout.main(["--data-dir", str(data_dir), "--row-groups", "4", "--passes", "1", "--codecs",
-                                  "lz4", "--out-dir", str(tmp_path)])
-    assert figures["codecs"]["lz4"]["pairs_per_cpu_s"] > 0 and figures["codecs"]["lz4"]["bytes_per_pair"] > 0
-    meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
-    source = pq.ParquetFile(data_dir / "pairs" / meta["shards"][0]["file"])
-    contexts = pq.ParquetFile(tmp_path / "contexts-lz4.parquet")
-    windows = pq.ParquetFile(tmp_path / "windows-lz4.parquet")
-    assert contexts.metadata.num_row_groups == windows.metadata.num_row_groups == figures["row_groups"] + 1 >= 2
-    for row_group in range(contexts.metadata.num_row_groups):
-        pairs = source.read_row_group(row_group)
-        window = windows.read_row_group(row_group)
-        lengths = window.column("length").to_numpy()
-        assert np.array_equal(contexts.read_row_group(row_group).column("context").to_numpy(),
-                              pairs.column("context").to_numpy())
-        # a window per start (a flagged pair, or the row group's first), its first pair's target, its length
-        flags = pairs.column("window_start").to_numpy(zero_copy_only=False).copy()
-        flags[0] = True
-        starts = np.flatnonzero(flags)
-        assert np.array_equal(window.column("target").to_numpy(), pairs.column("target").to_numpy()[starts])
-        assert np.array_equal(np.cumsum(lengths), np.append(starts[1:], len(flags)))

@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 import textwrap
 import time
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_pool_workers_die_when_the_parent_is_sigkilled(tmp_path):
 
 def test_die_with_parent_ends_a_worker_whose_parent_already_died(tmp_path):
     # The race: the parent died before the worker set PR_SET_PDEATHSIG; the worker sees another parent.
-    done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import workers; "
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from w2v import workers; "
                            "workers.die_with_parent(1 if workers.os.getppid() != 1 else 2); print('alive')", str(ROOT)],
                           capture_output=True, text=True)
     assert done.returncode == -signal.SIGKILL and done.stdout == ""
@@ -79,7 +80,9 @@ def test_dataloader_workers_are_tied_to_the_process_that_made_the_dataset(monkey
     calls = []
     monkeypatch.setattr(dataset, "die_with_parent", calls.append)
     pairs = dataset.PairsDataset.__new__(dataset.PairsDataset)
-    pairs._owner_pid, pairs.units, pairs.start_batch, pairs.batch_size = 12345, [], 0, 1
+    pairs._owner_pid, pairs.batch_size = 12345, 1
+    pairs.plan = SimpleNamespace(worker_plan=lambda num_workers: [([], 0)] * num_workers,
+                                 batches=lambda units, skip, next_buffer: iter(()))
     monkeypatch.setattr(dataset, "get_worker_info", lambda: None)
     list(iter(pairs))
     assert calls == []  # not in a worker: nothing to tie

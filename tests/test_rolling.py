@@ -15,7 +15,9 @@ import pytest
 
 import pairs_dataset
 import train
+from w2v import draws
 from w2v.common import StageError
+from w2v.draws import schedule_pairs
 from w2v.pairs_meta import PairsMeta
 from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
 
@@ -73,7 +75,7 @@ def test_rolling_run_equals_all_draws_on_disk_and_keeps_two(full_data, rolling_d
             return step(*step_args)
         return watched
 
-    original_remove = train.remove_draws
+    original_remove = draws.remove_draws
 
     def checking_remove(directory: Path, draws) -> int:
         # the peak: the finished draw and the next one, before the finished one goes; each equals the full run's
@@ -85,7 +87,7 @@ def test_rolling_run_equals_all_draws_on_disk_and_keeps_two(full_data, rolling_d
         return original_remove(directory, draws)
 
     monkeypatch.setattr(train, "make_step", watching_make_step)
-    monkeypatch.setattr(train, "remove_draws", checking_remove)
+    monkeypatch.setattr(draws, "remove_draws", checking_remove)
     rolling_args = ["--data-dir", str(rolling_data), *EPOCHS, *TRAIN_ARGS, "--rolling-draws"]
     figures = train.main(rolling_args)
     out = capsys.readouterr()
@@ -150,8 +152,8 @@ def test_stop_then_resume_equals_an_unbroken_rolling_run(full_data, rolling_data
 
 
 def test_failing_background_writer_stops_training_with_its_line(rolling_data, monkeypatch):
-    original = train.pairs_dataset_argv
-    monkeypatch.setattr(train, "pairs_dataset_argv",
+    original = draws.pairs_dataset_argv
+    monkeypatch.setattr(draws, "pairs_dataset_argv",
                         lambda data_dir, meta, draw: original(data_dir, meta, draw) + ["--window", "0"])
     with pytest.raises(StageError) as error:
         train.main(["--data-dir", str(rolling_data), *EPOCHS, *TRAIN_ARGS, "--rolling-draws"])
@@ -169,12 +171,12 @@ def test_schedule_counts_expected_pairs_of_absent_draws(full_data, rolling_data)
     expected = round(pairs_dataset.expected_pairs_per_draw(counts, 4, 0.0, True))
     assert expected == 600 * 15 * 5  # sample 0: every token retained, (window + 1) pairs each
     written = meta.pairs_per_draw[0]
-    assert train.schedule_pairs(meta, counts, 5, rolling=True) == 2 * written + 3 * expected  # draws 0 1 2 0 1
+    assert schedule_pairs(meta, counts, 5, rolling=True) == 2 * written + 3 * expected  # draws 0 1 2 0 1
     with pytest.raises(StageError, match=r"^pairs/ holds no shards of draw 1: write it with pairs_dataset.py "
                                          r"--only-draws 1,2, or train with --rolling-draws$"):
-        train.schedule_pairs(meta, counts, 3, rolling=False)
+        schedule_pairs(meta, counts, 3, rolling=False)
     full_meta = PairsMeta.read(full_data / "pairs")
-    assert train.schedule_pairs(full_meta, counts, 3, rolling=False) == sum(full_meta.pairs_per_draw)
+    assert schedule_pairs(full_meta, counts, 3, rolling=False) == sum(full_meta.pairs_per_draw)
 
 
 def test_plan_draws_counts_two_draws_on_disk(rolling_data, capsys):
@@ -190,7 +192,7 @@ def test_background_writer_is_set_to_die_with_train():
     read_back = ("import ctypes; value = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(value)); "
                  "print(value.value)")
     child = subprocess.run([sys.executable, "-c", read_back], capture_output=True, text=True, check=True,
-                           preexec_fn=functools.partial(train.die_with_parent, os.getpid()))
+                           preexec_fn=functools.partial(draws.die_with_parent, os.getpid()))
     assert int(child.stdout) == 9  # SIGKILL
     plain = subprocess.run([sys.executable, "-c", read_back], capture_output=True, text=True, check=True)
     assert int(plain.stdout) == 0

@@ -14,6 +14,7 @@ from test_train import corpus_data, data, share_in_cluster  # noqa: F401
 from test_window_kernels import tables, window_batch
 from w2v.kernels import steps
 from w2v.kernels.cpu import counter_draws, sg_window_hs_step_cpu, sg_window_step_cpu
+from w2v.batch import WindowBatch
 from w2v.kernels.torch_steps import sg_window_hs_step_torch, sg_window_step_torch, window_negatives
 from word2vec import SkipGram
 from w2v.kernels import MAX_SCORE
@@ -46,23 +47,23 @@ def test_one_window_micro_batches_equal_the_numba_window_kernel(loss, one_torch_
     cpu_in, cpu_out = input_w.copy(), output_w.copy()
     if loss == "ns":
         table = rng.integers(0, vocab, 50).astype(np.int32)  # small vocabulary: negatives equal to targets happen
-        cpu_loss = sg_window_step_cpu(cpu_in, cpu_out, target, context, window_starts, table, n_negatives, 0.08,
+        cpu_loss = sg_window_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, table, n_negatives, 0.08,
                                       0.02, seed, 1, 1)
         counters = np.arange(n_windows * n_negatives, dtype=np.int64)
         negatives = table[counter_draws(seed, counters, len(table))].reshape(n_windows, n_negatives)
         assert (negatives == target[window_starts[:-1], None]).any()  # the skip of a negative equal to the target
         model = model_with(input_w, output_w)
-        torch_loss = sg_window_step_torch(model, *as_tensors(target, context, window_starts, negatives), 0.08, 0.02,
+        torch_loss = sg_window_step_torch(model, *as_tensors(target[window_starts[:-1]], context, window_starts, negatives), 0.08, 0.02,
                                           micro_batch=1)
     else:
         tree = build_huffman(np.sort(rng.integers(1, 200, vocab))[::-1])
         cpu_in[0] *= 20  # some scores beyond +-MAX_SCORE: those nodes are skipped
         input_w = cpu_in.copy()
         cpu_out, output_w = cpu_out[:vocab - 1], output_w[:vocab - 1].copy()
-        cpu_loss = sg_window_hs_step_cpu(cpu_in, cpu_out, target, context, window_starts, tree.paths, tree.codes,
+        cpu_loss = sg_window_hs_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, tree.paths, tree.codes,
                                          tree.lengths, 0.08, 0.02, 1, 1)
         model = model_with(input_w, output_w, "hs")
-        torch_loss = sg_window_hs_step_torch(model, *as_tensors(target, context, window_starts), tree, 0.08, 0.02,
+        torch_loss = sg_window_hs_step_torch(model, *as_tensors(target[window_starts[:-1]], context, window_starts), tree, 0.08, 0.02,
                                              micro_batch=1)
     assert not np.allclose(cpu_in, input_w)  # the case moves the rows
     np.testing.assert_allclose(model.input.weight.detach().numpy(), cpu_in, rtol=1e-5, atol=1e-5)
@@ -115,9 +116,9 @@ def test_one_micro_batch_is_sgd_on_autograds_gradient(loss, one_torch_thread):
     scores = model.input.weight.detach() @ table.weight.detach().T
     assert 1.0 < scores.abs().max() < MAX_SCORE  # no saturation in this case
     if loss == "ns":
-        step_loss = sg_window_step_torch(model, TARGET, CONTEXT, WINDOW_STARTS, NEGATIVES, 0.1, 0.1)
+        step_loss = sg_window_step_torch(model, TARGET[WINDOW_STARTS[:-1]], CONTEXT, WINDOW_STARTS, NEGATIVES, 0.1, 0.1)
     else:
-        step_loss = sg_window_hs_step_torch(model, TARGET, CONTEXT, WINDOW_STARTS, tree, 0.1, 0.1)
+        step_loss = sg_window_hs_step_torch(model, TARGET[WINDOW_STARTS[:-1]], CONTEXT, WINDOW_STARTS, tree, 0.1, 0.1)
     assert step_loss == pytest.approx(reference.item(), rel=1e-5)
     torch.testing.assert_close(model.input.weight.detach(), expected_in)
     torch.testing.assert_close(table.weight.detach(), expected_out)
@@ -145,9 +146,9 @@ def test_padded_windows_in_one_micro_batch_equal_each_window_alone(loss, one_tor
     def step(target, context, window_starts, negatives):
         model = model_with(input_w, output_w, loss)
         if loss == "ns":
-            step_loss = sg_window_step_torch(model, *as_tensors(target, context, window_starts, negatives), 0.2, 0.2)
+            step_loss = sg_window_step_torch(model, *as_tensors(target[window_starts[:-1]], context, window_starts, negatives), 0.2, 0.2)
         else:
-            step_loss = sg_window_hs_step_torch(model, *as_tensors(target, context, window_starts), tree, 0.2, 0.2)
+            step_loss = sg_window_hs_step_torch(model, *as_tensors(target[window_starts[:-1]], context, window_starts), tree, 0.2, 0.2)
         return model.input.weight.detach().numpy() - input_w, output_table(model) - output_w, step_loss
 
     moved_in, moved_out, together_loss = step(target, context, window_starts, negatives)
@@ -168,20 +169,21 @@ def test_the_tables_torch_step_is_the_window_step_with_seeded_window_negatives(l
     tree = build_huffman(np.arange(10, 0, -1))
     unigram = torch.arange(10)
     cfg = SimpleNamespace(model="sg", negatives=2, micro_batch=4, hs_micro_batch=2)
-    batch = (torch.tensor([1, 1, 2, 7], dtype=torch.int32), torch.tensor([3, 4, 5, 1], dtype=torch.int32),
-             torch.empty(0), torch.tensor([0, 2, 3, 4]), 0.1, 0.05)
+    target, context, window_starts = (torch.tensor([1, 1, 2, 7], dtype=torch.int32),
+                                      torch.tensor([3, 4, 5, 1], dtype=torch.int32), torch.tensor([0, 2, 3, 4]))
+    lr_start, lr_end = 0.1, 0.05
     through_table, direct = SkipGram(10, 4, loss=loss), SkipGram(10, 4, loss=loss)
     with torch.no_grad():  # non-zero output rows, so the inputs move too
         for model in (through_table, direct):
             (model.output if loss == "ns" else model.inner).weight.normal_(0, 0.3, generator=torch.Generator()
                                                                             .manual_seed(1))
-    loss_through_table = steps.make_step(loss, "torch", through_table, cfg, tree, unigram)(*batch, 11)
-    target, context, _, window_starts, lr_start, lr_end = batch
+    step = steps.make_step("sg", loss, "torch", through_table, cfg, tree, unigram)
+    loss_through_table = step(WindowBatch.of_pairs(target, context, window_starts), lr_start, lr_end, 11)
     if loss == "ns":
-        negatives = window_negatives(torch.Generator(), 11, unigram, window_starts, 2)
-        direct_loss = sg_window_step_torch(direct, target, context, window_starts, negatives, lr_start, lr_end, 4)
+        negatives = window_negatives(torch.Generator(), 11, unigram, len(window_starts) - 1, 2)
+        direct_loss = sg_window_step_torch(direct, target[window_starts[:-1]], context, window_starts, negatives, lr_start, lr_end, 4)
     else:
-        direct_loss = sg_window_hs_step_torch(direct, target, context, window_starts, tree, lr_start, lr_end, 2)
+        direct_loss = sg_window_hs_step_torch(direct, target[window_starts[:-1]], context, window_starts, tree, lr_start, lr_end, 2)
     assert loss_through_table == direct_loss
     for mine, theirs in zip(through_table.parameters(), direct.parameters()):
         assert torch.equal(mine, theirs)
@@ -191,7 +193,7 @@ def test_the_tables_torch_step_is_the_window_step_with_seeded_window_negatives(l
 def test_window_negatives_are_one_seeded_draw_per_window():
     unigram = torch.arange(100, 200)
     window_starts = torch.tensor([0, 2, 3, 5])
-    drawn = [window_negatives(torch.Generator(), seed, unigram, window_starts, 3) for seed in (11, 11, 12)]
+    drawn = [window_negatives(torch.Generator(), seed, unigram, len(window_starts) - 1, 3) for seed in (11, 11, 12)]
     assert drawn[0].shape == (3, 3) and drawn[0].min() >= 100
     expected = unigram[torch.randint(100, (3, 3), generator=torch.Generator().manual_seed(11))]
     assert torch.equal(drawn[0], expected) and torch.equal(drawn[1], expected)

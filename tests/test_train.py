@@ -17,6 +17,10 @@ from w2v.kernels import steps
 import train
 from w2v.common import StageError, load_vocab
 from dataset import PairsDataset
+from w2v import memory
+from w2v.memory import memory_plan
+from w2v.pairs_meta import pairs_dataset_argv
+from w2v.shards import WindowShards
 from test_dataset import data_dir  # noqa: F401  (the fixture: shards whose pair k is (k, k + 1))
 from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
 from word2vec import nearest_neighbours
@@ -26,17 +30,23 @@ MODEL_FILES = ("embeddings.npy", "checkpoint.pt", "loss.csv", "vectors.txt", "ve
 
 
 def batches_as_arrays(batches) -> list[np.ndarray]:
-    return [torch.cat([t[:, None], c[:, None], n], 1).numpy() for t, c, n, _ in batches]
+    """Each window batch as rows (target, context, whether the pair starts a window)."""
+    arrays = []
+    for batch in batches:
+        starts = np.zeros(batch.n_pairs, dtype=np.int32)
+        starts[batch.window_starts[:-1].numpy()] = 1
+        arrays.append(np.stack([batch.pair_targets().numpy(), batch.context.numpy(), starts], 1))
+    return arrays
 
 
 @pytest.mark.parametrize("num_workers", [0, 1, 2, 3])
 def test_start_batch_continues_the_loader_stream_exactly(data_dir, num_workers):  # noqa: F811
     def stream(start_batch: int) -> list[np.ndarray]:
-        dataset = PairsDataset(data_dir, batch_size=300, negatives=2, seed=3, start_batch=start_batch)
+        dataset = PairsDataset(data_dir, batch_size=300, seed=3, start_batch=start_batch)
         return batches_as_arrays(DataLoader(dataset, batch_size=None, num_workers=num_workers))
 
     full = stream(0)
-    owners = PairsDataset(data_dir, batch_size=300, seed=3).stream_workers(num_workers)
+    owners = PairsDataset(data_dir, batch_size=300, seed=3).plan.stream_workers(num_workers)
     assert len(owners) == len(full)
     # uneven workers: 16 row groups of 400 pairs or less, so some workers run out before the others
     for start in sorted({1, 2, 5, len(full) // 2, len(full) - 2, len(full) - 1, len(full)}):
@@ -46,25 +56,27 @@ def test_start_batch_continues_the_loader_stream_exactly(data_dir, num_workers):
             np.testing.assert_array_equal(got, expected)
     past_the_end = PairsDataset(data_dir, batch_size=300, seed=3, start_batch=len(full) + 1)
     with pytest.raises(StageError, match=fr"^start batch {len(full) + 1} is past the end of epoch 0's {len(full)} "
-                                         fr"batches \(batch size 300, {max(1, num_workers)} workers\)$"):
+                                         fr"batches \(batch size 300, {max(1, num_workers)} readers\)$"):
         past_the_end.worker_plan(num_workers)
 
 
 def test_start_batch_skips_trained_row_groups_unread(data_dir, monkeypatch):  # noqa: F811
     read = []
-    original = PairsDataset._read_unit
-    monkeypatch.setattr(PairsDataset, "_read_unit",
+    original = WindowShards.read_unit
+    monkeypatch.setattr(WindowShards, "read_unit",
                         lambda self, file, shard, row_group: read.append((shard, row_group)) or
                         original(self, file, shard, row_group))
-    dataset = PairsDataset(data_dir, batch_size=1000, negatives=1, start_batch=3)
+    dataset = PairsDataset(data_dir, batch_size=1000, start_batch=3)
     resumed = list(dataset)
     # 3,000 pairs trained: the units that end by then are not read; the one holding pair 3,000 is read and cut
     ends = np.cumsum([rows for _, _, rows in dataset.units])
     first = int(np.searchsorted(ends, 3000, side="right"))
     assert first >= 5 and ends[first - 1] < 3000
     assert read == [unit[:2] for unit in dataset.units[first:]]
-    full = np.concatenate(batches_as_arrays(PairsDataset(data_dir, batch_size=1000, negatives=1)))
-    np.testing.assert_array_equal(np.concatenate(batches_as_arrays(resumed)), full[3000:])
+    full = np.concatenate(batches_as_arrays(PairsDataset(data_dir, batch_size=1000)))
+    resumed = np.concatenate(batches_as_arrays(resumed))
+    np.testing.assert_array_equal(resumed[:, :2], full[3000:, :2])
+    np.testing.assert_array_equal(resumed[1:, 2], full[3001:, 2])  # the resumed stream's first pair starts a window
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +131,8 @@ def uninterrupted_then_reset(args: list[str], data_dir: Path) -> tuple[np.ndarra
     return vectors, loss_log
 
 
-@pytest.mark.parametrize("loss, kernel, num_workers", [("ns", "torch", 0), ("ns", "numba", 2), ("hs", "torch", 0),
-                                                      ("ns", "window", 2), ("hs", "window", 0)])
+@pytest.mark.parametrize("loss, kernel, num_workers", [("ns", "torch", 0), ("hs", "torch", 0), ("ns", "window", 2),
+                                                      ("hs", "window", 0)])
 def test_resume_inside_a_shard_is_bit_exact(data, loss, kernel, num_workers):
     data_dir, pairs_per_draw, _ = data
     args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--loss", loss, "--micro-batch", "1024",
@@ -238,7 +250,7 @@ def test_non_finite_loss_stops_with_one_line_and_writes_nothing(data):
 
 def test_nan_loss_from_the_window_kernel_and_nan_tables_are_never_saved(data, monkeypatch):
     data_dir, _, _ = data
-    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "numba"]  # numba: window
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "window"]
     make_step = train.make_step
     monkeypatch.setattr(train, "make_step", lambda *a, **k: lambda *batch: math.nan)
     with pytest.raises(StageError, match=r"^training diverged: loss nan at batch 1 of epoch 1 \(kernel window, "
@@ -248,8 +260,8 @@ def test_nan_loss_from_the_window_kernel_and_nan_tables_are_never_saved(data, mo
     assert_nothing_written(data_dir)
 
     # A table that turned NaN while the loss looked finite: neither a checkpoint nor vectors are written.
-    def poisoning_step(loss, kernel, model, *rest):
-        step = make_step(loss, kernel, model, *rest)
+    def poisoning_step(model_name, loss, kernel, model, *rest):
+        step = make_step(model_name, loss, kernel, model, *rest)
 
         def poisoned(*batch):
             result = step(*batch)
@@ -270,14 +282,14 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     vocab_size = len(load_vocab(data_dir)[1])
 
     def plan(vocab: int, dim: int) -> int:  # run_stages: a 100,000-entry table, row groups of 20,000 pairs
-        return sum(train.memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 100_000, 0, 20_000).values())
+        return sum(memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 100_000, 0, 20_000).values())
 
     needed = plan(vocab_size, 24)
-    # loader buffers: target, context, window_starts (8 + 8) per pair of 3 batches, and a row group's target and
-    # context
-    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 16 + 20_000 * 8
+    # loader buffers: context, window target and offset (4 + 4 + 4) per pair of 3 batches, the worker's batch
+    # buffer, and a row group's target and context
+    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 12 + 5000 * 12 + 20_000 * 8
     available = needed - 5_000
-    monkeypatch.setattr(train, "available_memory", lambda device: available)
+    monkeypatch.setattr(memory, "available_memory", lambda device: available)
     monkeypatch.setattr(train, "SkipGram", lambda *a, **k: pytest.fail("allocated before the memory check"))
     with pytest.raises(StageError) as refused:
         train.main(args)
@@ -298,18 +310,18 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
 def test_memory_plan_items():
     cfg = train.parse_config(train.__file__, vars(train), ["--dim", "100", "--num-workers", "2"])
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    for kernel in ("window", "numba"):  # every step draws its own negatives: none in the loader's buffers
-        assert train.memory_plan(1000, 100, cfg, kernel, cpu, 10**6, 0, 10**6) == {
+    for kernel in ("window",):  # every step draws its own negatives: none in the loader's buffers
+        assert memory_plan(1000, 100, cfg, kernel, cpu, 10**6, 0, 10**6) == {
             "tables": 2 * 1000 * 100 * 4, "unigram table": 4 * 10**6, "huffman tree": 0,
-            "loader buffers": (2 * 2 + 1) * 300_000 * 16 + 2 * 10**6 * 8}
+            "loader buffers": (2 * 2 + 1) * 300_000 * 12 + 2 * (300_000 * 12 + 10**6 * 8)}
     # the torch kernel on CUDA: the batch and its negatives on the device, and one micro-batch's temporaries
-    assert train.memory_plan(1000, 100, cfg, "torch", cuda, 10**6, 0, 10**6) == {
-        "tables": 800_000, "unigram table": 4 * 10**6, "huffman tree": 0, "loader buffers": 300_000 * (16 + 60),
+    assert memory_plan(1000, 100, cfg, "torch", cuda, 10**6, 0, 10**6) == {
+        "tables": 800_000, "unigram table": 4 * 10**6, "huffman tree": 0, "loader buffers": 300_000 * (12 + 60),
         "step temporaries": 8192 * (2 * 100 * 4 + 2 * 6 * 100 * 4 + 6 * 40 + 8)}
     hs = train.parse_config(train.__file__, vars(train), ["--dim", "100", "--loss", "hs", "--micro-batch", "0"])
-    assert train.memory_plan(1000, 100, hs, "torch", cuda, 0, 17, 10**6) == {
+    assert memory_plan(1000, 100, hs, "torch", cuda, 0, 17, 10**6) == {
         "tables": 1999 * 100 * 4, "unigram table": 0, "huffman tree": 1000 * (17 * 5 + 8),
-        "loader buffers": 300_000 * 16, "step temporaries": 300_000 * (2 * 100 * 4 + 2 * 18 * 100 * 4 + 18 * 40 + 8)}
+        "loader buffers": 300_000 * 12, "step temporaries": 300_000 * (2 * 100 * 4 + 2 * 18 * 100 * 4 + 18 * 40 + 8)}
 
 
 def test_kernel_choice():
@@ -321,40 +333,37 @@ def test_kernel_choice():
             assert train.choose_kernel("auto", cpu, model, loss) == "window"
             assert train.choose_kernel("auto", cuda, model, loss) == ("triton" if fused else "torch")
             assert train.choose_kernel("torch", cpu, model, loss) == "torch"
-            # numba, the pair-by-pair kernel's old name, is the window kernel
-            assert train.choose_kernel("numba", cpu, model, loss) == "window"
     on_cuda = " or ".join(name for (model, loss, name), spec in steps.STEPS.items()
                           if (model, loss) == ("sg", "ns") and spec.runs_on("cuda"))  # triton or torch, or torch
-    for kernel in ("numba", "window"):
-        with pytest.raises(StageError, match=f"^--kernel {kernel} runs on the CPU only, not on cuda: use --kernel "
-                                             f"{on_cuda} or --device cpu$"):
-            train.choose_kernel(kernel, cuda)
+    with pytest.raises(StageError, match=f"^--kernel window runs on the CPU only, not on cuda: use --kernel "
+                                         f"{on_cuda} or --device cpu$"):
+        train.choose_kernel("window", cuda, "sg", "ns")
     kernels = ", ".join(["auto", *steps.kernel_names()])
-    with pytest.raises(StageError, match=f"^--kernel must be {kernels} \\(numba: window\\), not 'fused'$"):
-        train.choose_kernel("fused", cpu)
+    with pytest.raises(StageError, match=f"^--kernel must be {kernels}, not 'numba'$"):
+        train.choose_kernel("numba", cpu, "sg", "ns")
 
 
 def test_a_new_kernel_is_one_registration(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(steps, "STEPS", dict(steps.STEPS))
-    before = train.choose_kernel("auto", cuda)
+    before = train.choose_kernel("auto", cuda, "sg", "ns")
     built = []
     steps.register("sg", "ns", "fused", frozenset({"cuda"}), micro_batched=True)(
         lambda model, cfg, tree, unigram: built.append(model) or (lambda *batch: 0.0))
-    assert train.choose_kernel("fused", cuda) == "fused" and train.micro_batched("fused")
-    assert train.choose_kernel("auto", cuda) == before  # registered last: auto keeps its choice
+    assert train.choose_kernel("fused", cuda, "sg", "ns") == "fused" and train.micro_batched("fused")
+    assert train.choose_kernel("auto", cuda, "sg", "ns") == before  # registered last: auto keeps its choice
     others = " or ".join(name for name in steps.kernel_names() if name not in ("fused",)
                          and steps.STEPS.get(("sg", "ns", name)) and steps.STEPS[("sg", "ns", name)].runs_on("cpu"))
     with pytest.raises(StageError, match=f"^--kernel fused runs on cuda only, not on cpu: use --kernel {others} "
                                          "or --device cuda$"):
-        train.choose_kernel("fused", cpu)
+        train.choose_kernel("fused", cpu, "sg", "ns")
     model = train.SkipGram(10, 4)
-    assert train.make_step("ns", "fused", model, SimpleNamespace(model="sg"))() == 0.0 and built == [model]
+    assert train.make_step("sg", "ns", "fused", model, SimpleNamespace())() == 0.0 and built == [model]
     with pytest.raises(StageError, match="^no training step for --model cbow --loss ns --kernel fused"):
-        train.make_step("ns", "fused", model, SimpleNamespace(model="cbow"))
+        train.make_step("cbow", "ns", "fused", model, SimpleNamespace())
 
 
-# --- models, orders and window_starts (issue 12) ------------------------------------------------------------------
+# --- models, orders and window_starts ------------------------------------------------------------------
 
 def test_the_step_gets_each_batchs_windows(data, monkeypatch):
     data_dir, pairs_per_draw, _ = data
@@ -364,9 +373,9 @@ def test_the_step_gets_each_batchs_windows(data, monkeypatch):
     def recording_make_step(*args, **kwargs):
         step = make_step(*args, **kwargs)
 
-        def recording(target, context, negatives, window_starts, *rest):
-            seen.append((target.numpy().copy(), window_starts.numpy().copy()))
-            return step(target, context, negatives, window_starts, *rest)
+        def recording(batch, *rest):
+            seen.append((batch.pair_targets().numpy().copy(), batch.window_starts.numpy().copy()))
+            return step(batch, *rest)
         return recording
 
     monkeypatch.setattr(train, "make_step", recording_make_step)
@@ -398,7 +407,7 @@ def test_model_refusals(data):
     with pytest.raises(StageError, match=r"^--model must be sg or cbow, not 'skipgram'$"):
         train.main(args + ["--model", "skipgram"])
     kernels = ", ".join(["auto", *steps.kernel_names()])  # window, torch; triton where Triton imports
-    with pytest.raises(StageError, match=f"^--kernel must be {kernels} \\(numba: window\\), not 'fast'$"):
+    with pytest.raises(StageError, match=f"^--kernel must be {kernels}, not 'fast'$"):
         train.main(args + ["--kernel", "fast"])
     # the checkpoint records the model: a resume with another is refused
     train.main(args + ["--stop-after-batches", "1"])
@@ -432,7 +441,7 @@ def test_make_step_names_the_steps_there_are():
     built = ", ".join(f"--model {m} --loss {l} --kernel {k}" for m, l, k in steps.STEPS)
     assert "--model sg --loss ns --kernel window" in built and "--model cbow --loss hs --kernel torch" in built
     with pytest.raises(StageError) as error:
-        train.make_step("ns", "fused", model, cfg, None, None)
+        train.make_step(cfg.model, "ns", "fused", model, cfg, None, None)
     assert str(error.value) == (f"no training step for --model cbow --loss ns --kernel fused in this train.py "
                                 f"(there are: {built})")
 
@@ -443,13 +452,13 @@ def test_rolling_draws_write_a_draw_with_the_settings_of_meta_json():
     meta = {"shards": [], "draws": 3, "window": 5, "sample": 1e-4, "seed": 1, "compression": "zstd",
             "pairs_per_shard": 10, "row_group_pairs": 5, "order": "windows", "dynamic_window": False}
     for shuffle in (True, False):
-        argv = train.pairs_dataset_argv(Path("d"), PairsMeta.from_dict({**meta, "shuffle": shuffle}), 2)
+        argv = pairs_dataset_argv(Path("d"), PairsMeta.from_dict({**meta, "shuffle": shuffle}), 2)
         cfg = pairs_dataset.parse_config(pairs_dataset.__file__, vars(pairs_dataset), argv)
         assert (cfg.only_draws, cfg.num_proc, cfg.draws, cfg.window, cfg.sample, cfg.seed, cfg.compression,
                 cfg.pairs_per_shard, cfg.row_group_pairs, cfg.dynamic_window, cfg.shuffle) == \
             ("2", 1, 3, 5, 1e-4, 1, "zstd", 10, 5, False, shuffle)
     # a meta.json from before "shuffle" was shuffled
-    assert train.pairs_dataset_argv(Path("d"), PairsMeta.from_dict(meta), 2)[-1] == "--shuffle"
+    assert pairs_dataset_argv(Path("d"), PairsMeta.from_dict(meta), 2)[-1] == "--shuffle"
 
 
 def test_check_finite_finds_a_nan_in_any_block(monkeypatch):

@@ -122,9 +122,8 @@ def planted_pairs(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("model, batch_size", [("sg", 500), ("cbow", 150)])
 def test_the_kernels_from_a_lean_batch_equal_the_kernels_from_the_loaders_batch(planted_pairs, model, batch_size):
-    # feed.py's batch (contexts, one target per window, int32 offsets, cut by its reader threads) against
-    # dataset.py's (every target, int64 offsets) made into the kernels' batch by window_batch: the same programs
-    # in the same order under the interpreter, so the tables match exactly
+    # feed.py's batch (cut by its reader threads) against dataset.py's (through a DataLoader): the same programs in
+    # the same order under the interpreter, so the tables match exactly
     found = interpreted("lean_batch", str(planted_pairs), model, str(batch_size))
     assert found["pairs"] == found["old_pairs"] == batch_size and found["windows"] == found["old_windows"] > 20
     assert found["rows_moved"] > 10
@@ -139,7 +138,7 @@ def test_auto_takes_the_triton_kernels_on_cuda_for_every_model_and_loss_and_neve
             assert steps.choose_kernel("auto", cuda, model, loss) == "triton"
             assert steps.choose_kernel("auto", cpu, model, loss) == "window"
     with pytest.raises(StageError, match="--kernel triton runs on cuda only, not on cpu: use --kernel window or"):
-        steps.choose_kernel("triton", cpu)
+        steps.choose_kernel("triton", cpu, "sg", "ns")
 
 
 def test_triton_group_must_be_a_power_of_two(tmp_path):

@@ -80,13 +80,13 @@ def test_ns_window_kernel_matches_numpy_reference():
     expected_in, expected_out, expected_loss = ns_reference(input_w, output_w, target, context, window_starts,
                                                             table, negatives, 0.08, 0.02, seed)
     sampled_in, sampled_out = input_w.copy(), output_w.copy()
-    loss = sg_window_step_cpu(input_w, output_w, target, context, window_starts, table, negatives, 0.08, 0.02,
+    loss = sg_window_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, negatives, 0.08, 0.02,
                               seed, 1, 1)
     np.testing.assert_allclose(input_w, expected_in, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(output_w, expected_out, rtol=1e-5, atol=1e-6)
     assert loss == pytest.approx(expected_loss.sum(), rel=1e-5)
     # loss_every=3: the same updates, the loss of pairs 0, 3, 6, ... scaled up to the batch
-    sampled_loss = sg_window_step_cpu(sampled_in, sampled_out, target, context, window_starts, table, negatives,
+    sampled_loss = sg_window_step_cpu(sampled_in, sampled_out, target[window_starts[:-1]], context, window_starts, table, negatives,
                                       0.08, 0.02, seed, 1, 3)
     np.testing.assert_array_equal(sampled_in, input_w)
     np.testing.assert_array_equal(sampled_out, output_w)
@@ -102,7 +102,7 @@ def test_ns_window_kernel_skips_negatives_equal_to_the_target():
     target, context = np.array([2, 2], np.int32), np.array([0, 3], np.int32)
     window_starts = np.array([0, 2], np.int64)
     before_in, before_out = input_w.copy(), output_w.copy()
-    sg_window_step_cpu(input_w, output_w, target, context, window_starts, np.array([2], np.int32), 3, 0.1, 0.1,
+    sg_window_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, np.array([2], np.int32), 3, 0.1, 0.1,
                        7, 1, 1)
     untouched = [0, 1, 3, 4]
     np.testing.assert_array_equal(output_w[untouched], before_out[untouched])
@@ -122,7 +122,7 @@ def test_ns_window_kernel_shares_counter_draws_across_the_window():
     target = np.array([0, 0, 0, 1, 1], np.int32)
     context = np.array([10, 11, 12, 13, 14], np.int32)
     table = np.arange(2, 40, dtype=np.int32)  # never a target: nothing is skipped
-    sg_window_step_cpu(input_w, output_w, target, context, window_starts, table, negatives, 0.2, 0.2, seed, 1, 1)
+    sg_window_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, negatives, 0.2, 0.2, seed, 1, 1)
     expected = np.zeros((vocab, dim))
     for w, (start, stop) in enumerate([(0, 3), (3, 5)]):
         drawn = table[counter_draws(seed, np.arange(w * negatives, (w + 1) * negatives), len(table))]
@@ -141,7 +141,7 @@ def test_window_kernels_interpolate_the_learning_rate_by_the_windows_first_pair(
     target = np.array([0, 1, 1, 2], np.int32)
     context = np.array([4, 5, 6, 7], np.int32)
     window_starts = np.array([0, 1, 3, 4], np.int64)
-    sg_window_step_cpu(input_w, output_w, target, context, window_starts, np.zeros(1, np.int32), 0, 0.4, 0.0, 1,
+    sg_window_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, np.zeros(1, np.int32), 0, 0.4, 0.0, 1,
                        1, 1)
     lrs = [0.4, 0.4 * (1 - 1 / 4), 0.4 * (1 - 3 / 4)]  # windows start at pairs 0, 1, 3 of 4
     np.testing.assert_allclose(output_w[:3, 0], [lr / 2 * 0.1 * k for lr, k in zip(lrs, [1, 2, 1])], rtol=1e-6)
@@ -156,7 +156,7 @@ def test_ns_window_kernel_reruns_are_bit_identical_with_one_thread():
     runs = []
     for _ in range(2):
         input_w, output_w = start_in.copy(), start_out.copy()
-        loss = sg_window_step_cpu(input_w, output_w, target, context, window_starts, table, 5, 0.05, 0.01, 3, 1, 1)
+        loss = sg_window_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, 5, 0.05, 0.01, 3, 1, 1)
         runs.append((input_w, output_w, loss))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
@@ -177,7 +177,7 @@ def test_ns_window_kernel_threads_split_the_windows():
     runs = []
     for threads in (1, 2):
         input_w, output_w = start_in.copy(), start_out.copy()
-        loss = sg_window_step_cpu(input_w, output_w, target, context, window_starts, np.zeros(1, np.int32), 0,
+        loss = sg_window_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, np.zeros(1, np.int32), 0,
                                   0.05, 0.05, 3, threads, 1)
         runs.append((input_w, output_w, loss))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -197,12 +197,12 @@ def test_hs_window_kernel_matches_numpy_reference():
     expected_in, expected_inner, expected_loss = hs_reference(input_w, inner_w, target, context, window_starts,
                                                               tree, 0.08, 0.02)
     sampled_in, sampled_inner = input_w.copy(), inner_w.copy()
-    loss = sg_window_hs_step_cpu(input_w, inner_w, target, context, window_starts, tree.paths, tree.codes,
+    loss = sg_window_hs_step_cpu(input_w, inner_w, target[window_starts[:-1]], context, window_starts, tree.paths, tree.codes,
                                  tree.lengths, 0.08, 0.02, 1, 1)
     np.testing.assert_allclose(input_w, expected_in, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(inner_w, expected_inner, rtol=1e-5, atol=1e-6)
     assert loss == pytest.approx(expected_loss.sum(), rel=1e-5)
-    sampled_loss = sg_window_hs_step_cpu(sampled_in, sampled_inner, target, context, window_starts, tree.paths,
+    sampled_loss = sg_window_hs_step_cpu(sampled_in, sampled_inner, target[window_starts[:-1]], context, window_starts, tree.paths,
                                          tree.codes, tree.lengths, 0.08, 0.02, 1, 4)
     np.testing.assert_array_equal(sampled_in, input_w)
     np.testing.assert_array_equal(sampled_inner, inner_w)
@@ -220,7 +220,7 @@ def test_hs_window_kernel_reruns_are_identical_with_one_thread():
     runs = []
     for _ in range(2):
         input_w, inner_w = start_in.copy(), start_inner.copy()
-        loss = sg_window_hs_step_cpu(input_w, inner_w, target, context, window_starts, tree.paths, tree.codes,
+        loss = sg_window_hs_step_cpu(input_w, inner_w, target[window_starts[:-1]], context, window_starts, tree.paths, tree.codes,
                                      tree.lengths, 0.05, 0.01, 1, 1)
         runs.append((input_w, inner_w, loss))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -259,8 +259,8 @@ def test_window_kernels_learn_planted_clusters(loss):
         target, context, window_starts = planted_windows(rng, clusters, per_cluster, 2000)
         lr = 0.05 * (1 - batch / 20)
         if loss == "ns":
-            sg_window_step_cpu(input_w, output_w, target, context, window_starts, table, 5, lr, lr, batch, 1, 16)
+            sg_window_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, 5, lr, lr, batch, 1, 16)
         else:
-            sg_window_hs_step_cpu(input_w, output_w, target, context, window_starts, tree.paths, tree.codes,
+            sg_window_hs_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, tree.paths, tree.codes,
                                   tree.lengths, lr, lr, 1, 16)
     assert share_in_cluster(input_w, per_cluster) > 0.95

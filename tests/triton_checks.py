@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1 (test_triton_kernel.py does)"
 
+from w2v.batch import WindowBatch  # noqa: E402 (torch only: Triton is imported later, by each check)
+
 
 def sample_windows(data_dir: str) -> dict:
     """One batch of real windows (the shipped sample through prep and convert_to_int, drawn as pairs_dataset.py
@@ -30,7 +32,7 @@ def sample_windows(data_dir: str) -> dict:
     from benchlib import batch_window_starts, drawn_windows
     from w2v.common import load_vocab
     from w2v.kernels.cpu import sg_window_step_cpu
-    from w2v.kernels.triton_steps import sg_window_step_triton, window_batch
+    from w2v.kernels.triton_steps import sg_window_step_triton
     from unigram_table import build_table
 
     numba.set_num_threads(1)
@@ -45,11 +47,11 @@ def sample_windows(data_dir: str) -> dict:
     input_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     output_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     cpu_in, cpu_out = input_w.copy(), output_w.copy()
-    cpu_loss = sg_window_step_cpu(cpu_in, cpu_out, target, context, window_starts, table, negatives, 0.3, 0.1, seed, 1,
+    cpu_loss = sg_window_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, table, negatives, 0.3, 0.1, seed, 1,
                                   3)
     gpu_in, gpu_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
     # block_d 16: two masked chunks of the 24 columns, as dim 100 and 300 are chunked on a GPU
-    batch = window_batch(torch.from_numpy(target), torch.from_numpy(context), torch.from_numpy(window_starts), "cpu")
+    batch = WindowBatch.of_pairs(target, context, window_starts)
     triton_loss = sg_window_step_triton(gpu_in, gpu_out, batch, torch.from_numpy(table), negatives, 0.3, 0.1,
                                         seed, 3, block_d=16)
     sizes = np.diff(window_starts)
@@ -70,7 +72,7 @@ def cbow_sample_windows(data_dir: str) -> dict:
     from benchlib import batch_window_starts, drawn_windows
     from w2v.common import load_vocab
     from w2v.kernels.cpu import cbow_step_cpu
-    from w2v.kernels.triton_steps import cbow_step_triton, window_batch
+    from w2v.kernels.triton_steps import cbow_step_triton
     from unigram_table import build_table
 
     numba.set_num_threads(1)
@@ -85,9 +87,9 @@ def cbow_sample_windows(data_dir: str) -> dict:
     input_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     output_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     cpu_in, cpu_out = input_w.copy(), output_w.copy()
-    cpu_loss = cbow_step_cpu(cpu_in, cpu_out, target, context, window_starts, table, negatives, 0.3, 0.1, seed, 1, 3)
+    cpu_loss = cbow_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, table, negatives, 0.3, 0.1, seed, 1, 3)
     gpu_in, gpu_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
-    batch = window_batch(torch.from_numpy(target), torch.from_numpy(context), torch.from_numpy(window_starts), "cpu")
+    batch = WindowBatch.of_pairs(target, context, window_starts)
     triton_loss = cbow_step_triton(gpu_in, gpu_out, batch, torch.from_numpy(table), negatives, 0.3, 0.1, seed,
                                    3)
     return {"windows": len(window_starts) - 1, "rows_moved": int((np.abs(cpu_in - input_w).max(axis=1) > 0).sum()),
@@ -109,7 +111,7 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
     from benchlib import batch_window_starts, drawn_windows
     from w2v.common import load_vocab
     from w2v.kernels.cpu import cbow_hs_step_cpu, sg_window_hs_step_cpu
-    from w2v.kernels.triton_steps import cbow_hs_step_triton, sg_window_hs_step_triton, window_batch
+    from w2v.kernels.triton_steps import cbow_hs_step_triton, sg_window_hs_step_triton
     from w2v.kernels import MAX_SCORE
     from w2v.huffman import build_huffman
 
@@ -135,11 +137,11 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
         clipped += int((np.abs(scores) > MAX_SCORE).sum())
     cpu_in, cpu_inner = input_w.copy(), inner_w.copy()
     kernel_cpu = sg_window_hs_step_cpu if model == "sg" else cbow_hs_step_cpu
-    cpu_loss = kernel_cpu(cpu_in, cpu_inner, target, context, window_starts, tree.paths, tree.codes, tree.lengths,
+    cpu_loss = kernel_cpu(cpu_in, cpu_inner, target[window_starts[:-1]], context, window_starts, tree.paths, tree.codes, tree.lengths,
                           0.3, 0.1, 1, 3)
     gpu_in, gpu_inner = torch.from_numpy(input_w.copy()), torch.from_numpy(inner_w.copy())
     paths, codes, lengths = tree.tensors("cpu")
-    batch = window_batch(torch.from_numpy(target), torch.from_numpy(context), torch.from_numpy(window_starts), "cpu")
+    batch = WindowBatch.of_pairs(target, context, window_starts)
     arguments = (gpu_in, gpu_inner, batch, paths, codes, lengths, 0.3, 0.1, 3)
     if model == "sg":
         triton_loss = sg_window_hs_step_triton(*arguments, block_d=block_d)
@@ -205,21 +207,20 @@ def cbow_hs_sample_windows(data_dir: str) -> dict:
     return _hs_sample_windows(data_dir, "cbow", 40, 6, 40, None)
 
 def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
-    """Batch 1 of an epoch (its windows cut by the batch's edges) through the kernel twice from equal tables: from
-    dataset.py's batch (a target per pair, int64 offsets) made into the kernels' batch by window_batch, and from
-    feed.py's lean batch (contexts, one target per window, int32 offsets) as train.py reads it."""
+    """Batch 1 of an epoch (its windows cut by the batch's edges) through the kernel twice from equal tables: as
+    dataset.py's DataLoader yields it, and as feed.py's reader threads give it (train.py's reader for the kernel)."""
     import numpy as np
     import torch
 
     from dataset import PairsDataset
     from w2v.feed import WindowFeed
-    from w2v.kernels.triton_steps import cbow_step_triton, sg_window_step_triton, window_batch
+    from w2v.kernels.triton_steps import cbow_step_triton, sg_window_step_triton
 
     def dataset() -> PairsDataset:
-        return PairsDataset(data_dir, batch_size=int(batch_size), negatives=0, draw_negatives=False, start_batch=1)
+        return PairsDataset(data_dir, batch_size=int(batch_size), start_batch=1)
 
-    target, context, _, window_starts = next(iter(dataset()))
-    lean_feed = WindowFeed(dataset(), num_workers=2)
+    old = next(iter(dataset()))
+    lean_feed = WindowFeed(dataset().plan, num_workers=2)
     lean = next(iter(lean_feed))
     table = torch.from_numpy(np.load(Path(data_dir) / "unigram_table.npy"))
     vocab = int(table.max()) + 1
@@ -229,15 +230,14 @@ def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
     output_w = rng.normal(0, 0.5, (vocab, dim)).astype(np.float32)
     old_in, old_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
     new_in, new_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
-    old = window_batch(target, context, window_starts, "cpu")
     if model == "sg":
         old_loss = sg_window_step_triton(old_in, old_out, old, table, negatives, 0.3, 0.1, seed, 3, block_d=16)
         new_loss = sg_window_step_triton(new_in, new_out, lean, table, negatives, 0.3, 0.1, seed, 3, block_d=16)
     else:
         old_loss = cbow_step_triton(old_in, old_out, old, table, negatives, 0.3, 0.1, seed, 3)
         new_loss = cbow_step_triton(new_in, new_out, lean, table, negatives, 0.3, 0.1, seed, 3)
-    found = {"pairs": lean.n_pairs, "windows": lean.n_windows, "old_pairs": len(target),
-             "old_windows": len(window_starts) - 1,
+    found = {"pairs": lean.n_pairs, "windows": lean.n_windows, "old_pairs": old.n_pairs,
+             "old_windows": old.n_windows,
              "rows_moved": int((np.abs(old_in.numpy() - input_w).max(axis=1) > 0).sum()),
              "input_difference": float(np.abs(new_in.numpy() - old_in.numpy()).max()),
              "output_difference": float(np.abs(new_out.numpy() - old_out.numpy()).max()),

@@ -30,6 +30,15 @@ class WindowBatch:
     def n_windows(self) -> int:
         return int(self.window_starts.shape[0]) - 1
 
+    @classmethod
+    def of_pairs(cls, target, context, window_starts) -> "WindowBatch":
+        """The batch of pairs (a target per pair) cut into windows at `window_starts` (int offsets [W + 1], each
+        window's pairs sharing their target), as int32 CPU tensors."""
+        target, context, starts = (torch.as_tensor(a).cpu() for a in (target, context, window_starts))
+        starts = starts.to(torch.int32)
+        longest = int((starts[1:] - starts[:-1]).max()) if len(starts) > 1 else 0
+        return cls(context.to(torch.int32), target[starts[:-1].long()].to(torch.int32), starts, longest)
+
     def nbytes(self) -> int:
         """Bytes shipped to the device for this batch."""
         return self.context.nbytes + self.window_target.nbytes + self.window_starts.nbytes

@@ -31,17 +31,17 @@ def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.devic
             "unigram table": 0 if hs else table_entries * 4,
             # paths int32 and codes int8 [V, width], lengths int64 [V]
             "huffman tree": vocab_size * (path_width * 5 + 8) if hs else 0}
+    # a batch of windows: context, window target and window offset (int32 each) per pair at most
+    per_pair = 12
     if on_cpu:
-        # target and context (int32) and window_starts (int64 offsets, at most one per pair) for every batch
-        # queued or in use, plus the row group each worker decodes; every step draws its own negatives.
-        per_pair = 16
+        # every batch queued or in use, and each worker's batch buffer and the row group it decodes (target and
+        # context); every step draws its own negatives
         workers = max(1, cfg.num_workers)
-        unit_per_pair = 8
         plan["loader buffers"] = ((PREFETCH_BATCHES * workers + 1) * batch * per_pair
-                                  + workers * row_group_pairs * unit_per_pair)
+                                  + workers * (batch * per_pair + row_group_pairs * 8))
     else:
-        # the batch's target and context, and the negatives drawn there (int64 draws, int32 words)
-        plan["loader buffers"] = batch * (16 + (0 if hs else 12 * cfg.negatives))
+        # the batch copied to the device, and the negatives drawn there (int64 draws, int32 words)
+        plan["loader buffers"] = batch * (per_pair + (0 if hs else 12 * cfg.negatives))
     if micro_batched(kernel):
         micro = min(batch, cfg.micro_batch) if cfg.micro_batch > 0 else batch
         # gathered u and v, grad_u and grad_v (float32 rows), ~6 float32 and 2 int64 values per output row
