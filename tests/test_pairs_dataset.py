@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pairs_dataset
-from w2v import pairs_meta
+from w2v import draws as draw_plan, pairs_meta
 from w2v.common import StageError
 from pairs_dataset import iter_pairs, keep_probabilities, subsample, window_pairs
 
@@ -407,12 +407,12 @@ def test_pairs_bound_is_exact_but_for_document_edges(tmp_path):
     run_stage(tmp_path, "--window", str(window), "--sample", "0", "--no-dynamic-window", "--draws", "1")
     meta = json.loads((tmp_path / "pairs" / "meta.json").read_text())
     counts = np.bincount(np.arange(n) % 50)
-    bound = pairs_dataset.expected_pairs_bound(counts, np.ones(50), window, dynamic_window=False)
+    bound = draw_plan.expected_pairs_bound(counts, np.ones(50), window, dynamic_window=False)
     assert bound == n * 2 * window
     assert meta["pairs"] == bound - window * (window + 1)
     # dynamic window: the mean window is (W + 1) / 2; sub-sampling scales each word by its keep probability
     keep = np.linspace(0.1, 1.0, 50)
-    assert pairs_dataset.expected_pairs_bound(counts, keep, window, True) == pytest.approx(
+    assert draw_plan.expected_pairs_bound(counts, keep, window, True) == pytest.approx(
         (counts * keep).sum() * (window + 1))
 
 
@@ -424,8 +424,8 @@ def fake_free_space(monkeypatch, free_bytes: int) -> None:
 
 def planned_bytes(data_dir: Path, draws: int, compression: str = "lz4", window: int = 5) -> float:
     counts = np.asarray(json.loads((data_dir / "vocab.json").read_text())["counts"])
-    keep = pairs_dataset.keep_probabilities(counts, 0)
-    return pairs_dataset.expected_pairs_bound(counts, keep, window, True) * draws * \
+    keep = draw_plan.keep_probabilities(counts, 0)
+    return draw_plan.expected_pairs_bound(counts, keep, window, True) * draws * \
         pairs_dataset.plan_bytes_per_pair(compression)
 
 
@@ -730,9 +730,8 @@ def test_no_shuffle_writes_the_stream_in_text_order(tmp_path):
         assert np.array_equal(flags, window_first | edges)
         # the reader keeps it: every epoch of this draw reads its shards in file order
         for epoch in (draw, draw + 2):
-            batches = list(PairsDataset(tmp_path, batch_size=700, seed=epoch + 3, epoch=epoch,
-                                        draw_negatives=False))
-            read = np.concatenate([np.stack([t.numpy(), c.numpy()], axis=1) for t, c, _, _ in batches])
+            batches = list(PairsDataset(tmp_path, batch_size=700, seed=epoch + 3, epoch=epoch))
+            read = np.concatenate([np.stack([b.pair_targets().numpy(), b.context.numpy()], axis=1) for b in batches])
             assert np.array_equal(read, expected)
     # the same pairs as the shuffled run's, shard by shard
     write_corpus(tmp_path / "shuffled", docs)

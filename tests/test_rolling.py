@@ -104,7 +104,7 @@ def test_rolling_run_equals_all_draws_on_disk_and_keeps_two(full_data, rolling_d
     import torch
     total = torch.load(rolling_data / "model" / "checkpoint.pt", weights_only=False)["position"]["total_pairs"]
     _, counts = train.load_vocab(rolling_data, with_words=False)
-    expected = round(pairs_dataset.expected_pairs_per_draw(counts, 4, 0.0, True))
+    expected = round(draws.expected_pairs_per_draw(counts, 4, 0.0, True))
     assert total == full_meta["pairs_per_draw"][0] + 2 * expected
     assert total > sum(full_meta["pairs_per_draw"])  # edges ignored: the estimate is above the pairs written
 
@@ -168,7 +168,7 @@ def test_failing_background_writer_stops_training_with_its_line(rolling_data, mo
 def test_schedule_counts_expected_pairs_of_absent_draws(full_data, rolling_data):
     meta = PairsMeta.read(rolling_data / "pairs")
     _, counts = train.load_vocab(rolling_data, with_words=False)
-    expected = round(pairs_dataset.expected_pairs_per_draw(counts, 4, 0.0, True))
+    expected = round(draws.expected_pairs_per_draw(counts, 4, 0.0, True))
     assert expected == 600 * 15 * 5  # sample 0: every token retained, (window + 1) pairs each
     written = meta.pairs_per_draw[0]
     assert schedule_pairs(meta, counts, 5, rolling=True) == 2 * written + 3 * expected  # draws 0 1 2 0 1
