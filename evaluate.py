@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> dict:
                                                                    _LIST_FLAGS))
     check_flags(cfg, k=at_least(1), restrict_vocab=at_least(0), batch_size=at_least(1))
     check_flags(cfg, projector=at_least(0))
-    if not (cfg.analogies or cfg.similarity or cfg.neighbors or cfg.projector):
-        fail("nothing to evaluate: give --analogies FILE, --similarity FILE, --neighbors WORD or --projector N")
     if cfg.map and not cfg.neighbors:
         fail("--map draws the --neighbors words: give some")
+    if not (cfg.analogies or cfg.similarity or cfg.neighbors or cfg.projector):
+        fail("nothing to evaluate: give --analogies FILE, --similarity FILE, --neighbors WORD or --projector N")
     for path in cfg.analogies + cfg.similarity:
         if not Path(path).is_file():
             fail(f"{path} not found")
@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.card:
         card = add_scores(vectors_path.parent, {kind: figures[kind] for kind in ("similarity", "analogies")
                                                 if kind in figures})
-        print(f"scores added to {vectors_path.parent / 'card.json'} ({len(card['scores'])} kinds)")
+        print(f"scores added to the model card {vectors_path.parent / 'card.json'} and README.md "
+              f"({', '.join(card['scores'])})")
     figures["wall_s"] = round(time.perf_counter() - started, 2)
     if cfg.json:
         write_json(Path(cfg.json), figures)  # atomic

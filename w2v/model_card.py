@@ -186,7 +186,8 @@ def render_card(card: Mapping[str, Any]) -> str:
     if not any(scores.values()):
         lines.append("None yet: `python evaluate.py --data-dir DATA_DIR --card` adds them.")
     for name, result in scores.get("similarity", {}).items():
-        lines.append(f"- similarity {name}: Spearman {_shown(result.get('spearman'))}, "
+        rho = result.get("spearman")
+        lines.append(f"- similarity {name}: Spearman {_shown(None if rho is None else round(rho, 3))}, "
                      f"support {_shown(result.get('support'))}")
     for name, result in scores.get("analogies", {}).items():
         total = result.get("total", {})
