@@ -43,9 +43,10 @@ on disk; the total used is kept in the checkpoint, so --resume keeps the schedul
 measured in bench/RESULTS.md ("Rolling draws").
 
 Outputs in DATA_DIR/model: vectors.txt and vectors.bin (word2vec formats, gensim loads both), embeddings.npy,
-loss.csv (per batch: the mean loss of a training example, a pair in skip-gram, a window in CBOW), loss.png (drawn
-again at every checkpoint, epochs marked: views.plot_loss), checkpoint.pt, and the model card, card.json and
-README.md (model_card.py: corpus, preprocessing, settings, time, machine; evaluate.py --card adds the scores).
+loss.csv (per batch: the mean loss of a training example, a pair in skip-gram, a window in CBOW), loss.png
+(redrawn at checkpoints, at most every 30 s, epochs marked: views.LossPlot), checkpoint.pt, and the model card,
+card.json and README.md (model_card.py: corpus, preprocessing, settings, time, machine; evaluate.py --card adds
+the scores).
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ from w2v.memory import check_memory, size_text
 from w2v.model_card import write_card
 from w2v.pairs_meta import PairsMeta
 from w2v.vectors_io import save_word2vec_binary, save_word2vec_text
-from w2v.views import plot_loss
+from w2v.views import LossPlot
 from w2v.workers import default_num_proc
 from word2vec import SkipGram, nearest_neighbours
 
@@ -283,6 +284,8 @@ class Training:
                              unit_scale=True, desc="train", smoothing=0.05)
         self.rolling = RollingDraws(self.data_dir, cfg.epochs, data.meta.draws, self.progress, cfg.rolling_draws)
         self.segment_started = time.perf_counter()
+        self.loss_plot = LossPlot(self.checkpoint_path.with_name("loss.png"), cfg.model, cfg.loss,
+                                  "window" if cfg.model == "cbow" else "pair")
 
     def run(self) -> bool:
         """Train from the position on to the last epoch; True when --stop-after-batches stopped it first."""
@@ -353,8 +356,8 @@ class Training:
     def checkpoint(self) -> None:
         self.position["train_s"] += time.perf_counter() - self.segment_started
         save_checkpoint(self.checkpoint_path, self.model, self.position, self.loss_rows, self.cfg)
-        plot_loss(self.checkpoint_path.with_name("loss.png"), self.loss_rows, self.cfg.model, self.cfg.loss,
-                  "window" if self.cfg.model == "cbow" else "pair")  # redrawn at each checkpoint: a run can be watched
+        # redrawn at checkpoints (at most every views.REDRAW_SECONDS, and after the last epoch): a run can be watched
+        self.loss_plot.update(self.loss_rows, final=self.position["epoch"] >= self.cfg.epochs)
         self.checkpoints += 1
         self.last_checkpoint, self.segment_started = clock(), time.perf_counter()
 

@@ -172,27 +172,32 @@ def test_loss_plot_is_drawn_at_each_checkpoint_with_epoch_marks(trained, tmp_pat
     data_dir = tmp_path / "data"
     shutil.copytree(trained, data_dir)
     calls = []
-    original = train.plot_loss
+    original = views.plot_loss
 
     def recording(path, loss_rows, *args, **kwargs):
-        calls.append((Path(path), len(loss_rows), args))
+        calls.append((Path(path), [row[1] for row in loss_rows], args))
         return original(path, loss_rows, *args, **kwargs)
 
-    monkeypatch.setattr(train, "plot_loss", recording)
-    args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--batch-size", "1000"]
+    monkeypatch.setattr(views, "plot_loss", recording)
+    monkeypatch.setattr(views, "REDRAW_SECONDS", 1e9)  # no redraw by time: the first and the last only
+    args = ["--data-dir", str(data_dir), "--epochs", "3", *TRAIN_ARGS, "--batch-size", "1000"]
     stopped = train.main(args + ["--stop-after-batches", "2"])
     assert stopped["stopped"] and (data_dir / "model" / "loss.png").is_file()  # before training ended
     assert not (data_dir / "model" / "vectors.txt").exists()
-    assert calls == [(data_dir / "model" / "loss.png", 2, ("sg", "ns", "pair"))]
+    assert calls == [(data_dir / "model" / "loss.png", [1, 1], ("sg", "ns", "pair"))]
     figures = train.main(args + ["--resume"])
-    assert len(calls) == 1 + figures["checkpoints"] and figures["checkpoints"] == 2  # the two epoch ends
+    assert figures["checkpoints"] == 3  # the three epoch ends: the first drawn, the second too soon, the last drawn
+    assert [sorted(set(epochs)) for _, epochs, _ in calls] == [[1], [1], [1, 2, 3]]
     rows = [[float(value) for value in row] for row in
             list(csv.reader(open(data_dir / "model" / "loss.csv")))[1:]]
-    first_epoch = [row for row in rows if row[1] == 1]
+    assert len(calls[-1][1]) == len(rows)
+    ends = [max(row[2] for row in rows if row[1] == epoch) for epoch in (1, 2)]
     marks = views.plot_loss(tmp_path / "loss.png", rows, "sg", "ns")
-    assert marks == [first_epoch[-1][2]] and 0 < marks[0] < rows[-1][2]
+    assert marks == ends and 0 < marks[0] < marks[1] < rows[-1][2]
     assert imread(data_dir / "model" / "loss.png").shape[0] > 100
-    assert views.epoch_marks(rows[:len(first_epoch)]) == []  # one epoch: nothing to mark
+    assert views.epoch_marks([row for row in rows if row[1] == 1]) == []  # one epoch: nothing to mark
+    plot = views.LossPlot(tmp_path / "watched.png", "cbow", "hs", "window")
+    assert plot.update(rows) and not plot.update(rows) and plot.update(rows, final=True)
 
 
 def test_the_model_card_holds_the_figures_of_stats_and_vocab(trained, tmp_path):

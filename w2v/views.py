@@ -9,6 +9,7 @@ nothing never load it. The map projects with numpy alone (PCA by SVD): no new de
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -24,6 +25,8 @@ LOSS_NAMES = {"ns": "negative sampling", "hs": "hierarchical softmax"}
 MAP_COLOURS = 10
 # Digits of a float32 written to vectors.tsv: 9 significant digits read back to the same float32.
 PROJECTOR_FORMAT = "%.9g"
+# LossPlot redraws at most this often (seconds): a draw costs ~0.3 s, and a small corpus checkpoints every epoch.
+REDRAW_SECONDS = 30.0
 
 
 def _pyplot():
@@ -169,3 +172,20 @@ def plot_loss(path: Path, loss_rows: Sequence[Sequence[float]], model: str = "sg
         figure.savefig(temp, format="png", dpi=120)
     plt.close(figure)
     return marks
+
+
+class LossPlot:
+    """loss.png kept current during training: `update` at each checkpoint redraws it (plot_loss) when it was
+    never drawn, when `final`, or when REDRAW_SECONDS have passed since the last draw. Returns whether it drew."""
+
+    def __init__(self, path: Path, model: str, loss: str, example: str = "pair"):
+        self.path, self.model, self.loss, self.example = Path(path), model, loss, example
+        self.drawn_at: float | None = None
+
+    def update(self, loss_rows: Sequence[Sequence[float]], final: bool = False) -> bool:
+        now = time.monotonic()
+        if not final and self.drawn_at is not None and now - self.drawn_at < REDRAW_SECONDS:
+            return False
+        plot_loss(self.path, loss_rows, self.model, self.loss, self.example)
+        self.drawn_at = time.monotonic()
+        return True
