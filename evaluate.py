@@ -5,6 +5,7 @@
         --similarity sample/eval_en/wordsim353.tsv sample/eval_en/simlex999.txt
     python evaluate.py --vectors data/model/embeddings.npy --vocab data/vocab.json \\
         --neighbors москва король --json data/stats/eval.json
+    python evaluate.py --similarity --neighbors москвы король --k 8 --map map.png --projector 10000 --card
 
 Conventions (the same numbers as gensim 4.4's KeyedVectors methods on the same vectors file):
 - Rows are in frequency order (the order of vocab.json and of the word2vec files train.py writes).
