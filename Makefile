@@ -1,6 +1,7 @@
 # The commands of the README:
 #   make demo   -> every stage on the shipped Taiga sample (sample/taiga_ud.txt) into data-demo/, offline, then the
-#     neighbours of a few words and the scores on the shipped Russian sets (sample/eval/)
+#     neighbours of a few words (drawn on data-demo/model/map.png) and the scores on the shipped Russian sets
+#     (sample/eval/), added to the model card data-demo/model/README.md
 #   make run [DATASET=corpus.parquet] [EPOCHS=5]   -> the whole pipeline on the Taiga corpus (a Hugging Face
 #     dataset; DATASET also takes local .txt/.jsonl/.parquet files), set-up included
 #     (EPOCHS also sets pairs_dataset.py --draws: every epoch trains on its own draw of the pairs)
@@ -65,7 +66,8 @@ demo: setup
 	$(BIN)/python pairs_dataset.py --data-dir $(DEMO_DIR) --draws 5 --sample 1e-3
 	$(BIN)/python unigram_table.py --data-dir $(DEMO_DIR) --table-size 1000000
 	$(BIN)/python train.py --data-dir $(DEMO_DIR) --epochs 30 --dim 50 --neighbour-words
-	$(BIN)/python evaluate.py --data-dir $(DEMO_DIR) --neighbors $(DEMO_WORDS) --k 8
+	$(BIN)/python evaluate.py --data-dir $(DEMO_DIR) --neighbors $(DEMO_WORDS) --k 8 \
+		--map $(DEMO_DIR)/model/map.png --card
 
 test: setup-dev
 	$(BIN)/python -m pytest -q -rs tests

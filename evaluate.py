@@ -5,6 +5,7 @@
         --similarity sample/eval_en/wordsim353.tsv sample/eval_en/simlex999.txt
     python evaluate.py --vectors data/model/embeddings.npy --vocab data/vocab.json \\
         --neighbors москва король --json data/stats/eval.json
+    python evaluate.py --similarity --neighbors москвы король --k 8 --map map.png --projector 10000 --card
 
 Conventions (the same numbers as gensim 4.4's KeyedVectors methods on the same vectors file):
 - Rows are in frequency order (the order of vocab.json and of the word2vec files train.py writes).
@@ -22,7 +23,13 @@ Conventions (the same numbers as gensim 4.4's KeyedVectors methods on the same v
   is scored/total. Spearman rho uses average ranks for ties (scipy's spearmanr); Pearson r is reported too.
   A line splits on tabs if it has one, else on commas, else on whitespace (gensim takes one delimiter);
   fields are stripped, where gensim keeps the space of "монах, оракул" in hj.csv and misses that pair.
-- Neighbours: cosine over the whole vocabulary; the query word's own row is left out.
+- Neighbours: cosine over the whole vocabulary; the query word's own row is left out. On a lemmatized vocabulary
+  a plain word that is no key (москвы) stands for its keys (москва_PROPN, and москва_NOUN where it exists:
+  morphology.resolve_queries), each answered and named.
+- --map PATH draws the --neighbors words and their K neighbours on a 2-D map (PCA, views.draw_map), a colour
+  per query; --projector N writes vectors.tsv and metadata.tsv of the N most frequent words for TensorBoard's
+  embedding projector (views.write_projector); --card adds the scores to the model card beside the vectors
+  (model_card.add_scores: card.json and README.md, written by train.py).
 - A file without one usable question or pair is an error (one line), not a table of zeros.
 - Lemmatized vectors (convert_to_int.py --lemmatize lemma|upos; vocab.json says which): every plain word of an
   evaluation file is mapped through the same analysis as the corpus (morphology.py: "москвы" -> "москва", or
@@ -41,9 +48,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from w2v.common import at_least, check_flags, fail, parse_config, run, write_json
-from w2v.morphology import MODES, key_of_evaluation_word
+from w2v.common import at_least, check_flags, fail, load_vocab, parse_config, run, write_json
+from w2v.model_card import add_scores
+from w2v.morphology import MODES, key_of_evaluation_word, resolve_queries
 from w2v.vectors_io import load_vectors
+from w2v.views import draw_map, write_projector
 from word2vec import nearest_neighbours
 
 # The Russian evaluation sets shipped with the project (sample/README.md), the default --similarity files, found
@@ -62,6 +71,10 @@ LOWERCASE = True  # match words case-insensitively (gensim's case_insensitive=Tr
 LEMMATIZE = "auto"  # how the vectors' words were made: none, lemma, upos, or auto: the "lemmatize" of their vocab.json (none without one)
 JSON = ""  # also write every figure to this JSON file (empty: none)
 BATCH_SIZE = 1024  # analogy questions scored by one matrix product
+MAP = ""  # draw the --neighbors words and their --k neighbours on a 2-D map (PCA) to this PNG (empty: none)
+PROJECTOR = 0  # write vectors.tsv and metadata.tsv (word, count) of this many most frequent words, for TensorBoard's embedding projector (0: none)
+PROJECTOR_DIR = ""  # where --projector writes; empty: the folder of the vectors (DATA_DIR/model)
+CARD = False  # add the similarity and analogy scores to the model card beside the vectors (card.json, README.md: train.py writes it)
 
 _LIST_FLAGS = ("--analogies", "--similarity", "--neighbors")
 _CANDIDATES = 5  # gensim looks at the top 5 answers (after dropping the question rows) for a valid one
@@ -74,8 +87,11 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), merge_repeated_flags(sys.argv[1:] if argv is None else list(argv),
                                                                    _LIST_FLAGS))
     check_flags(cfg, k=at_least(1), restrict_vocab=at_least(0), batch_size=at_least(1))
-    if not (cfg.analogies or cfg.similarity or cfg.neighbors):
-        fail("nothing to evaluate: give --analogies FILE, --similarity FILE or --neighbors WORD")
+    check_flags(cfg, projector=at_least(0))
+    if cfg.map and not cfg.neighbors:
+        fail("--map draws the --neighbors words: give some")
+    if not (cfg.analogies or cfg.similarity or cfg.neighbors or cfg.projector):
+        fail("nothing to evaluate: give --analogies FILE, --similarity FILE, --neighbors WORD or --projector N")
     for path in cfg.analogies + cfg.similarity:
         if not Path(path).is_file():
             fail(f"{path} not found")
@@ -90,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{'case-insensitive' if cfg.lowercase else 'exact-case'} matching"
           + (f", plain evaluation words mapped to their {mode}" if mode != "none" else ""))
     normed = unit_rows(vectors)
+    raw = vectors if cfg.projector else None  # the projector shows the vectors as trained, not scaled
     del vectors  # only the unit rows are needed from here on
     if cfg.analogies:
         figures["analogies"] = {}
@@ -103,14 +120,34 @@ def main(argv: list[str] | None = None) -> dict:
                                  for path in cfg.similarity}
         print_similarity(figures["similarity"])
     if cfg.neighbors:
-        figures["neighbors"] = {}
-        for query in cfg.neighbors:
-            try:
-                found = nearest_neighbours(words, normed, [query], cfg.k, lowercase=cfg.lowercase)[query]
-            except KeyError:  # printed as unknown
-                found = None
-            figures["neighbors"][query] = found
-            print_neighbours(query, found)
+        figures["neighbors"], figures["keys"] = {}, resolve_queries(cfg.neighbors, words, mode, cfg.lowercase)
+        for query, keys in figures["keys"].items():
+            if not keys:
+                figures["neighbors"][query] = None
+                print_neighbours(query, None)
+            for key in keys:
+                found = nearest_neighbours(words, normed, [key], cfg.k, lowercase=cfg.lowercase)[key]
+                figures["neighbors"][key] = found
+                print_neighbours(key if key == query else f"{key} (for {query})", found)
+        if cfg.map:
+            groups = {key if key == query else f"{key} ({query})": [key] + [w for w, _ in figures["neighbors"][key]]
+                      for query, keys in figures["keys"].items() for key in keys}
+            if not groups:
+                fail(f"--map: none of {', '.join(cfg.neighbors)} is in the vocabulary")
+            draw_map(cfg.map, words, normed, _spelled(words, groups, cfg.lowercase),
+                     f"{cfg.k} nearest neighbours of each word, PCA of the unit vectors")
+            print(f"map written to {cfg.map}")
+    if cfg.projector:
+        out_dir = Path(cfg.projector_dir) if cfg.projector_dir else vectors_path.parent
+        paths = write_projector(out_dir, words, _counts(words, vectors_path, cfg.vocab, cfg.projector), raw,
+                                cfg.projector)
+        figures["projector"] = [str(path) for path in paths]
+        print(f"projector files: {paths[0]}, {paths[1]} ({min(cfg.projector, len(words)):,} words)")
+    if cfg.card:
+        card = add_scores(vectors_path.parent, {kind: figures[kind] for kind in ("similarity", "analogies")
+                                                if kind in figures})
+        print(f"scores added to the model card {vectors_path.parent / 'card.json'} and README.md "
+              f"({', '.join(card['scores'])})")
     figures["wall_s"] = round(time.perf_counter() - started, 2)
     if cfg.json:
         write_json(Path(cfg.json), figures)  # atomic
@@ -145,18 +182,46 @@ def evaluate_similarity(words: Sequence[str], vectors: np.ndarray, path: str | P
     return _similarity(list(words), unit_rows(vectors), path, lowercase, restrict_vocab, lemmatize)
 
 
-def vocabulary_mode(vectors_path: str | Path, vocab_path: str | Path = "") -> str:
-    """The lemmatize mode of the vocab.json of these vectors (given, or next to them, or in their parent folder,
-    where train.py's data/model/vectors.txt finds data/vocab.json); "none" when there is none or it says none."""
+def vocabulary_path(vectors_path: str | Path, vocab_path: str | Path = "") -> Path | None:
+    """The vocab.json of these vectors: given, or next to them, or in their parent folder (where train.py's
+    data/model/vectors.txt finds data/vocab.json); None when there is none."""
     vectors_path = Path(vectors_path)
     candidates = [Path(vocab_path)] if vocab_path else [vectors_path.parent / "vocab.json",
                                                         vectors_path.parent.parent / "vocab.json"]
-    for path in candidates:
-        if path.is_file():
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                match = _MODE_IN_VOCAB.search(handle.read(4096))
-            return match.group(1) if match and match.group(1) in MODES else "none"
-    return "none"
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def vocabulary_mode(vectors_path: str | Path, vocab_path: str | Path = "") -> str:
+    """The lemmatize mode of the vocab.json of these vectors (vocabulary_path); "none" when there is none or it
+    says none."""
+    path = vocabulary_path(vectors_path, vocab_path)
+    if path is None:
+        return "none"
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        match = _MODE_IN_VOCAB.search(handle.read(4096))
+    return match.group(1) if match and match.group(1) in MODES else "none"
+
+
+def _counts(words: Sequence[str], vectors_path: Path, vocab_path: str, top: int) -> np.ndarray | None:
+    """The counts of the `top` first words from their vocab.json, None without one or when its words differ."""
+    path = vocabulary_path(vectors_path, vocab_path)
+    if path is None or path.name != "vocab.json":
+        return None
+    vocab_words, counts = load_vocab(path.parent)
+    top = min(top, len(words))
+    return counts[:top] if list(vocab_words[:top]) == list(words[:top]) else None
+
+
+def _spelled(words: Sequence[str], groups: dict[str, list[str]], lowercase: bool) -> dict[str, list[str]]:
+    """Groups of words as `words` spells them: a query matched case-insensitively takes its most frequent row's
+    spelling (the row nearest_neighbours answered for)."""
+    exact = set(words)
+    folded: dict[str, str] = {}
+    if lowercase:
+        for word in words:
+            folded.setdefault(word.upper(), word)
+    return {name: [word if word in exact else folded.get(word.upper(), word) for word in members]
+            for name, members in groups.items()}
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:

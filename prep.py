@@ -509,8 +509,8 @@ def main(argv: list[str] | None = None) -> dict:
             fail(f"empty corpus: {cfg.dataset} yields no text with a word in it ({totals['texts']:,} texts read)")
     raw_mb = totals["raw_bytes"] / 2**20
     elapsed = max(1e-9, time.perf_counter() - report.started)
-    return report.finish(documents=totals["documents"], tokens=totals["tokens"], raw_mb=round(raw_mb, 2),
-                         mb_per_s=round(raw_mb / elapsed, 2), parts=written,
+    return report.finish(dataset=cfg.dataset, documents=totals["documents"], tokens=totals["tokens"],
+                         raw_mb=round(raw_mb, 2), mb_per_s=round(raw_mb / elapsed, 2), parts=written,
                          replacement_chars=totals["replacement_chars"],
                          texts_with_replacements=totals["texts_with_replacements"])
 

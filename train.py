@@ -43,8 +43,10 @@ on disk; the total used is kept in the checkpoint, so --resume keeps the schedul
 measured in bench/RESULTS.md ("Rolling draws").
 
 Outputs in DATA_DIR/model: vectors.txt and vectors.bin (word2vec formats, gensim loads both), embeddings.npy,
-loss.csv (per batch: the mean loss of a training example, a pair in skip-gram, a window in CBOW), loss.png,
-checkpoint.pt.
+loss.csv (per batch: the mean loss of a training example, a pair in skip-gram, a window in CBOW), loss.png
+(redrawn at checkpoints, at most every 30 s, epochs marked: views.LossPlot), checkpoint.pt, and the model card,
+card.json and README.md (model_card.py: corpus, preprocessing, settings, time, machine; evaluate.py --card adds
+the scores).
 """
 from __future__ import annotations
 
@@ -70,8 +72,10 @@ from w2v.feed import WindowFeed
 from w2v.huffman import HuffmanTree, huffman_for
 from w2v.kernels.steps import Step, choose_kernel, make_step, micro_batch, micro_batched, reads_feed
 from w2v.memory import check_memory, size_text
+from w2v.model_card import write_card
 from w2v.pairs_meta import PairsMeta
 from w2v.vectors_io import save_word2vec_binary, save_word2vec_text
+from w2v.views import LossPlot
 from w2v.workers import default_num_proc
 from word2vec import SkipGram, nearest_neighbours
 
@@ -190,30 +194,6 @@ def write_outputs(model_dir: Path, words: list[str], model: SkipGram, loss_rows:
             writer = csv.writer(handle)
             writer.writerow(["batch", "epoch", "pairs_done", "lr", "loss"])
             writer.writerows(loss_rows)
-    plot_loss(model_dir / "loss.png", loss_rows, example)
-
-
-def plot_loss(path: Path, loss_rows: list, example: str = "pair") -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = np.asarray([(row[2], row[4]) for row in loss_rows], dtype=np.float64).reshape(-1, 2)
-    figure, axis = plt.subplots(figsize=(7, 4))
-    axis.plot(rows[:, 0] / 1e6, rows[:, 1], lw=0.8, label="batch")
-    if len(rows) >= 20:
-        width = max(1, len(rows) // 50)
-        smooth = np.convolve(rows[:, 1], np.ones(width) / width, mode="valid")
-        axis.plot(rows[width - 1:, 0] / 1e6, smooth, lw=1.5, label=f"mean of {width}")
-    axis.set_xlabel("pairs trained (millions)")
-    axis.set_ylabel(f"loss per {example}")
-    axis.set_title("skip-gram training loss")
-    axis.legend()
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with atomic_output(path) as temp:
-        figure.savefig(temp, format="png", dpi=120)
-    plt.close(figure)
 
 
 def settle_flags(cfg) -> None:
@@ -304,6 +284,8 @@ class Training:
                              unit_scale=True, desc="train", smoothing=0.05)
         self.rolling = RollingDraws(self.data_dir, cfg.epochs, data.meta.draws, self.progress, cfg.rolling_draws)
         self.segment_started = time.perf_counter()
+        self.loss_plot = LossPlot(self.checkpoint_path.with_name("loss.png"), cfg.model, cfg.loss,
+                                  "window" if cfg.model == "cbow" else "pair")
 
     def run(self) -> bool:
         """Train from the position on to the last epoch; True when --stop-after-batches stopped it first."""
@@ -374,6 +356,8 @@ class Training:
     def checkpoint(self) -> None:
         self.position["train_s"] += time.perf_counter() - self.segment_started
         save_checkpoint(self.checkpoint_path, self.model, self.position, self.loss_rows, self.cfg)
+        # redrawn at checkpoints (at most every views.REDRAW_SECONDS, and after the last epoch): a run can be watched
+        self.loss_plot.update(self.loss_rows, final=self.position["epoch"] >= self.cfg.epochs)
         self.checkpoints += 1
         self.last_checkpoint, self.segment_started = clock(), time.perf_counter()
 
@@ -433,7 +417,9 @@ def main(argv: list[str] | None = None) -> dict:
     check_finite(model, "vectors")
     write_outputs(data_dir / "model", data.words, model, loss_rows, "window" if cfg.model == "cbow" else "pair")
     print_neighbours(data.words, model, cfg.neighbour_words)
-    return report.finish(**run_figures(cfg, training, device, needed, available))
+    figures = run_figures(cfg, training, device, needed, available)
+    write_card(data_dir, vars(cfg), figures)  # model/card.json and model/README.md (w2v/model_card.py)
+    return report.finish(**figures)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,12 @@ from torch import nn
 
 from w2v.common import at_least, check_flags, load_vocab, parse_config, require, run
 from w2v.huffman import HuffmanTree
+from w2v.model_card import vocab_figures
+from w2v.morphology import resolve_queries
 
 
 DATA_DIR = "data"  # where stage outputs live
-WORDS = ["москва", "король", "хороший", "говорить"]  # words whose neighbours to print
+WORDS = ["москва", "король", "хороший", "говорить"]  # words whose neighbours to print; on a lemma_UPOS vocabulary a plain word answers for its keys (москвы: москва_PROPN, москва_NOUN)
 K = 10  # neighbours per word
 
 
@@ -188,10 +190,14 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     check_flags(cfg, k=at_least(1))
     words, vectors = load_trained(Path(cfg.data_dir))
-    known = [word for word in cfg.words if word in set(words)]
-    for word in cfg.words:
-        if word not in known:
+    mode = vocab_figures(Path(cfg.data_dir) / "vocab.json").get("lemmatize", "none")
+    keys = resolve_queries(cfg.words, words, mode)
+    for word, found in keys.items():
+        if not found:
             print(f"unknown word: {word}")
+        elif found != [word]:
+            print(f"{word}: the keys {', '.join(found)}")
+    known = list(dict.fromkeys(key for found in keys.values() for key in found))
     neighbours = nearest_neighbours(words, vectors, known, cfg.k) if known else {}
     for word, found in neighbours.items():
         print(f"{word}: " + ", ".join(f"{w} {s:.3f}" for w, s in found))

@@ -24,7 +24,7 @@ pymorphy3 is imported on first use only, so the stages that never lemmatize neve
 from __future__ import annotations
 
 import functools
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 MODES = ("none", "lemma", "upos")
 
@@ -134,3 +134,43 @@ def key_of_evaluation_word(word: str, mode: str) -> str:
         return word
     key = analyse_types([word.lower()], mode)[0]
     return key if key is not None else word
+
+
+def keys_of_query(word: str, vocabulary: Mapping[str, int], mode: str) -> list[str]:
+    """The keys of a vocabulary of `mode` that a word typed by a user stands for, most likely first.
+
+    vocabulary: key -> row (rows in frequency order). A word that is a key itself (москва_PROPN, or any word of
+    a plain vocabulary) answers for itself alone. Else, in a lemma or upos vocabulary, the word (lowercased) is
+    analysed: the key of its first parse comes first (key_of_evaluation_word's, so the evaluation sets' mapping),
+    then the keys of its other parses and, for upos, its first lemma under the other UPOS tags (москва_NOUN
+    beside москва_PROPN), those in the vocabulary only, by frequency. [] when none is in the vocabulary.
+    """
+    if word in vocabulary:
+        return [word]
+    if mode == "none" or is_tagged(word):
+        return []
+    check_mode(mode)
+    form = word.lower()
+    first = key_of_evaluation_word(form, mode)
+    candidates = {first}
+    lemmas = {analyse_form(form)[0]}
+    for parse in analyzer().parse(form):
+        lemma = parse.normal_form.replace("ё", "е")
+        lemmas.add(lemma)
+        candidates.add(f"{lemma}_{_upos(parse)}" if mode == "upos" else lemma)
+    if mode == "upos":
+        candidates.update(f"{lemma}_{tag}" for lemma in lemmas for tag in UPOS_TAGS)
+    others = sorted((key for key in candidates if key != first and key in vocabulary), key=vocabulary.__getitem__)
+    return ([first] if first in vocabulary else []) + others
+
+
+def resolve_queries(queries: Sequence[str], words: Sequence[str], mode: str, lowercase: bool = False
+                    ) -> dict[str, list[str]]:
+    """Each query -> the keys of `words` it stands for (keys_of_query; with lowercase, a query that matches a
+    word case-insensitively stands for itself, as nearest-neighbour lookups fold case). [] for an unknown one."""
+    vocabulary: dict[str, int] = {}
+    for row, word in enumerate(words):
+        vocabulary.setdefault(word, row)
+    folded = {word.upper() for word in vocabulary} if lowercase else set()
+    return {query: [query] if query.upper() in folded else keys_of_query(query, vocabulary, mode)
+            for query in queries}
