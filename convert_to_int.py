@@ -22,12 +22,12 @@ Outputs (see the conventions): vocab.json {"words", "counts", "min_count", "max_
 "vocab_tokens"} and ids/part-NNNNN.parquet with column `ids: list<int32>`, one row per document.
 
 With --lemmatize lemma|upos or --drop-pos (docs/lemmas.md) the words are keys: each bucket's distinct forms are
-analysed once (morphology.py) by the worker that sums the bucket, their counts are summed by key through a
+analysed once (w2v/morphology.py) by the worker that sums the bucket, their counts are summed by key through a
 second set of bucketed counts files, and MIN_COUNT / MAX_VOCAB apply to the keys. Pass 2 looks the forms up in
 the table of forms whose key was kept (form -> key id). vocab.json then also holds "lemmatize", "drop_upos"
-and "forms"; without those flags nothing of this runs and the outputs are what they always were.
+and "forms"; without those flags nothing of this runs and the outputs are the plain ones above.
 
-With --phrases N (phrases.py, docs/lemmas.md) pass 2 writes each part as a temporary stream of the candidate
+With --phrases N (w2v/phrases.py, docs/lemmas.md) pass 2 writes each part as a temporary stream of the candidate
 words' ids (the words or keys counted MIN_COUNT times, -1 for the others, kept as a break), N passes join the
 pairs that score above the threshold into new units, and MIN_COUNT / MAX_VOCAB then apply to words and joined
 units together: a joined unit counts as one token in "vocab_tokens". vocab.json also holds the phrase settings.
@@ -37,8 +37,8 @@ The ids and their vocabulary are one output: the vocabulary is written inside id
 DATA_DIR/vocab.json is a relative symbolic link to it, so the one step that replaces ids/ replaces both, and a
 kill at any moment leaves the previous pair or the new one, never ids of one run beside the words of another
 (where the system cannot swap two directories in one step, a kill between atomic_output's two renames leaves
-neither: both read as missing). Readers keep opening DATA_DIR/vocab.json and DATA_DIR/ids/. A data dir from before, with a plain vocab.json
-beside ids/, is turned into this layout before the swap, its vocabulary first copied into its ids/.
+neither: both read as missing). Readers keep opening DATA_DIR/vocab.json and DATA_DIR/ids/. A data dir with a plain vocab.json
+beside ids/ (the older layout) is turned into this layout before the swap, its vocabulary first copied into its ids/.
 """
 from __future__ import annotations
 

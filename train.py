@@ -244,7 +244,7 @@ class TrainingData:
 
 
 def load_data(data_dir: Path, loss: str) -> TrainingData:
-    """pairs/meta.json (one line for a pairs/ of the retired pair order), vocab.json, and the unigram table (ns) or
+    """pairs/meta.json (one line for a pairs/ in pair order), vocab.json, and the unigram table (ns) or
     the Huffman tree (hs); one line naming the stage to run for what is missing or stale."""
     meta = PairsMeta.read(data_dir / "pairs")
     words, counts = load_vocab(data_dir)
