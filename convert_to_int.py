@@ -67,10 +67,10 @@ DATA_DIR = "data"  # where stage outputs live
 MIN_COUNT = 5  # keep words seen at least this many times in the corpus
 MAX_VOCAB = 0  # keep at most this many of the most frequent words (0 = no limit)
 NUM_PROC = default_num_proc()  # worker processes, one prep part each (1 = all in this process)
-LEMMATIZE = "none"  # none: words as they are; lemma: each form replaced by its lemma; upos: by lemma_UPOS (москва_PROPN); see morphology.py
+LEMMATIZE = "none"  # none: words as they are; lemma: each form replaced by its lemma; upos: by lemma_UPOS (москва_PROPN); see w2v/morphology.py
 DROP_POS = False  # remove the words whose part of speech is in --drop-upos (function words) before the pairs are made
 DROP_UPOS = list(FUNCTION_UPOS)  # the UPOS tags --drop-pos removes (RusVectores' function words)
-PHRASES = 0  # passes joining frequent adjacent pairs into one token (нью_йорк); each pass can extend earlier joins; 0 = off (phrases.py)
+PHRASES = 0  # passes joining frequent adjacent pairs into one token (нью_йорк); each pass can extend earlier joins; 0 = off (w2v/phrases.py)
 PHRASE_SCORING = "word2phrase"  # word2phrase: word2vec.c's (n_ab - min_count) / (n_a n_b) * N; npmi: gensim's normalised PMI
 PHRASE_THRESHOLD = 0.0  # join pairs scoring above this; 0 = the scoring's default (word2phrase 100, npmi 0.5)
 PHRASE_MIN_COUNT = 5  # pairs seen fewer times are never joined
@@ -259,7 +259,7 @@ PHRASE_SETTINGS = ("phrases", "phrase_scoring", "phrase_threshold", "phrase_min_
 
 def join_phrases(cfg, threshold: float, prep_parts: list[Path], pool: WorkerPool, spill_dir: Path,
                  vocabulary_file: Path, words: pa.Array) -> tuple[pa.Array, np.ndarray, list[Path], Path, dict]:
-    """--phrases: the corpus as streams of the candidate words' ids, joined in passes (phrases.py), then the
+    """--phrases: the corpus as streams of the candidate words' ids, joined in passes (w2v/phrases.py), then the
     vocabulary of words and joined units cut by MIN_COUNT and MAX_VOCAB.
 
     Returns (the vocabulary's keys, their counts, the stream files, the .npy mapping each unit to its id or -1,

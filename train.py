@@ -317,7 +317,7 @@ class Training:
                                   start_batch=position["epoch_batches"])
         epoch_length = len(epoch_data.plan.stream_workers(cfg.num_workers))  # batches in the epoch's stream
         threads = reads_feed(cfg.model, cfg.loss, self.kernel)
-        if threads:  # the GPU kernels: reader threads into pinned buffers, copied to the device (feed.py)
+        if threads:  # the GPU kernels: reader threads into pinned buffers, copied to the device (w2v/feed.py)
             loader = WindowFeed(epoch_data.plan, cfg.num_workers, self.device)
         else:
             loader = torch.utils.data.DataLoader(epoch_data, batch_size=None, num_workers=cfg.num_workers,
