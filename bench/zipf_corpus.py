@@ -46,7 +46,7 @@ from benchlib import RU_CORPUS, WORK
 
 SCALE = 20.0  # documents (and so words) relative to the real corpus
 ORDER = "sample"  # document lengths: sample (drawn with replacement) or tile (the real sequence, repeated)
-TYPES = 30_000_000  # distinct words that can be drawn (3M before 2026-11-30: too few for a billion tokens)
+TYPES = 30_000_000  # distinct words that can be drawn (3M would be too few for a billion tokens)
 EXPONENT = 1.25  # Zipf exponent s of P(rank r) ~ (r + SHIFT)^-s (1.1 with the 3M-type law)
 SHIFT = 3.0  # Zipf-Mandelbrot shift: flattens the head so the top word is ~3% of tokens, not ~9%
 ROW_GROUP_ROWS = 20_000  # documents per row group (the real file's)
