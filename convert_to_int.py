@@ -22,12 +22,12 @@ Outputs (see the conventions): vocab.json {"words", "counts", "min_count", "max_
 "vocab_tokens"} and ids/part-NNNNN.parquet with column `ids: list<int32>`, one row per document.
 
 With --lemmatize lemma|upos or --drop-pos (docs/lemmas.md) the words are keys: each bucket's distinct forms are
-analysed once (morphology.py) by the worker that sums the bucket, their counts are summed by key through a
+analysed once (w2v/morphology.py) by the worker that sums the bucket, their counts are summed by key through a
 second set of bucketed counts files, and MIN_COUNT / MAX_VOCAB apply to the keys. Pass 2 looks the forms up in
 the table of forms whose key was kept (form -> key id). vocab.json then also holds "lemmatize", "drop_upos"
-and "forms"; without those flags nothing of this runs and the outputs are what they always were.
+and "forms"; without those flags nothing of this runs and the outputs are the plain ones above.
 
-With --phrases N (phrases.py, docs/lemmas.md) pass 2 writes each part as a temporary stream of the candidate
+With --phrases N (w2v/phrases.py, docs/lemmas.md) pass 2 writes each part as a temporary stream of the candidate
 words' ids (the words or keys counted MIN_COUNT times, -1 for the others, kept as a break), N passes join the
 pairs that score above the threshold into new units, and MIN_COUNT / MAX_VOCAB then apply to words and joined
 units together: a joined unit counts as one token in "vocab_tokens". vocab.json also holds the phrase settings.
@@ -37,8 +37,8 @@ The ids and their vocabulary are one output: the vocabulary is written inside id
 DATA_DIR/vocab.json is a relative symbolic link to it, so the one step that replaces ids/ replaces both, and a
 kill at any moment leaves the previous pair or the new one, never ids of one run beside the words of another
 (where the system cannot swap two directories in one step, a kill between atomic_output's two renames leaves
-neither: both read as missing). Readers keep opening DATA_DIR/vocab.json and DATA_DIR/ids/. A data dir from before, with a plain vocab.json
-beside ids/, is turned into this layout before the swap, its vocabulary first copied into its ids/.
+neither: both read as missing). Readers keep opening DATA_DIR/vocab.json and DATA_DIR/ids/. A data dir with a plain vocab.json
+beside ids/ (the older layout) is turned into this layout before the swap, its vocabulary first copied into its ids/.
 """
 from __future__ import annotations
 
@@ -67,10 +67,10 @@ DATA_DIR = "data"  # where stage outputs live
 MIN_COUNT = 5  # keep words seen at least this many times in the corpus
 MAX_VOCAB = 0  # keep at most this many of the most frequent words (0 = no limit)
 NUM_PROC = default_num_proc()  # worker processes, one prep part each (1 = all in this process)
-LEMMATIZE = "none"  # none: words as they are; lemma: each form replaced by its lemma; upos: by lemma_UPOS (москва_PROPN); see morphology.py
+LEMMATIZE = "none"  # none: words as they are; lemma: each form replaced by its lemma; upos: by lemma_UPOS (москва_PROPN); see w2v/morphology.py
 DROP_POS = False  # remove the words whose part of speech is in --drop-upos (function words) before the pairs are made
 DROP_UPOS = list(FUNCTION_UPOS)  # the UPOS tags --drop-pos removes (RusVectores' function words)
-PHRASES = 0  # passes joining frequent adjacent pairs into one token (нью_йорк); each pass can extend earlier joins; 0 = off (phrases.py)
+PHRASES = 0  # passes joining frequent adjacent pairs into one token (нью_йорк); each pass can extend earlier joins; 0 = off (w2v/phrases.py)
 PHRASE_SCORING = "word2phrase"  # word2phrase: word2vec.c's (n_ab - min_count) / (n_a n_b) * N; npmi: gensim's normalised PMI
 PHRASE_THRESHOLD = 0.0  # join pairs scoring above this; 0 = the scoring's default (word2phrase 100, npmi 0.5)
 PHRASE_MIN_COUNT = 5  # pairs seen fewer times are never joined
@@ -259,7 +259,7 @@ PHRASE_SETTINGS = ("phrases", "phrase_scoring", "phrase_threshold", "phrase_min_
 
 def join_phrases(cfg, threshold: float, prep_parts: list[Path], pool: WorkerPool, spill_dir: Path,
                  vocabulary_file: Path, words: pa.Array) -> tuple[pa.Array, np.ndarray, list[Path], Path, dict]:
-    """--phrases: the corpus as streams of the candidate words' ids, joined in passes (phrases.py), then the
+    """--phrases: the corpus as streams of the candidate words' ids, joined in passes (w2v/phrases.py), then the
     vocabulary of words and joined units cut by MIN_COUNT and MAX_VOCAB.
 
     Returns (the vocabulary's keys, their counts, the stream files, the .npy mapping each unit to its id or -1,

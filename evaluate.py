@@ -32,7 +32,7 @@ Conventions (the same numbers as gensim 4.4's KeyedVectors methods on the same v
   (model_card.add_scores: card.json and README.md, written by train.py).
 - A file without one usable question or pair is an error (one line), not a table of zeros.
 - Lemmatized vectors (convert_to_int.py --lemmatize lemma|upos; vocab.json says which): every plain word of an
-  evaluation file is mapped through the same analysis as the corpus (morphology.py: "москвы" -> "москва", or
+  evaluation file is mapped through the corpus's analysis (w2v/morphology.py: "москвы" -> "москва", or
   "москва_PROPN" for upos) before it is looked up, so the plain SimLex965 and HJ score a lemma model; words
   that already carry a tag (ru_simlex965_tagged.tsv: "авария_NOUN") are read as they are.
 """

@@ -6,19 +6,19 @@
 
 Reads DATA_DIR/ids/part-*.parquet (column `ids: list<int32>`, one row per document) and DATA_DIR/vocab.json, and
 writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context` and the bool column `window_start`)
-plus DATA_DIR/pairs/meta.json (read and written by pairs_meta.py).
+plus DATA_DIR/pairs/meta.json (read and written by w2v/pairs_meta.py).
 
 Order: a target occurrence's pairs, (t, c_1) ... (t, c_k) in window order, are its "window". A shard's windows
 are shuffled as units, a window's pairs stay consecutive, and `window_start` is True on each window's first pair,
 so a trainer can take a window at once (CBOW needs it; a skip-gram kernel reads the target's output rows once per
 window) and the loader finds the windows' edges. A window is cut where a shard or a row group ends (both keep
 their sizes; the piece after the edge is flagged as a window of its own): at most one cut per row group of 1M
-pairs. The pair order of earlier versions (every pair shuffled alone) is retired: train.py and dataset.py refuse
-a pairs/ written in it with one line, rebuild it with this script.
+pairs. train.py and dataset.py read only this order: a pairs/ in pair order (every pair shuffled alone) stops them
+with one line, rebuild it with this script.
 SHUFFLE (--no-shuffle turns it off): False leaves every shard in text order (the windows as the stream made them)
 and has dataset.py read each draw's shards in file order, so training runs through the corpus in text order as
 word2vec.c and gensim do. The shuffled default scores higher on most sets; text order trades some of that for others
-(CBOW on text8: bench/RESULTS.md, "Text order").
+(CBOW on text8: bench/LOG.md, "Text order").
 
 Draws: word2vec.c and gensim redraw the sub-sampling and the windows every epoch, so each epoch trains on other
 pairs; reading one fixed pair set every epoch costs quality (text8, 5 epochs: 34.0% analogy accuracy against
@@ -110,7 +110,7 @@ DISK_CHECK = True  # stop before writing when the planned pairs do not fit the f
 # Documents per parquet read; a batch is cut into CHUNK_TOKENS-token slices, so only huge documents make it big.
 READ_ROWS = 1024
 CODECS = ("lz4", "zstd", "snappy", "gzip", "brotli", "none")
-# Shard bytes per pair assumed by the disk plan, a little above the largest measured (bench/RESULTS.md, "Disk
+# Shard bytes per pair assumed by the disk plan, a little above the largest measured (bench/LOG.md, "Disk
 # plan" and "Windows kept together"): ids of a larger vocabulary compress less; a window's repeated target
 # compresses well. gzip and brotli are unmeasured: counted as uncompressed.
 PLAN_BYTES_PER_PAIR = {"none": 8.3, "lz4": 5.3, "snappy": 5.4, "zstd": 3.4, "gzip": 8.3, "brotli": 8.3}
@@ -118,7 +118,7 @@ PLAN_BYTES_PER_PAIR = {"none": 8.3, "lz4": 5.3, "snappy": 5.4, "zstd": 3.4, "gzi
 SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--window", "--delete-old-first",
                 "convert_to_int.py --min-count/--max-vocab")
 # A window's pairs consecutive, the first of each flagged. Required (non-nullable) fields: no value is ever null,
-# and a reader then skips the definition levels, a third of a shard's decode (bench/RESULTS.md, issue 20 part 4).
+# and a reader then skips the definition levels, a third of a shard's decode (bench/LOG.md, host side).
 SCHEMA = pa.schema([pa.field("target", pa.int32(), nullable=False), pa.field("context", pa.int32(), nullable=False),
                     pa.field("window_start", pa.bool_(), nullable=False)])
 

@@ -8,21 +8,21 @@
 Epoch e trains on pairs_dataset.py's draw e % draws (its own sub-sampling and windows, as word2vec.c and gensim
 redraw them every epoch); with fewer draws than epochs the draws are reused in turn. One DataLoader reads an
 epoch's whole stream of batches (dataset.py), so shards neither restart its workers nor synchronise the device.
-pairs/meta.json is read through pairs_meta.PairsMeta: a pairs/ written in the retired pair order stops training
+pairs/meta.json is read through pairs_meta.PairsMeta: a pairs/ not written in window order stops training
 with one line (rebuild it with pairs_dataset.py). `main` sets up (flags, data, device, memory, model, step) and
 hands the epoch loop to `Training`.
 
 MODEL sg (skip-gram) or cbow (the mean of a window's context vectors predicts its target); both read shards that
-keep each window's pairs together (pairs_dataset.py). The step comes from the table in steps.py,
+keep each window's pairs together (pairs_dataset.py). The step comes from the table in w2v/kernels/steps.py,
 keyed by model, loss and kernel, which also stops with one line for a combination it has no step for. Kernels:
 window, the numba window kernels (a window's pairs trained together, negatives drawn inside the kernel), CPU only;
 torch, the batched closed-form steps in micro-batches that CUDA runs, negatives drawn on the device by
 torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains;
-triton, the fused kernels of kernels_triton.py (sg and cbow, ns and hs), one launch per batch, negatives drawn
+triton, the fused kernels of w2v/kernels/triton_steps.py (sg and cbow, ns and hs), one launch per batch, negatives drawn
 inside as the window kernels draw them, on CUDA (on the CPU only in Triton's interpreter, TRITON_INTERPRET=1, for
 the tests), fed by feed.WindowFeed (contexts, one target per window and offsets only, read by --num-workers
 threads, the same batches as the DataLoader's) instead of a DataLoader; auto, window on the CPU, and on CUDA triton
-where Triton imports, else torch. numba, the old pair-by-pair kernel's name, is taken as window.
+where Triton imports, else torch.
 
 Checkpoints: every CHECKPOINT_MINUTES of training and at the end of every epoch. The checkpoint's position is the
 batch reached in the epoch's stream, so --resume skips what was trained (whole row groups unread) and loses at most
@@ -30,17 +30,10 @@ the minutes since the last checkpoint; with --threads 1 it ends with the same ve
 Before allocating, the tables, loader buffers and step temporaries are summed and compared with the memory free
 on the device (`memory_plan`); a non-finite loss stops training before anything is written (`check_finite`).
 
-Rolling draws (--rolling-draws), for a corpus whose draws cannot all be on disk at once: before epoch e, draw e %
-draws is written if absent (pairs_dataset.py --only-draws with the settings of pairs/meta.json); while epoch e
-trains, one pairs_dataset.py process writes the next epoch's draw in the background (one core: --num-proc 1); at the
-epoch's end train.py waits for it, checkpoints, and deletes the draws no later epoch reads (pairs_meta.remove_draws,
-which marks them absent in meta.json): the hooks of `RollingDraws`. With --draws >= --epochs each draw is read once,
-so two draws are on disk at the peak. The background writer dies with train.py, its failure stops training with its
-error line, and --resume rewrites a draw it left half written. The learning rate schedule needs the pairs of all
-epochs from the start: draws not yet written count their expected pairs (the disk plan's `expected_pairs_per_draw`,
-an upper bound: document edges ignored), so a rolling run decays a little slower than a run over the same draws all
-on disk; the total used is kept in the checkpoint, so --resume keeps the schedule. The size of that difference is
-measured in bench/RESULTS.md ("Rolling draws").
+Rolling draws (--rolling-draws), for a corpus whose draws cannot all be on disk at once: the next epoch's draw is
+written in the background while an epoch trains, and each draw is deleted after its last epoch, through the hooks
+of w2v/draws.py's `RollingDraws`, which states what is on disk when, what a failure or --resume does, and how the
+learning rate schedule counts draws not yet written.
 
 Outputs in DATA_DIR/model: vectors.txt and vectors.bin (word2vec formats, gensim loads both), embeddings.npy,
 loss.csv (per batch: the mean loss of a training example, a pair in skip-gram, a window in CBOW), loss.png
@@ -85,17 +78,17 @@ DIM = 300  # embedding size
 BATCH_SIZE = dataset.BATCH_SIZE  # pairs per batch read from the shards (the default is dataset.py's BATCH_SIZE: edit it there)
 LOSS = "ns"  # ns (negative sampling) or hs (hierarchical softmax)
 NEGATIVES = 5  # negatives per pair, drawn from the unigram^0.75 table
-LR = 0.0  # starting learning rate, decayed linearly to LR * MIN_LR_FRACTION; 0: the model's default, DEFAULT_LR (sg 0.04, cbow 0.05; word2vec.c: 0.025 and 0.05; measured, bench/RESULTS.md)
+LR = 0.0  # starting learning rate, decayed linearly to LR * MIN_LR_FRACTION; 0: the model's default, DEFAULT_LR (sg 0.04, cbow 0.05; word2vec.c: 0.025 and 0.05; measured, bench/LOG.md)
 MIN_LR_FRACTION = 0.0001  # floor of the decay, as word2vec.c
-INIT_RANGE = 0.0  # input rows start uniform in +-INIT_RANGE/dim; 0: the model's default, DEFAULT_INIT_RANGE (sg 0.5 as word2vec.c, cbow 1.0 as gensim 4; measured, bench/RESULTS.md)
+INIT_RANGE = 0.0  # input rows start uniform in +-INIT_RANGE/dim; 0: the model's default, DEFAULT_INIT_RANGE (sg 0.5 as word2vec.c, cbow 1.0 as gensim 4; measured, bench/LOG.md)
 SEED = dataset.SEED  # seeds the initial vectors, the shard order and the negatives (the default is dataset.py's SEED)
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
 MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word)
-KERNEL = "auto"  # training step (steps.py's table): window (the numba window kernels, a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), triton (the fused kernels, sg and cbow, ns and hs, kernels_triton.py: CUDA, or the CPU under TRITON_INTERPRET=1), auto (window on CPU; on CUDA triton where Triton imports, else torch); numba is an alias of window, so old command lines run
+KERNEL = "auto"  # training step (w2v/kernels/steps.py's table): window (the numba window kernels, a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), triton (the fused kernels, sg and cbow, ns and hs, w2v/kernels/triton_steps.py: CUDA, or the CPU under TRITON_INTERPRET=1), auto (window on CPU; on CUDA triton where Triton imports, else torch)
 THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 gives bit-exact reproducible runs
 LOSS_EVERY = 16  # window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # torch kernel only, ns: pairs per update within a batch (0 = the whole batch)
-HS_MICRO_BATCH = 1024  # torch kernel only, hs: pairs per update (every path starts at the root, so the top nodes sum a micro-batch's stale gradients: 8,192 blew text8 up, bench/RESULTS.md)
+HS_MICRO_BATCH = 1024  # torch kernel only, hs: pairs per update (every path starts at the root, so the top nodes sum a micro-batch's stale gradients: 8,192 blew text8 up, bench/LOG.md)
 TRITON_GROUP = 1  # triton kernel only: windows per program, which read the tables before any of them writes (a power of two; 1 = the CPU kernel's window-by-window update)
 NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
 CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
@@ -111,10 +104,10 @@ clock: Callable[[], float] = time.monotonic
 
 MODELS = ("sg", "cbow")
 # --lr 0 takes the model's own: skip-gram 0.04 (better than word2vec.c's 0.025 on both corpora), CBOW 0.05
-# (word2vec.c's CBOW default; 0.025, gensim's, scored far lower on text8: bench/RESULTS.md, "CBOW (issue 12)").
+# (word2vec.c's CBOW default; 0.025, gensim's, scored far lower on text8: bench/LOG.md, "CBOW").
 DEFAULT_LR = {"sg": 0.04, "cbow": 0.05}
 # --init-range 0 takes the model's own: skip-gram word2vec.c's +-0.5/dim, CBOW gensim 4's +-1/dim (0.5 cost CBOW
-# 1 point of text8 analogy accuracy and 0.01 of WordSim353 after one epoch: bench/RESULTS.md, "CBOW (issue 12)").
+# 1 point of text8 analogy accuracy and 0.01 of WordSim353 after one epoch: bench/LOG.md, "CBOW").
 DEFAULT_INIT_RANGE = {"sg": 0.5, "cbow": 1.0}
 
 def learning_rate(cfg, pairs_done: int, total_pairs: int) -> float:
@@ -231,7 +224,7 @@ class TrainingData:
 
 
 def load_data(data_dir: Path, loss: str) -> TrainingData:
-    """pairs/meta.json (one line for a pairs/ of the retired pair order), vocab.json, and the unigram table (ns) or
+    """pairs/meta.json (one line for a pairs/ in pair order), vocab.json, and the unigram table (ns) or
     the Huffman tree (hs); one line naming the stage to run for what is missing or stale."""
     meta = PairsMeta.read(data_dir / "pairs")
     words, counts = load_vocab(data_dir)
@@ -306,7 +299,7 @@ class Training:
                                   start_batch=position["epoch_batches"])
         epoch_length = len(epoch_data.plan.stream_workers(cfg.num_workers))  # batches in the epoch's stream
         threads = reads_feed(cfg.model, cfg.loss, self.kernel)
-        if threads:  # the GPU kernels: reader threads into pinned buffers, copied to the device (feed.py)
+        if threads:  # the GPU kernels: reader threads into pinned buffers, copied to the device (w2v/feed.py)
             loader = WindowFeed(epoch_data.plan, cfg.num_workers, self.device)
         else:
             loader = torch.utils.data.DataLoader(epoch_data, batch_size=None, num_workers=cfg.num_workers,

@@ -4,7 +4,7 @@ Run as a script it loads trained vectors and prints the nearest neighbours of wo
     python word2vec.py --words москва король
 
 `SkipGram` holds the tables: the input vectors and either one output vector per word (negative sampling) or one
-vector per inner node of a Huffman tree over the vocabulary counts (hierarchical softmax, `build_huffman`,
+vector per inner node of a Huffman tree over the vocabulary counts (hierarchical softmax, w2v/huffman.py,
 word2vec.c's syn1). Its forward methods are the losses written for autograd:
 - `forward`: skip-gram with negative sampling, for a pair (t, c) with negatives n_1..n_K and u = in[t]:
   L = -log sigma(u.v_c) - sum_k log sigma(-u.v_nk);
@@ -15,8 +15,8 @@ word2vec.c's syn1). Its forward methods are the losses written for autograd:
 
 Training never calls them: the gradient of these losses is known in closed form (g = sigma(score) - label;
 dL/du = sum_j g_j v_j, dL/dv_j = g_j u), so the steps apply it directly, which is what word2vec.c does and
-costs no graph. The steps live by backend, `kernels_cpu.py` (numba) and `kernels_torch.py` (torch, the GPU's),
-and train.py picks one from the table in `steps.py`; the forward methods stay here as the references the tests
+costs no graph. The steps live by backend, w2v/kernels/cpu.py (numba) and w2v/kernels/torch_steps.py (torch),
+and train.py picks one from the table in w2v/kernels/steps.py; the forward methods stay here as the references the tests
 check every step against.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ class SkipGram(nn.Module):
     """Input and output embedding tables, initialised as word2vec.c does (input uniform +-0.5/dim, output 0).
 
     init_range r draws the input rows uniform in +-r/dim instead: train.py gives CBOW 1.0, gensim 4's range
-    (its prep_vectors), as CBOW's mean of several small rows starts slow (bench/RESULTS.md, "CBOW (issue 12)").
+    (its prep_vectors), as CBOW's mean of several small rows starts slow (bench/LOG.md, "CBOW").
 
     With loss="hs" the output table is replaced by the V-1 inner-node vectors of the Huffman tree (`inner`,
     word2vec.c's syn1, also zeros).

@@ -22,7 +22,7 @@ from typing import Callable, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the pipeline's modules live in the repository root
+    sys.path.insert(0, str(ROOT))  # the stage scripts and the w2v package live in the repository root
 SHARED = ROOT.parent / "shared" / "data"  # corpora and evaluation sets beside the project (MANIFEST.md)
 RU_CORPUS = SHARED / "corpus" / "ru_corpus.parquet"  # the Russian corpus the tools measure on
 WORK = ROOT / "bench" / "work"  # every tool's scratch and results (git-ignored)

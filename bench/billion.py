@@ -1,4 +1,4 @@
-"""Every stage as `make run ROLLING=1` runs them, on one corpus: wall, memory, disk at peak, throughput (issue 10).
+"""Every stage as `make run ROLLING=1` runs them, on one corpus: wall, memory, disk at peak, throughput.
 
     .venv/bin/python bench/zipf_corpus.py --scale 75                                  # once: ~1B tokens
     .venv/bin/python bench/billion.py --corpus zipf-x75 --stage prep

@@ -1,4 +1,4 @@
-"""Fault injection: each stage SIGKILLed at random moments, then run again; issue 13's invariants checked each time.
+"""Fault injection: each stage SIGKILLed at random moments, then run again; the invariants below checked each time.
 
     .venv/bin/python bench/faults.py                                  # 20 kills per stage, bench/work/faults/
     .venv/bin/python bench/faults.py --kills 3 --stages prep,train    # a quick look

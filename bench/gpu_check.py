@@ -158,7 +158,7 @@ def step_traffic(dim: int, negatives: int, micro_batch: int, vocab_size: int = 1
 
 
 def triton_traffic(dim: int, negatives: int, micro_batch: int = 8192) -> dict[str, float]:
-    """Bytes per pair of kernels_triton's fused skip-gram ns kernel, tallied from what it reads and writes on the
+    """Bytes per pair of triton_steps' fused skip-gram ns kernel, tallied from what it reads and writes on the
     windows step_traffic uses (1..10 pairs in turn): per window its window_starts pair and target (16 + 4 bytes),
     its negatives' table entries (4 each), its contexts' ids (4 each), every context row and output row read once
     and written once (an atomic add: read and written at the cache, once to memory), its loss (4); the loss sum
@@ -190,7 +190,7 @@ def hs_window_bytes(k: int, path_length: float, dim: int, model: str = "sg") -> 
 
 def triton_hs_traffic(dim: int, mean_path_length: float, model: str = "sg",
                       micro_batch: int = 8192) -> dict[str, float]:
-    """Bytes per pair of kernels_triton's hs kernels on the windows step_traffic uses (1..10 pairs in turn), each
+    """Bytes per pair of triton_steps' hs kernels on the windows step_traffic uses (1..10 pairs in turn), each
     window's target taking a path of mean_path_length nodes (the bytes are linear in it, so the mean gives the
     mean); the floor: each context row and each path row read and written once. Launches: the kernel and the loss
     sum."""

@@ -1,4 +1,4 @@
-"""Tallies of the Triton hs kernels on real windows (issue 20): bytes per pair, launches and the hottest rows'
+"""Tallies of the Triton hs kernels on real windows: bytes per pair, launches and the hottest rows'
 atomic adds per loader batch, from a corpus's windows drawn as pairs_dataset.py draws them. Counts, not timings.
 
     python bench/hs_tally.py --data-dir bench/work/text8-e1-hs/ours/data     # text8 (ids/, vocab.json needed)
@@ -8,7 +8,7 @@ its windows and pairs a window; the mean path length of a window's target; the b
 --dim (gpu_check.hs_window_bytes, window by window); the atomic adds of the hottest inner rows, at --triton-group 1
 (one per window whose target's path passes the row: the root takes every window) and at --group (the top
 SHARED_LEVELS levels one per distinct row per program, deeper rows one per window), and of the hottest input row
-(one per context slot naming it). Imports kernels_triton (for SHARED_LEVELS), so it needs triton installed.
+(one per context slot naming it). Imports w2v.kernels.triton_steps (for SHARED_LEVELS), so it needs triton.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchlib import batch_window_starts, windows_of
 
-# 70% of the nominal bandwidth (bytes/s): what a well-fed streaming kernel reaches on these cards (issue 20)
+# 70% of the nominal bandwidth (bytes/s): what a well-fed streaming kernel reaches on these cards
 BANDWIDTH_70 = {"T4": 0.7 * 320e9, "H100": 0.7 * 3.35e12}
 TAIGA_EPOCH_PAIRS = 16e9
 

@@ -44,7 +44,7 @@ TABLE_SIZE = 100_000_000  # unigram_table.py's TABLE_SIZE
 # --kernel: the window kernel it names
 KERNELS = {"sg": "sg_window_step_cpu", "sg-hs": "sg_window_hs_step_cpu", "cbow": "cbow_step_cpu",
            "cbow-hs": "cbow_hs_step_cpu"}
-ZIPF_VOCAB = 2_352_631  # the billion-token corpus's vocabulary at min_count 5 (RESULTS, "A billion tokens")
+ZIPF_VOCAB = 2_352_631  # the billion-token corpus's vocabulary at min_count 5 (bench/LOG.md, "A billion tokens")
 ZIPF_TOKENS = 40_000_000  # raw tokens drawn for --corpus zipf
 ZIPF_CORPUS_TOKENS = 1_007_169_119  # the billion-token corpus's tokens: the counts sub-sampling reads
 DOC_TOKENS = 60  # --corpus zipf's document length (ru_corpus: 13.5M words in 226K texts)

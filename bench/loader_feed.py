@@ -9,8 +9,8 @@ CPU time per pair and bytes per pair shipped, the median of --passes passes over
 --feed lean (default): feed.WindowFeed, what train.py --kernel triton reads: reader threads cut the contexts, one
 target per window and int32 offsets into reused buffers (pinned on CUDA, non-blocking copies). --feed loader:
 dataset.py's PairsDataset in a DataLoader of --num-workers processes, its target, context and int64 offsets (the
-torch step's batch), the one target per window gathered in the main process, as the fused kernel took it before
-feed.py; pinned by the DataLoader on CUDA. Without CUDA nothing is copied: the figure is the host side alone.
+torch step's batch), the one target per window gathered in the main process, the fused kernel's batch without
+w2v/feed.py; pinned by the DataLoader on CUDA. Without CUDA nothing is copied: the figure is the host side alone.
 
 pairs/s is wall-clock, after the first batch (the readers' start-up is not the rate); cpu_s_per_m_pairs is the
 process's CPU time (all threads; the lean feed only, a DataLoader's workers are other processes) per million
@@ -19,7 +19,7 @@ pairs, the measure that holds on a shared machine: cores / that = the rate with 
 --floors times, on one core, what a reader cannot avoid: the parquet read of a row group's three columns, the cut
 (feed._cut, the numba pass), the copy of the contexts, and memcpy bandwidth. --required-copy OUT writes the
 shards again with non-nullable columns (same rows, row groups and codec) into OUT/pairs: what pairs_dataset.py
-writes since its columns became required (shards from before that are read without this, only slower).
+writes (shards with nullable columns are read too, only slower).
 """
 from __future__ import annotations
 

@@ -10,12 +10,12 @@ lengths repeated, which keeps the real corpus's run of very long documents at it
 prep.py meets).
 
 Words: TYPES made-up lowercase Cyrillic words drawn from a Zipf-Mandelbrot law, P(rank r) ~ (r + SHIFT)^-EXPONENT
-(a bounded continuous power law, sampled by its inverse CDF and floored). The law (30M types, exponent 1.25, since
-2026-11-30) is chosen so the vocabulary keeps growing with the corpus as web text's does: after prep.py's
+(a bounded continuous power law, sampled by its inverse CDF and floored). The law (30M types, exponent 1.25) is
+chosen so the vocabulary keeps growing with the corpus as web text's does: after prep.py's
 cleaning, 1x gives 13.4M tokens, 805,746 distinct words and 72,761 with count >= 5 (ru_corpus: 13.2M, 441K,
 132K), the top word 5.5% of tokens, count(rank 100, 1000, 10000) 14.7K, 851, 49 (ru_corpus 3.4%, 10K, 1.3K,
 141); ~75x gives a billion tokens with over 10M distinct words and ~2.3M at count >= 5 (the measured figures are
-in bench/RESULTS.md, "A billion tokens through every stage"). The earlier law (3M types, exponent 1.1) fitted
+in bench/LOG.md, "A billion tokens through every stage"). A law of 3M types, exponent 1.1, fits
 1x better (155K words at count >= 5) but saturates: at a billion tokens it would give only ~3M distinct words
 (expected counts under the law), nearly all of them at count >= 5. Word lengths grow with rank (frequent words short); letters follow Russian letter
 frequencies. Between words: commas, full stops (the next word capitalised), dashes, hyphens, ! ? : at about the
@@ -46,7 +46,7 @@ from benchlib import RU_CORPUS, WORK
 
 SCALE = 20.0  # documents (and so words) relative to the real corpus
 ORDER = "sample"  # document lengths: sample (drawn with replacement) or tile (the real sequence, repeated)
-TYPES = 30_000_000  # distinct words that can be drawn (3M before 2026-11-30: too few for a billion tokens)
+TYPES = 30_000_000  # distinct words that can be drawn (3M would be too few for a billion tokens)
 EXPONENT = 1.25  # Zipf exponent s of P(rank r) ~ (r + SHIFT)^-s (1.1 with the 3M-type law)
 SHIFT = 3.0  # Zipf-Mandelbrot shift: flattens the head so the top word is ~3% of tokens, not ~9%
 ROW_GROUP_ROWS = 20_000  # documents per row group (the real file's)

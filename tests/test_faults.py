@@ -1,6 +1,6 @@
 """The short fault-injection run (bench/faults.py): each stage SIGKILLed once at a random moment, then run again.
 
-The full run (20 kills per stage) is `bench/faults.py`; its counts are in bench/RESULTS.md.
+The full run (20 kills per stage) is `bench/faults.py`; its counts are in bench/LOG.md ("Fault injection").
 """
 import sys
 from pathlib import Path

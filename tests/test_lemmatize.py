@@ -1,4 +1,4 @@
-"""convert_to_int.py --lemmatize / --drop-pos (morphology.py) and evaluate.py on lemmatized vectors."""
+"""convert_to_int.py --lemmatize / --drop-pos (w2v/morphology.py) and evaluate.py on lemmatized vectors."""
 import hashlib
 import json
 from pathlib import Path

@@ -592,7 +592,7 @@ def test_remove_draws_then_add_them_back(tmp_path):
         assert contents[0] == contents[1]
 
 
-# --- shard order: windows kept together (issue 12) ----------------------------------------------------------------
+# --- shard order: windows kept together ---------------------------------------------------------------------------
 
 def read_windowed(data_dir: Path, shard: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """The (pairs, window_start) of each row group of one shard of order windows."""

@@ -1,4 +1,4 @@
-"""convert_to_int.py --phrases (phrases.py): exact joins on tiny corpora, both scorings against a plain-Python
+"""convert_to_int.py --phrases (w2v/phrases.py): exact joins on tiny corpora, both scorings against a plain-Python
 reference, passes, the PROPN-only setting, flag errors."""
 import collections
 import json

@@ -1,4 +1,4 @@
-"""Issue 13: workers die with their parent, dead runs' temporaries go, a full disk is one line, numeric flags are
+"""Robustness: workers die with their parent, dead runs' temporaries go, a full disk is one line, numeric flags are
 checked, invalid UTF-8 is replaced and counted, an evaluation file with no usable row is an error."""
 import errno
 import importlib

@@ -1,4 +1,4 @@
-"""The fused Triton kernels (kernels_triton.py, --kernel triton), proven on the CPU in Triton's interpreter: the
+"""The fused Triton kernels (w2v/kernels/triton_steps.py, --kernel triton), proven on the CPU in Triton's interpreter: the
 tables after a batch of real windows equal the numba window kernels' on one thread (sg and cbow, ns and hs), and
 train.py --kernel triton learns planted clusters (sg, ns and hs). The interpreter runs in a process of its own (tests/triton_checks.py, TRITON_INTERPRET=1), so the
 setting, which Triton reads once when first imported, reaches no other test."""

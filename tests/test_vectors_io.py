@@ -1,4 +1,4 @@
-"""vectors_io: the word2vec text/binary files gensim reads, and load_vectors for them and embeddings.npy."""
+"""w2v/vectors_io.py: the word2vec text/binary files gensim reads, and load_vectors for them and embeddings.npy."""
 import json
 
 import numpy as np

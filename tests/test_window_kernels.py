@@ -1,4 +1,4 @@
-"""The skip-gram window kernels (issue 12): sg_window_step_cpu (negatives shared by a window) and
+"""The skip-gram window kernels (w2v/kernels/cpu.py): sg_window_step_cpu (negatives shared by a window) and
 sg_window_hs_step_cpu (the target's Huffman path shared by a window), against plain numpy references."""
 import numpy as np
 import pytest

@@ -46,7 +46,7 @@ def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.devic
         micro = min(batch, cfg.micro_batch) if cfg.micro_batch > 0 else batch
         # gathered u and v, grad_u and grad_v (float32 rows), ~6 float32 and 2 int64 values per output row
         # (scores, labels, sigma, g, ids...), and the int64 target ids. The window steps
-        # hold less: u and grad_u per padded context (1.67 per pair on text8 at 8,192, bench/RESULTS.md) but v and
+        # hold less: u and grad_u per padded context (1.67 per pair on text8 at 8,192, bench/LOG.md) but v and
         # grad_v per window (6 pairs each), so 2 * 1.67 + 2 * outputs / 6 rows per pair, not 2 + 2 * outputs.
         plan["step temporaries"] = micro * (2 * dim * 4 + 2 * outputs * dim * 4 + outputs * (6 * 4 + 2 * 8) + 8)
     return plan

@@ -7,7 +7,7 @@ draw, the shards an epoch reads and in what order, the draws on disk, removing d
 the settings check of added draws and the flags that write a draw as a full run would.
 
 Shards are in window order: a target occurrence's pairs stay together, the first flagged by the `window_start`
-column. A pairs/ written in the pair order of earlier versions (meta.json's "order" "pairs", or no "order") is
+column. A pairs/ in pair order, every pair shuffled alone (meta.json's "order" "pairs", or no "order"), is
 refused with one line: rebuild it with pairs_dataset.py.
 
 This module imports no stage script: pairs_dataset.py, dataset.py and train.py all import it.
@@ -67,7 +67,7 @@ class PairsMeta:
 
     @classmethod
     def read(cls, pairs_dir: Path) -> PairsMeta:
-        """pairs_dir/meta.json of window order; one line (rebuild it) for a pairs/ of the old pair order."""
+        """pairs_dir/meta.json of window order; one line (rebuild it) for a pairs/ in pair order."""
         meta = cls.from_dict(read_json(Path(pairs_dir) / "meta.json", STAGE))
         if meta.order == "pairs":
             fail(f"{pairs_dir} was written in pair order, which this version no longer reads: rebuild it with "

@@ -19,7 +19,7 @@ the old ones. No process holds more than one part's stream and one bucket of pai
 
 The key of a joined unit: its parts joined by "_" (нью_йорк), or for lemma_UPOS keys the lemmas joined by "::"
 and the tag of the last part (нижний::новгород_PROPN), RusVectores' form: the tag stays the one thing after the
-last "_", so tagged evaluation sets and is_tagged read it as before. prep.py's words hold no "_", so a plain
+last "_", so tagged evaluation sets and is_tagged read it as a word's key. prep.py's words hold no "_", so a plain
 joined key never collides with a word.
 """
 from __future__ import annotations

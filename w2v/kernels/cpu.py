@@ -129,7 +129,7 @@ def _train_output_row(u: np.ndarray, grad_u: np.ndarray, v: np.ndarray, label: f
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Window kernels (issue 12): a target occurrence's pairs arrive together, so its output side is fetched once.
+# Window kernels: a target occurrence's pairs arrive together, so its output side is fetched once.
 # Roles as in word2vec.c's skip-gram: the window's target owns the output rows, its contexts are the inputs.
 # The block products go in tiles of three inputs by three outputs (_dot_tile, _input_gradient_tile): one pass over
 # the dimensions loads six rows for nine products, where a row-by-row loop loads two rows for one. Rows are

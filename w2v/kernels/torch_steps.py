@@ -4,7 +4,7 @@ Each step trains one loader batch in micro-batches of about `micro_batch` pairs 
 (`window_chunks`): in a micro-batch every window reads the tables as they were at its start, its gradients come
 from batched products, and the summed gradients are added once (index_add_), so a row met several times in a
 micro-batch moves by the sum of its stale gradients; smaller micro-batches stay closer to word2vec.c. Same roles
-and update as the numba kernels (kernels_cpu.py):
+and update as the numba kernels (cpu.py):
 - `sg_window_step_torch`, `sg_window_hs_step_torch`: skip-gram, a window's target owning the output block (its
   output row and the window's negatives, or its Huffman path), its contexts the inputs;
 - `cbow_step_torch`, `cbow_hs_step_torch`: CBOW, the mean h of a window's context inputs predicting its target,

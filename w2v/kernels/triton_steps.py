@@ -1,4 +1,4 @@
-"""The Triton kernels: the GPU's fused window steps, one launch per loader batch (issue 20).
+"""The Triton kernels: the GPU's fused window steps, one launch per loader batch.
 
 `sg_window_step_triton`: skip-gram with negative sampling on window shards, sg_window_step_cpu's update in one
 kernel launch. One program per window: the window's output rows (its target's row and its negatives, drawn inside
@@ -28,7 +28,7 @@ own library's functions included, makes compiled or interpreted functions), the 
 Triton's interpreter; otherwise it compiles for CUDA. Tests run the interpreter in a process of its own, so the
 setting reaches no other code.
 
-What only the interpreter has checked (no GPU was lent to this project when this was written): the numbers, the
+What only the interpreter has checked (no GPU has run these kernels): the numbers, the
 masks and the order of loads and adds. Kept, for a GPU compiler, within what it accepts: no tl.dot (the score
 blocks, at most 16 x 8, are below tl.dot's 16 x 16 minimum; broadcast products and sums do them), float32 atomics
 only, power-of-two blocks with masks (dim 100 or 300 in chunks of BLOCK_D), int64 index arithmetic (row * dim
@@ -72,7 +72,7 @@ SHARED_LEVELS = 4
 
 @triton.jit
 def counter_draw(seed, counter, n):
-    """kernels_cpu.counter_draw on uint64 tensors (splitmix64 of seed + (counter + 1) * golden, mod n)."""
+    """cpu.counter_draw on uint64 tensors (splitmix64 of seed + (counter + 1) * golden, mod n)."""
     z = seed + (counter + 1) * 0x9E3779B97F4A7C15
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
     z = (z ^ (z >> 27)) * 0x94D049BB133111EB
@@ -121,7 +121,7 @@ def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, tab
     used = in_window[:, :, None] & live[:, None, :]  # [G, K, O]
     lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [G]
     labels = (j == 0).to(tl.float32)[None, None, :]
-    # word2vec.c's rule (kernels_cpu._output_gradient): outside +-MAX_SCORE sigma is exactly 0 or 1
+    # word2vec.c's rule (cpu._output_gradient): outside +-MAX_SCORE sigma is exactly 0 or 1
     sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(scores, -MAX_SCORE), MAX_SCORE)))
     sigma = tl.where(scores > MAX_SCORE, 1.0, tl.where(scores < -MAX_SCORE, 0.0, sigma))
     g = tl.where(used, (labels - sigma) * lr[:, None, None], 0.0)
@@ -183,7 +183,7 @@ def _cbow_ns_window(input_w, output_w, window_target, context, window_starts, ta
         pointers = output_w + o * dim + d
         v = tl.load(pointers, mask=columns, other=0.0)
         score = tl.sum(h * v, axis=0)
-        # word2vec.c's rule (kernels_cpu._output_gradient): outside +-MAX_SCORE sigma is exactly 0 or 1
+        # word2vec.c's rule (cpu._output_gradient): outside +-MAX_SCORE sigma is exactly 0 or 1
         sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(score, -MAX_SCORE), MAX_SCORE)))
         sigma = tl.where(score > MAX_SCORE, 1.0, tl.where(score < -MAX_SCORE, 0.0, sigma))
         g = tl.where(live, (label - sigma) * lr, 0.0)
@@ -242,7 +242,7 @@ def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, path
 
     used = in_window[:, :, None] & on_path[:, None, :]  # [G, K, P]
     lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [G]
-    # word2vec.c's hs rule (kernels_cpu._output_gradient with skip_clipped): no gradient outside +-MAX_SCORE
+    # word2vec.c's hs rule (cpu._output_gradient with skip_clipped): no gradient outside +-MAX_SCORE
     sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(scores, -MAX_SCORE), MAX_SCORE)))
     inside = (scores <= MAX_SCORE) & (scores >= -MAX_SCORE)
     g = tl.where(used & inside, (labels[:, None, :] - sigma) * lr[:, None, None], 0.0)
@@ -315,7 +315,7 @@ def _cbow_hs_window(input_w, inner_w, window_target, context, window_starts, pat
         pointers = inner_w + node * dim + d
         v = tl.load(pointers, mask=columns, other=0.0)
         score = tl.sum(h * v, axis=0)
-        # word2vec.c's hs rule (kernels_cpu._output_gradient with skip_clipped): no gradient outside +-MAX_SCORE
+        # word2vec.c's hs rule (cpu._output_gradient with skip_clipped): no gradient outside +-MAX_SCORE
         sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(score, -MAX_SCORE), MAX_SCORE)))
         inside = (score <= MAX_SCORE) & (score >= -MAX_SCORE)
         g = tl.where(inside, (label - sigma) * lr, 0.0)
