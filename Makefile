@@ -70,7 +70,7 @@ demo: setup
 		--map $(DEMO_DIR)/model/map.png --card
 
 test: setup-dev
-	$(BIN)/python -m pytest -q -rs tests
+	$(BIN)/python -m pytest -q -rs tests bench
 
 # No set-up: a GPU machine may have no network; bench/gpu_check.py needs torch, numpy, pyarrow, numba, tqdm.
 gpu-check:

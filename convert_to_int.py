@@ -58,12 +58,13 @@ from tqdm import tqdm
 from w2v import phrases
 from w2v.counting import (COUNT_SCHEMA, bucket_totals, count_words, group_ids, merge_counts, read_vocabulary_file,
                           sum_bucket, token_groups, write_buckets, write_ids_part)
+from w2v import common
 from w2v.common import (StageReport, above, at_least, atomic_output, check_flags, fail, parse_config, parts, run, scratch_path,
                     write_vocab)
 from w2v.morphology import FUNCTION_UPOS, MODES, UPOS_TAGS
 from w2v.workers import WorkerPool, default_num_proc
 
-DATA_DIR = "data"  # where stage outputs live
+DATA_DIR = common.DATA_DIR  # where stage outputs live (every stage's, set in w2v/common.py)
 MIN_COUNT = 5  # keep words seen at least this many times in the corpus
 MAX_VOCAB = 0  # keep at most this many of the most frequent words (0 = no limit)
 NUM_PROC = default_num_proc()  # worker processes, one prep part each (1 = all in this process)

@@ -9,8 +9,8 @@ pairs in whole windows (contexts, one target per window, window offsets; no nega
 its own). With a DataLoader (batch_size=None, num_workers=n) worker w reads units w, w+n, ... of the epoch's plan,
 so the loader's stream is the same whatever n, and `start_batch=k` resumes it at batch k (train.py --resume).
 
-BATCH_SIZE and SEED here are the ones training uses: train.py takes its --batch-size and --seed defaults from
-them. The fused GPU kernels read the same batches through feed.py's reader threads instead.
+BATCH_SIZE and NUM_WORKERS here are the ones training uses: train.py takes its --batch-size and --num-workers
+defaults from them. The fused GPU kernels read the same batches through feed.py's reader threads instead.
 """
 from __future__ import annotations
 
@@ -22,15 +22,16 @@ from typing import Iterator
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from w2v.batch import WindowBatch
+from w2v import common
 from w2v.common import StageReport, at_least, check_flags, load_vocab, parse_config, run
 from w2v.shards import BatchBuffer, WindowShards
 from w2v.workers import die_with_parent
 
-DATA_DIR = "data"  # where stage outputs live
+DATA_DIR = common.DATA_DIR  # where stage outputs live (every stage's, set in w2v/common.py)
 BATCH_SIZE = 300_000  # pairs per batch, the batch training reads (train.py --batch-size defaults to it)
-SEED = 1  # seed of the shard order (train.py --seed defaults to it, and also seeds the vectors and negatives)
+SEED = common.SEED  # seed of the shard order (the pipeline's, set in w2v/common.py; train.py --seed too)
 EPOCH = 0  # epoch to read (changes the shard order)
-NUM_WORKERS = 0  # DataLoader worker processes of the quick look
+NUM_WORKERS = 1  # DataLoader worker processes reading the shards (train.py --num-workers defaults to it)
 BATCHES = 20  # batches to read in the quick look (0: the whole epoch)
 
 

@@ -48,29 +48,31 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from w2v import common
 from w2v.common import at_least, check_flags, fail, load_vocab, parse_config, run, write_json
 from w2v.model_card import add_scores
 from w2v.morphology import MODES, key_of_evaluation_word, resolve_queries
 from w2v.vectors_io import load_vectors
 from w2v.views import draw_map, write_projector
+import word2vec
 from word2vec import nearest_neighbours
 
 # The Russian evaluation sets shipped with the project (sample/README.md), the default --similarity files, found
 # wherever evaluate.py is run from.
 SAMPLE_EVAL = Path(__file__).resolve().parent / "sample" / "eval"
 
-DATA_DIR = "data"  # where stage outputs live; the default vectors are DATA_DIR/model/vectors.txt
+DATA_DIR = common.DATA_DIR  # where stage outputs live (every stage's, set in w2v/common.py)
 VECTORS = ""  # word vectors: word2vec text, word2vec binary (.bin) or embeddings.npy; empty: DATA_DIR/model/vectors.txt
 VOCAB = ""  # vocab.json naming the rows of an embeddings.npy; empty: the one next to it, else in its parent folder
 ANALOGIES = []  # analogy files, Google questions-words.txt format (": section" lines, then "a b c d")
 SIMILARITY = [str(SAMPLE_EVAL / "ru_simlex965.tsv"), str(SAMPLE_EVAL / "hj.csv")]  # word-pair files with a gold score: tab, comma or space separated; "#" lines and a header skipped; --similarity alone: none
 NEIGHBORS = []  # words whose nearest neighbours are printed
-K = 10  # neighbours per word
+K = word2vec.K  # neighbours per word (word2vec.py's K)
 RESTRICT_VOCAB = 30000  # analogies: questions and answers only among this many most frequent words (0: all)
 LOWERCASE = True  # match words case-insensitively (gensim's case_insensitive=True; see the module docstring)
 LEMMATIZE = "auto"  # how the vectors' words were made: none, lemma, upos, or auto: the "lemmatize" of their vocab.json (none without one)
 JSON = ""  # also write every figure to this JSON file (empty: none)
-BATCH_SIZE = 1024  # analogy questions scored by one matrix product
+ANALOGY_BATCH = 1024  # analogy questions scored by one matrix product
 MAP = ""  # draw the --neighbors words and their --k neighbours on a 2-D map (PCA) to this PNG (empty: none)
 PROJECTOR = 0  # write vectors.tsv and metadata.tsv (word, count) of this many most frequent words, for TensorBoard's embedding projector (0: none)
 PROJECTOR_DIR = ""  # where --projector writes; empty: the folder of the vectors (DATA_DIR/model)
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     cfg = parse_config(__file__, globals(), merge_repeated_flags(sys.argv[1:] if argv is None else list(argv),
                                                                    _LIST_FLAGS))
-    check_flags(cfg, k=at_least(1), restrict_vocab=at_least(0), batch_size=at_least(1))
+    check_flags(cfg, k=at_least(1), restrict_vocab=at_least(0), analogy_batch=at_least(1))
     check_flags(cfg, projector=at_least(0))
     if cfg.map and not cfg.neighbors:
         fail("--map draws the --neighbors words: give some")
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.analogies:
         figures["analogies"] = {}
         for path in cfg.analogies:
-            result = _analogies(words, normed, path, cfg.restrict_vocab, cfg.lowercase, cfg.batch_size, mode)
+            result = _analogies(words, normed, path, cfg.restrict_vocab, cfg.lowercase, cfg.analogy_batch, mode)
             figures["analogies"][_name(path, cfg.analogies)] = result
             print_analogies(path, result)
     if cfg.similarity:
@@ -167,7 +169,7 @@ def evaluate_analogies(words: Sequence[str], vectors: np.ndarray, path: str | Pa
     "questions", "invalid_lines"}.
     """
     return _analogies(list(words), unit_rows(vectors, restrict_vocab), path, restrict_vocab, lowercase,
-                      BATCH_SIZE, lemmatize)
+                      ANALOGY_BATCH, lemmatize)
 
 
 def evaluate_similarity(words: Sequence[str], vectors: np.ndarray, path: str | Path, lowercase: bool = True,

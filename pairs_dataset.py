@@ -84,16 +84,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from w2v import common
 from w2v.common import (StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, parts,
                     run)
 from w2v.draws import expected_pairs_per_draw, keep_probabilities, staging_dir
 from w2v.workers import WorkerPool, default_num_proc
 from w2v.pairs_meta import ORDER, PairsMeta, build_meta, check_settings, parse_draws, shard_number
 
-DATA_DIR = "data"  # where stage outputs live
+DATA_DIR = common.DATA_DIR  # where stage outputs live (every stage's, set in w2v/common.py)
 WINDOW = 5  # largest distance between a target and its context words
 SAMPLE = 1e-4  # sub-sampling threshold of frequent words (word2vec.c -sample); 0 turns sub-sampling off
-SEED = 1  # seed of the keep draws, window draws and shard shuffles
+SEED = common.SEED  # seed of the keep draws, window draws and shard shuffles (the pipeline's, set in w2v/common.py)
 SHUFFLE = True  # shuffle each shard's windows and read the shards in a shuffled order; False: text order
 DRAWS = 5  # independent pair sets (sub-sampling, windows, shuffle redrawn); epoch e trains on draw e mod DRAWS
 DYNAMIC_WINDOW = True  # each target draws its window in 1..WINDOW (word2vec.c); off: always WINDOW

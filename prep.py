@@ -47,10 +47,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from w2v import common
 from w2v.common import StageError, StageReport, at_least, atomic_output, check_flags, fail, one_line, parse_config, run
 from w2v.workers import default_num_proc, ordered_map
 
-DATA_DIR = "data"  # where stage outputs live
+DATA_DIR = common.DATA_DIR  # where stage outputs live (every stage's, set in w2v/common.py)
 DATASET = "0x7o/taiga"  # Hugging Face dataset name, or local .txt/.jsonl/.json/.parquet files or globs, comma-separated
 TEXT_COLUMN = "text"  # column holding the texts (a .txt file is always one text per line)
 SPLIT = "train"  # split of a Hugging Face dataset

@@ -59,6 +59,7 @@ from tqdm import tqdm
 import dataset
 from dataset import PairsDataset
 from w2v.batch import WindowBatch
+from w2v import common
 from w2v.common import StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, require, run
 from w2v.draws import RollingDraws, schedule_pairs
 from w2v.feed import WindowFeed
@@ -72,7 +73,7 @@ from w2v.views import LossPlot
 from w2v.workers import default_num_proc
 from word2vec import SkipGram, nearest_neighbours
 
-DATA_DIR = "data"  # where stage outputs live
+DATA_DIR = common.DATA_DIR  # where stage outputs live (every stage's, set in w2v/common.py)
 EPOCHS = 5  # passes over the pairs; epoch e reads pairs_dataset.py's draw e mod its --draws
 DIM = 300  # embedding size
 BATCH_SIZE = dataset.BATCH_SIZE  # pairs per batch read from the shards (the default is dataset.py's BATCH_SIZE: edit it there)
@@ -81,7 +82,7 @@ NEGATIVES = 5  # negatives per pair, drawn from the unigram^0.75 table
 LR = 0.0  # starting learning rate, decayed linearly to LR * MIN_LR_FRACTION; 0: the model's default, DEFAULT_LR (sg 0.04, cbow 0.05; word2vec.c: 0.025 and 0.05; measured, bench/LOG.md)
 MIN_LR_FRACTION = 0.0001  # floor of the decay, as word2vec.c
 INIT_RANGE = 0.0  # input rows start uniform in +-INIT_RANGE/dim; 0: the model's default, DEFAULT_INIT_RANGE (sg 0.5 as word2vec.c, cbow 1.0 as gensim 4; measured, bench/LOG.md)
-SEED = dataset.SEED  # seeds the initial vectors, the shard order and the negatives (the default is dataset.py's SEED)
+SEED = common.SEED  # seeds the initial vectors, the shard order and the negatives (the pipeline's, set in w2v/common.py)
 DEVICE = ""  # "cuda", "cpu", or "" for CUDA when available
 MODEL = "sg"  # sg (skip-gram: each word predicts its context) or cbow (the mean of the context predicts the word)
 KERNEL = "auto"  # training step (w2v/kernels/steps.py's table): window (the numba window kernels, a window's pairs at once, CPU only), torch (batched, the CUDA step, runs on CPU too), triton (the fused kernels, sg and cbow, ns and hs, w2v/kernels/triton_steps.py: CUDA, or the CPU under TRITON_INTERPRET=1), auto (window on CPU; on CUDA triton where Triton imports, else torch)
@@ -90,7 +91,7 @@ LOSS_EVERY = 16  # window kernels: loss computed on every LOSS_EVERY-th pair onl
 MICRO_BATCH = 8192  # torch kernel only, ns: pairs per update within a batch (0 = the whole batch)
 HS_MICRO_BATCH = 1024  # torch kernel only, hs: pairs per update (every path starts at the root, so the top nodes sum a micro-batch's stale gradients: 8,192 blew text8 up, bench/LOG.md)
 TRITON_GROUP = 1  # triton kernel only: windows per program, which read the tables before any of them writes (a power of two; 1 = the CPU kernel's window-by-window update)
-NUM_WORKERS = 1  # data-loader processes reading shards while the trainer computes
+NUM_WORKERS = dataset.NUM_WORKERS  # reader processes (threads for the GPU kernels) reading shards while the trainer computes (dataset.py's NUM_WORKERS: edit it there)
 CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
 RESUME = False  # continue from model/checkpoint.pt
 STOP_AFTER_BATCHES = 0  # stop (after checkpointing) when this many batches were trained in this run; 0 = never

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from w2v import common
 from w2v.common import StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, run
 
-DATA_DIR = "data"  # where stage outputs live
+DATA_DIR = common.DATA_DIR  # where stage outputs live (every stage's, set in w2v/common.py)
 TABLE_SIZE = 100_000_000  # entries of the table (word2vec.c: 1e8)
 POWER = 0.75  # counts are raised to this power (word2vec.c: 0.75)
 

@@ -29,13 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from w2v import common
 from w2v.common import at_least, check_flags, load_vocab, parse_config, require, run
 from w2v.huffman import HuffmanTree
 from w2v.model_card import vocab_figures
 from w2v.morphology import resolve_queries
 
 
-DATA_DIR = "data"  # where stage outputs live
+DATA_DIR = common.DATA_DIR  # where stage outputs live (every stage's, set in w2v/common.py)
 WORDS = ["москва", "король", "хороший", "говорить"]  # words whose neighbours to print; on a lemma_UPOS vocabulary a plain word answers for its keys (москвы: москва_PROPN, москва_NOUN)
 K = 10  # neighbours per word
 

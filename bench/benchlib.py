@@ -23,6 +23,9 @@ from typing import Callable, NoReturn
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the stage scripts and the w2v package live in the repository root
+if str(ROOT / "tests") not in sys.path:
+    sys.path.append(str(ROOT / "tests"))
+from helpers import batch_window_starts, drawn_windows, windows_of  # noqa: E402,F401 (the tests' window builder)
 SHARED = ROOT.parent / "shared" / "data"  # corpora and evaluation sets beside the project (MANIFEST.md)
 RU_CORPUS = SHARED / "corpus" / "ru_corpus.parquet"  # the Russian corpus the tools measure on
 WORK = ROOT / "bench" / "work"  # every tool's scratch and results (git-ignored)
@@ -223,48 +226,4 @@ def _module_at(module_name: str, commit_id: str):
     return module
 
 
-def drawn_windows(data_dir: Path, counts, seed: int, window: int = 5, sample: float = 1e-4, shuffle: bool = True,
-                  chunk_tokens: int = 1_000_000):
-    """(target, context, window_edges) of one draw of a corpus's pairs held in memory, made as pairs_dataset.py
-    makes them (sub-sampling, reduced windows, pairs never across a document), its windows shuffled as units
-    (`shuffle`, seeded) or in text order: a kernel's input without the loader. window_edges[w] is the first pair
-    of window w, window_edges[-1] the number of pairs. Needs convert_to_int.py's ids/ under data_dir."""
-    from pairs_dataset import read_id_slices
 
-    files = sorted((data_dir / "ids").glob("part-*.parquet"))
-    return windows_of(read_id_slices(files, len(counts), chunk_tokens), counts, seed, window, sample, shuffle,
-                      chunk_tokens)
-
-
-def windows_of(slices, counts, seed: int, window: int = 5, sample: float = 1e-4, shuffle: bool = True,
-               chunk_tokens: int = 1_000_000):
-    """drawn_windows of a token stream given as (ids, doc_index) slices (pairs_dataset.iter_pairs' input)."""
-    import numpy as np
-
-    from pairs_dataset import iter_pairs, keep_probabilities
-
-    counts = np.asarray(counts)
-    pieces = list(iter_pairs(slices, keep_probabilities(counts, sample), window, sample, True, chunk_tokens, seed,
-                             with_sizes=True))
-    target = np.concatenate([piece[0] for piece in pieces])
-    context = np.concatenate([piece[1] for piece in pieces])
-    sizes = np.concatenate([piece[2] for piece in pieces])
-    del pieces
-    sizes = sizes[sizes > 0]
-    edges = np.concatenate([[0], np.cumsum(sizes)])
-    if not shuffle:
-        return target, context, edges
-    order = np.random.default_rng(seed).permutation(len(sizes))
-    new_sizes = sizes[order]
-    new_edges = np.concatenate([[0], np.cumsum(new_sizes)])
-    # pair i of shuffled window k comes from position edges[order[k]] + i
-    source = np.repeat(edges[:-1][order] - new_edges[:-1], new_sizes) + np.arange(len(target))
-    return target[source], context[source], new_edges
-
-
-def batch_window_starts(window_edges, lo: int, hi: int):
-    """window_starts of the batch of pairs lo..hi-1, as dataset.py cuts them: a window cut by lo or hi is split."""
-    import numpy as np
-
-    inside = window_edges[(window_edges > lo) & (window_edges < hi)]
-    return np.concatenate([[0], inside - lo, [hi - lo]]).astype(np.int64)

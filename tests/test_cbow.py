@@ -9,6 +9,7 @@ from w2v.kernels.torch_steps import cbow_hs_step_torch, cbow_step_torch, window_
 from word2vec import SkipGram, nearest_neighbours
 from w2v.kernels import MAX_SCORE
 from w2v.huffman import build_huffman
+from helpers import TRAIN_ARGS, share_in_cluster, uninterrupted_then_reset
 
 
 def random_windows(rng, vocab_size, n_windows, max_size=6):
@@ -283,9 +284,6 @@ def test_planted_clusters_are_learned_by_the_cbow_steps(step, loss, one_torch_th
 
 
 # --- through train.py (--model cbow on shards of order windows) ---------------------------------------------------
-
-from test_pipeline import TRAIN_ARGS  # noqa: E402
-from test_train import (corpus_data, data, share_in_cluster, uninterrupted_then_reset)  # noqa: E402,F401
 
 
 @pytest.mark.parametrize("kernel, loss", [("window", "ns"), ("window", "hs"), ("torch", "ns"), ("torch", "hs")])

@@ -16,6 +16,7 @@ import convert_to_int
 import prep
 from w2v import counting
 from w2v.common import StageError, load_vocab
+from helpers import read_ids, run_convert, write_prep
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,20 +26,6 @@ PARTS = [
     [["а", "в", "б", "д"], ["ё", "я"], ["в", "б"]],
 ]
 
-
-def write_prep(data_dir: Path, parts: list[list[list[str]]], **write_options) -> None:
-    (data_dir / "prep").mkdir(parents=True)
-    for index, rows in enumerate(parts):
-        table = pa.table({"tokens": pa.array(rows, pa.list_(pa.string()))})
-        pq.write_table(table, data_dir / "prep" / f"part-{index:05d}.parquet", **write_options)
-
-
-def read_ids(data_dir: Path) -> list[list[list[int]]]:
-    return [pq.read_table(part).column("ids").to_pylist() for part in sorted((data_dir / "ids").glob("part-*"))]
-
-
-def run_convert(data_dir: Path, *flags: str) -> dict:
-    return convert_to_int.main(["--data-dir", str(data_dir), "--num-proc", "1", *flags])
 
 
 def test_vocab_order_and_ids_min_count_1(tmp_path):

@@ -17,34 +17,9 @@ import pairs_dataset
 from w2v.common import StageError
 from dataset import PairsDataset
 from w2v.pairs_meta import PairsMeta, draw_pairs, draw_shards, epoch_shards, shard_order
+from helpers import ROW_GROUP, SHARD_PAIRS, TOTAL, expected_window_starts, window_flag
 
 REPO = Path(__file__).resolve().parent.parent
-SHARD_PAIRS = [2500, 1700, 1000, 333]  # as pairs_dataset.py writes them: every shard full but the last
-ROW_GROUP = 400
-TOTAL = sum(SHARD_PAIRS)
-TABLE_SHARES = np.array([0.5, 0.25, 0.15, 0.1])  # of a 1000-entry table over a 4-word vocabulary
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """Shards whose pair k is (k, k + 1): a pair is known by its target, and is a window of its own. Plus
-    vocab.json and a unigram table."""
-    pairs_dir = tmp_path / "pairs"
-    pairs_dir.mkdir()
-    shards, start = [], 0
-    for i, n in enumerate(SHARD_PAIRS):
-        target = np.arange(start, start + n, dtype=np.int32)
-        table = pa.table({"target": target, "context": target + 1, "window_start": np.ones(n, dtype=bool)})
-        pq.write_table(table, pairs_dir / f"shard-{i:05d}.parquet", row_group_size=ROW_GROUP,
-                       compression="lz4", use_dictionary=False)
-        shards.append({"file": f"shard-{i:05d}.parquet", "pairs": n})
-        start += n
-    (pairs_dir / "meta.json").write_text(json.dumps({"pairs": TOTAL, "shards": shards, "vocab_size": TOTAL + 1,
-                                                     "order": "windows"}))
-    np.save(tmp_path / "unigram_table.npy", np.repeat(np.arange(4, dtype=np.int32), (TABLE_SHARES * 1000).astype(int)))
-    (tmp_path / "vocab.json").write_text(json.dumps({"words": [f"w{i}" for i in range(TOTAL + 1)],
-                                                     "counts": [1] * (TOTAL + 1)}))
-    return tmp_path
 
 
 def pairs(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -207,34 +182,6 @@ def test_shell_shows_one_error_line(tmp_path):
 
 # --- window_starts -------------------------------------------------------------------------------------
 
-def window_flag(k: np.ndarray) -> np.ndarray:
-    """The window_start of pair k in the windowed fixture: windows of 1 to 7 pairs, cut by row groups and batches."""
-    return (k % 5 == 0) | (k % 7 == 3)
-
-
-@pytest.fixture
-def windows_dir(data_dir: Path) -> Path:
-    """data_dir's shards (pair k = (k, k + 1)) with windows of 1 to 7 pairs (`window_flag`)."""
-    meta_path = data_dir / "pairs" / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    for shard in meta["shards"]:
-        path = data_dir / "pairs" / shard["file"]
-        table = pq.read_table(path)
-        target = table.column("target").to_numpy()
-        table = table.set_column(table.schema.get_field_index("window_start"), "window_start",
-                                 pa.array(window_flag(target)))
-        pq.write_table(table, path, row_group_size=ROW_GROUP, compression="lz4", use_dictionary=False)
-    return data_dir
-
-
-def expected_window_starts(target: np.ndarray) -> np.ndarray:
-    """A batch's window offsets from its pairs alone: a flagged pair, the batch's first pair, and a row group's
-    first pair (k - shard start a multiple of ROW_GROUP) start a window."""
-    shard_starts = np.cumsum([0] + SHARD_PAIRS[:-1])
-    shard_start = shard_starts[np.searchsorted(shard_starts, target, "right") - 1]
-    starts = window_flag(target) | ((target - shard_start) % ROW_GROUP == 0)
-    starts[0] = True
-    return np.append(np.flatnonzero(starts), len(target))
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

@@ -15,7 +15,7 @@ from w2v.common import StageError
 from dataset import PairsDataset
 from w2v.feed import WindowFeed
 from w2v.shards import cut_windows
-from test_dataset import TOTAL, data_dir, expected_window_starts, windows_dir  # noqa: F401 (fixtures)
+from helpers import TOTAL, expected_window_starts
 
 
 def lean_batches(data_dir, batch_size: int, num_workers: int, start_batch: int = 0) -> list[tuple]:

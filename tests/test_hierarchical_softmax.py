@@ -13,6 +13,7 @@ from word2vec import SkipGram, nearest_neighbours
 from w2v.kernels import MAX_SCORE
 from w2v.huffman import HuffmanTree, build_huffman, huffman_for
 from word2vec_c_oracle import hs_pairs, one_pair_windows
+from helpers import TRAIN_ARGS, run_stages, write_corpus
 
 
 def optimal_cost(counts):
@@ -303,7 +304,6 @@ def test_planted_clusters_are_learned_by_the_hs_steps(step, one_torch_thread):
 def test_train_with_hs_learns_planted_clusters_and_resumes(tmp_path):
     import train
     from w2v.common import StageError, load_vocab
-    from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
     from w2v.vectors_io import load_vectors
 
     corpus, data_dir = tmp_path / "corpus.txt", tmp_path / "data"

@@ -12,7 +12,7 @@ import evaluate
 import prep
 from w2v.common import StageError
 from w2v.morphology import analyse_types, is_tagged, key_of_evaluation_word
-from test_convert_to_int import read_ids, run_convert, write_prep
+from helpers import read_ids, run_convert, write_prep
 
 REPO = Path(__file__).resolve().parent.parent
 

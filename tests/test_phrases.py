@@ -12,7 +12,7 @@ import pytest
 
 from w2v import phrases
 from w2v.common import StageError
-from test_convert_to_int import read_ids, run_convert, write_prep
+from helpers import read_ids, run_convert, write_prep
 
 
 def vocab_of(data_dir: Path) -> dict:

@@ -1,6 +1,5 @@
 """All seven stages end to end on a generated corpus with planted word clusters."""
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,53 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import convert_to_int
-import pairs_dataset
-import prep
 import train
-import unigram_table
 from w2v.common import StageError
 from word2vec import nearest_neighbours
+from helpers import CLUSTERS, TRAIN_ARGS, WORDS_PER_CLUSTER, run_stages, write_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
-CLUSTERS, WORDS_PER_CLUSTER = 8, 12
 
-
-def cluster_words():
-    # Cyrillic words so the whole path (cleaning, vocabulary, vectors.txt) sees real Russian characters.
-    letters = "абвгдежзиклмнопрстуфхцчшщэюя"
-    return [[f"{letters[c]}{letters[w]}{letters[(c * 7 + w) % len(letters)]}" for w in range(WORDS_PER_CLUSTER)]
-            for c in range(CLUSTERS)]
-
-
-def write_corpus(path: Path, documents: int = 3000, seed: int = 0) -> list[list[str]]:
-    """Each line talks about one topic: words from one cluster, plus shared filler words and punctuation."""
-    rng = np.random.default_rng(seed)
-    clusters = cluster_words()
-    fillers = ["и", "в", "не", "на", "что"]
-    lines = []
-    for _ in range(documents):
-        topic = clusters[rng.integers(CLUSTERS)]
-        words = [topic[i] if rng.random() > 0.25 else fillers[rng.integers(len(fillers))]
-                 for i in rng.integers(WORDS_PER_CLUSTER, size=14)]
-        lines.append(" ".join(words).capitalize() + ", 12 раз!")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return clusters
-
-
-def run_stages(data_dir: Path, corpus: Path, pairs_per_shard: int = 10_000_000, draws: int = 2) -> list[int]:
-    """Stages 1-4; returns the pairs of each draw (dynamic windows: they differ from draw to draw)."""
-    common = ["--data-dir", str(data_dir)]
-    prep.main(common + ["--dataset", str(corpus), "--num-proc", "1"])
-    convert_to_int.main(common + ["--min-count", "2", "--num-proc", "1"])
-    pairs_dataset.main(common + ["--window", "4", "--sample", "0", "--pairs-per-shard", str(pairs_per_shard),
-                                 "--row-group-pairs", "20000", "--draws", str(draws)])
-    unigram_table.main(common + ["--table-size", "100000"])
-    return json.loads((data_dir / "pairs" / "meta.json").read_text())["pairs_per_draw"]
-
-
-TRAIN_ARGS = ["--dim", "24", "--batch-size", "5000", "--threads", "1", "--device", "cpu", "--num-workers", "0",
-              "--lr", "0.025"]
 
 
 def test_planted_clusters_are_learned_through_all_stages(tmp_path):

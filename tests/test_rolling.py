@@ -19,7 +19,7 @@ from w2v import draws
 from w2v.common import StageError
 from w2v.draws import schedule_pairs
 from w2v.pairs_meta import PairsMeta
-from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
+from helpers import TRAIN_ARGS, run_stages, write_corpus
 
 PAIRS_FLAGS = ["--window", "4", "--sample", "0", "--pairs-per-shard", "20000", "--row-group-pairs", "20000",
                "--draws", "3"]  # run_stages' settings, 3 draws

@@ -9,9 +9,6 @@ import torch
 from torch import nn
 
 import train
-from test_pipeline import TRAIN_ARGS
-from test_train import corpus_data, data, share_in_cluster  # noqa: F401
-from test_window_kernels import tables, window_batch
 from w2v.kernels import steps
 from w2v.kernels.cpu import counter_draws, sg_window_hs_step_cpu, sg_window_step_cpu
 from w2v.batch import WindowBatch
@@ -19,6 +16,7 @@ from w2v.kernels.torch_steps import sg_window_hs_step_torch, sg_window_step_torc
 from word2vec import SkipGram
 from w2v.kernels import MAX_SCORE
 from w2v.huffman import build_huffman
+from helpers import TRAIN_ARGS, share_in_cluster, tables, window_batch
 
 
 def model_with(input_w: np.ndarray, output_w: np.ndarray, loss: str = "ns") -> SkipGram:

@@ -2,7 +2,6 @@
 guard, the memory check; and dataset.py's start_batch, on which resume stands."""
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,13 +20,9 @@ from w2v import memory
 from w2v.memory import memory_plan
 from w2v.pairs_meta import pairs_dataset_argv
 from w2v.shards import WindowShards
-from test_dataset import data_dir  # noqa: F401  (the fixture: shards whose pair k is (k, k + 1))
-from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
-from word2vec import nearest_neighbours
+from helpers import MODEL_FILES, TRAIN_ARGS, share_in_cluster, uninterrupted_then_reset
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_FILES = ("embeddings.npy", "checkpoint.pt", "loss.csv", "vectors.txt", "vectors.bin")
-
 
 def batches_as_arrays(batches) -> list[np.ndarray]:
     """Each window batch as rows (target, context, whether the pair starts a window)."""
@@ -79,33 +74,6 @@ def test_start_batch_skips_trained_row_groups_unread(data_dir, monkeypatch):  # 
     np.testing.assert_array_equal(resumed[1:, 2], full[3001:, 2])  # the resumed stream's first pair starts a window
 
 
-@pytest.fixture(scope="module")
-def corpus_data(tmp_path_factory) -> tuple[Path, list[int], list[list[str]]]:
-    """Stages 1-4 on the planted-cluster corpus once: 2 draws in shards of 20,000 pairs."""
-    folder = tmp_path_factory.mktemp("train")
-    clusters = write_corpus(folder / "corpus.txt", documents=1500)
-    pairs_per_draw = run_stages(folder / "data", folder / "corpus.txt", pairs_per_shard=20_000, draws=2)
-    return folder / "data", pairs_per_draw, clusters
-
-
-@pytest.fixture
-def data(corpus_data, tmp_path) -> tuple[Path, list[int], list[list[str]]]:
-    """A private copy of the stage outputs (without model/), so tests do not see each other's checkpoints."""
-    source, pairs_per_draw, clusters = corpus_data
-    copy = tmp_path / "data"
-    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("model"))
-    return copy, pairs_per_draw, clusters
-
-
-def share_in_cluster(data_dir: Path, clusters: list[list[str]]) -> float:
-    from w2v.vectors_io import load_vectors
-
-    words, vectors = load_vectors(data_dir / "model" / "vectors.txt")
-    cluster_of = {word: c for c, members in enumerate(clusters) for word in members}
-    queries = [word for members in clusters for word in members]
-    found = nearest_neighbours(words, vectors, queries, k=5)
-    return float(np.mean([cluster_of.get(w) == cluster_of[q] for q in queries for w, _ in found[q]]))
-
 
 def test_torch_kernel_learns_planted_clusters_at_the_default_micro_batch(data):
     data_dir, pairs_per_draw, clusters = data
@@ -121,14 +89,6 @@ def test_torch_kernel_learns_planted_clusters_at_the_default_micro_batch(data):
     share = share_in_cluster(data_dir, clusters)
     assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
 
-
-def uninterrupted_then_reset(args: list[str], data_dir: Path) -> tuple[np.ndarray, str]:
-    train.main(args)
-    vectors = np.load(data_dir / "model" / "embeddings.npy")
-    loss_log = (data_dir / "model" / "loss.csv").read_text()
-    for name in MODEL_FILES:
-        (data_dir / "model" / name).unlink()
-    return vectors, loss_log
 
 
 @pytest.mark.parametrize("loss, kernel, num_workers", [("ns", "torch", 0), ("hs", "torch", 0), ("ns", "window", 2),

@@ -16,8 +16,7 @@ import convert_to_int
 import prep
 from w2v.kernels import steps
 from w2v.common import StageError
-from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
-from test_train import share_in_cluster
+from helpers import TRAIN_ARGS, run_stages, share_in_cluster, write_corpus
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
                                 reason="triton is not installed (requirements-dev.txt installs it)")

@@ -15,7 +15,6 @@ import prep
 import train
 import unigram_table
 import word2vec
-from test_pipeline import TRAIN_ARGS, write_corpus
 from w2v import views
 from w2v.common import StageError, load_vocab
 from w2v.model_card import render_card, vocab_figures
@@ -24,6 +23,7 @@ from w2v.vectors_io import save_word2vec_text
 
 pytest.importorskip("matplotlib")
 from matplotlib.image import imread  # noqa: E402
+from helpers import TRAIN_ARGS, write_corpus
 
 # A lemma_UPOS vocabulary in frequency order: москва is both a proper noun and (less often) a common noun.
 TAGGED = ["город_NOUN", "москва_PROPN", "в_ADP", "столица_NOUN", "сталь_NOUN", "стать_VERB", "москва_NOUN",

@@ -6,15 +6,8 @@ import pytest
 from w2v.kernels.cpu import counter_draws, sg_window_hs_step_cpu, sg_window_step_cpu
 from w2v.kernels import MAX_SCORE
 from w2v.huffman import build_huffman
+from helpers import tables, window_batch
 
-
-def window_batch(rng, vocab: int, n_windows: int, longest: int = 6):
-    """Windows of 1..longest pairs (k = 0 never: the loader makes none), each of one random target."""
-    sizes = rng.integers(1, longest + 1, n_windows)
-    window_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    target = np.repeat(rng.integers(0, vocab, n_windows), sizes).astype(np.int32)
-    context = rng.integers(0, vocab, int(sizes.sum())).astype(np.int32)
-    return target, context, window_starts
 
 
 def softplus(x: float) -> float:
@@ -65,10 +58,6 @@ def hs_reference(input_w, inner_w, target, context, window_starts, tree, lr_star
         np.add.at(inner_w, nodes, g.T @ u)
     return input_w, inner_w, pair_losses
 
-
-def tables(rng, vocab: int, dim: int, scale: float = 0.3):
-    return (rng.normal(0, scale, (vocab, dim)).astype(np.float32),
-            rng.normal(0, scale, (vocab, dim)).astype(np.float32))
 
 
 def test_ns_window_kernel_matches_numpy_reference():

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1 (test_triton_kernel.py does)"
 
@@ -29,7 +29,7 @@ def sample_windows(data_dir: str) -> dict:
     import numpy as np
     import torch
 
-    from benchlib import batch_window_starts, drawn_windows
+    from helpers import batch_window_starts, drawn_windows
     from w2v.common import load_vocab
     from w2v.kernels.cpu import sg_window_step_cpu
     from w2v.kernels.triton_steps import sg_window_step_triton
@@ -69,7 +69,7 @@ def cbow_sample_windows(data_dir: str) -> dict:
     import numpy as np
     import torch
 
-    from benchlib import batch_window_starts, drawn_windows
+    from helpers import batch_window_starts, drawn_windows
     from w2v.common import load_vocab
     from w2v.kernels.cpu import cbow_step_cpu
     from w2v.kernels.triton_steps import cbow_step_triton
@@ -108,7 +108,7 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
     import numpy as np
     import torch
 
-    from benchlib import batch_window_starts, drawn_windows
+    from helpers import batch_window_starts, drawn_windows
     from w2v.common import load_vocab
     from w2v.kernels.cpu import cbow_hs_step_cpu, sg_window_hs_step_cpu
     from w2v.kernels.triton_steps import cbow_hs_step_triton, sg_window_hs_step_triton

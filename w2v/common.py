@@ -22,6 +22,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 # `NAME = value  # help` at the start of a line: the stage's tunable constants.
+# Settings every stage shares, defined once: each stage script's DATA_DIR and SEED default to these.
+DATA_DIR = "data"  # where every stage reads its input and writes its output
+SEED = 1  # the pipeline's seed: the draws of pairs_dataset.py, the shard order, vectors and negatives of train.py
+
 _CONSTANT_LINE = re.compile(r"^([A-Z][A-Z0-9_]*)\s*(?::\s*[^=]+)?=\s*(.+?)\s*#\s*(.*)$")
 
 

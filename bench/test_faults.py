@@ -3,12 +3,10 @@
 The full run (20 kills per stage) is `bench/faults.py`; its counts are in bench/LOG.md ("Fault injection").
 """
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import faults  # noqa: E402
+import faults
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG is Linux's")

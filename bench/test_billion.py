@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import billion  # noqa: E402
+import billion
 
 
 def test_progress_pattern_reads_tqdm_bar_with_unit_scale():
