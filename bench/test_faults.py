@@ -9,6 +9,7 @@ import pytest
 import faults
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
 def test_every_stage_killed_then_rerun_keeps_the_invariants(tmp_path):
     result = faults.run_faults(tmp_path / "faults", list(faults.STAGES), kills=1, seed=5, documents=1000,

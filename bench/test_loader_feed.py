@@ -14,6 +14,7 @@ def corpus_data(tmp_path_factory):
     return folder / "data", pairs_per_draw, clusters
 
 
+@pytest.mark.slow
 def test_loader_feed_ships_the_contexts_and_one_target_and_offset_per_window(corpus_data, tmp_path):
     import pyarrow.parquet as pq
 

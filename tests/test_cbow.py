@@ -66,6 +66,7 @@ def ns_setup(seed=0, vocab_size=17, dim=8, n_windows=40):
     return (input_w, output_w, table, *random_windows(rng, vocab_size, n_windows))
 
 
+@pytest.mark.slow
 def test_numba_ns_kernel_matches_numpy_reference_with_its_counter_negatives():
     input_w, output_w, table, target, context, window_starts = ns_setup()
     negatives = kernel_negatives(11, len(window_starts) - 1, 5, table)
@@ -78,6 +79,7 @@ def test_numba_ns_kernel_matches_numpy_reference_with_its_counter_negatives():
     assert loss == pytest.approx(expected_loss, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_numba_hs_kernel_matches_numpy_reference():
     rng = np.random.default_rng(1)
     vocab_size, dim = 15, 8
@@ -113,6 +115,7 @@ def test_numba_ns_kernel_touches_exactly_the_target_and_counter_draw_negatives()
     np.testing.assert_allclose(input_w[1] - 0.1, 2 * (input_w[2] - 0.1), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_numba_kernels_rerun_bit_identical_with_one_thread_and_sampled_loss_changes_no_update():
     input_w, output_w, table, target, context, window_starts = ns_setup(seed=2, n_windows=500)
     runs = []
@@ -170,6 +173,7 @@ def expected_after_one_sgd_step(model, loss, lr):
             output.weight.detach() - lr * output.weight.grad.to_dense())
 
 
+@pytest.mark.slow
 def test_torch_ns_step_equals_autograd_with_the_gradient_of_h_added_undivided():
     model = tiny_model()
     loss, expected_in, expected_out = expected_after_one_sgd_step(
@@ -242,6 +246,7 @@ def planted_windows(rng, clusters, per_cluster, fillers, n_windows, size=4):
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ns", "hs"])
 @pytest.mark.parametrize("step", ["numba", "torch"])
 def test_planted_clusters_are_learned_by_the_cbow_steps(step, loss, one_torch_thread):
@@ -286,6 +291,7 @@ def test_planted_clusters_are_learned_by_the_cbow_steps(step, loss, one_torch_th
 # --- through train.py (--model cbow on shards of order windows) ---------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel, loss", [("window", "ns"), ("window", "hs"), ("torch", "ns"), ("torch", "hs")])
 def test_train_cbow_learns_planted_clusters(data, kernel, loss):
     import train
@@ -299,6 +305,7 @@ def test_train_cbow_learns_planted_clusters(data, kernel, loss):
     assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel, loss", [("window", "ns"), ("window", "hs"), ("torch", "ns")])
 def test_train_cbow_resume_is_bit_exact_with_one_thread(data, kernel, loss):
     import train
@@ -317,6 +324,7 @@ def test_train_cbow_resume_is_bit_exact_with_one_thread(data, kernel, loss):
     assert (data_dir / "model" / "loss.csv").read_text() == loss_log
 
 
+@pytest.mark.slow
 def test_lr_zero_takes_the_models_default(data):
     import train
     data_dir, _, _ = data

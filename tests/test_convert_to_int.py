@@ -93,6 +93,7 @@ def test_matches_plain_python_on_random_corpus(tmp_path, buckets):
     assert read_ids(tmp_path) == [[row for row in part if row] for part in want]
 
 
+@pytest.mark.slow
 def test_two_workers_same_output_as_one(tmp_path):
     rng = random.Random(9)
     parts = [[[rng.choice("абвгдежз") for _ in range(rng.randint(1, 9))] for _ in range(40)] for _ in range(4)]
@@ -297,6 +298,7 @@ def ids_and_vocab(data_dir: Path) -> tuple:
     return read_ids(data_dir), words, counts.tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the killed runs are forked")
 @pytest.mark.parametrize("layout", ["link", "plain vocab.json from before"])
 def test_a_kill_at_any_rename_leaves_the_old_pair_or_the_new_one(tmp_path, layout):

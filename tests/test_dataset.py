@@ -85,6 +85,7 @@ def test_shard_order_and_explicit_shards(data_dir):
         PairsDataset(data_dir, shards=[4])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_epoch_reads_its_draw_every_pair_once(tmp_path, num_workers):
     # pairs_dataset.py's own output: 3 draws of a small corpus, several shards and row groups per draw
@@ -173,6 +174,7 @@ def test_quick_look_main(data_dir, capsys):
     assert "batch 0: 1,000 pairs in 1,000 windows: w" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_shell_shows_one_error_line(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "dataset.py"), "--data-dir", str(tmp_path)],
                             capture_output=True, text=True, cwd=REPO)
@@ -207,6 +209,7 @@ def test_window_starts_of_one_pair_windows_are_every_pair(data_dir):
         assert np.array_equal(batch.window_starts.numpy(), np.arange(batch.n_pairs + 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_resume_inside_a_cut_window_gives_the_same_batches(windows_dir, num_workers):
     def stream(start_batch: int) -> list:
@@ -235,6 +238,7 @@ def test_order_windows_without_the_column_is_one_line(data_dir):
         PairsDataset(data_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["pairs", None])
 def test_a_pairs_dir_of_the_retired_pair_order_is_one_line_rebuild_it(data_dir, order):
     # an old pairs/: written in pair order ("order" "pairs"), or before orders existed (no "order": pair order)

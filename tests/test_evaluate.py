@@ -72,6 +72,7 @@ def gensim_vectors(tmp_path: Path, words: list[str], vectors: np.ndarray):
     return KeyedVectors.load_word2vec_format(str(path), binary=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lowercase", [True, False])
 def test_analogies_equal_gensim(tmp_path, lowercase):
     words, vectors, questions = planted_analogies(tmp_path)
@@ -276,6 +277,7 @@ def test_errors_are_stage_errors(tmp_path, tiny_vectors):
         main(["--vectors", str(tiny_vectors), "--analogies", str(tmp_path / "nope.txt")])
 
 
+@pytest.mark.slow
 def test_shell_shows_one_error_line(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--vectors", str(tmp_path / "none.bin"),
                            "--neighbors", "a"], capture_output=True, text=True, cwd=tmp_path, timeout=120)

@@ -73,6 +73,7 @@ def run_check(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, env=bare_python_env(tmp_path))
 
 
+@pytest.mark.slow
 def test_cpu_dry_run_end_to_end_without_datasets_or_gensim(tmp_path):
     env = bare_python_env(tmp_path / "probe")  # the blocker works: the check below runs without these
     for name in ABSENT:
@@ -104,6 +105,7 @@ def test_cpu_dry_run_end_to_end_without_datasets_or_gensim(tmp_path):
     assert "pairs/s" in done.stdout and "of its bandwidth bound" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
 def test_cpu_dry_run_puts_the_triton_kernel_beside_the_torch_step_in_the_interpreter(tmp_path):
     fake_inputs(tmp_path / "inputs")
@@ -126,6 +128,7 @@ def test_cpu_dry_run_puts_the_triton_kernel_beside_the_torch_step_in_the_interpr
     assert "| triton (group 64) |" in done.stdout and "| torch (micro-batch 8192) |" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
 def test_cpu_dry_run_with_hs_puts_the_triton_hs_kernel_beside_the_torch_hs_step(tmp_path):
     fake_inputs(tmp_path / "inputs")
@@ -148,6 +151,7 @@ def test_cpu_dry_run_with_hs_puts_the_triton_hs_kernel_beside_the_torch_hs_step(
     assert "| triton (group 64) |" in done.stdout and "| torch (micro-batch 1024) |" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_without_cuda_one_line_and_exit_2(tmp_path):
     fake_inputs(tmp_path / "inputs")
@@ -158,6 +162,7 @@ def test_without_cuda_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "work").exists()
 
 
+@pytest.mark.slow
 def test_inputs_are_staged_or_named_when_missing(tmp_path):
     fake_inputs(tmp_path / "shared")
     gpu_check.stage_inputs(tmp_path / "inputs", tmp_path / "shared")
@@ -171,6 +176,7 @@ def test_inputs_are_staged_or_named_when_missing(tmp_path):
         f"gpu-check` (or bench/gpu_check.py --stage-only) where ../shared/data exists and carry "
         f"{tmp_path}/inputs along"]
 
+@pytest.mark.slow
 def test_traffic_model_and_nominal_bandwidth():
     # dim 300, 5 negatives, windows of 1, 2, ..., 10 pairs, the last cut at the micro-batch's end (188 in 1,024
     # pairs): per pair its context's input row and its window's share of 6 output rows of 1,200 bytes

@@ -185,6 +185,7 @@ def test_torch_step_equals_autograd_sgd_step():
     torch.testing.assert_close(model.inner.weight.detach(), expected_inner)
 
 
+@pytest.mark.slow
 def test_cpu_kernel_single_pair_equals_autograd():
     model, tree = hs_model(), tree_for()
     assert_unsaturated(model)
@@ -211,6 +212,7 @@ def random_setup(seed=0, vocab_size=15, dim=8, n_pairs=60):
     return tree, input_w, inner_w, target, context
 
 
+@pytest.mark.slow
 def test_cpu_kernel_on_one_pair_windows_is_word2vec_c_pair_by_pair():
     tree, input_w, inner_w, target, context = random_setup()
     expected_in, expected_inner, expected_loss = hs_pairs(input_w, inner_w, target, context, tree, 0.08, 0.02)
@@ -275,6 +277,7 @@ def planted_pairs(rng, clusters, words_per_cluster, fillers, n_pairs):
     return target.astype(np.int32), context.astype(np.int32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["cpu", "torch"])
 def test_planted_clusters_are_learned_by_the_hs_steps(step, one_torch_thread):
     clusters, per_cluster, fillers = 8, 12, 5
@@ -301,6 +304,7 @@ def test_planted_clusters_are_learned_by_the_hs_steps(step, one_torch_thread):
     assert in_cluster > 0.9, f"only {in_cluster:.0%} of the 5 nearest neighbours share the planted cluster"
 
 
+@pytest.mark.slow
 def test_train_with_hs_learns_planted_clusters_and_resumes(tmp_path):
     import train
     from w2v.common import StageError, load_vocab

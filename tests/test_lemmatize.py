@@ -32,6 +32,7 @@ def words_of_ids(data_dir: Path) -> list[list[list[str]]]:
     return [[[words[i] for i in doc] for doc in part] for part in read_ids(data_dir)]
 
 
+@pytest.mark.slow
 def test_forms_merge_into_their_lemma_and_min_count_applies_after_merging(tmp_path):
     write_prep(tmp_path, PARTS)
     figures = run_convert(tmp_path, "--min-count", "3", "--lemmatize", "lemma")
@@ -44,6 +45,7 @@ def test_forms_merge_into_their_lemma_and_min_count_applies_after_merging(tmp_pa
     assert figures["distinct_words"] == 12 and figures["lemmatize"] == "lemma"
 
 
+@pytest.mark.slow
 def test_upos_keys_and_drop_pos_removes_function_words(tmp_path):
     write_prep(tmp_path, PARTS)
     run_convert(tmp_path, "--min-count", "1", "--lemmatize", "upos")
@@ -66,6 +68,7 @@ def test_upos_keys_and_drop_pos_removes_function_words(tmp_path):
     assert vocab["lemmatize"] == "none" and vocab["drop_upos"] == ["PRON"]
 
 
+@pytest.mark.slow
 def test_two_workers_write_what_one_writes(tmp_path):
     for workers in ("1", "2"):
         write_prep(tmp_path / workers, PARTS)

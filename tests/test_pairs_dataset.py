@@ -136,6 +136,7 @@ def test_stage_exact_pairs_no_crossing(tmp_path):
     assert json.loads((tmp_path / "stats" / "pairs_dataset.json").read_text())["pairs"] == 24
 
 
+@pytest.mark.slow
 def test_dynamic_window_within_drawn_window_and_distance_law(tmp_path):
     n, window = 200_000, 5
     write_corpus(tmp_path, [np.arange(n)], vocab_size=n)  # unique ids: a pair's distance is context - target
@@ -209,6 +210,7 @@ def test_iter_pairs_chunking_changes_nothing():
         assert np.array_equal(t, t0) and np.array_equal(c, c0) and counters == n0
 
 
+@pytest.mark.slow
 def test_stage_chunks_give_identical_shards(tmp_path):
     rng = np.random.default_rng(4)
     docs = [rng.integers(0, 40, size=k) for k in [5, 1, 400, 30, 2, 900, 3, 64]]
@@ -224,6 +226,7 @@ def test_stage_chunks_give_identical_shards(tmp_path):
         assert all(np.array_equal(x, y) for x, y in zip(shards, shards_a)) and len(shards) == len(shards_a)
 
 
+@pytest.mark.slow
 def test_long_single_document_in_small_chunks(tmp_path):
     n, window = 200_000, 5
     doc = np.random.default_rng(6).integers(0, 1000, size=n)
@@ -305,6 +308,7 @@ def test_draw_zero_is_a_one_draw_run_and_later_draws_redraw(tmp_path):
     assert meta_two["pairs"] == sum(meta_two["pairs_per_draw"]) == sum(len(s) for s in draw0 + draw1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_every_draw_keeps_the_invariants(tmp_path, dynamic):
     window, bounds = 4, [0, 1200, 3000]
@@ -380,6 +384,7 @@ def test_shell_shows_one_error_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_draws_written_side_by_side_equal_draws_written_in_turn(tmp_path):
     rng = np.random.default_rng(11)
     docs = [rng.integers(0, 40, size=k) for k in rng.integers(2, 80, size=60)]

@@ -162,6 +162,7 @@ def test_both_scorings_match_a_token_by_token_reference(tmp_path, scoring, thres
     assert 0 < len(joined) < 20 and figures["phrases_in_vocab"] == len(joined)  # some pairs join, not all
 
 
+@pytest.mark.slow
 def test_two_workers_and_max_vocab(tmp_path):
     docs = random_corpus(3)
     for workers in ("1", "2"):
@@ -175,6 +176,7 @@ def test_two_workers_and_max_vocab(tmp_path):
     assert not list(tmp_path.glob("*/.*convert_to_int*"))  # streams and pair files removed
 
 
+@pytest.mark.slow
 def test_propn_only_joins_proper_name_sequences_with_tagged_keys(tmp_path):
     doc = ["владимир", "путин", "посетил", "нижний", "новгород"]
     write_prep(tmp_path, [[doc] * 6, [["кот", "дом"]] * 4])

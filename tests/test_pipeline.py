@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 
+@pytest.mark.slow
 def test_planted_clusters_are_learned_through_all_stages(tmp_path):
     data_dir = tmp_path / "data"
     clusters = write_corpus(tmp_path / "corpus.txt")
@@ -40,6 +41,7 @@ def test_planted_clusters_are_learned_through_all_stages(tmp_path):
     assert (data_dir / "model" / "loss.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_resume_inside_a_shard_equals_uninterrupted_run(tmp_path):
     corpus = tmp_path / "corpus.txt"
     write_corpus(corpus, documents=600)
@@ -72,6 +74,7 @@ def test_resume_inside_a_shard_equals_uninterrupted_run(tmp_path):
         train.main(args[:-len(TRAIN_ARGS)] + ["--resume", "--dim", "8"] + TRAIN_ARGS[2:])
 
 
+@pytest.mark.slow
 def test_vectors_load_in_gensim(tmp_path):
     gensim_models = pytest.importorskip("gensim.models")
     corpus = tmp_path / "corpus.txt"
@@ -86,6 +89,7 @@ def test_vectors_load_in_gensim(tmp_path):
         np.testing.assert_allclose(loaded.vectors, ours, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_stages_run_out_of_order_say_which_stage_first(tmp_path):
     data_dir = tmp_path / "empty"
     with pytest.raises(StageError, match="run pairs_dataset.py first"):
@@ -97,6 +101,7 @@ def test_stages_run_out_of_order_say_which_stage_first(tmp_path):
                                                 "run pairs_dataset.py first"]
 
 
+@pytest.mark.slow
 def test_every_script_lists_its_constants_as_flags():
     for script, flag in [("prep.py", "--max-docs"), ("convert_to_int.py", "--min-count"),
                          ("pairs_dataset.py", "--pairs-per-shard"), ("unigram_table.py", "--table-size"),

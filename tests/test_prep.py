@@ -174,6 +174,7 @@ def test_batch_without_tokens_keeps_part_numbers_contiguous(tmp_path):
     assert read_prep(tmp_path / "data") == [["раз"], ["два"]] and figures["parts"] == 2
 
 
+@pytest.mark.slow
 def test_two_workers_same_output_as_one(tmp_path):
     rng = random.Random(3)
     words = ["кот", "пёс", "кто-то", "Москва", "и", "в", "дом", "x-y", "123", "—", "замо\u0301к"]
@@ -213,6 +214,7 @@ def test_wrong_text_column_names_the_columns(tmp_path):
         prep.main(["--dataset", str(tmp_path / "c.parquet"), "--text-column", "n", "--data-dir", str(tmp_path)])
 
 
+@pytest.mark.slow
 def test_parquet_streamed_in_order_across_row_groups_and_parts(tmp_path):
     texts = [f"Слово{chr(ord('а') + i % 32)} x{i}" for i in range(50)]
     pq.write_table(pa.table({"id": list(range(50)), "text": texts}), tmp_path / "c.parquet", row_group_size=7)
@@ -358,6 +360,7 @@ def test_txt_read_without_datasets_gives_its_text_builders_rows(tmp_path, monkey
             assert any("\ufffd" in text for text in expected)
 
 
+@pytest.mark.slow
 def test_long_texts_cleaned_in_pieces_give_the_tokens_of_the_whole(tmp_path, monkeypatch):
     pool = list("абвгдеёжзАБЁabcXYZ") + list("-- -  ,.!?_\t\n09") + \
         ["\u0301", "\u0308", "\u00ad", "\u200b", "😀", "—", "\u00a0", "é", "\ufffd", " -", "- ", " - "]

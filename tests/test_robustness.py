@@ -292,6 +292,7 @@ def test_window_beyond_int8_arithmetic_is_refused(tmp_path):
         pairs_dataset.main(["--data-dir", str(tmp_path), "--window", "64"])
 
 
+@pytest.mark.slow
 def test_train_epochs_zero_from_the_command_line_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "train.py"), "--data-dir", str(tmp_path), "--epochs", "0"],
                           capture_output=True, text=True, cwd=ROOT)
@@ -346,6 +347,7 @@ def write_vectors(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_similarity_file_without_a_usable_row_is_an_error(tmp_path):
     vectors = write_vectors(tmp_path)
     (tmp_path / "sim.tsv").write_text("# comment\nword1\tword2\tscore\na b\n\n")

@@ -57,6 +57,7 @@ def draws_present(pairs_dir: Path, draw_of: dict[str, int]) -> set[int]:
     return present
 
 
+@pytest.mark.slow
 def test_rolling_run_equals_all_draws_on_disk_and_keeps_two(full_data, rolling_data, monkeypatch, capsys):
     full_meta = json.loads((full_data / "pairs" / "meta.json").read_text())
     draw_of = {shard["file"]: shard["draw"] for shard in full_meta["shards"]}
@@ -123,6 +124,7 @@ def dead_pid() -> int:
     return child.pid
 
 
+@pytest.mark.slow
 def test_stop_then_resume_equals_an_unbroken_rolling_run(full_data, rolling_data, tmp_path):
     pristine = tmp_path / "pristine"
     shutil.copytree(rolling_data, pristine)

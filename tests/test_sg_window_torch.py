@@ -35,6 +35,7 @@ def as_tensors(*arrays):
     return [torch.from_numpy(array) for array in arrays]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ns", "hs"])
 def test_one_window_micro_batches_equal_the_numba_window_kernel(loss, one_torch_thread):
     rng = np.random.default_rng(0)
@@ -198,6 +199,7 @@ def test_window_negatives_are_one_seeded_draw_per_window():
     assert not torch.equal(drawn[2], expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ns", "hs"])
 def test_train_torch_kernel_on_windows_learns_planted_clusters(data, loss):
     data_dir, pairs_per_draw, clusters = data

@@ -34,6 +34,7 @@ def batches_as_arrays(batches) -> list[np.ndarray]:
     return arrays
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [0, 1, 2, 3])
 def test_start_batch_continues_the_loader_stream_exactly(data_dir, num_workers):  # noqa: F811
     def stream(start_batch: int) -> list[np.ndarray]:
@@ -75,6 +76,7 @@ def test_start_batch_skips_trained_row_groups_unread(data_dir, monkeypatch):  # 
 
 
 
+@pytest.mark.slow
 def test_torch_kernel_learns_planted_clusters_at_the_default_micro_batch(data):
     data_dir, pairs_per_draw, clusters = data
     assert train.MICRO_BATCH == 8192
@@ -91,6 +93,7 @@ def test_torch_kernel_learns_planted_clusters_at_the_default_micro_batch(data):
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss, kernel, num_workers", [("ns", "torch", 0), ("hs", "torch", 0), ("ns", "window", 2),
                                                       ("hs", "window", 0)])
 def test_resume_inside_a_shard_is_bit_exact(data, loss, kernel, num_workers):
@@ -152,6 +155,7 @@ def counting_time(monkeypatch, crash_at_batch: int = 0) -> tuple[FakeClock, list
     return clock, saved
 
 
+@pytest.mark.slow
 def test_checkpoints_by_time_and_a_crash_loses_at_most_the_interval(data, monkeypatch):
     data_dir, pairs_per_draw, _ = data
     args = ["--data-dir", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--checkpoint-minutes", "2.5"]
@@ -192,6 +196,7 @@ def assert_nothing_written(data_dir: Path) -> None:
     assert not any((data_dir / "model" / name).exists() for name in MODEL_FILES)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_one_line_and_writes_nothing(data):
     data_dir, _, _ = data
     args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS, "--kernel", "torch", "--batch-size", "20000",
@@ -375,6 +380,7 @@ def test_model_refusals(data):
         train.main(args + ["--model", "cbow", "--resume"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["sg", "cbow"])
 def test_a_pairs_dir_of_the_retired_pair_order_is_refused_with_one_line(data, model):
     # an old pairs/: written in pair order ("order" "pairs"), or before orders existed (no "order": pair order)
@@ -432,6 +438,7 @@ def test_check_finite_finds_a_nan_in_any_block(monkeypatch):
         train.check_finite(model, "checkpoint")
 
 
+@pytest.mark.slow
 def test_check_finite_makes_no_float64_copy_of_a_table():
     # sum(dtype=float64) over a whole table first converts it: a 200 MB table would add 400 MB to the peak.
     code = ("import resource, torch, train\n"
@@ -470,6 +477,7 @@ def test_hs_takes_its_own_micro_batch(data):
         assert train.micro_batch(cfg, cfg.loss) == train.step_config(cfg).micro_batch == expected, extra
 
 
+@pytest.mark.slow
 def test_the_config_recorded_is_the_config_the_user_set(data):
     # the checkpoint's config and the stats name the micro-batches the user set, not the one the step uses
     data_dir, _, _ = data

@@ -43,6 +43,7 @@ def sample_ids(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_the_kernel_on_real_windows_equals_the_cpu_window_kernel_on_one_thread(sample_ids):
     found = interpreted("sample_windows", str(sample_ids))
     assert found["windows"] >= 97 and found["longest"] >= 8  # contexts past one 8-row block: BLOCK_K 16
@@ -51,6 +52,7 @@ def test_the_kernel_on_real_windows_equals_the_cpu_window_kernel_on_one_thread(s
     assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_the_cbow_kernel_on_real_windows_equals_the_cpu_cbow_kernel_on_one_thread(sample_ids):
     found = interpreted("cbow_sample_windows", str(sample_ids))
     assert found["windows"] == 40 and found["rows_moved"] > 50 and found["largest_move"] > 0.01
@@ -58,6 +60,7 @@ def test_the_cbow_kernel_on_real_windows_equals_the_cpu_cbow_kernel_on_one_threa
     assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_the_sg_hs_kernel_on_real_windows_equals_the_cpu_hs_window_kernel_on_one_thread(sample_ids):
     found = interpreted("sg_hs_sample_windows", str(sample_ids))
     assert found["windows"] == 65 and found["longest"] > 8  # a batch edge inside a window; BLOCK_K 16
@@ -72,6 +75,7 @@ def test_the_sg_hs_kernel_on_real_windows_equals_the_cpu_hs_window_kernel_on_one
     assert found["group_differs_from_one"] > 1e-2
 
 
+@pytest.mark.slow
 def test_the_cbow_hs_kernel_on_real_windows_equals_the_cpu_cbow_hs_kernel_on_one_thread(sample_ids):
     found = interpreted("cbow_hs_sample_windows", str(sample_ids))
     assert found["windows"] == 41 and found["clipped"] > 0 and found["root_moved"]
@@ -80,6 +84,7 @@ def test_the_cbow_hs_kernel_on_real_windows_equals_the_cpu_cbow_hs_kernel_on_one
     assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
     # A third of test_train's planted corpus, 64 windows per program (the interpreter's cost is per operation, and
     # a program's operations cover its group; ~400 pairs read before any is written, as a GPU's windows in flight
@@ -95,6 +100,7 @@ def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path
     assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
 
 
+@pytest.mark.slow
 def test_train_triton_hs_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
     # As the ns test above, with hierarchical softmax: the sg hs kernel, 64 windows a program (the root's gradients
     # summed over them before one atomic add)
@@ -119,6 +125,7 @@ def planted_pairs(tmp_path_factory) -> Path:
     return folder / "data"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, batch_size", [("sg", 500), ("cbow", 150)])
 def test_the_kernels_from_a_lean_batch_equal_the_kernels_from_the_loaders_batch(planted_pairs, model, batch_size):
     # feed.py's batch (cut by its reader threads) against dataset.py's (through a DataLoader): the same programs in

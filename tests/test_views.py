@@ -168,6 +168,7 @@ def trained(tmp_path_factory) -> Path:
     return data_dir
 
 
+@pytest.mark.slow
 def test_loss_plot_is_drawn_at_each_checkpoint_with_epoch_marks(trained, tmp_path, monkeypatch):
     data_dir = tmp_path / "data"
     shutil.copytree(trained, data_dir)
@@ -200,6 +201,7 @@ def test_loss_plot_is_drawn_at_each_checkpoint_with_epoch_marks(trained, tmp_pat
     assert plot.update(rows) and not plot.update(rows) and plot.update(rows, final=True)
 
 
+@pytest.mark.slow
 def test_the_model_card_holds_the_figures_of_stats_and_vocab(trained, tmp_path):
     data_dir = tmp_path / "data"
     shutil.copytree(trained, data_dir)
