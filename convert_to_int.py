@@ -37,13 +37,11 @@ The ids and their vocabulary are one output: the vocabulary is written inside id
 DATA_DIR/vocab.json is a relative symbolic link to it, so the one step that replaces ids/ replaces both, and a
 kill at any moment leaves the previous pair or the new one, never ids of one run beside the words of another
 (where the system cannot swap two directories in one step, a kill between atomic_output's two renames leaves
-neither: both read as missing). Readers keep opening DATA_DIR/vocab.json and DATA_DIR/ids/. A data dir with a plain vocab.json
-beside ids/ (the older layout) is turned into this layout before the swap, its vocabulary first copied into its ids/.
+neither: both read as missing). Readers keep opening DATA_DIR/vocab.json and DATA_DIR/ids/.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 import uuid
@@ -241,16 +239,11 @@ def collect_ids_parts(results: Iterator[dict], out_dir: Path, corpus_tokens: int
 def link_vocab_into_ids(data_dir: Path) -> None:
     """Make DATA_DIR/vocab.json the link VOCAB_IN_IDS, each step leaving a whole pair (ids/ and its words).
 
-    Called before the new ids/ replaces the old. A plain vocab.json beside an ids/ that holds none (a data dir
-    from before) is first copied into that ids/, so the link names the same words as the file it replaces.
+    Called before the new ids/ replaces the old.
     """
     link = Path(data_dir) / "vocab.json"
     if link.is_symlink() and Path(os.readlink(link)) == VOCAB_IN_IDS:
         return
-    kept = Path(data_dir) / VOCAB_IN_IDS
-    if link.is_file() and kept.parent.is_dir() and not kept.exists():
-        with atomic_output(kept) as temp:
-            shutil.copyfile(link, temp)
     with atomic_output(link) as temp:
         os.symlink(VOCAB_IN_IDS, temp)
 

@@ -156,16 +156,10 @@ def load_checkpoint(path: Path, cfg, model: SkipGram) -> tuple[dict, list]:
     # Mapped, not read: the saved tables are copied into the model without a second copy in memory.
     checkpoint = torch.load(require(path, "train.py (without --resume)"), map_location="cpu", mmap=True)
     saved = checkpoint["config"]
-    saved.setdefault("loss", "ns")  # checkpoints from before --loss
-    saved.setdefault("model", "sg")  # ... and before --model
     for key in ("model", "loss", "dim", "epochs", "seed", "lr", "batch_size", "negatives"):
         if saved[key] != getattr(cfg, key):
             fail(f"checkpoint was trained with --{key.replace('_', '-')} {saved[key]}, not {getattr(cfg, key)}")
     position = checkpoint["position"]
-    if "epoch_batches" not in position:
-        if position.get("shard", 0):
-            fail("checkpoint.pt is from a train.py that kept its place by shard: train again without --resume")
-        position["epoch_batches"] = 0
     # The workers' interleaving fixes which batch comes where in an epoch (0 and 1 workers read one stream): a
     # half-read epoch goes on with as many.
     if position["epoch_batches"] and max(1, saved.get("num_workers", 1)) != max(1, cfg.num_workers):
