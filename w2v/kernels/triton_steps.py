@@ -42,6 +42,7 @@ context loops). Whether a GPU compiler takes the unrolled level loops without sp
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -334,16 +335,34 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-def _launch_inputs(input_w: torch.Tensor, batch: WindowBatch) -> tuple[bool, torch.Tensor, dict]:
-    """What every launch needs beside the batch: whether it is on a GPU, a loss slot per window and the launch
-    options; refuses a CPU table outside the interpreter."""
-    device = input_w.device
-    if device.type == "cpu" and not INTERPRETED:
+@dataclass
+class Launch:
+    """One kernel launch as a step makes it: the kernel, its grid, its arguments and its compile-time constants
+    (num_warps among them on a GPU). compile_check.py compiles these for GPU targets on a machine without one."""
+
+    kernel: triton.runtime.jit.JITFunction
+    grid: tuple[int, ...]
+    args: tuple
+    constants: dict
+
+    def run(self) -> None:
+        self.kernel[self.grid](*self.args, **self.constants)
+
+
+def _check_device(input_w: torch.Tensor) -> bool:
+    """Whether the tables are on a GPU; refuses a CPU table outside the interpreter."""
+    if input_w.device.type == "cpu" and not INTERPRETED:
         fail("the triton kernel runs on CUDA, or on the CPU in Triton's interpreter with TRITON_INTERPRET=1 set "
              "before Python starts: use --kernel window or --kernel torch on the CPU")
-    on_gpu = device.type == "cuda"
-    window_loss = torch.empty(batch.n_windows, device=device, dtype=torch.float32)
-    return on_gpu, window_loss, ({"num_warps": GPU_WARPS} if on_gpu else {})
+    return input_w.device.type == "cuda"
+
+
+def _warps(on_gpu: bool) -> dict:
+    return {"num_warps": GPU_WARPS} if on_gpu else {}
+
+
+def _window_loss(input_w: torch.Tensor, batch: WindowBatch) -> torch.Tensor:
+    return torch.empty(batch.n_windows, device=input_w.device, dtype=torch.float32)
 
 
 def _summed_loss(window_loss: torch.Tensor, counted_over: int, loss_every: int) -> float:
@@ -353,30 +372,86 @@ def _summed_loss(window_loss: torch.Tensor, counted_over: int, loss_every: int) 
     return float(window_loss.sum(dtype=torch.float64)) * counted_over / counted
 
 
+def _block_k(batch: WindowBatch) -> int:
+    return max(MIN_BLOCK_K, _next_power_of_two(batch.longest))
+
+
+def sg_ns_launch(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
+                 negatives: int, lr_start: float, lr_end: float, seed: int, loss_every: int, window_loss: torch.Tensor,
+                 on_gpu: bool, block_d: int | None = None, group: int = 1) -> Launch:
+    """sg_window_step_triton's launch (block sizes included) for its arguments; on_gpu: as compiled for CUDA."""
+    dim = int(input_w.shape[1])
+    block_d = block_d or (GPU_BLOCK_D if on_gpu else _next_power_of_two(dim))
+    return Launch(_sg_ns_windows, (triton.cdiv(batch.n_windows, group),), (
+        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss,
+        batch.n_windows, batch.n_pairs, int(table.shape[0]), int(seed), float(lr_start), float(lr_end),
+        max(1, int(loss_every)), dim), dict(
+        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), GROUP=group, BLOCK_K=_block_k(batch),
+        BLOCK_OUT=_next_power_of_two(1 + int(negatives)), BLOCK_D=block_d, **_warps(on_gpu)))
+
+
+def cbow_ns_launch(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
+                   negatives: int, lr_start: float, lr_end: float, seed: int, loss_every: int,
+                   window_loss: torch.Tensor, on_gpu: bool) -> Launch:
+    """cbow_step_triton's launch for its arguments."""
+    dim = int(input_w.shape[1])
+    return Launch(_cbow_ns_window, (batch.n_windows,), (
+        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss,
+        batch.n_pairs, batch.n_windows, int(table.shape[0]), int(seed), float(lr_start), float(lr_end),
+        max(1, int(loss_every)), dim), dict(
+        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **_warps(on_gpu)))
+
+
+def sg_hs_block_d(group: int, block_k: int, block_path: int) -> int:
+    """sg hs on a GPU: the product block as the ns kernel's (16 x 8 x 32): a longer path, fewer columns."""
+    block_d = max(MIN_GPU_BLOCK_D, min(GPU_BLOCK_D, GPU_PRODUCT_VALUES // (group * block_k * block_path)))
+    return 1 << (block_d.bit_length() - 1)
+
+
+def sg_hs_launch(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
+                 codes: torch.Tensor, lengths: torch.Tensor, lr_start: float, lr_end: float, loss_every: int,
+                 window_loss: torch.Tensor, on_gpu: bool, block_d: int | None = None, group: int = 1) -> Launch:
+    """sg_window_hs_step_triton's launch (block sizes included) for its arguments; on_gpu: as compiled for CUDA."""
+    dim, max_len = int(input_w.shape[1]), int(paths.shape[1])
+    block_k, block_path = _block_k(batch), _next_power_of_two(max(1, max_len))
+    if not block_d and on_gpu:
+        block_d = sg_hs_block_d(group, block_k, block_path)
+    block_d = block_d or _next_power_of_two(dim)
+    return Launch(_sg_hs_windows, (triton.cdiv(batch.n_windows, group),), (
+        input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
+        batch.n_windows, batch.n_pairs, float(lr_start), float(lr_end), max(1, int(loss_every)), dim, max_len),
+        dict(MAX_SCORE=MAX_SCORE, GROUP=group, BLOCK_K=block_k, BLOCK_PATH=block_path, BLOCK_D=block_d,
+             SHARED_LEVELS=SHARED_LEVELS, LEVEL_ROWS=min(group, 1 << (SHARED_LEVELS - 1)), **_warps(on_gpu)))
+
+
+def cbow_hs_launch(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
+                   codes: torch.Tensor, lengths: torch.Tensor, lr_start: float, lr_end: float, loss_every: int,
+                   window_loss: torch.Tensor, on_gpu: bool) -> Launch:
+    """cbow_hs_step_triton's launch for its arguments."""
+    dim = int(input_w.shape[1])
+    return Launch(_cbow_hs_window, (batch.n_windows,), (
+        input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
+        batch.n_pairs, batch.n_windows, float(lr_start), float(lr_end), max(1, int(loss_every)), dim,
+        int(paths.shape[1])), dict(MAX_SCORE=MAX_SCORE, BLOCK_D=_next_power_of_two(dim), **_warps(on_gpu)))
+
+
 def sg_window_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
                           negatives: int, lr_start: float, lr_end: float, seed: int, loss_every: int = 1,
                           block_d: int | None = None, group: int = 1) -> float:
     """Skip-gram with negatives shared by a window (sg_window_step_cpu's update) in one kernel launch; the summed
     loss, taken on pairs 0, loss_every, ... and scaled up to the batch as the CPU kernel does.
 
-    Tables, table and batch (feed.WindowBatch; window_batch makes one from the loader's batch) on one device: CUDA,
-    or the CPU under TRITON_INTERPRET=1 (Triton's interpreter). block_d: columns per chunk (default: GPU_BLOCK_D on
-    CUDA, the whole row under the interpreter, whose cost is per operation). group: windows per program (a power of
-    two), which read the tables before any of them writes; 1, the default, is the CPU kernel's update.
+    Tables, table and batch (a WindowBatch) on one device: CUDA, or the CPU under TRITON_INTERPRET=1 (Triton's
+    interpreter). block_d: columns per chunk (default: GPU_BLOCK_D on CUDA, the whole row under the interpreter,
+    whose cost is per operation). group: windows per program (a power of two), which read the tables before any of
+    them writes; 1, the default, is the CPU kernel's update.
     """
-    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
-    if n_pairs == 0 or n_windows <= 0:
+    if batch.n_pairs == 0 or batch.n_windows <= 0:
         return 0.0
-    on_gpu, window_loss, extra = _launch_inputs(input_w, batch)
-    block_d = block_d or (GPU_BLOCK_D if on_gpu else _next_power_of_two(dim))
-    loss_every = max(1, int(loss_every))
-    _sg_ns_windows[(triton.cdiv(n_windows, group),)](
-        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss, n_windows,
-        n_pairs, int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim,
-        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), GROUP=group,
-        BLOCK_K=max(MIN_BLOCK_K, _next_power_of_two(batch.longest)),
-        BLOCK_OUT=_next_power_of_two(1 + int(negatives)), BLOCK_D=block_d, **extra)
-    return _summed_loss(window_loss, n_pairs, loss_every)
+    window_loss = _window_loss(input_w, batch)
+    sg_ns_launch(input_w, output_w, batch, table, negatives, lr_start, lr_end, seed, loss_every, window_loss,
+                 _check_device(input_w), block_d, group).run()
+    return _summed_loss(window_loss, batch.n_pairs, max(1, int(loss_every)))
 
 
 def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
@@ -385,16 +460,12 @@ def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, batch: Windo
     """CBOW with negative sampling (cbow_step_cpu's update) in one kernel launch, a program per window; the loss
     summed over windows, taken on windows 0, loss_every, ... and scaled up as the CPU kernel does. Devices and
     batch as sg_window_step_triton; group is sg's only (a CBOW window's rows are one vector each)."""
-    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
-    if n_pairs == 0 or n_windows <= 0:
+    if batch.n_pairs == 0 or batch.n_windows <= 0:
         return 0.0
-    _, window_loss, extra = _launch_inputs(input_w, batch)
-    loss_every = max(1, int(loss_every))
-    _cbow_ns_window[(n_windows,)](
-        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss, n_pairs,
-        n_windows, int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim,
-        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **extra)
-    return _summed_loss(window_loss, n_windows, loss_every)
+    window_loss = _window_loss(input_w, batch)
+    cbow_ns_launch(input_w, output_w, batch, table, negatives, lr_start, lr_end, seed, loss_every, window_loss,
+                   _check_device(input_w)).run()
+    return _summed_loss(window_loss, batch.n_windows, max(1, int(loss_every)))
 
 
 def sg_window_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
@@ -404,23 +475,12 @@ def sg_window_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, batch
     (sg_window_hs_step_cpu's update), in one kernel launch; the summed loss, taken on pairs 0, loss_every, ... and
     scaled up to the batch as the CPU kernel does. paths, codes, lengths: the HuffmanTree's arrays on the tables'
     device (HuffmanTree.tensors). Devices, batch, block_d and group as sg_window_step_triton."""
-    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
-    if n_pairs == 0 or n_windows <= 0:
+    if batch.n_pairs == 0 or batch.n_windows <= 0:
         return 0.0
-    on_gpu, window_loss, extra = _launch_inputs(input_w, batch)
-    max_len = int(paths.shape[1])
-    block_k, block_path = max(MIN_BLOCK_K, _next_power_of_two(batch.longest)), _next_power_of_two(max(1, max_len))
-    if not block_d and on_gpu:  # the product block as the ns kernel's (16 x 8 x 32): a longer path, fewer columns
-        block_d = max(MIN_GPU_BLOCK_D, min(GPU_BLOCK_D, GPU_PRODUCT_VALUES // (group * block_k * block_path)))
-        block_d = 1 << (block_d.bit_length() - 1)
-    block_d = block_d or _next_power_of_two(dim)
-    loss_every = max(1, int(loss_every))
-    _sg_hs_windows[(triton.cdiv(n_windows, group),)](
-        input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
-        n_windows, n_pairs, float(lr_start), float(lr_end), loss_every, dim, max_len, MAX_SCORE=MAX_SCORE,
-        GROUP=group, BLOCK_K=block_k, BLOCK_PATH=block_path, BLOCK_D=block_d, SHARED_LEVELS=SHARED_LEVELS,
-        LEVEL_ROWS=min(group, 1 << (SHARED_LEVELS - 1)), **extra)
-    return _summed_loss(window_loss, n_pairs, loss_every)
+    window_loss = _window_loss(input_w, batch)
+    sg_hs_launch(input_w, inner_w, batch, paths, codes, lengths, lr_start, lr_end, loss_every, window_loss,
+                 _check_device(input_w), block_d, group).run()
+    return _summed_loss(window_loss, batch.n_pairs, max(1, int(loss_every)))
 
 
 def cbow_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
@@ -429,13 +489,9 @@ def cbow_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, batch: Win
     """CBOW with hierarchical softmax (cbow_hs_step_cpu's update) in one kernel launch, a program per window; the
     loss summed over windows, taken on windows 0, loss_every, ... and scaled up as the CPU kernel does. The tree's
     arrays as sg_window_hs_step_triton; group is sg's only."""
-    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
-    if n_pairs == 0 or n_windows <= 0:
+    if batch.n_pairs == 0 or batch.n_windows <= 0:
         return 0.0
-    _, window_loss, extra = _launch_inputs(input_w, batch)
-    loss_every = max(1, int(loss_every))
-    _cbow_hs_window[(n_windows,)](
-        input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
-        n_pairs, n_windows, float(lr_start), float(lr_end), loss_every, dim, int(paths.shape[1]),
-        MAX_SCORE=MAX_SCORE, BLOCK_D=_next_power_of_two(dim), **extra)
-    return _summed_loss(window_loss, n_windows, loss_every)
+    window_loss = _window_loss(input_w, batch)
+    cbow_hs_launch(input_w, inner_w, batch, paths, codes, lengths, lr_start, lr_end, loss_every, window_loss,
+                   _check_device(input_w)).run()
+    return _summed_loss(window_loss, batch.n_windows, max(1, int(loss_every)))
