@@ -81,29 +81,26 @@ def counter_draw(seed, counter, n):
     return z % n
 
 
-@triton.jit(do_not_specialize=["n_windows", "n_pairs", "table_size", "seed", "loss_every"])
-def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, table, window_loss, n_windows, n_pairs,
-                   table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
-                   NEGATIVES: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_OUT: tl.constexpr,
-                   BLOCK_D: tl.constexpr):
-    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 (window w: pairs window_starts[w]:
-    window_starts[w + 1], all of target window_target[w]) and writes each one's loss to window_loss[w]: the loss
-    of its pairs whose index is a multiple of loss_every. The windows of a group read every row before any of them
-    writes one (as a micro-batch of the torch step does); GROUP 1 is the CPU kernel's window-by-window update."""
-    w = tl.program_id(0).to(tl.int64) * GROUP + tl.arange(0, GROUP).to(tl.int64)  # [G]
-    real = w < n_windows
+@triton.jit
+def _sg_ns_window(w, input_w, output_w, window_target, context, window_starts, table, window_loss, n_windows,
+                  n_pairs, table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
+                  NEGATIVES: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_OUT: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Window w (an int64 block of one: pairs window_starts[w]:window_starts[w + 1], all of target
+    window_target[w]) trained as sg_window_step_cpu trains it; its loss (of its pairs whose index is a multiple of
+    loss_every) to window_loss[w]. Nothing when w >= n_windows."""
+    real = w < n_windows  # [1]
     start = tl.load(window_starts + w, mask=real, other=0)
     k = tl.load(window_starts + w + 1, mask=real, other=0) - start
     slots = tl.arange(0, BLOCK_K)
-    in_window = slots[None, :] < k[:, None]  # [G, K]
+    in_window = slots[None, :] < k[:, None]  # [1, K]
     positions = start[:, None] + slots[None, :]
     rows_in = tl.load(context + positions, mask=in_window, other=0).to(tl.int64)
-    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [G]
+    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [1]
 
     # Slot 0 is the target's row (label 1); slot j in 1..NEGATIVES is negative j - 1, table[counter_draw(seed,
     # w * NEGATIVES + j - 1)]; one equal to the target is not live (word2vec.c skips it).
     j = tl.arange(0, BLOCK_OUT)
-    is_negative = ((j >= 1) & (j <= NEGATIVES))[None, :] & real[:, None]  # [G, O]
+    is_negative = ((j >= 1) & (j <= NEGATIVES))[None, :] & real[:, None]  # [1, O]
     counter = (w[:, None] * NEGATIVES + tl.where(is_negative, j[None, :] - 1, 0)).to(tl.uint64)
     draw = counter_draw(seed.to(tl.uint64), counter, table_size.to(tl.uint64)).to(tl.int64)
     negative = tl.load(table + draw, mask=is_negative, other=0).to(tl.int64)
@@ -111,7 +108,7 @@ def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, tab
     rows_out = tl.where(is_target, t[:, None], negative)
     live = is_target | (is_negative & (negative != t[:, None]))
 
-    scores = tl.zeros([GROUP, BLOCK_K, BLOCK_OUT], dtype=tl.float32)
+    scores = tl.zeros([1, BLOCK_K, BLOCK_OUT], dtype=tl.float32)
     for d0 in range(0, dim, BLOCK_D):
         d = (d0 + tl.arange(0, BLOCK_D))[None, None, :]
         columns = d < dim
@@ -119,8 +116,8 @@ def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, tab
         v = tl.load(output_w + rows_out[:, :, None] * dim + d, mask=live[:, :, None] & columns, other=0.0)
         scores += tl.sum(u[:, :, None, :] * v[:, None, :, :], axis=3)
 
-    used = in_window[:, :, None] & live[:, None, :]  # [G, K, O]
-    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [G]
+    used = in_window[:, :, None] & live[:, None, :]  # [1, K, O]
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [1]
     labels = (j == 0).to(tl.float32)[None, None, :]
     # word2vec.c's rule (kernels_cpu._output_gradient): outside +-MAX_SCORE sigma is exactly 0 or 1
     sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(scores, -MAX_SCORE), MAX_SCORE)))
@@ -138,12 +135,28 @@ def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, tab
         mask_out = live[:, :, None] & columns
         u_pointers = input_w + rows_in[:, :, None] * dim + d
         v_pointers = output_w + rows_out[:, :, None] * dim + d
-        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [G, K, D]
-        v = tl.load(v_pointers, mask=mask_out, other=0.0)  # [G, O, D]
+        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [1, K, D]
+        v = tl.load(v_pointers, mask=mask_out, other=0.0)  # [1, O, D]
         grad_u = tl.sum(g[:, :, :, None] * v[:, None, :, :], axis=2)  # each context's own
         grad_v = tl.sum(g[:, :, :, None] * u[:, :, None, :], axis=1)  # each output row's, summed over its window
         tl.atomic_add(u_pointers, grad_u, mask=mask_in, sem="relaxed")
         tl.atomic_add(v_pointers, grad_v, mask=mask_out, sem="relaxed")
+
+
+@triton.jit(do_not_specialize=["n_windows", "n_pairs", "table_size", "seed", "loss_every"])
+def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, table, window_loss, n_windows, n_pairs,
+                   table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
+                   NEGATIVES: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_OUT: tl.constexpr,
+                   BLOCK_D: tl.constexpr):
+    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 one after another (a loop, not a block: the
+    registers and the code a program needs do not grow with GROUP), each as sg_window_step_cpu trains it: all its
+    scores from the rows as they were when it started, then its adds. GROUP only sets how many windows a program
+    takes (fewer, longer programs); the update is the CPU kernel's at any GROUP."""
+    first = tl.program_id(0).to(tl.int64) * GROUP
+    for i in range(0, GROUP):
+        _sg_ns_window(first + i + tl.zeros([1], dtype=tl.int64), input_w, output_w, window_target, context,
+                      window_starts, table, window_loss, n_windows, n_pairs, table_size, seed, lr_start, lr_end,
+                      loss_every, dim, MAX_SCORE, NEGATIVES, BLOCK_K, BLOCK_OUT, BLOCK_D)
 
 
 @triton.jit(do_not_specialize=["n_pairs", "n_windows", "table_size", "seed", "loss_every"])
@@ -199,41 +212,35 @@ def _cbow_ns_window(input_w, output_w, window_target, context, window_starts, ta
     tl.store(window_loss + w, loss)
 
 
-@triton.jit(do_not_specialize=["n_windows", "n_pairs", "loss_every", "max_len"])
-def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, paths, codes, lengths, window_loss,
-                   n_windows, n_pairs, lr_start, lr_end, loss_every, dim, max_len, MAX_SCORE: tl.constexpr,
-                   GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_PATH: tl.constexpr, BLOCK_D: tl.constexpr,
-                   SHARED_LEVELS: tl.constexpr, LEVEL_ROWS: tl.constexpr):
-    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 as sg_window_hs_step_cpu does: window w's
-    contexts (input rows) against the inner-node rows of its target's Huffman path (paths[t, :lengths[t]], node j
-    with label 1 - codes[t, j]), every score of the window before any row moves, a score outside +-MAX_SCORE giving
-    no gradient (word2vec.c; the loss still counts it). The path is padded to BLOCK_PATH slots (a power of two at
-    least the tree's longest path, so every shape is static) and masked past lengths[t].
-
-    Contention: every path starts at the root and half of them pass each of its children, so the top of the tree
-    would take an atomic add per window. The nodes of the top SHARED_LEVELS levels (slots 0..SHARED_LEVELS - 1; at
-    most 2^l rows at level l) are therefore added once per distinct row per program: for each level, the group's
-    rows there are taken largest first, the gradients of the windows on that row summed in the program, one atomic
-    add (LEVEL_ROWS = min(GROUP, 2^(SHARED_LEVELS - 1)) rounds cover every distinct row; a row left over, which a
-    binary tree cannot give, still gets its per-window add). Deeper nodes get one add per window. With GROUP 1, the
-    default and the CPU kernel's update, that is one add per window for every node."""
-    w = tl.program_id(0).to(tl.int64) * GROUP + tl.arange(0, GROUP).to(tl.int64)  # [G]
-    real = w < n_windows
+@triton.jit
+def _sg_hs_window(w, slot_base, input_w, inner_w, window_target, context, window_starts, paths, codes, lengths,
+                  window_loss, level_grads, level_rows, n_windows, n_pairs, lr_start, lr_end, loss_every, dim,
+                  max_len, MAX_SCORE: tl.constexpr, GROUPED: tl.constexpr, BLOCK_K: tl.constexpr,
+                  BLOCK_PATH: tl.constexpr, BLOCK_D: tl.constexpr, SHARED_LEVELS: tl.constexpr):
+    """Window w (an int64 block of one) trained as sg_window_hs_step_cpu trains it: its contexts (input rows)
+    against the inner-node rows of its target's Huffman path (paths[t, :lengths[t]], node j with label
+    1 - codes[t, j]), every score of the window before any row moves, a score outside +-MAX_SCORE giving no
+    gradient (word2vec.c; the loss still counts it). The path is padded to BLOCK_PATH slots (a power of two at
+    least the tree's longest path) and masked past lengths[t]. GROUPED: the gradients of the nodes of the top
+    SHARED_LEVELS levels go to the program's sums (level_grads, a row per node slot from slot_base on; the node's
+    row id to level_rows) instead of the table. Nothing when w >= n_windows."""
+    real = w < n_windows  # [1]
     start = tl.load(window_starts + w, mask=real, other=0)
     k = tl.load(window_starts + w + 1, mask=real, other=0) - start
     slots = tl.arange(0, BLOCK_K)
-    in_window = slots[None, :] < k[:, None]  # [G, K]
+    in_window = slots[None, :] < k[:, None]  # [1, K]
     positions = start[:, None] + slots[None, :]
     rows_in = tl.load(context + positions, mask=in_window, other=0).to(tl.int64)
-    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [G]
+    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [1]
 
     j = tl.arange(0, BLOCK_PATH)
     n_nodes = tl.load(lengths + t, mask=real & (k > 0), other=0)
-    on_path = j[None, :] < n_nodes[:, None]  # [G, P]
+    on_path = j[None, :] < n_nodes[:, None]  # [1, P]
     rows_out = tl.load(paths + t[:, None] * max_len + j[None, :], mask=on_path, other=0).to(tl.int64)
-    labels = 1.0 - tl.load(codes + t[:, None] * max_len + j[None, :], mask=on_path, other=0).to(tl.float32)
+    branch = tl.load(codes + t[:, None] * max_len + j[None, :], mask=on_path, other=0).to(tl.int32)
+    labels = 1.0 - branch.to(tl.float32)
 
-    scores = tl.zeros([GROUP, BLOCK_K, BLOCK_PATH], dtype=tl.float32)
+    scores = tl.zeros([1, BLOCK_K, BLOCK_PATH], dtype=tl.float32)
     for d0 in range(0, dim, BLOCK_D):
         d = (d0 + tl.arange(0, BLOCK_D))[None, None, :]
         columns = d < dim
@@ -241,8 +248,8 @@ def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, path
         v = tl.load(inner_w + rows_out[:, :, None] * dim + d, mask=on_path[:, :, None] & columns, other=0.0)
         scores += tl.sum(u[:, :, None, :] * v[:, None, :, :], axis=3)
 
-    used = in_window[:, :, None] & on_path[:, None, :]  # [G, K, P]
-    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [G]
+    used = in_window[:, :, None] & on_path[:, None, :]  # [1, K, P]
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [1]
     # word2vec.c's hs rule (kernels_cpu._output_gradient with skip_clipped): no gradient outside +-MAX_SCORE
     sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(scores, -MAX_SCORE), MAX_SCORE)))
     inside = (scores <= MAX_SCORE) & (scores >= -MAX_SCORE)
@@ -252,35 +259,73 @@ def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, path
     counted = used & ((positions % loss_every) == 0)[:, :, None]
     tl.store(window_loss + w, tl.sum(tl.sum(tl.where(counted, pair_loss, 0.0), axis=2), axis=1), mask=real)
 
+    if GROUPED:
+        # Node j < SHARED_LEVELS is the tree's node (j, the branch bits above it read as a binary number): its
+        # slot 2^j - 1 + those bits is the same node for every window of the program (at most 15 slots).
+        top = j < SHARED_LEVELS
+        level = tl.minimum(j, SHARED_LEVELS)
+        slot = ((1 << level) - 1)[None, :] + tl.zeros_like(branch)  # [1, P]
+        for i in tl.static_range(SHARED_LEVELS - 1):
+            bit = tl.sum(tl.where((j == i)[None, :], branch, 0), axis=1)  # [1]: branch bit i
+            slot += tl.where((j > i)[None, :], bit[:, None] << tl.maximum(level - 1 - i, 0)[None, :], 0)
+        shared = top[None, :] & on_path
+        slot_row = (slot_base + slot).to(tl.int64)
+        tl.store(level_rows + slot_row, rows_out, mask=shared)
+        to_table = on_path & (j >= SHARED_LEVELS)[None, :]
+    else:
+        shared = on_path & (j < 0)[None, :]
+        slot_row = rows_out
+        to_table = on_path
+
     for d0 in range(0, dim, BLOCK_D):
-        d1 = d0 + tl.arange(0, BLOCK_D)
-        d = d1[None, None, :]
+        d = (d0 + tl.arange(0, BLOCK_D))[None, None, :]
         columns = d < dim
         mask_in = in_window[:, :, None] & columns
-        mask_out = on_path[:, :, None] & columns
         u_pointers = input_w + rows_in[:, :, None] * dim + d
         v_pointers = inner_w + rows_out[:, :, None] * dim + d
-        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [G, K, D]
-        v = tl.load(v_pointers, mask=mask_out, other=0.0)  # [G, P, D]
+        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [1, K, D]
+        v = tl.load(v_pointers, mask=on_path[:, :, None] & columns, other=0.0)  # [1, P, D]
         grad_u = tl.sum(g[:, :, :, None] * v[:, None, :, :], axis=2)  # each context's own
         grad_v = tl.sum(g[:, :, :, None] * u[:, :, None, :], axis=1)  # each node's, summed over its window
         tl.atomic_add(u_pointers, grad_u, mask=mask_in, sem="relaxed")
-        tl.atomic_add(v_pointers, grad_v, mask=mask_out & (j >= SHARED_LEVELS)[None, :, None], sem="relaxed")
-        for level in tl.static_range(SHARED_LEVELS):
-            at_level = (j == level)[None, :]  # [1, P]
-            level_row = tl.max(tl.where(at_level & on_path, rows_out, -1), axis=1)  # [G]; -1: no node there
-            level_grad = tl.sum(tl.where(at_level[:, :, None], grad_v, 0.0), axis=1)  # [G, D]
-            left = level_row >= 0
-            for _ in tl.static_range(LEVEL_ROWS):
-                row = tl.max(tl.where(left, level_row, -1), axis=0)  # the largest row not yet added; -1: none
-                on_row = left & (level_row == row)
-                total = tl.sum(tl.where(on_row[:, None], level_grad, 0.0), axis=0)  # [D]
-                # the row's test broadcast to the columns: the interpreter refuses a mask of a scalar & a block
-                tl.atomic_add(inner_w + row * dim + d1, total, mask=(d1 < dim) & ((d1 * 0 + row) >= 0),
-                              sem="relaxed")
-                left = left & (level_row != row)
-            leftover = left[:, None] & (d1 < dim)[None, :]  # empty in a binary tree; kept so no gradient is lost
-            tl.atomic_add(inner_w + level_row[:, None] * dim + d1[None, :], level_grad, mask=leftover, sem="relaxed")
+        tl.atomic_add(v_pointers, grad_v, mask=to_table[:, :, None] & columns, sem="relaxed")
+        if GROUPED:
+            tl.atomic_add(level_grads + slot_row[:, :, None] * dim + d, grad_v, mask=shared[:, :, None] & columns,
+                          sem="relaxed")
+
+
+@triton.jit(do_not_specialize=["n_windows", "n_pairs", "loss_every", "max_len"])
+def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, paths, codes, lengths, window_loss,
+                   level_grads, level_rows, n_windows, n_pairs, lr_start, lr_end, loss_every, dim, max_len,
+                   MAX_SCORE: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_PATH: tl.constexpr,
+                   BLOCK_D: tl.constexpr, SHARED_LEVELS: tl.constexpr):
+    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 one after another (a loop, not a block: the
+    registers and the code a program needs do not grow with GROUP), each as sg_window_hs_step_cpu trains it.
+
+    Contention: every path starts at the root and half of them pass each of its children, so the top of the tree
+    would take an atomic add per window. With GROUP > 1 the nodes of the top SHARED_LEVELS levels (at most
+    2^SHARED_LEVELS - 1 rows) are added once per program: each window's gradients for them are summed in the
+    program's rows of level_grads ([programs * 2^SHARED_LEVELS, dim], zeros; level_rows: the slots' row ids, -1
+    where no window passed) and added to the table after its last window. Those rows therefore do not move during
+    a program: its windows read them as they were when it started, as a micro-batch reads its rows. Deeper nodes
+    and the contexts move window by window. GROUP 1, the default, is the CPU kernel's update."""
+    program = tl.program_id(0).to(tl.int64)
+    first = program * GROUP
+    SLOTS: tl.constexpr = 1 << SHARED_LEVELS
+    for i in range(0, GROUP):
+        _sg_hs_window(first + i + tl.zeros([1], dtype=tl.int64), program * SLOTS, input_w, inner_w, window_target,
+                      context, window_starts, paths, codes, lengths, window_loss, level_grads, level_rows, n_windows,
+                      n_pairs, lr_start, lr_end, loss_every, dim, max_len, MAX_SCORE, GROUP > 1, BLOCK_K,
+                      BLOCK_PATH, BLOCK_D, SHARED_LEVELS)
+    if GROUP > 1:
+        tl.debug_barrier()  # every window's sums are in before they are read
+        s = program * SLOTS + tl.arange(0, SLOTS)
+        rows = tl.load(level_rows + s, cache_modifier=".cg")  # [S]
+        for d0 in range(0, dim, BLOCK_D):
+            d1 = d0 + tl.arange(0, BLOCK_D)
+            moved = (rows >= 0)[:, None] & (d1 < dim)[None, :]
+            total = tl.load(level_grads + s[:, None] * dim + d1[None, :], mask=moved, other=0.0, cache_modifier=".cg")
+            tl.atomic_add(inner_w + rows[:, None] * dim + d1[None, :], total, mask=moved, sem="relaxed")
 
 
 @triton.jit(do_not_specialize=["n_pairs", "n_windows", "loss_every", "max_len"])
@@ -402,9 +447,10 @@ def cbow_ns_launch(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowB
         MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **_warps(on_gpu)))
 
 
-def sg_hs_block_d(group: int, block_k: int, block_path: int) -> int:
-    """sg hs on a GPU: the product block as the ns kernel's (16 x 8 x 32): a longer path, fewer columns."""
-    block_d = max(MIN_GPU_BLOCK_D, min(GPU_BLOCK_D, GPU_PRODUCT_VALUES // (group * block_k * block_path)))
+def sg_hs_block_d(block_k: int, block_path: int) -> int:
+    """sg hs on a GPU: columns per chunk so that a window's product block (contexts x path x columns) holds
+    GPU_PRODUCT_VALUES, the ns kernel's 16 x 8 x 32: a longer path, fewer columns, never below MIN_GPU_BLOCK_D."""
+    block_d = max(MIN_GPU_BLOCK_D, min(GPU_BLOCK_D, GPU_PRODUCT_VALUES // (block_k * block_path)))
     return 1 << (block_d.bit_length() - 1)
 
 
@@ -415,13 +461,20 @@ def sg_hs_launch(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatc
     dim, max_len = int(input_w.shape[1]), int(paths.shape[1])
     block_k, block_path = _block_k(batch), _next_power_of_two(max(1, max_len))
     if not block_d and on_gpu:
-        block_d = sg_hs_block_d(group, block_k, block_path)
+        block_d = sg_hs_block_d(block_k, block_path)
     block_d = block_d or _next_power_of_two(dim)
-    return Launch(_sg_hs_windows, (triton.cdiv(batch.n_windows, group),), (
+    programs = triton.cdiv(batch.n_windows, group)
+    if group > 1:  # the program's sums for the top levels' rows (see _sg_hs_windows)
+        level_grads = torch.zeros(programs << SHARED_LEVELS, dim, device=input_w.device, dtype=torch.float32)
+        level_rows = torch.full((programs << SHARED_LEVELS,), -1, device=input_w.device, dtype=torch.int64)
+    else:  # not read
+        level_grads, level_rows = window_loss, batch.window_starts
+    return Launch(_sg_hs_windows, (programs,), (
         input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
-        batch.n_windows, batch.n_pairs, float(lr_start), float(lr_end), max(1, int(loss_every)), dim, max_len),
+        level_grads, level_rows, batch.n_windows, batch.n_pairs, float(lr_start), float(lr_end),
+        max(1, int(loss_every)), dim, max_len),
         dict(MAX_SCORE=MAX_SCORE, GROUP=group, BLOCK_K=block_k, BLOCK_PATH=block_path, BLOCK_D=block_d,
-             SHARED_LEVELS=SHARED_LEVELS, LEVEL_ROWS=min(group, 1 << (SHARED_LEVELS - 1)), **_warps(on_gpu)))
+             SHARED_LEVELS=SHARED_LEVELS, **_warps(on_gpu)))
 
 
 def cbow_hs_launch(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
