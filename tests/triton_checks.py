@@ -20,6 +20,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1 (test_triton_kernel.py does)"
 
 
+def window_batch(target, context, window_starts, device):
+    """The kernels' batch (batch.WindowBatch) from a target per pair and the window offsets."""
+    import torch
+
+    from w2v.batch import WindowBatch
+
+    host_starts = window_starts.cpu()
+    return WindowBatch(context=context.to(device, dtype=torch.int32),
+                       window_target=target[host_starts[:-1].long()].to(device, dtype=torch.int32),
+                       window_starts=host_starts.to(device, dtype=torch.int32),
+                       longest=int((host_starts[1:] - host_starts[:-1]).max()) if len(host_starts) > 1 else 0)
+
+
 def sample_windows(data_dir: str) -> dict:
     """One batch of real windows (the shipped sample through prep and convert_to_int, drawn as pairs_dataset.py
     draws them) through the Triton kernel and through sg_window_step_cpu on one numba thread, from equal tables."""
@@ -30,7 +43,7 @@ def sample_windows(data_dir: str) -> dict:
     from benchlib import batch_window_starts, drawn_windows
     from w2v.common import load_vocab
     from w2v.kernels.cpu import sg_window_step_cpu
-    from w2v.kernels.triton_steps import sg_window_step_triton, window_batch
+    from w2v.kernels.triton_steps import sg_window_step_triton
     from unigram_table import build_table
 
     numba.set_num_threads(1)
@@ -45,18 +58,24 @@ def sample_windows(data_dir: str) -> dict:
     input_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     output_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     cpu_in, cpu_out = input_w.copy(), output_w.copy()
-    cpu_loss = sg_window_step_cpu(cpu_in, cpu_out, target, context, window_starts, table, negatives, 0.3, 0.1, seed, 1,
-                                  3)
+    cpu_loss = sg_window_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, table,
+                                  negatives, 0.3, 0.1, seed, 1, 3)
     gpu_in, gpu_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
     # block_d 16: two masked chunks of the 24 columns, as dim 100 and 300 are chunked on a GPU
     batch = window_batch(torch.from_numpy(target), torch.from_numpy(context), torch.from_numpy(window_starts), "cpu")
     triton_loss = sg_window_step_triton(gpu_in, gpu_out, batch, torch.from_numpy(table), negatives, 0.3, 0.1,
                                         seed, 3, block_d=16)
+    # 8 windows a program: one after another, the CPU kernel's update too
+    group_in, group_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
+    sg_window_step_triton(group_in, group_out, batch, torch.from_numpy(table), negatives, 0.3, 0.1, seed, 3,
+                          block_d=16, group=8)
     sizes = np.diff(window_starts)
     return {"windows": len(sizes), "longest": int(sizes.max()), "pairs": len(target),
             "rows_moved": int((np.abs(cpu_in - input_w).max(axis=1) > 0).sum()),
             "input_error": float(np.abs(gpu_in.numpy() - cpu_in).max()),
             "output_error": float(np.abs(gpu_out.numpy() - cpu_out).max()),
+            "group_input_error": float(np.abs(group_in.numpy() - cpu_in).max()),
+            "group_output_error": float(np.abs(group_out.numpy() - cpu_out).max()),
             "largest_move": float(max(np.abs(cpu_in - input_w).max(), np.abs(cpu_out - output_w).max())),
             "cpu_loss": cpu_loss, "triton_loss": triton_loss}
 
@@ -70,7 +89,7 @@ def cbow_sample_windows(data_dir: str) -> dict:
     from benchlib import batch_window_starts, drawn_windows
     from w2v.common import load_vocab
     from w2v.kernels.cpu import cbow_step_cpu
-    from w2v.kernels.triton_steps import cbow_step_triton, window_batch
+    from w2v.kernels.triton_steps import cbow_step_triton
     from unigram_table import build_table
 
     numba.set_num_threads(1)
@@ -85,7 +104,8 @@ def cbow_sample_windows(data_dir: str) -> dict:
     input_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     output_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     cpu_in, cpu_out = input_w.copy(), output_w.copy()
-    cpu_loss = cbow_step_cpu(cpu_in, cpu_out, target, context, window_starts, table, negatives, 0.3, 0.1, seed, 1, 3)
+    cpu_loss = cbow_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, table, negatives,
+                             0.3, 0.1, seed, 1, 3)
     gpu_in, gpu_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
     batch = window_batch(torch.from_numpy(target), torch.from_numpy(context), torch.from_numpy(window_starts), "cpu")
     triton_loss = cbow_step_triton(gpu_in, gpu_out, batch, torch.from_numpy(table), negatives, 0.3, 0.1, seed,
@@ -109,7 +129,7 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
     from benchlib import batch_window_starts, drawn_windows
     from w2v.common import load_vocab
     from w2v.kernels.cpu import cbow_hs_step_cpu, sg_window_hs_step_cpu
-    from w2v.kernels.triton_steps import cbow_hs_step_triton, sg_window_hs_step_triton, window_batch
+    from w2v.kernels.triton_steps import cbow_hs_step_triton, sg_window_hs_step_triton
     from w2v.kernels import MAX_SCORE
     from w2v.huffman import build_huffman
 
@@ -135,8 +155,8 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
         clipped += int((np.abs(scores) > MAX_SCORE).sum())
     cpu_in, cpu_inner = input_w.copy(), inner_w.copy()
     kernel_cpu = sg_window_hs_step_cpu if model == "sg" else cbow_hs_step_cpu
-    cpu_loss = kernel_cpu(cpu_in, cpu_inner, target, context, window_starts, tree.paths, tree.codes, tree.lengths,
-                          0.3, 0.1, 1, 3)
+    cpu_loss = kernel_cpu(cpu_in, cpu_inner, target[window_starts[:-1]], context, window_starts, tree.paths,
+                          tree.codes, tree.lengths, 0.3, 0.1, 1, 3)
     gpu_in, gpu_inner = torch.from_numpy(input_w.copy()), torch.from_numpy(inner_w.copy())
     paths, codes, lengths = tree.tensors("cpu")
     batch = window_batch(torch.from_numpy(target), torch.from_numpy(context), torch.from_numpy(window_starts), "cpu")
@@ -146,7 +166,7 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
     else:
         triton_loss = cbow_hs_step_triton(*arguments)
     grouped = {}
-    if model == "sg":  # groups of 8 windows read the tables before any writes, the root's gradients summed first
+    if model == "sg":  # groups of 8 windows: the top levels' gradients summed over the group, added after it
         group_in, group_inner = torch.from_numpy(input_w.copy()), torch.from_numpy(inner_w.copy())
         sg_window_hs_step_triton(group_in, group_inner, *arguments[2:], block_d=block_d, group=8)
         want_in, want_inner = _grouped_sg_hs(input_w, inner_w, target, context, window_starts, tree, 0.3, 0.1, 8)
@@ -166,16 +186,18 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
 
 
 def _grouped_sg_hs(input_w, inner_w, target, context, window_starts, tree, lr_start, lr_end, group):
-    """The sg hs update with `group` windows at a time reading the tables as they were before the group, in
-    float64 numpy: the reference for the kernel's GROUP > 1 (where the root's gradients are summed in the program)."""
+    """The sg hs update with `group` windows a program, in float64 numpy: the reference for the kernel's GROUP > 1.
+    Windows one after another, each from the rows as they are when it starts, except the top SHARED_LEVELS levels'
+    nodes: their gradients are summed over the group's windows and added after its last one."""
     import numpy as np
 
     from w2v.kernels import MAX_SCORE
+    from w2v.kernels.triton_steps import SHARED_LEVELS
 
     inputs, inner = input_w.astype(np.float64), inner_w.astype(np.float64)
     n_pairs, n_windows = len(target), len(window_starts) - 1
     for first in range(0, n_windows, group):
-        grad_in, grad_inner = np.zeros_like(inputs), np.zeros_like(inner)
+        grad_top = np.zeros_like(inner)
         for w in range(first, min(n_windows, first + group)):
             start, stop = window_starts[w], window_starts[w + 1]
             if stop == start:
@@ -187,10 +209,11 @@ def _grouped_sg_hs(input_w, inner_w, target, context, window_starts, tree, lr_st
             lr = lr_start + (lr_end - lr_start) * start / n_pairs
             labels = 1.0 - tree.codes[t, :tree.lengths[t]]
             g = np.where(np.abs(scores) <= MAX_SCORE, (labels - 1.0 / (1.0 + np.exp(-scores))) * lr, 0.0)
-            np.add.at(grad_in, rows, g @ inner[nodes])
-            np.add.at(grad_inner, nodes, g.T @ inputs[rows])
-        inputs += grad_in
-        inner += grad_inner
+            grad_in, grad_nodes = g @ inner[nodes], g.T @ inputs[rows]
+            np.add.at(inputs, rows, grad_in)
+            inner[nodes[SHARED_LEVELS:]] += grad_nodes[SHARED_LEVELS:]
+            grad_top[nodes[:SHARED_LEVELS]] += grad_nodes[:SHARED_LEVELS]
+        inner += grad_top
     return inputs, inner
 
 
@@ -213,7 +236,7 @@ def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
 
     from dataset import PairsDataset
     from w2v.feed import WindowFeed
-    from w2v.kernels.triton_steps import cbow_step_triton, sg_window_step_triton, window_batch
+    from w2v.kernels.triton_steps import cbow_step_triton, sg_window_step_triton
 
     def dataset() -> PairsDataset:
         return PairsDataset(data_dir, batch_size=int(batch_size), negatives=0, draw_negatives=False, start_batch=1)
