@@ -15,3 +15,7 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long test (minutes); deselect with -m 'not slow'")

@@ -188,12 +188,15 @@ def compile_launch(launch: ts.Launch, arch: Arch) -> dict:
     from triton import knobs
     target = GPUTarget("cuda", arch.capability, 32)
     source, options = specialised(launch, target)
-    knobs.compilation.always_compile = True
-    knobs.nvidia.dump_ptxas_log = True
+    saved = knobs.compilation.always_compile, knobs.nvidia.dump_ptxas_log
+    knobs.compilation.always_compile, knobs.nvidia.dump_ptxas_log = True, True
     log = io.StringIO()
     began = time.perf_counter()
-    with contextlib.redirect_stdout(log):
-        compiled = triton.compile(source, target=target, options=options.__dict__)
+    try:
+        with contextlib.redirect_stdout(log):
+            compiled = triton.compile(source, target=target, options=options.__dict__)
+    finally:
+        knobs.compilation.always_compile, knobs.nvidia.dump_ptxas_log = saved
     seconds = time.perf_counter() - began
     text = log.getvalue()
     registers = PTXAS_REGISTERS.search(text)
@@ -255,8 +258,8 @@ def problems(found: dict, min_share: float = 0.0) -> list[str]:
     return out
 
 
-HEADER = ("| kernel, shape | arch | compile s | regs | spill B | smem B | warps/SM | limit | PTX kB | ld | st | atom |\n"
-          "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+HEADER = ("| kernel, shape | arch | compile s | regs | spill B | smem B | warps/SM | limit | PTX kB | ld | st "
+          "| atom |\n|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
 
 
 def row(label: str, arch: Arch, found: dict) -> str:
