@@ -276,9 +276,70 @@ def train(data_dir: str, *flags: str) -> dict:
     return {key: figures[key] for key in ("kernel", "pairs", "final_loss", "device", "loss")}
 
 
+def self_check(fault: str = "none") -> dict:
+    """self_check.compare of every Triton step (sg and cbow, ns and hs; sg at groups 1 and 64) against the torch step,
+    on a Zipf vocabulary of 3,000 words at dim 24; fault: none, seed (the Triton step draws other negatives than it
+    was told: a broken draw), compile (its kernel does not compile). Then first_run with --kernel auto and with
+    --kernel triton on the sg ns step with that fault."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+    import triton
+    import triton.language as tl
+
+    from unigram_table import build_table
+    from w2v.common import StageError
+    from w2v.huffman import build_huffman
+    from w2v.kernels import self_check as sc
+    from w2v.kernels import steps
+    from word2vec import SkipGram
+
+    counts = (1e6 / np.arange(1, 3001) ** 1.05).astype(np.int64) + 5
+    tree, table = build_huffman(counts), torch.from_numpy(build_table(counts, 100_000, 0.75))
+
+    @triton.jit
+    def broken(x):
+        tl.store(x + tl.arange(0, 3), 1.0)  # a block of 3: Triton refuses it
+
+    def planted(step):
+        if fault == "seed":
+            return lambda batch, lr_start, lr_end, seed: step(batch, lr_start, lr_end, seed + 1)
+        if fault == "compile":
+            return lambda batch, lr_start, lr_end, seed: broken[(1,)](torch.zeros(4))
+        return step
+
+    found = {}
+    for model_name, loss, group in [("sg", "ns", 1), ("sg", "ns", 64), ("sg", "hs", 1), ("sg", "hs", 64),
+                                    ("cbow", "ns", 1), ("cbow", "hs", 1)]:
+        cfg = SimpleNamespace(model=model_name, loss=loss, kernel="auto", negatives=5, loss_every=1, threads=1,
+                              triton_group=group, micro_batch=8192, hs_micro_batch=1024, self_check="on")
+        model = SkipGram(len(counts), 24, seed=1, loss=loss)
+        before = [p.detach().clone() for p in model.parameters()]
+        step = planted(steps.make_step(model_name, loss, "triton", model, cfg, tree, table))
+        try:
+            verdict = sc.compare(step, model_name, loss, model, cfg, tree, table, counts, n_windows=64)
+            result = {"ok": verdict.ok, "error": verdict.error, "moved": verdict.moved, "line": verdict.line}
+        except Exception as error:  # noqa: BLE001
+            result = {"ok": False, "raised": type(error).__name__}
+        result["restored"] = all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        found[f"{model_name} {loss} group {group}"] = result
+        if (model_name, loss, group) == ("sg", "ns", 1):
+            kernel, chosen = sc.first_run(cfg, "triton", model, step, tree, table, counts, torch.device("cpu"))
+            found["auto_kernel"] = kernel
+            try:
+                sc.first_run(SimpleNamespace(**{**vars(cfg), "kernel": "triton"}), "triton", model, step, tree, table,
+                             counts, torch.device("cpu"))
+                found["named"] = "trained"
+            except StageError as error:
+                found["named"] = str(error)
+    return found
+
+
 if __name__ == "__main__":
     check, *arguments = sys.argv[1:]
     checks = {"sample_windows": sample_windows, "cbow_sample_windows": cbow_sample_windows,
               "sg_hs_sample_windows": sg_hs_sample_windows, "cbow_hs_sample_windows": cbow_hs_sample_windows,
-              "train": train, "lean_batch": lean_batch}
+              "train": train, "lean_batch": lean_batch,
+              "self_check": self_check}
     print(json.dumps(checks[check](*arguments)))
