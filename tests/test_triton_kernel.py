@@ -149,3 +149,28 @@ def test_triton_group_must_be_a_power_of_two(tmp_path):
 
     with pytest.raises(StageError, match=r"^--triton-group must be a power of two \(1, 2, 4, ...\), got 3$"):
         train.main(["--data-dir", str(tmp_path), "--triton-group", "3"])
+
+
+def test_the_self_check_passes_every_triton_step_and_leaves_the_tables_as_they_were():
+    found = interpreted("self_check", "none")
+    for name in ("sg ns group 1", "sg ns group 64", "sg hs group 1", "sg hs group 64", "cbow ns group 1",
+                 "cbow hs group 1"):
+        assert found[name]["ok"] and found[name]["restored"], (name, found[name])
+        assert found[name]["moved"] > 1e-3 and found[name]["error"] < 1e-4 * found[name]["moved"] + 1e-5
+    assert found["auto_kernel"] == "triton" and found["named"] == "trained"
+
+
+@pytest.mark.parametrize("fault", ["lr", "compile"])
+def test_a_broken_triton_step_falls_back_to_torch_under_auto_and_stops_when_named(fault):
+    found = interpreted("self_check", fault)
+    assert not any(found[name]["ok"] for name in ("sg ns group 1", "sg hs group 64", "cbow hs group 1")), found
+    assert all(found[name]["restored"] for name in ("sg ns group 1", "sg hs group 64", "cbow hs group 1"))
+    assert found["auto_kernel"] == "torch"
+    assert found["named"].startswith("self-check: the triton sg ns step") and "--kernel torch" in found["named"]
+    assert ("failed: InterpreterError" if fault == "compile" else "differs from the torch step") in found["named"]
+
+
+def test_a_triton_step_that_writes_other_rows_stops_the_run_either_way():
+    found = interpreted("self_check", "seed")
+    assert "wrote rows outside the check batch's" in found["auto_kernel"]
+    assert "wrote rows outside the check batch's" in found["named"]

@@ -18,7 +18,9 @@ learning rate, well inside the tolerance (a hundredth of the largest move); a br
 by first-order amounts that the torch step does not.
 
 The verdict is one line. A compile error or a difference past the tolerance: with `--kernel auto` training goes on
-with the torch step (and says so); with `--kernel triton` asked for by name, the run stops with that line.
+with the torch step (and says so); with `--kernel triton` asked for by name, the run stops with that line. A step
+that wrote rows outside the check batch's (the tables' sums changed) stops the run either way: the tables are no
+longer the ones training would start from.
 """
 from __future__ import annotations
 
@@ -50,6 +52,12 @@ class Verdict:
     line: str  # one line: what was compared and found
     error: float = 0.0  # largest difference of a moved value between the two steps
     moved: float = 0.0  # largest move of a value by the torch step
+    intact: bool = True  # the model's tables, after the check, are as they were before it
+
+
+def _fingerprint(*tables: torch.Tensor) -> list[float]:
+    """Sums and sums of squares (float64) of the tables: a write outside the check's rows changes them."""
+    return [float(x) for t in tables for x in (t.sum(dtype=torch.float64), t.double().square().sum())]
 
 
 def wanted(mode: str, kernel: str, device: torch.device) -> bool:
@@ -144,6 +152,7 @@ def compare(step, model_name: str, loss: str, model: nn.Module, cfg, tree, unigr
         out_rows = np.unique(np.concatenate([target, negatives.ravel()]))
     in_index, out_index = torch.from_numpy(in_rows).to(device), torch.from_numpy(out_rows).to(device)
     saved_in, saved_out = input_w[in_index].clone(), output_w[out_index].clone()
+    before = _fingerprint(input_w, output_w)
     rng = np.random.default_rng(11)
     start_in = torch.from_numpy(rng.uniform(-0.5 / dim, 0.5 / dim, (len(in_rows), dim)).astype(np.float32))
     start_out = torch.from_numpy(rng.uniform(-0.5 / dim, 0.5 / dim, (len(out_rows), dim)).astype(np.float32))
@@ -181,13 +190,16 @@ def compare(step, model_name: str, loss: str, model: nn.Module, cfg, tree, unigr
     finally:
         input_w[in_index] = saved_in
         output_w[out_index] = saved_out
+    intact = _fingerprint(input_w, output_w) == before
     moved = max(float((want_in - start_in).abs().max()), float((want_out - start_out).abs().max()))
     error = max(float((got_in - want_in).abs().max()), float((got_out - want_out).abs().max()))
     finite = bool(torch.isfinite(got_in).all() and torch.isfinite(got_out).all())
     ok = finite and error <= RELATIVE_TOLERANCE * moved + ABSOLUTE_TOLERANCE
     what = (f"{n_windows} windows, {batch.n_pairs} pairs: largest difference {error:.3g} "
             f"against a largest move of {moved:.3g}")
-    return Verdict(ok, what if ok or finite else what + " (not finite)", error, moved)
+    if not intact:
+        what += "; it wrote rows outside the check batch's"
+    return Verdict(ok and intact, what if ok or finite else what + " (not finite)", error, moved, intact)
 
 
 def first_run(cfg, kernel: str, model: nn.Module, step, tree, unigram: torch.Tensor | None, counts: np.ndarray,
@@ -197,6 +209,7 @@ def first_run(cfg, kernel: str, model: nn.Module, step, tree, unigram: torch.Ten
     if not wanted(getattr(cfg, "self_check", "auto"), kernel, device):
         return kernel, step
     name = f"the triton {cfg.model} {cfg.loss} step (--triton-group {getattr(cfg, 'triton_group', 1)})"
+    verdict = Verdict(False, "")
     try:
         verdict = compare(step, cfg.model, cfg.loss, model, cfg, tree, unigram, counts)
         problem = None if verdict.ok else f"differs from the torch step on {verdict.line}"
@@ -206,6 +219,8 @@ def first_run(cfg, kernel: str, model: nn.Module, step, tree, unigram: torch.Ten
     if problem is None:
         print(f"self-check: {name} equals the torch step on {verdict.line}")
         return kernel, step
+    if not verdict.intact:  # the tables are no longer the ones training would start from
+        fail(f"self-check: {name} {problem}; run again with --kernel torch")
     if cfg.kernel == "triton":
         fail(f"self-check: {name} {problem}; --kernel torch trains without it")
     print(f"self-check: {name} {problem}: training with --kernel torch instead")
