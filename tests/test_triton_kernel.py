@@ -84,9 +84,7 @@ def test_the_cbow_hs_kernel_on_real_windows_equals_the_cpu_cbow_hs_kernel_on_one
 
 
 def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
-    # A third of test_train's planted corpus, 64 windows per program (the interpreter's cost is per operation, and
-    # a program's operations cover its group; ~400 pairs read before any is written, as a GPU's windows in flight
-    # read rows others are about to change), --lr 0.05: the interpreter's minute stays under one
+    # A third of test_train's planted corpus, 64 windows per program (trained one after another), --lr 0.05
     clusters = write_corpus(tmp_path / "corpus.txt", documents=500)
     pairs_per_draw = run_stages(tmp_path / "data", tmp_path / "corpus.txt", pairs_per_shard=20_000, draws=2)
     data_dir = tmp_path / "data"
@@ -99,14 +97,15 @@ def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path
 
 
 def test_train_triton_hs_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
-    # As the ns test above, with hierarchical softmax: the sg hs kernel, 64 windows a program (the root's gradients
-    # summed over them before one atomic add)
+    # As the ns test above, with hierarchical softmax: the sg hs kernel, 64 windows a program (the top levels'
+    # gradients summed over them, one atomic add a row), checked against its reference first (--self-check on)
     clusters = write_corpus(tmp_path / "corpus.txt", documents=500)
     pairs_per_draw = run_stages(tmp_path / "data", tmp_path / "corpus.txt", pairs_per_shard=20_000, draws=2)
     data_dir = tmp_path / "data"
     found = interpreted("train", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--kernel", "triton", "--loss", "hs",
-                        "--triton-group", "64", "--lr", "0.05")
+                        "--triton-group", "64", "--lr", "0.05", "--self-check", "on")
     assert found["kernel"] == "triton" and found["device"] == "cpu" and found["loss"] == "hs"
+    assert len(found["self_check"]) == 1 and "equals the torch step" in found["self_check"][0], found
     assert found["pairs"] == sum(pairs_per_draw)
     share = share_in_cluster(data_dir, clusters)
     assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"

@@ -272,8 +272,14 @@ def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
 def train(data_dir: str, *flags: str) -> dict:
     import train as train_script
 
-    figures = train_script.main(["--data-dir", data_dir, *flags])
-    return {key: figures[key] for key in ("kernel", "pairs", "final_loss", "device", "loss")}
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        figures = train_script.main(["--data-dir", data_dir, *flags])
+    return {**{key: figures[key] for key in ("kernel", "pairs", "final_loss", "device", "loss")},
+            "self_check": [line for line in printed.getvalue().splitlines() if line.startswith("self-check:")]}
 
 
 def self_check(fault: str = "none") -> dict:
