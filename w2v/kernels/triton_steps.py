@@ -61,11 +61,12 @@ GPU_BLOCK_D = 32
 GPU_WARPS = 4
 # The narrowest context block: windows of up to 8 contexts share one compiled kernel, 16 another.
 MIN_BLOCK_K = 8
-# sg hs on a GPU: columns per chunk chosen so that the window's product block (group x contexts x path x columns)
-# holds GPU_PRODUCT_VALUES, the ns kernel's 16 x 8 x 32, but never fewer than MIN_GPU_BLOCK_D columns (a chunk's
-# row loads stay 32-byte segments): text8's paths (22 nodes at most, a 32-slot block) get 8 columns.
+# sg hs on a GPU: columns per chunk chosen so that the window's product block (contexts x path x columns) holds
+# GPU_PRODUCT_VALUES, the ns kernel's 16 x 8 x 32, but never fewer than MIN_GPU_BLOCK_D columns: text8's paths (22
+# nodes at most, a 32-slot block) get 8 columns, a vocabulary's of 33 to 64 nodes 4 (16-byte row segments: at 8
+# the 64-slot block took 128 registers on sm_75 at group 1 and 167 at group 64, against 72 and 128 at 4; compile_check).
 GPU_PRODUCT_VALUES = 4096
-MIN_GPU_BLOCK_D = 8
+MIN_GPU_BLOCK_D = 4
 # sg hs: the top levels of the Huffman tree (the root, its 2 children, 4 grandchildren, 8 below) whose rows a
 # program adds once per distinct row instead of once per window (every path passes the root, half of them each child).
 SHARED_LEVELS = 4
@@ -424,9 +425,13 @@ def _block_k(batch: WindowBatch) -> int:
 def sg_ns_launch(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
                  negatives: int, lr_start: float, lr_end: float, seed: int, loss_every: int, window_loss: torch.Tensor,
                  on_gpu: bool, block_d: int | None = None, group: int = 1) -> Launch:
-    """sg_window_step_triton's launch (block sizes included) for its arguments; on_gpu: as compiled for CUDA."""
+    """sg_window_step_triton's launch (block sizes included) for its arguments; on_gpu: as compiled for CUDA.
+    group: windows per program on the CPU (the interpreter) only. On a GPU a program takes one window: the update
+    is the same at any group (windows one after another), and a program looping over windows held 123-128
+    registers per thread at 16 contexts against 96 (compile_check; 16 warps an SM against 20)."""
     dim = int(input_w.shape[1])
     block_d = block_d or (GPU_BLOCK_D if on_gpu else _next_power_of_two(dim))
+    group = 1 if on_gpu else group
     return Launch(_sg_ns_windows, (triton.cdiv(batch.n_windows, group),), (
         input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss,
         batch.n_windows, batch.n_pairs, int(table.shape[0]), int(seed), float(lr_start), float(lr_end),
