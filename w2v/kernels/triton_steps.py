@@ -20,8 +20,9 @@ cbow_hs_step_cpu's updates. The output rows are the inner-node rows of the windo
 HuffmanTree's paths, codes and lengths, on the device), shared by every context of the window as in the numba
 kernel. sg's program holds the path padded to a power-of-two block of at least the tree's longest path (a
 constexpr, so every shape is static) and masked past the target's length; CBOW's walks the path node by node.
-Since every path starts at the root, sg's programs add the top levels' gradients once per distinct row per
-program (see _sg_hs_windows): at --triton-group 64 the root takes an atomic add per 64 windows, not per window.
+Since every path starts at the root, sg's programs at --triton-group G > 1 add the top levels' gradients once
+per row per program, summed over its windows and added after them (see _sg_hs_windows): at --triton-group 64 the
+root takes an atomic add per 64 windows, not per window.
 
 Under TRITON_INTERPRET=1, read by Triton when it is first imported (it decides then whether triton.jit, its
 own library's functions included, makes compiled or interpreted functions), the kernel runs on CPU tensors in
@@ -32,12 +33,15 @@ What only the interpreter has checked (no GPU was lent to this project when this
 masks and the order of loads and adds. Kept, for a GPU compiler, within what it accepts: no tl.dot (the score
 blocks, at most 16 x 8, are below tl.dot's 16 x 16 minimum; broadcast products and sums do them), float32 atomics
 only, power-of-two blocks with masks (dim 100 or 300 in chunks of BLOCK_D), int64 index arithmetic (row * dim
-overflows int32 past 7M rows at dim 300), unsigned 64-bit arithmetic for the draw, relaxed atomics. Compile time,
-registers, occupancy and speed on a GPU are unmeasured. The hs kernels, checked the same way and only in the
-interpreter (equal to the numba hs kernels on one thread, sg's group of windows equal to a float64 reference):
-the path block is a constexpr power of two with masks; the top levels' per-row sums are loops unrolled at compile
-time (tl.static_range) over scalar reductions; CBOW's path loop has a bound loaded at run time (scf.for, as its
-context loops). Whether a GPU compiler takes the unrolled level loops without spilling is unchecked.
+overflows int32 past 7M rows at dim 300), unsigned 64-bit arithmetic for the draw, relaxed atomics.
+
+Compiled, without a GPU, for sm_75, sm_80, sm_86, sm_89 and sm_90a at every shape training launches (issue 30,
+compile_check.py, tests/test_compile_kernels.py): no spill, 1-3 s a kernel, 32-167 registers per thread. A
+program takes its GROUP windows one after another (a loop over one window's block): the earlier design held a
+block of GROUP windows (group x contexts x outputs x columns), which took 197 registers at group 2, spilled from
+group 4 and at group 64 lowered to megabytes of PTX that ptxas took more than 9 minutes on. Speed, occupancy in
+practice and the atomics' contention on a GPU are unmeasured; w2v/kernels/self_check.py checks a first run's
+step against the torch step before it trains.
 """
 from __future__ import annotations
 
