@@ -65,6 +65,7 @@ from w2v.draws import RollingDraws, schedule_pairs
 from w2v.feed import WindowFeed
 from w2v.huffman import HuffmanTree, huffman_for
 from w2v.kernels.steps import Step, choose_kernel, make_step, micro_batch, micro_batched, reads_feed
+from w2v.kernels import self_check
 from w2v.memory import check_memory, size_text
 from w2v.model_card import write_card
 from w2v.pairs_meta import PairsMeta
@@ -90,7 +91,8 @@ THREADS = default_num_proc()  # CPU threads sharing the tables (Hogwild); 1 give
 LOSS_EVERY = 16  # window kernels: loss computed on every LOSS_EVERY-th pair only (its log/exp cost ~30 percent of a step)
 MICRO_BATCH = 8192  # torch kernel only, ns: pairs per update within a batch (0 = the whole batch)
 HS_MICRO_BATCH = 1024  # torch kernel only, hs: pairs per update (every path starts at the root, so the top nodes sum a micro-batch's stale gradients: 8,192 blew text8 up, bench/LOG.md)
-TRITON_GROUP = 1  # triton kernel only: windows per program, which read the tables before any of them writes (a power of two; 1 = the CPU kernel's window-by-window update)
+TRITON_GROUP = 1  # triton kernel only: windows per program, trained one after another (a power of two); sg hs adds the top 4 levels' rows once per program, after its windows (1 = the CPU kernel's update)
+SELF_CHECK = "auto"  # triton kernel only: before training, its step and the torch step train one check batch from equal rows and must agree (w2v/kernels/self_check.py); auto: on CUDA (a failure trains with --kernel torch, or stops when --kernel triton was asked for), on: on any device, off: never
 NUM_WORKERS = dataset.NUM_WORKERS  # reader processes (threads for the GPU kernels) reading shards while the trainer computes (dataset.py's NUM_WORKERS: edit it there)
 CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also ends every epoch); 0: at epoch ends only
 RESUME = False  # continue from model/checkpoint.pt
@@ -397,6 +399,7 @@ def main(argv: list[str] | None = None) -> dict:
     position, loss_rows = start_position(cfg, model, data_dir / "model" / "checkpoint.pt", total_pairs)
     unigram = None if data.table is None else torch.as_tensor(np.asarray(data.table), device=device)
     step = make_step(cfg.model, cfg.loss, kernel, model, cfg, data.tree, unigram)
+    kernel, step = self_check.first_run(cfg, kernel, model, step, data.tree, unigram, data.counts, device)
     training = Training(cfg, data, model, step, kernel, device, position, loss_rows)
     if training.run():
         print(f"stopped after {training.batches_this_run} batch(es); continue with --resume")

@@ -33,7 +33,7 @@ import zipfile
 from pathlib import Path
 
 from benchlib import ROOT, SHARED, WORK, kernel, machine_facts
-from w2v.common import fail, peak_memory_mb, run
+from w2v.common import StageError, fail, peak_memory_mb, run
 
 INPUTS = WORK / "gpu"
 DATA = WORK / "gpu-data"
@@ -344,9 +344,17 @@ def main(argv: list[str] | None = None) -> dict:
                                "--triton-group", str(args.triton_group), "--loss", args.loss]
         train_args += ["--micro-batch", str(args.micro_batch)] if args.micro_batch is not None else []
         train_args += ["--lr", str(args.lr)] if args.lr is not None else []
+        train_args += ["--self-check", "on"] if kernel_name == "triton" else []  # its verdict printed below
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        trained = train.main(train_args)
+        with SelfCheckLines() as verdict:
+            try:
+                trained = train.main(train_args)
+            except StageError as error:  # the triton step failed its self-check (w2v/kernels/self_check.py)
+                if kernel_name != "triton" or not str(error).startswith("self-check:"):
+                    raise
+                runs[kernel_name] = {"kernel": kernel_name, "self_check": str(error)}
+                continue
         peak_device = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
         if args.loss == "hs":
             tree, weights, path_length = hs_targets(data_dir, args.sample)
@@ -369,9 +377,11 @@ def main(argv: list[str] | None = None) -> dict:
             "share_of_floor_bound": round(pairs_per_s * traffic["floor"] / bandwidth, 4),
             "peak_gpu_memory_mb": round(peak_device / 1e6, 1) if peak_device is not None else None,
             "planned_memory_mb": trained["memory_needed_mb"],  # train.py's memory_plan, to hold against the peak
-            "final_loss": trained["final_loss"], **scores(data_dir, args.inputs / "eval_en")}
+            "final_loss": trained["final_loss"], "self_check": verdict.line,
+            **scores(data_dir, args.inputs / "eval_en")}
     # the top level keeps the torch step's figures (the last run's where torch did not run)
-    main_run = runs.get("torch") or list(runs.values())[-1]
+    trained_runs = {name: r for name, r in runs.items() if "pairs" in r}
+    main_run = trained_runs.get("torch") or list(trained_runs.values())[-1]
     figures = {
         "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__, "host": machine_facts(),
         "cpu_dry_run": args.cpu_dry_run, "tokens": tokens, "epochs": args.epochs, "dim": args.dim, **main_run,
@@ -386,6 +396,28 @@ def main(argv: list[str] | None = None) -> dict:
     return figures
 
 
+class SelfCheckLines:
+    """Within it, what is printed goes on to stdout, and the last line starting "self-check:" (train.py's verdict
+    on its triton step, w2v/kernels/self_check.py) is kept in .line (None: no check ran)."""
+
+    def __enter__(self):
+        self.line, self.stdout = None, sys.stdout
+        sys.stdout = self
+        return self
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.startswith("self-check:"):
+                self.line = line
+        return self.stdout.write(text)
+
+    def flush(self) -> None:
+        self.stdout.flush()
+
+    def __exit__(self, *exc) -> None:
+        sys.stdout = self.stdout
+
+
 def print_summary(f: dict) -> None:
     nominal = f" (nominal {f['nominal_bandwidth_gb_s']:,} GB/s)" if f["nominal_bandwidth_gb_s"] else ""
     dry = " (CPU dry run)" if f["cpu_dry_run"] else ""
@@ -396,12 +428,17 @@ def print_summary(f: dict) -> None:
           "peak GPU memory MB (train.py planned) | analogy | WordSim-353 | SimLex-999 |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in f["steps"].items():
+        if "pairs" not in r:  # stopped by its self-check: the verdict below
+            continue
         setting = (f"micro-batch {r['micro_batch']}" if r["micro_batch"] else f"group {r['triton_group']}")
         peak = "dry run" if r["peak_gpu_memory_mb"] is None else f"{r['peak_gpu_memory_mb']:,}"
         print(f"| {name} ({setting}) | {r['pairs']:,} | {r['pairs_per_s']:,} | {r['step_bytes_per_pair']:,} "
               f"({r['floor_bytes_per_pair']:,}) | {r['launches_per_micro_batch']} | "
               f"{r['share_of_bandwidth_bound']:.1%} ({r['share_of_floor_bound']:.1%}) | {peak} ({r['planned_memory_mb']:,}) | {r['analogy']:.1%} "
               f"({r['analogy_support']}) | {r['wordsim353']:.3f} | {r['simlex999']:.3f} |")
+    for name, r in f["steps"].items():
+        if r.get("self_check"):
+            print(f"{name}: {r['self_check']}")
     print(f"pairs/s: training only; bytes/pair: each step's traffic model, the torch step's per micro-batch "
           f"(launches per micro-batch), the fused kernel's per batch; peak host memory "
           f"{f['peak_host_memory_mb']:,} MB; whole check {f['wall_s']} s")

@@ -126,6 +126,9 @@ def test_cpu_dry_run_puts_the_triton_kernel_beside_the_torch_step_in_the_interpr
     assert fused["step_bytes_per_pair"] < torch_step["step_bytes_per_pair"] / 2
     assert fused["analogy_support"] == "5/5" and np.isfinite(fused["final_loss"])
     assert "| triton (group 64) |" in done.stdout and "| torch (micro-batch 8192) |" in done.stdout
+    # the triton step's self-check ran before it trained (--self-check on), its verdict in the report and printed
+    assert fused["self_check"].startswith("self-check: the triton sg ns step") and "equals" in fused["self_check"]
+    assert "triton: self-check: the triton sg ns step" in done.stdout
 
 
 @pytest.mark.slow

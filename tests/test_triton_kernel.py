@@ -50,6 +50,8 @@ def test_the_kernel_on_real_windows_equals_the_cpu_window_kernel_on_one_thread(s
     assert found["rows_moved"] > 100 and found["largest_move"] > 0.01  # the batch moves the tables
     assert found["input_error"] < 1e-5 and found["output_error"] < 1e-5, found
     assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
+    # 8 windows a program, one after another: the same update
+    assert found["group_input_error"] < 1e-5 and found["group_output_error"] < 1e-5, found
 
 
 @pytest.mark.slow
@@ -69,8 +71,8 @@ def test_the_sg_hs_kernel_on_real_windows_equals_the_cpu_hs_window_kernel_on_one
     assert found["root_moved"] and found["inner_rows_moved"] > 100 and found["largest_move"] > 0.01
     assert found["input_error"] < 1e-5 and found["inner_error"] < 1e-5, found
     assert found["triton_loss"] == pytest.approx(found["cpu_loss"], rel=1e-5)
-    # 8 windows a program: equal to the grouped update (the root's gradients summed before one atomic add),
-    # which differs from the window-by-window one
+    # 8 windows a program: equal to the grouped update (the top levels' gradients summed over the program's
+    # windows, added after them), which differs from the window-by-window one
     assert found["group_input_error"] < 1e-5 and found["group_inner_error"] < 1e-5, found
     assert found["group_differs_from_one"] > 1e-2
 
@@ -86,9 +88,7 @@ def test_the_cbow_hs_kernel_on_real_windows_equals_the_cpu_cbow_hs_kernel_on_one
 
 @pytest.mark.slow
 def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
-    # A third of test_train's planted corpus, 64 windows per program (the interpreter's cost is per operation, and
-    # a program's operations cover its group; ~400 pairs read before any is written, as a GPU's windows in flight
-    # read rows others are about to change), --lr 0.05: the interpreter's minute stays under one
+    # A third of test_train's planted corpus, 64 windows per program (trained one after another), --lr 0.05
     clusters = write_corpus(tmp_path / "corpus.txt", documents=500)
     pairs_per_draw = run_stages(tmp_path / "data", tmp_path / "corpus.txt", pairs_per_shard=20_000, draws=2)
     data_dir = tmp_path / "data"
@@ -102,14 +102,15 @@ def test_train_triton_kernel_learns_planted_clusters_in_the_interpreter(tmp_path
 
 @pytest.mark.slow
 def test_train_triton_hs_kernel_learns_planted_clusters_in_the_interpreter(tmp_path):
-    # As the ns test above, with hierarchical softmax: the sg hs kernel, 64 windows a program (the root's gradients
-    # summed over them before one atomic add)
+    # As the ns test above, with hierarchical softmax: the sg hs kernel, 64 windows a program (the top levels'
+    # gradients summed over them, one atomic add a row), checked against its reference first (--self-check on)
     clusters = write_corpus(tmp_path / "corpus.txt", documents=500)
     pairs_per_draw = run_stages(tmp_path / "data", tmp_path / "corpus.txt", pairs_per_shard=20_000, draws=2)
     data_dir = tmp_path / "data"
     found = interpreted("train", str(data_dir), "--epochs", "2", *TRAIN_ARGS, "--kernel", "triton", "--loss", "hs",
-                        "--triton-group", "64", "--lr", "0.05")
+                        "--triton-group", "64", "--lr", "0.05", "--self-check", "on")
     assert found["kernel"] == "triton" and found["device"] == "cpu" and found["loss"] == "hs"
+    assert len(found["self_check"]) == 1 and "equals the torch step" in found["self_check"][0], found
     assert found["pairs"] == sum(pairs_per_draw)
     share = share_in_cluster(data_dir, clusters)
     assert share > 0.9, f"only {share:.0%} of the 5 nearest neighbours share the planted cluster"
@@ -152,3 +153,28 @@ def test_triton_group_must_be_a_power_of_two(tmp_path):
 
     with pytest.raises(StageError, match=r"^--triton-group must be a power of two \(1, 2, 4, ...\), got 3$"):
         train.main(["--data-dir", str(tmp_path), "--triton-group", "3"])
+
+
+def test_the_self_check_passes_every_triton_step_and_leaves_the_tables_as_they_were():
+    found = interpreted("self_check", "none")
+    for name in ("sg ns group 1", "sg ns group 64", "sg hs group 1", "sg hs group 64", "cbow ns group 1",
+                 "cbow hs group 1"):
+        assert found[name]["ok"] and found[name]["restored"], (name, found[name])
+        assert found[name]["moved"] > 1e-3 and found[name]["error"] < 1e-4 * found[name]["moved"] + 1e-5
+    assert found["auto_kernel"] == "triton" and found["named"] == "trained"
+
+
+@pytest.mark.parametrize("fault", ["lr", "compile"])
+def test_a_broken_triton_step_falls_back_to_torch_under_auto_and_stops_when_named(fault):
+    found = interpreted("self_check", fault)
+    assert not any(found[name]["ok"] for name in ("sg ns group 1", "sg hs group 64", "cbow hs group 1")), found
+    assert all(found[name]["restored"] for name in ("sg ns group 1", "sg hs group 64", "cbow hs group 1"))
+    assert found["auto_kernel"] == "torch"
+    assert found["named"].startswith("self-check: the triton sg ns step") and "--kernel torch" in found["named"]
+    assert ("failed: InterpreterError" if fault == "compile" else "differs from the torch step") in found["named"]
+
+
+def test_a_triton_step_that_writes_other_rows_stops_the_run_either_way():
+    found = interpreted("self_check", "seed")
+    assert "wrote rows outside the check batch's" in found["auto_kernel"]
+    assert "wrote rows outside the check batch's" in found["named"]

@@ -22,6 +22,19 @@ assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1 (
 from w2v.batch import WindowBatch  # noqa: E402 (torch only: Triton is imported later, by each check)
 
 
+def window_batch(target, context, window_starts, device):
+    """The kernels' batch (batch.WindowBatch) from a target per pair and the window offsets."""
+    import torch
+
+    from w2v.batch import WindowBatch
+
+    host_starts = window_starts.cpu()
+    return WindowBatch(context=context.to(device, dtype=torch.int32),
+                       window_target=target[host_starts[:-1].long()].to(device, dtype=torch.int32),
+                       window_starts=host_starts.to(device, dtype=torch.int32),
+                       longest=int((host_starts[1:] - host_starts[:-1]).max()) if len(host_starts) > 1 else 0)
+
+
 def sample_windows(data_dir: str) -> dict:
     """One batch of real windows (the shipped sample through prep and convert_to_int, drawn as pairs_dataset.py
     draws them) through the Triton kernel and through sg_window_step_cpu on one numba thread, from equal tables."""
@@ -47,18 +60,24 @@ def sample_windows(data_dir: str) -> dict:
     input_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     output_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     cpu_in, cpu_out = input_w.copy(), output_w.copy()
-    cpu_loss = sg_window_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, table, negatives, 0.3, 0.1, seed, 1,
-                                  3)
+    cpu_loss = sg_window_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, table,
+                                  negatives, 0.3, 0.1, seed, 1, 3)
     gpu_in, gpu_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
     # block_d 16: two masked chunks of the 24 columns, as dim 100 and 300 are chunked on a GPU
     batch = WindowBatch.of_pairs(target, context, window_starts)
     triton_loss = sg_window_step_triton(gpu_in, gpu_out, batch, torch.from_numpy(table), negatives, 0.3, 0.1,
                                         seed, 3, block_d=16)
+    # 8 windows a program: one after another, the CPU kernel's update too
+    group_in, group_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
+    sg_window_step_triton(group_in, group_out, batch, torch.from_numpy(table), negatives, 0.3, 0.1, seed, 3,
+                          block_d=16, group=8)
     sizes = np.diff(window_starts)
     return {"windows": len(sizes), "longest": int(sizes.max()), "pairs": len(target),
             "rows_moved": int((np.abs(cpu_in - input_w).max(axis=1) > 0).sum()),
             "input_error": float(np.abs(gpu_in.numpy() - cpu_in).max()),
             "output_error": float(np.abs(gpu_out.numpy() - cpu_out).max()),
+            "group_input_error": float(np.abs(group_in.numpy() - cpu_in).max()),
+            "group_output_error": float(np.abs(group_out.numpy() - cpu_out).max()),
             "largest_move": float(max(np.abs(cpu_in - input_w).max(), np.abs(cpu_out - output_w).max())),
             "cpu_loss": cpu_loss, "triton_loss": triton_loss}
 
@@ -87,7 +106,8 @@ def cbow_sample_windows(data_dir: str) -> dict:
     input_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     output_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
     cpu_in, cpu_out = input_w.copy(), output_w.copy()
-    cpu_loss = cbow_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, table, negatives, 0.3, 0.1, seed, 1, 3)
+    cpu_loss = cbow_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, table, negatives,
+                             0.3, 0.1, seed, 1, 3)
     gpu_in, gpu_out = torch.from_numpy(input_w.copy()), torch.from_numpy(output_w.copy())
     batch = WindowBatch.of_pairs(target, context, window_starts)
     triton_loss = cbow_step_triton(gpu_in, gpu_out, batch, torch.from_numpy(table), negatives, 0.3, 0.1, seed,
@@ -137,8 +157,8 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
         clipped += int((np.abs(scores) > MAX_SCORE).sum())
     cpu_in, cpu_inner = input_w.copy(), inner_w.copy()
     kernel_cpu = sg_window_hs_step_cpu if model == "sg" else cbow_hs_step_cpu
-    cpu_loss = kernel_cpu(cpu_in, cpu_inner, target[window_starts[:-1]], context, window_starts, tree.paths, tree.codes, tree.lengths,
-                          0.3, 0.1, 1, 3)
+    cpu_loss = kernel_cpu(cpu_in, cpu_inner, target[window_starts[:-1]], context, window_starts, tree.paths,
+                          tree.codes, tree.lengths, 0.3, 0.1, 1, 3)
     gpu_in, gpu_inner = torch.from_numpy(input_w.copy()), torch.from_numpy(inner_w.copy())
     paths, codes, lengths = tree.tensors("cpu")
     batch = WindowBatch.of_pairs(target, context, window_starts)
@@ -148,7 +168,7 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
     else:
         triton_loss = cbow_hs_step_triton(*arguments)
     grouped = {}
-    if model == "sg":  # groups of 8 windows read the tables before any writes, the root's gradients summed first
+    if model == "sg":  # groups of 8 windows: the top levels' gradients summed over the group, added after it
         group_in, group_inner = torch.from_numpy(input_w.copy()), torch.from_numpy(inner_w.copy())
         sg_window_hs_step_triton(group_in, group_inner, *arguments[2:], block_d=block_d, group=8)
         want_in, want_inner = _grouped_sg_hs(input_w, inner_w, target, context, window_starts, tree, 0.3, 0.1, 8)
@@ -168,16 +188,18 @@ def _hs_sample_windows(data_dir: str, model: str, n_windows: int, seed: int, dim
 
 
 def _grouped_sg_hs(input_w, inner_w, target, context, window_starts, tree, lr_start, lr_end, group):
-    """The sg hs update with `group` windows at a time reading the tables as they were before the group, in
-    float64 numpy: the reference for the kernel's GROUP > 1 (where the root's gradients are summed in the program)."""
+    """The sg hs update with `group` windows a program, in float64 numpy: the reference for the kernel's GROUP > 1.
+    Windows one after another, each from the rows as they are when it starts, except the top SHARED_LEVELS levels'
+    nodes: their gradients are summed over the group's windows and added after its last one."""
     import numpy as np
 
     from w2v.kernels import MAX_SCORE
+    from w2v.kernels.triton_steps import SHARED_LEVELS
 
     inputs, inner = input_w.astype(np.float64), inner_w.astype(np.float64)
     n_pairs, n_windows = len(target), len(window_starts) - 1
     for first in range(0, n_windows, group):
-        grad_in, grad_inner = np.zeros_like(inputs), np.zeros_like(inner)
+        grad_top = np.zeros_like(inner)
         for w in range(first, min(n_windows, first + group)):
             start, stop = window_starts[w], window_starts[w + 1]
             if stop == start:
@@ -189,10 +211,11 @@ def _grouped_sg_hs(input_w, inner_w, target, context, window_starts, tree, lr_st
             lr = lr_start + (lr_end - lr_start) * start / n_pairs
             labels = 1.0 - tree.codes[t, :tree.lengths[t]]
             g = np.where(np.abs(scores) <= MAX_SCORE, (labels - 1.0 / (1.0 + np.exp(-scores))) * lr, 0.0)
-            np.add.at(grad_in, rows, g @ inner[nodes])
-            np.add.at(grad_inner, nodes, g.T @ inputs[rows])
-        inputs += grad_in
-        inner += grad_inner
+            grad_in, grad_nodes = g @ inner[nodes], g.T @ inputs[rows]
+            np.add.at(inputs, rows, grad_in)
+            inner[nodes[SHARED_LEVELS:]] += grad_nodes[SHARED_LEVELS:]
+            grad_top[nodes[:SHARED_LEVELS]] += grad_nodes[:SHARED_LEVELS]
+        inner += grad_top
     return inputs, inner
 
 
@@ -249,13 +272,86 @@ def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
 def train(data_dir: str, *flags: str) -> dict:
     import train as train_script
 
-    figures = train_script.main(["--data-dir", data_dir, *flags])
-    return {key: figures[key] for key in ("kernel", "pairs", "final_loss", "device", "loss")}
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        figures = train_script.main(["--data-dir", data_dir, *flags])
+    return {**{key: figures[key] for key in ("kernel", "pairs", "final_loss", "device", "loss")},
+            "self_check": [line for line in printed.getvalue().splitlines() if line.startswith("self-check:")]}
+
+
+def self_check(fault: str = "none") -> dict:
+    """self_check.compare of every Triton step (sg and cbow, ns and hs; sg at groups 1 and 64) against the torch step,
+    on a Zipf vocabulary of 3,000 words at dim 24; fault: none, lr (the Triton step moves its rows by 1.5 times
+    the update), seed (it draws other negatives than it was told: rows outside the check batch's move), compile
+    (its kernel does not compile). Then first_run with --kernel auto and with --kernel triton on the sg ns step
+    with that fault."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+    import triton
+    import triton.language as tl
+
+    from unigram_table import build_table
+    from w2v.common import StageError
+    from w2v.huffman import build_huffman
+    from w2v.kernels import self_check as sc
+    from w2v.kernels import steps
+    from word2vec import SkipGram
+
+    counts = (1e6 / np.arange(1, 3001) ** 1.05).astype(np.int64) + 5
+    tree, table = build_huffman(counts), torch.from_numpy(build_table(counts, 100_000, 0.75))
+
+    @triton.jit
+    def broken(x):
+        tl.store(x + tl.arange(0, 3), 1.0)  # a block of 3: Triton refuses it
+
+    def planted(step):
+        if fault == "seed":  # other negatives: rows outside the check batch's move
+            return lambda batch, lr_start, lr_end, seed: step(batch, lr_start, lr_end, seed + 1)
+        if fault == "lr":  # a wrong update on the right rows
+            return lambda batch, lr_start, lr_end, seed: step(batch, 1.5 * lr_start, 1.5 * lr_end, seed)
+        if fault == "compile":
+            return lambda batch, lr_start, lr_end, seed: broken[(1,)](torch.zeros(4))
+        return step
+
+    found = {}
+    for model_name, loss, group in [("sg", "ns", 1), ("sg", "ns", 64), ("sg", "hs", 1), ("sg", "hs", 64),
+                                    ("cbow", "ns", 1), ("cbow", "hs", 1)]:
+        cfg = SimpleNamespace(model=model_name, loss=loss, kernel="auto", negatives=5, loss_every=1, threads=1,
+                              triton_group=group, micro_batch=8192, hs_micro_batch=1024, self_check="on")
+        model = SkipGram(len(counts), 24, seed=1, loss=loss)
+        before = [p.detach().clone() for p in model.parameters()]
+        step = planted(steps.make_step(model_name, loss, "triton", model, cfg, tree, table))
+        try:
+            verdict = sc.compare(step, model_name, loss, model, cfg, tree, table, counts, n_windows=64)
+            result = {"ok": verdict.ok, "error": verdict.error, "moved": verdict.moved, "line": verdict.line}
+        except Exception as error:  # noqa: BLE001
+            result = {"ok": False, "raised": type(error).__name__}
+        result["restored"] = all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        found[f"{model_name} {loss} group {group}"] = result
+        if (model_name, loss, group) == ("sg", "ns", 1):
+            try:
+                found["auto_kernel"] = sc.first_run(cfg, "triton", model, step, tree, table, counts,
+                                                    torch.device("cpu"))[0]
+            except StageError as error:
+                found["auto_kernel"] = str(error)
+            try:
+                sc.first_run(SimpleNamespace(**{**vars(cfg), "kernel": "triton"}), "triton", model, step, tree, table,
+                             counts, torch.device("cpu"))
+                found["named"] = "trained"
+            except StageError as error:
+                found["named"] = str(error)
+    return found
 
 
 if __name__ == "__main__":
     check, *arguments = sys.argv[1:]
     checks = {"sample_windows": sample_windows, "cbow_sample_windows": cbow_sample_windows,
               "sg_hs_sample_windows": sg_hs_sample_windows, "cbow_hs_sample_windows": cbow_hs_sample_windows,
-              "train": train, "lean_batch": lean_batch}
+              "train": train, "lean_batch": lean_batch,
+              "self_check": self_check}
     print(json.dumps(checks[check](*arguments)))

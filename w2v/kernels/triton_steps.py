@@ -20,8 +20,9 @@ cbow_hs_step_cpu's updates. The output rows are the inner-node rows of the windo
 HuffmanTree's paths, codes and lengths, on the device), shared by every context of the window as in the numba
 kernel. sg's program holds the path padded to a power-of-two block of at least the tree's longest path (a
 constexpr, so every shape is static) and masked past the target's length; CBOW's walks the path node by node.
-Since every path starts at the root, sg's programs add the top levels' gradients once per distinct row per
-program (see _sg_hs_windows): at --triton-group 64 the root takes an atomic add per 64 windows, not per window.
+Since every path starts at the root, sg's programs at --triton-group G > 1 add the top levels' gradients once
+per row per program, summed over its windows and added after them (see _sg_hs_windows): at --triton-group 64 the
+root takes an atomic add per 64 windows, not per window.
 
 Under TRITON_INTERPRET=1, read by Triton when it is first imported (it decides then whether triton.jit, its
 own library's functions included, makes compiled or interpreted functions), the kernel runs on CPU tensors in
@@ -32,16 +33,20 @@ What only the interpreter has checked (no GPU has run these kernels): the number
 masks and the order of loads and adds. Kept, for a GPU compiler, within what it accepts: no tl.dot (the score
 blocks, at most 16 x 8, are below tl.dot's 16 x 16 minimum; broadcast products and sums do them), float32 atomics
 only, power-of-two blocks with masks (dim 100 or 300 in chunks of BLOCK_D), int64 index arithmetic (row * dim
-overflows int32 past 7M rows at dim 300), unsigned 64-bit arithmetic for the draw, relaxed atomics. Compile time,
-registers, occupancy and speed on a GPU are unmeasured. The hs kernels, checked the same way and only in the
-interpreter (equal to the numba hs kernels on one thread, sg's group of windows equal to a float64 reference):
-the path block is a constexpr power of two with masks; the top levels' per-row sums are loops unrolled at compile
-time (tl.static_range) over scalar reductions; CBOW's path loop has a bound loaded at run time (scf.for, as its
-context loops). Whether a GPU compiler takes the unrolled level loops without spilling is unchecked.
+overflows int32 past 7M rows at dim 300), unsigned 64-bit arithmetic for the draw, relaxed atomics.
+
+Compiled, without a GPU, for sm_75, sm_80, sm_86, sm_89 and sm_90a at every shape training launches (issue 30,
+compile_check.py, tests/test_compile_kernels.py): no spill, 1-3 s a kernel, 32-167 registers per thread. A
+program takes its GROUP windows one after another (a loop over one window's block): the earlier design held a
+block of GROUP windows (group x contexts x outputs x columns), which took 197 registers at group 2, spilled from
+group 4 and at group 64 lowered to megabytes of PTX that ptxas took more than 9 minutes on. Speed, occupancy in
+practice and the atomics' contention on a GPU are unmeasured; w2v/kernels/self_check.py checks a first run's
+step against the torch step before it trains.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -60,11 +65,12 @@ GPU_BLOCK_D = 32
 GPU_WARPS = 4
 # The narrowest context block: windows of up to 8 contexts share one compiled kernel, 16 another.
 MIN_BLOCK_K = 8
-# sg hs on a GPU: columns per chunk chosen so that the window's product block (group x contexts x path x columns)
-# holds GPU_PRODUCT_VALUES, the ns kernel's 16 x 8 x 32, but never fewer than MIN_GPU_BLOCK_D columns (a chunk's
-# row loads stay 32-byte segments): text8's paths (22 nodes at most, a 32-slot block) get 8 columns.
+# sg hs on a GPU: columns per chunk chosen so that the window's product block (contexts x path x columns) holds
+# GPU_PRODUCT_VALUES, the ns kernel's 16 x 8 x 32, but never fewer than MIN_GPU_BLOCK_D columns: text8's paths (22
+# nodes at most, a 32-slot block) get 8 columns, a vocabulary's of 33 to 64 nodes 4 (16-byte row segments: at 8
+# the 64-slot block took 128 registers on sm_75 at group 1 and 167 at group 64, against 72 and 128 at 4; compile_check).
 GPU_PRODUCT_VALUES = 4096
-MIN_GPU_BLOCK_D = 8
+MIN_GPU_BLOCK_D = 4
 # sg hs: the top levels of the Huffman tree (the root, its 2 children, 4 grandchildren, 8 below) whose rows a
 # program adds once per distinct row instead of once per window (every path passes the root, half of them each child).
 SHARED_LEVELS = 4
@@ -80,29 +86,26 @@ def counter_draw(seed, counter, n):
     return z % n
 
 
-@triton.jit(do_not_specialize=["n_windows", "n_pairs", "table_size", "seed", "loss_every"])
-def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, table, window_loss, n_windows, n_pairs,
-                   table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
-                   NEGATIVES: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_OUT: tl.constexpr,
-                   BLOCK_D: tl.constexpr):
-    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 (window w: pairs window_starts[w]:
-    window_starts[w + 1], all of target window_target[w]) and writes each one's loss to window_loss[w]: the loss
-    of its pairs whose index is a multiple of loss_every. The windows of a group read every row before any of them
-    writes one (as a micro-batch of the torch step does); GROUP 1 is the CPU kernel's window-by-window update."""
-    w = tl.program_id(0).to(tl.int64) * GROUP + tl.arange(0, GROUP).to(tl.int64)  # [G]
-    real = w < n_windows
+@triton.jit
+def _sg_ns_window(w, input_w, output_w, window_target, context, window_starts, table, window_loss, n_windows,
+                  n_pairs, table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
+                  NEGATIVES: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_OUT: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Window w (an int64 block of one: pairs window_starts[w]:window_starts[w + 1], all of target
+    window_target[w]) trained as sg_window_step_cpu trains it; its loss (of its pairs whose index is a multiple of
+    loss_every) to window_loss[w]. Nothing when w >= n_windows."""
+    real = w < n_windows  # [1]
     start = tl.load(window_starts + w, mask=real, other=0)
     k = tl.load(window_starts + w + 1, mask=real, other=0) - start
     slots = tl.arange(0, BLOCK_K)
-    in_window = slots[None, :] < k[:, None]  # [G, K]
+    in_window = slots[None, :] < k[:, None]  # [1, K]
     positions = start[:, None] + slots[None, :]
     rows_in = tl.load(context + positions, mask=in_window, other=0).to(tl.int64)
-    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [G]
+    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [1]
 
     # Slot 0 is the target's row (label 1); slot j in 1..NEGATIVES is negative j - 1, table[counter_draw(seed,
     # w * NEGATIVES + j - 1)]; one equal to the target is not live (word2vec.c skips it).
     j = tl.arange(0, BLOCK_OUT)
-    is_negative = ((j >= 1) & (j <= NEGATIVES))[None, :] & real[:, None]  # [G, O]
+    is_negative = ((j >= 1) & (j <= NEGATIVES))[None, :] & real[:, None]  # [1, O]
     counter = (w[:, None] * NEGATIVES + tl.where(is_negative, j[None, :] - 1, 0)).to(tl.uint64)
     draw = counter_draw(seed.to(tl.uint64), counter, table_size.to(tl.uint64)).to(tl.int64)
     negative = tl.load(table + draw, mask=is_negative, other=0).to(tl.int64)
@@ -110,7 +113,7 @@ def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, tab
     rows_out = tl.where(is_target, t[:, None], negative)
     live = is_target | (is_negative & (negative != t[:, None]))
 
-    scores = tl.zeros([GROUP, BLOCK_K, BLOCK_OUT], dtype=tl.float32)
+    scores = tl.zeros([1, BLOCK_K, BLOCK_OUT], dtype=tl.float32)
     for d0 in range(0, dim, BLOCK_D):
         d = (d0 + tl.arange(0, BLOCK_D))[None, None, :]
         columns = d < dim
@@ -118,8 +121,8 @@ def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, tab
         v = tl.load(output_w + rows_out[:, :, None] * dim + d, mask=live[:, :, None] & columns, other=0.0)
         scores += tl.sum(u[:, :, None, :] * v[:, None, :, :], axis=3)
 
-    used = in_window[:, :, None] & live[:, None, :]  # [G, K, O]
-    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [G]
+    used = in_window[:, :, None] & live[:, None, :]  # [1, K, O]
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [1]
     labels = (j == 0).to(tl.float32)[None, None, :]
     # word2vec.c's rule (cpu._output_gradient): outside +-MAX_SCORE sigma is exactly 0 or 1
     sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(scores, -MAX_SCORE), MAX_SCORE)))
@@ -137,12 +140,28 @@ def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, tab
         mask_out = live[:, :, None] & columns
         u_pointers = input_w + rows_in[:, :, None] * dim + d
         v_pointers = output_w + rows_out[:, :, None] * dim + d
-        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [G, K, D]
-        v = tl.load(v_pointers, mask=mask_out, other=0.0)  # [G, O, D]
+        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [1, K, D]
+        v = tl.load(v_pointers, mask=mask_out, other=0.0)  # [1, O, D]
         grad_u = tl.sum(g[:, :, :, None] * v[:, None, :, :], axis=2)  # each context's own
         grad_v = tl.sum(g[:, :, :, None] * u[:, :, None, :], axis=1)  # each output row's, summed over its window
         tl.atomic_add(u_pointers, grad_u, mask=mask_in, sem="relaxed")
         tl.atomic_add(v_pointers, grad_v, mask=mask_out, sem="relaxed")
+
+
+@triton.jit(do_not_specialize=["n_windows", "n_pairs", "table_size", "seed", "loss_every"])
+def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, table, window_loss, n_windows, n_pairs,
+                   table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
+                   NEGATIVES: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_OUT: tl.constexpr,
+                   BLOCK_D: tl.constexpr):
+    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 one after another (a loop, not a block: the
+    registers and the code a program needs do not grow with GROUP), each as sg_window_step_cpu trains it: all its
+    scores from the rows as they were when it started, then its adds. GROUP only sets how many windows a program
+    takes (fewer, longer programs); the update is the CPU kernel's at any GROUP."""
+    first = tl.program_id(0).to(tl.int64) * GROUP
+    for i in range(0, GROUP):
+        _sg_ns_window(first + i + tl.zeros([1], dtype=tl.int64), input_w, output_w, window_target, context,
+                      window_starts, table, window_loss, n_windows, n_pairs, table_size, seed, lr_start, lr_end,
+                      loss_every, dim, MAX_SCORE, NEGATIVES, BLOCK_K, BLOCK_OUT, BLOCK_D)
 
 
 @triton.jit(do_not_specialize=["n_pairs", "n_windows", "table_size", "seed", "loss_every"])
@@ -198,41 +217,35 @@ def _cbow_ns_window(input_w, output_w, window_target, context, window_starts, ta
     tl.store(window_loss + w, loss)
 
 
-@triton.jit(do_not_specialize=["n_windows", "n_pairs", "loss_every", "max_len"])
-def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, paths, codes, lengths, window_loss,
-                   n_windows, n_pairs, lr_start, lr_end, loss_every, dim, max_len, MAX_SCORE: tl.constexpr,
-                   GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_PATH: tl.constexpr, BLOCK_D: tl.constexpr,
-                   SHARED_LEVELS: tl.constexpr, LEVEL_ROWS: tl.constexpr):
-    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 as sg_window_hs_step_cpu does: window w's
-    contexts (input rows) against the inner-node rows of its target's Huffman path (paths[t, :lengths[t]], node j
-    with label 1 - codes[t, j]), every score of the window before any row moves, a score outside +-MAX_SCORE giving
-    no gradient (word2vec.c; the loss still counts it). The path is padded to BLOCK_PATH slots (a power of two at
-    least the tree's longest path, so every shape is static) and masked past lengths[t].
-
-    Contention: every path starts at the root and half of them pass each of its children, so the top of the tree
-    would take an atomic add per window. The nodes of the top SHARED_LEVELS levels (slots 0..SHARED_LEVELS - 1; at
-    most 2^l rows at level l) are therefore added once per distinct row per program: for each level, the group's
-    rows there are taken largest first, the gradients of the windows on that row summed in the program, one atomic
-    add (LEVEL_ROWS = min(GROUP, 2^(SHARED_LEVELS - 1)) rounds cover every distinct row; a row left over, which a
-    binary tree cannot give, still gets its per-window add). Deeper nodes get one add per window. With GROUP 1, the
-    default and the CPU kernel's update, that is one add per window for every node."""
-    w = tl.program_id(0).to(tl.int64) * GROUP + tl.arange(0, GROUP).to(tl.int64)  # [G]
-    real = w < n_windows
+@triton.jit
+def _sg_hs_window(w, slot_base, input_w, inner_w, window_target, context, window_starts, paths, codes, lengths,
+                  window_loss, level_grads, level_rows, n_windows, n_pairs, lr_start, lr_end, loss_every, dim,
+                  max_len, MAX_SCORE: tl.constexpr, GROUPED: tl.constexpr, BLOCK_K: tl.constexpr,
+                  BLOCK_PATH: tl.constexpr, BLOCK_D: tl.constexpr, SHARED_LEVELS: tl.constexpr):
+    """Window w (an int64 block of one) trained as sg_window_hs_step_cpu trains it: its contexts (input rows)
+    against the inner-node rows of its target's Huffman path (paths[t, :lengths[t]], node j with label
+    1 - codes[t, j]), every score of the window before any row moves, a score outside +-MAX_SCORE giving no
+    gradient (word2vec.c; the loss still counts it). The path is padded to BLOCK_PATH slots (a power of two at
+    least the tree's longest path) and masked past lengths[t]. GROUPED: the gradients of the nodes of the top
+    SHARED_LEVELS levels go to the program's sums (level_grads, a row per node slot from slot_base on; the node's
+    row id to level_rows) instead of the table. Nothing when w >= n_windows."""
+    real = w < n_windows  # [1]
     start = tl.load(window_starts + w, mask=real, other=0)
     k = tl.load(window_starts + w + 1, mask=real, other=0) - start
     slots = tl.arange(0, BLOCK_K)
-    in_window = slots[None, :] < k[:, None]  # [G, K]
+    in_window = slots[None, :] < k[:, None]  # [1, K]
     positions = start[:, None] + slots[None, :]
     rows_in = tl.load(context + positions, mask=in_window, other=0).to(tl.int64)
-    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [G]
+    t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [1]
 
     j = tl.arange(0, BLOCK_PATH)
     n_nodes = tl.load(lengths + t, mask=real & (k > 0), other=0)
-    on_path = j[None, :] < n_nodes[:, None]  # [G, P]
+    on_path = j[None, :] < n_nodes[:, None]  # [1, P]
     rows_out = tl.load(paths + t[:, None] * max_len + j[None, :], mask=on_path, other=0).to(tl.int64)
-    labels = 1.0 - tl.load(codes + t[:, None] * max_len + j[None, :], mask=on_path, other=0).to(tl.float32)
+    branch = tl.load(codes + t[:, None] * max_len + j[None, :], mask=on_path, other=0).to(tl.int32)
+    labels = 1.0 - branch.to(tl.float32)
 
-    scores = tl.zeros([GROUP, BLOCK_K, BLOCK_PATH], dtype=tl.float32)
+    scores = tl.zeros([1, BLOCK_K, BLOCK_PATH], dtype=tl.float32)
     for d0 in range(0, dim, BLOCK_D):
         d = (d0 + tl.arange(0, BLOCK_D))[None, None, :]
         columns = d < dim
@@ -240,8 +253,8 @@ def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, path
         v = tl.load(inner_w + rows_out[:, :, None] * dim + d, mask=on_path[:, :, None] & columns, other=0.0)
         scores += tl.sum(u[:, :, None, :] * v[:, None, :, :], axis=3)
 
-    used = in_window[:, :, None] & on_path[:, None, :]  # [G, K, P]
-    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [G]
+    used = in_window[:, :, None] & on_path[:, None, :]  # [1, K, P]
+    lr = lr_start + (lr_end - lr_start) * (start.to(tl.float32) / n_pairs.to(tl.float32))  # [1]
     # word2vec.c's hs rule (cpu._output_gradient with skip_clipped): no gradient outside +-MAX_SCORE
     sigma = 1.0 / (1.0 + tl.exp(-tl.minimum(tl.maximum(scores, -MAX_SCORE), MAX_SCORE)))
     inside = (scores <= MAX_SCORE) & (scores >= -MAX_SCORE)
@@ -251,35 +264,73 @@ def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, path
     counted = used & ((positions % loss_every) == 0)[:, :, None]
     tl.store(window_loss + w, tl.sum(tl.sum(tl.where(counted, pair_loss, 0.0), axis=2), axis=1), mask=real)
 
+    if GROUPED:
+        # Node j < SHARED_LEVELS is the tree's node (j, the branch bits above it read as a binary number): its
+        # slot 2^j - 1 + those bits is the same node for every window of the program (at most 15 slots).
+        top = j < SHARED_LEVELS
+        level = tl.minimum(j, SHARED_LEVELS)
+        slot = ((1 << level) - 1)[None, :] + tl.zeros_like(branch)  # [1, P]
+        for i in tl.static_range(SHARED_LEVELS - 1):
+            bit = tl.sum(tl.where((j == i)[None, :], branch, 0), axis=1)  # [1]: branch bit i
+            slot += tl.where((j > i)[None, :], bit[:, None] << tl.maximum(level - 1 - i, 0)[None, :], 0)
+        shared = top[None, :] & on_path
+        slot_row = (slot_base + slot).to(tl.int64)
+        tl.store(level_rows + slot_row, rows_out, mask=shared)
+        to_table = on_path & (j >= SHARED_LEVELS)[None, :]
+    else:
+        shared = on_path & (j < 0)[None, :]
+        slot_row = rows_out
+        to_table = on_path
+
     for d0 in range(0, dim, BLOCK_D):
-        d1 = d0 + tl.arange(0, BLOCK_D)
-        d = d1[None, None, :]
+        d = (d0 + tl.arange(0, BLOCK_D))[None, None, :]
         columns = d < dim
         mask_in = in_window[:, :, None] & columns
-        mask_out = on_path[:, :, None] & columns
         u_pointers = input_w + rows_in[:, :, None] * dim + d
         v_pointers = inner_w + rows_out[:, :, None] * dim + d
-        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [G, K, D]
-        v = tl.load(v_pointers, mask=mask_out, other=0.0)  # [G, P, D]
+        u = tl.load(u_pointers, mask=mask_in, other=0.0)  # [1, K, D]
+        v = tl.load(v_pointers, mask=on_path[:, :, None] & columns, other=0.0)  # [1, P, D]
         grad_u = tl.sum(g[:, :, :, None] * v[:, None, :, :], axis=2)  # each context's own
         grad_v = tl.sum(g[:, :, :, None] * u[:, :, None, :], axis=1)  # each node's, summed over its window
         tl.atomic_add(u_pointers, grad_u, mask=mask_in, sem="relaxed")
-        tl.atomic_add(v_pointers, grad_v, mask=mask_out & (j >= SHARED_LEVELS)[None, :, None], sem="relaxed")
-        for level in tl.static_range(SHARED_LEVELS):
-            at_level = (j == level)[None, :]  # [1, P]
-            level_row = tl.max(tl.where(at_level & on_path, rows_out, -1), axis=1)  # [G]; -1: no node there
-            level_grad = tl.sum(tl.where(at_level[:, :, None], grad_v, 0.0), axis=1)  # [G, D]
-            left = level_row >= 0
-            for _ in tl.static_range(LEVEL_ROWS):
-                row = tl.max(tl.where(left, level_row, -1), axis=0)  # the largest row not yet added; -1: none
-                on_row = left & (level_row == row)
-                total = tl.sum(tl.where(on_row[:, None], level_grad, 0.0), axis=0)  # [D]
-                # the row's test broadcast to the columns: the interpreter refuses a mask of a scalar & a block
-                tl.atomic_add(inner_w + row * dim + d1, total, mask=(d1 < dim) & ((d1 * 0 + row) >= 0),
-                              sem="relaxed")
-                left = left & (level_row != row)
-            leftover = left[:, None] & (d1 < dim)[None, :]  # empty in a binary tree; kept so no gradient is lost
-            tl.atomic_add(inner_w + level_row[:, None] * dim + d1[None, :], level_grad, mask=leftover, sem="relaxed")
+        tl.atomic_add(v_pointers, grad_v, mask=to_table[:, :, None] & columns, sem="relaxed")
+        if GROUPED:
+            tl.atomic_add(level_grads + slot_row[:, :, None] * dim + d, grad_v, mask=shared[:, :, None] & columns,
+                          sem="relaxed")
+
+
+@triton.jit(do_not_specialize=["n_windows", "n_pairs", "loss_every", "max_len"])
+def _sg_hs_windows(input_w, inner_w, window_target, context, window_starts, paths, codes, lengths, window_loss,
+                   level_grads, level_rows, n_windows, n_pairs, lr_start, lr_end, loss_every, dim, max_len,
+                   MAX_SCORE: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_PATH: tl.constexpr,
+                   BLOCK_D: tl.constexpr, SHARED_LEVELS: tl.constexpr):
+    """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 one after another (a loop, not a block: the
+    registers and the code a program needs do not grow with GROUP), each as sg_window_hs_step_cpu trains it.
+
+    Contention: every path starts at the root and half of them pass each of its children, so the top of the tree
+    would take an atomic add per window. With GROUP > 1 the nodes of the top SHARED_LEVELS levels (at most
+    2^SHARED_LEVELS - 1 rows) are added once per program: each window's gradients for them are summed in the
+    program's rows of level_grads ([programs * 2^SHARED_LEVELS, dim], zeros; level_rows: the slots' row ids, -1
+    where no window passed) and added to the table after its last window. Those rows therefore do not move during
+    a program: its windows read them as they were when it started, as a micro-batch reads its rows. Deeper nodes
+    and the contexts move window by window. GROUP 1, the default, is the CPU kernel's update."""
+    program = tl.program_id(0).to(tl.int64)
+    first = program * GROUP
+    SLOTS: tl.constexpr = 1 << SHARED_LEVELS
+    for i in range(0, GROUP):
+        _sg_hs_window(first + i + tl.zeros([1], dtype=tl.int64), program * SLOTS, input_w, inner_w, window_target,
+                      context, window_starts, paths, codes, lengths, window_loss, level_grads, level_rows, n_windows,
+                      n_pairs, lr_start, lr_end, loss_every, dim, max_len, MAX_SCORE, GROUP > 1, BLOCK_K,
+                      BLOCK_PATH, BLOCK_D, SHARED_LEVELS)
+    if GROUP > 1:
+        tl.debug_barrier()  # every window's sums are in before they are read
+        s = program * SLOTS + tl.arange(0, SLOTS)
+        rows = tl.load(level_rows + s, cache_modifier=".cg")  # [S]
+        for d0 in range(0, dim, BLOCK_D):
+            d1 = d0 + tl.arange(0, BLOCK_D)
+            moved = (rows >= 0)[:, None] & (d1 < dim)[None, :]
+            total = tl.load(level_grads + s[:, None] * dim + d1[None, :], mask=moved, other=0.0, cache_modifier=".cg")
+            tl.atomic_add(inner_w + rows[:, None] * dim + d1[None, :], total, mask=moved, sem="relaxed")
 
 
 @triton.jit(do_not_specialize=["n_pairs", "n_windows", "loss_every", "max_len"])
@@ -334,16 +385,34 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-def _launch_inputs(input_w: torch.Tensor, batch: WindowBatch) -> tuple[bool, torch.Tensor, dict]:
-    """What every launch needs beside the batch: whether it is on a GPU, a loss slot per window and the launch
-    options; refuses a CPU table outside the interpreter."""
-    device = input_w.device
-    if device.type == "cpu" and not INTERPRETED:
+@dataclass
+class Launch:
+    """One kernel launch as a step makes it: the kernel, its grid, its arguments and its compile-time constants
+    (num_warps among them on a GPU). compile_check.py compiles these for GPU targets on a machine without one."""
+
+    kernel: triton.runtime.jit.JITFunction
+    grid: tuple[int, ...]
+    args: tuple
+    constants: dict
+
+    def run(self) -> None:
+        self.kernel[self.grid](*self.args, **self.constants)
+
+
+def _check_device(input_w: torch.Tensor) -> bool:
+    """Whether the tables are on a GPU; refuses a CPU table outside the interpreter."""
+    if input_w.device.type == "cpu" and not INTERPRETED:
         fail("the triton kernel runs on CUDA, or on the CPU in Triton's interpreter with TRITON_INTERPRET=1 set "
              "before Python starts: use --kernel window or --kernel torch on the CPU")
-    on_gpu = device.type == "cuda"
-    window_loss = torch.empty(batch.n_windows, device=device, dtype=torch.float32)
-    return on_gpu, window_loss, ({"num_warps": GPU_WARPS} if on_gpu else {})
+    return input_w.device.type == "cuda"
+
+
+def _warps(on_gpu: bool) -> dict:
+    return {"num_warps": GPU_WARPS} if on_gpu else {}
+
+
+def _window_loss(input_w: torch.Tensor, batch: WindowBatch) -> torch.Tensor:
+    return torch.empty(batch.n_windows, device=input_w.device, dtype=torch.float32)
 
 
 def _summed_loss(window_loss: torch.Tensor, counted_over: int, loss_every: int) -> float:
@@ -353,30 +422,98 @@ def _summed_loss(window_loss: torch.Tensor, counted_over: int, loss_every: int) 
     return float(window_loss.sum(dtype=torch.float64)) * counted_over / counted
 
 
+def _block_k(batch: WindowBatch) -> int:
+    return max(MIN_BLOCK_K, _next_power_of_two(batch.longest))
+
+
+def sg_ns_launch(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
+                 negatives: int, lr_start: float, lr_end: float, seed: int, loss_every: int, window_loss: torch.Tensor,
+                 on_gpu: bool, block_d: int | None = None, group: int = 1) -> Launch:
+    """sg_window_step_triton's launch (block sizes included) for its arguments; on_gpu: as compiled for CUDA.
+    group: windows per program on the CPU (the interpreter) only. On a GPU a program takes one window: the update
+    is the same at any group (windows one after another), and a program looping over windows held 123-128
+    registers per thread at 16 contexts against 96 (compile_check; 16 warps an SM against 20)."""
+    dim = int(input_w.shape[1])
+    block_d = block_d or (GPU_BLOCK_D if on_gpu else _next_power_of_two(dim))
+    group = 1 if on_gpu else group
+    return Launch(_sg_ns_windows, (triton.cdiv(batch.n_windows, group),), (
+        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss,
+        batch.n_windows, batch.n_pairs, int(table.shape[0]), int(seed), float(lr_start), float(lr_end),
+        max(1, int(loss_every)), dim), dict(
+        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), GROUP=group, BLOCK_K=_block_k(batch),
+        BLOCK_OUT=_next_power_of_two(1 + int(negatives)), BLOCK_D=block_d, **_warps(on_gpu)))
+
+
+def cbow_ns_launch(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
+                   negatives: int, lr_start: float, lr_end: float, seed: int, loss_every: int,
+                   window_loss: torch.Tensor, on_gpu: bool) -> Launch:
+    """cbow_step_triton's launch for its arguments."""
+    dim = int(input_w.shape[1])
+    return Launch(_cbow_ns_window, (batch.n_windows,), (
+        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss,
+        batch.n_pairs, batch.n_windows, int(table.shape[0]), int(seed), float(lr_start), float(lr_end),
+        max(1, int(loss_every)), dim), dict(
+        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **_warps(on_gpu)))
+
+
+def sg_hs_block_d(block_k: int, block_path: int) -> int:
+    """sg hs on a GPU: columns per chunk so that a window's product block (contexts x path x columns) holds
+    GPU_PRODUCT_VALUES, the ns kernel's 16 x 8 x 32: a longer path, fewer columns, never below MIN_GPU_BLOCK_D."""
+    block_d = max(MIN_GPU_BLOCK_D, min(GPU_BLOCK_D, GPU_PRODUCT_VALUES // (block_k * block_path)))
+    return 1 << (block_d.bit_length() - 1)
+
+
+def sg_hs_launch(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
+                 codes: torch.Tensor, lengths: torch.Tensor, lr_start: float, lr_end: float, loss_every: int,
+                 window_loss: torch.Tensor, on_gpu: bool, block_d: int | None = None, group: int = 1) -> Launch:
+    """sg_window_hs_step_triton's launch (block sizes included) for its arguments; on_gpu: as compiled for CUDA."""
+    dim, max_len = int(input_w.shape[1]), int(paths.shape[1])
+    block_k, block_path = _block_k(batch), _next_power_of_two(max(1, max_len))
+    if not block_d and on_gpu:
+        block_d = sg_hs_block_d(block_k, block_path)
+    block_d = block_d or _next_power_of_two(dim)
+    programs = triton.cdiv(batch.n_windows, group)
+    if group > 1:  # the program's sums for the top levels' rows (see _sg_hs_windows)
+        level_grads = torch.zeros(programs << SHARED_LEVELS, dim, device=input_w.device, dtype=torch.float32)
+        level_rows = torch.full((programs << SHARED_LEVELS,), -1, device=input_w.device, dtype=torch.int64)
+    else:  # not read
+        level_grads, level_rows = window_loss, batch.window_starts
+    return Launch(_sg_hs_windows, (programs,), (
+        input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
+        level_grads, level_rows, batch.n_windows, batch.n_pairs, float(lr_start), float(lr_end),
+        max(1, int(loss_every)), dim, max_len),
+        dict(MAX_SCORE=MAX_SCORE, GROUP=group, BLOCK_K=block_k, BLOCK_PATH=block_path, BLOCK_D=block_d,
+             SHARED_LEVELS=SHARED_LEVELS, **_warps(on_gpu)))
+
+
+def cbow_hs_launch(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
+                   codes: torch.Tensor, lengths: torch.Tensor, lr_start: float, lr_end: float, loss_every: int,
+                   window_loss: torch.Tensor, on_gpu: bool) -> Launch:
+    """cbow_hs_step_triton's launch for its arguments."""
+    dim = int(input_w.shape[1])
+    return Launch(_cbow_hs_window, (batch.n_windows,), (
+        input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
+        batch.n_pairs, batch.n_windows, float(lr_start), float(lr_end), max(1, int(loss_every)), dim,
+        int(paths.shape[1])), dict(MAX_SCORE=MAX_SCORE, BLOCK_D=_next_power_of_two(dim), **_warps(on_gpu)))
+
+
 def sg_window_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
                           negatives: int, lr_start: float, lr_end: float, seed: int, loss_every: int = 1,
                           block_d: int | None = None, group: int = 1) -> float:
     """Skip-gram with negatives shared by a window (sg_window_step_cpu's update) in one kernel launch; the summed
     loss, taken on pairs 0, loss_every, ... and scaled up to the batch as the CPU kernel does.
 
-    Tables, table and batch (feed.WindowBatch; window_batch makes one from the loader's batch) on one device: CUDA,
-    or the CPU under TRITON_INTERPRET=1 (Triton's interpreter). block_d: columns per chunk (default: GPU_BLOCK_D on
-    CUDA, the whole row under the interpreter, whose cost is per operation). group: windows per program (a power of
-    two), which read the tables before any of them writes; 1, the default, is the CPU kernel's update.
+    Tables, table and batch (a WindowBatch) on one device: CUDA, or the CPU under TRITON_INTERPRET=1 (Triton's
+    interpreter). block_d: columns per chunk (default: GPU_BLOCK_D on CUDA, the whole row under the interpreter,
+    whose cost is per operation). group: windows per program (a power of two), which read the tables before any of
+    them writes; 1, the default, is the CPU kernel's update.
     """
-    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
-    if n_pairs == 0 or n_windows <= 0:
+    if batch.n_pairs == 0 or batch.n_windows <= 0:
         return 0.0
-    on_gpu, window_loss, extra = _launch_inputs(input_w, batch)
-    block_d = block_d or (GPU_BLOCK_D if on_gpu else _next_power_of_two(dim))
-    loss_every = max(1, int(loss_every))
-    _sg_ns_windows[(triton.cdiv(n_windows, group),)](
-        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss, n_windows,
-        n_pairs, int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim,
-        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), GROUP=group,
-        BLOCK_K=max(MIN_BLOCK_K, _next_power_of_two(batch.longest)),
-        BLOCK_OUT=_next_power_of_two(1 + int(negatives)), BLOCK_D=block_d, **extra)
-    return _summed_loss(window_loss, n_pairs, loss_every)
+    window_loss = _window_loss(input_w, batch)
+    sg_ns_launch(input_w, output_w, batch, table, negatives, lr_start, lr_end, seed, loss_every, window_loss,
+                 _check_device(input_w), block_d, group).run()
+    return _summed_loss(window_loss, batch.n_pairs, max(1, int(loss_every)))
 
 
 def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, batch: WindowBatch, table: torch.Tensor,
@@ -385,16 +522,12 @@ def cbow_step_triton(input_w: torch.Tensor, output_w: torch.Tensor, batch: Windo
     """CBOW with negative sampling (cbow_step_cpu's update) in one kernel launch, a program per window; the loss
     summed over windows, taken on windows 0, loss_every, ... and scaled up as the CPU kernel does. Devices and
     batch as sg_window_step_triton; group is sg's only (a CBOW window's rows are one vector each)."""
-    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
-    if n_pairs == 0 or n_windows <= 0:
+    if batch.n_pairs == 0 or batch.n_windows <= 0:
         return 0.0
-    _, window_loss, extra = _launch_inputs(input_w, batch)
-    loss_every = max(1, int(loss_every))
-    _cbow_ns_window[(n_windows,)](
-        input_w, output_w, batch.window_target, batch.context, batch.window_starts, table, window_loss, n_pairs,
-        n_windows, int(table.shape[0]), int(seed), float(lr_start), float(lr_end), loss_every, dim,
-        MAX_SCORE=MAX_SCORE, NEGATIVES=int(negatives), BLOCK_D=_next_power_of_two(dim), **extra)
-    return _summed_loss(window_loss, n_windows, loss_every)
+    window_loss = _window_loss(input_w, batch)
+    cbow_ns_launch(input_w, output_w, batch, table, negatives, lr_start, lr_end, seed, loss_every, window_loss,
+                   _check_device(input_w)).run()
+    return _summed_loss(window_loss, batch.n_windows, max(1, int(loss_every)))
 
 
 def sg_window_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
@@ -404,23 +537,12 @@ def sg_window_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, batch
     (sg_window_hs_step_cpu's update), in one kernel launch; the summed loss, taken on pairs 0, loss_every, ... and
     scaled up to the batch as the CPU kernel does. paths, codes, lengths: the HuffmanTree's arrays on the tables'
     device (HuffmanTree.tensors). Devices, batch, block_d and group as sg_window_step_triton."""
-    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
-    if n_pairs == 0 or n_windows <= 0:
+    if batch.n_pairs == 0 or batch.n_windows <= 0:
         return 0.0
-    on_gpu, window_loss, extra = _launch_inputs(input_w, batch)
-    max_len = int(paths.shape[1])
-    block_k, block_path = max(MIN_BLOCK_K, _next_power_of_two(batch.longest)), _next_power_of_two(max(1, max_len))
-    if not block_d and on_gpu:  # the product block as the ns kernel's (16 x 8 x 32): a longer path, fewer columns
-        block_d = max(MIN_GPU_BLOCK_D, min(GPU_BLOCK_D, GPU_PRODUCT_VALUES // (group * block_k * block_path)))
-        block_d = 1 << (block_d.bit_length() - 1)
-    block_d = block_d or _next_power_of_two(dim)
-    loss_every = max(1, int(loss_every))
-    _sg_hs_windows[(triton.cdiv(n_windows, group),)](
-        input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
-        n_windows, n_pairs, float(lr_start), float(lr_end), loss_every, dim, max_len, MAX_SCORE=MAX_SCORE,
-        GROUP=group, BLOCK_K=block_k, BLOCK_PATH=block_path, BLOCK_D=block_d, SHARED_LEVELS=SHARED_LEVELS,
-        LEVEL_ROWS=min(group, 1 << (SHARED_LEVELS - 1)), **extra)
-    return _summed_loss(window_loss, n_pairs, loss_every)
+    window_loss = _window_loss(input_w, batch)
+    sg_hs_launch(input_w, inner_w, batch, paths, codes, lengths, lr_start, lr_end, loss_every, window_loss,
+                 _check_device(input_w), block_d, group).run()
+    return _summed_loss(window_loss, batch.n_pairs, max(1, int(loss_every)))
 
 
 def cbow_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, batch: WindowBatch, paths: torch.Tensor,
@@ -429,13 +551,9 @@ def cbow_hs_step_triton(input_w: torch.Tensor, inner_w: torch.Tensor, batch: Win
     """CBOW with hierarchical softmax (cbow_hs_step_cpu's update) in one kernel launch, a program per window; the
     loss summed over windows, taken on windows 0, loss_every, ... and scaled up as the CPU kernel does. The tree's
     arrays as sg_window_hs_step_triton; group is sg's only."""
-    n_pairs, n_windows, dim = batch.n_pairs, batch.n_windows, int(input_w.shape[1])
-    if n_pairs == 0 or n_windows <= 0:
+    if batch.n_pairs == 0 or batch.n_windows <= 0:
         return 0.0
-    _, window_loss, extra = _launch_inputs(input_w, batch)
-    loss_every = max(1, int(loss_every))
-    _cbow_hs_window[(n_windows,)](
-        input_w, inner_w, batch.window_target, batch.context, batch.window_starts, paths, codes, lengths, window_loss,
-        n_pairs, n_windows, float(lr_start), float(lr_end), loss_every, dim, int(paths.shape[1]),
-        MAX_SCORE=MAX_SCORE, BLOCK_D=_next_power_of_two(dim), **extra)
-    return _summed_loss(window_loss, n_windows, loss_every)
+    window_loss = _window_loss(input_w, batch)
+    cbow_hs_launch(input_w, inner_w, batch, paths, codes, lengths, lr_start, lr_end, loss_every, window_loss,
+                   _check_device(input_w)).run()
+    return _summed_loss(window_loss, batch.n_windows, max(1, int(loss_every)))
