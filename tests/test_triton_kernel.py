@@ -155,6 +155,7 @@ def test_triton_group_must_be_a_power_of_two(tmp_path):
         train.main(["--data-dir", str(tmp_path), "--triton-group", "3"])
 
 
+@pytest.mark.slow
 def test_the_self_check_passes_every_triton_step_and_leaves_the_tables_as_they_were():
     found = interpreted("self_check", "none")
     for name in ("sg ns group 1", "sg ns group 64", "sg hs group 1", "sg hs group 64", "cbow ns group 1",
@@ -164,6 +165,7 @@ def test_the_self_check_passes_every_triton_step_and_leaves_the_tables_as_they_w
     assert found["auto_kernel"] == "triton" and found["named"] == "trained"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["lr", "compile"])
 def test_a_broken_triton_step_falls_back_to_torch_under_auto_and_stops_when_named(fault):
     found = interpreted("self_check", fault)
@@ -174,6 +176,7 @@ def test_a_broken_triton_step_falls_back_to_torch_under_auto_and_stops_when_name
     assert ("failed: InterpreterError" if fault == "compile" else "differs from the torch step") in found["named"]
 
 
+@pytest.mark.slow
 def test_a_triton_step_that_writes_other_rows_stops_the_run_either_way():
     found = interpreted("self_check", "seed")
     assert "wrote rows outside the check batch's" in found["auto_kernel"]
