@@ -36,7 +36,7 @@ only, power-of-two blocks with masks (dim 100 or 300 in chunks of BLOCK_D), int6
 overflows int32 past 7M rows at dim 300), unsigned 64-bit arithmetic for the draw, relaxed atomics.
 
 Compiled, without a GPU, for sm_75, sm_80, sm_86, sm_89 and sm_90a at every shape training launches (issue 30,
-compile_check.py, tests/test_compile_kernels.py): no spill, 1-3 s a kernel, 32-167 registers per thread. A
+compile_check.py, tests/test_compile_kernels.py): no spill, 1-3 s a kernel, 31-128 registers per thread. A
 program takes its GROUP windows one after another (a loop over one window's block): the earlier design held a
 block of GROUP windows (group x contexts x outputs x columns), which took 197 registers at group 2, spilled from
 group 4 and at group 64 lowered to megabytes of PTX that ptxas took more than 9 minutes on. Speed, occupancy in
