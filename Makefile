@@ -10,7 +10,7 @@
 #     plan counting two draws), train.py --rolling-draws writes each next draw while an epoch trains
 #   make test                                                              -> the test suite, set-up included
 #   make gpu-check [GPU_CHECK_ARGS=--epochs 5]   -> text8 through the pipeline on a CUDA GPU: pairs/s, share of the
-#     bandwidth bound, peak GPU memory, scores (bench/gpu_check.py; the python of .venv if there is one, else python3)
+#     bandwidth bound, peak GPU memory, scores (gpu_check.py; the python of .venv if there is one, else python3)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -57,13 +57,13 @@ else
 	$(BIN)/python train.py --data-dir $(DATA_DIR) --epochs $(EPOCHS) $(TRAIN_ARGS)
 endif
 
-# Settings for ~60K tokens: words seen 3 times, sub-sampling for a small corpus (1e-3), a small table and
+# Settings for ~60K tokens: words seen 3 times, sub-sampling for a small corpus (1e-3), the small-corpus window (2, docs/training.md), a small table and
 # model, more epochs over 5 draws. The scores of so small a corpus only show that every stage ran.
 demo: setup
 	rm -rf $(DEMO_DIR)
 	$(BIN)/python prep.py --dataset sample/taiga_ud.txt --data-dir $(DEMO_DIR)
 	$(BIN)/python convert_to_int.py --data-dir $(DEMO_DIR) --min-count 3
-	$(BIN)/python pairs_dataset.py --data-dir $(DEMO_DIR) --draws 5 --sample 1e-3
+	$(BIN)/python pairs_dataset.py --data-dir $(DEMO_DIR) --draws 5 --sample 1e-3 --window 2
 	$(BIN)/python unigram_table.py --data-dir $(DEMO_DIR) --table-size 1000000
 	$(BIN)/python train.py --data-dir $(DEMO_DIR) --epochs 30 --dim 50 --neighbour-words
 	$(BIN)/python evaluate.py --data-dir $(DEMO_DIR) --neighbors $(DEMO_WORDS) --k 8 \
@@ -72,9 +72,9 @@ demo: setup
 test: setup-dev
 	$(BIN)/python -m pytest -q -rs tests bench
 
-# No set-up: a GPU machine may have no network; bench/gpu_check.py needs torch, numpy, pyarrow, numba, tqdm.
+# No set-up: a GPU machine may have no network; gpu_check.py needs torch, numpy, pyarrow, numba, tqdm.
 gpu-check:
-	$(GPU_PYTHON) bench/gpu_check.py $(GPU_CHECK_ARGS)
+	$(GPU_PYTHON) gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(DATA_DIR) $(DEMO_DIR)

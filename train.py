@@ -105,6 +105,10 @@ CHECK_ROWS = 1 << 16  # table rows per block of check_finite's float64 sum (its 
 # The clock of the time-based checkpoints (a module attribute so tests can drive it without sleeping).
 clock: Callable[[], float] = time.monotonic
 
+# Below this many corpus tokens the defaults (5 epochs, pairs_dataset.py's window 5: made for Taiga's billions)
+# leave similarity scores on the table: a run says so in one line (docs/training.md, "Settings by corpus size").
+SMALL_CORPUS_TOKENS = 100_000_000
+
 MODELS = ("sg", "cbow")
 # --lr 0 takes the model's own: skip-gram 0.04 (better than word2vec.c's 0.025 on both corpora), CBOW 0.05
 # (word2vec.c's CBOW default; 0.025, gensim's, scored far lower on text8: bench/LOG.md, "CBOW").
@@ -375,6 +379,16 @@ def run_figures(cfg, training: Training, device: torch.device, needed: int, avai
         memory_needed_mb=round(needed / 1e6, 1), memory_available_mb=round(available / 1e6, 1))
 
 
+def small_corpus_advice(tokens: int | None, epochs: int, window: int | None) -> str | None:
+    """One line for a corpus under SMALL_CORPUS_TOKENS trained with the defaults made for Taiga (EPOCHS epochs,
+    pairs_dataset.py's window 5), naming the settings measured better on a corpus of that size; None otherwise."""
+    if not tokens or tokens >= SMALL_CORPUS_TOKENS or (epochs, window) != (EPOCHS, 5):
+        return None
+    return (f"a small corpus ({tokens / 1e6:.1f}M tokens): the defaults are made for billions; on the 13.5M-word "
+            f"Russian corpus --epochs 10 with pairs_dataset.py --window 2 --draws 10 scored higher on SimLex965 "
+            f"(docs/training.md, Settings by corpus size)")
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(__file__, globals(), argv)
     settle_flags(cfg)
@@ -387,6 +401,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"pairs/ holds {data.meta.draws} draw(s) for {cfg.epochs} epochs: epoch e reads draw e % "
               f"{data.meta.draws} (pairs_dataset.py --draws {cfg.epochs} gives every epoch its own)"
               + (": rolling draws keep each on disk until its last epoch" if cfg.rolling_draws else ""))
+    advice = small_corpus_advice(data.meta.tokens, cfg.epochs, data.meta.window)
+    if advice:
+        print(advice)
     # The learning rate decays over the pairs of all epochs; draws differ a little in size.
     total_pairs = schedule_pairs(data.meta, data.counts, cfg.epochs, cfg.rolling_draws)
     needed, available = check_memory(len(data.words), step_config(cfg), kernel, device,

@@ -1,4 +1,4 @@
-"""bench/gpu_check.py (make gpu-check): end to end as a CPU dry run on a small text8-like file, with datasets,
+"""gpu_check.py (make gpu-check): end to end as a CPU dry run on a small text8-like file, with datasets,
 gensim, scipy and pandas made unimportable as on the bare GPU machine; its one-line failures; its traffic model."""
 import importlib.util
 import json
@@ -13,8 +13,6 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
 import gpu_check  # noqa: E402
 
 ABSENT = ("datasets", "gensim", "scipy", "pandas", "psutil", "sklearn")
@@ -67,7 +65,7 @@ def fake_inputs(folder: Path) -> None:
 
 
 def run_check(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--inputs", str(tmp_path / "inputs"),
+    return subprocess.run([sys.executable, str(ROOT / "gpu_check.py"), "--inputs", str(tmp_path / "inputs"),
                            "--shared", str(tmp_path / "no-shared"), "--work", str(tmp_path / "work"),
                            "--report", str(tmp_path / "report.json"), *flags],
                           cwd=ROOT, capture_output=True, text=True, env=bare_python_env(tmp_path))
@@ -110,7 +108,7 @@ def test_cpu_dry_run_end_to_end_without_datasets_or_gensim(tmp_path):
 def test_cpu_dry_run_puts_the_triton_kernel_beside_the_torch_step_in_the_interpreter(tmp_path):
     fake_inputs(tmp_path / "inputs")
     env = {**bare_python_env(tmp_path), "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--inputs", str(tmp_path / "inputs"),
+    done = subprocess.run([sys.executable, str(ROOT / "gpu_check.py"), "--inputs", str(tmp_path / "inputs"),
                            "--shared", str(tmp_path / "no-shared"), "--work", str(tmp_path / "work"),
                            "--report", str(tmp_path / "report.json"), "--cpu-dry-run", "--tokens", "6000", "--dim",
                            "16", "--num-proc", "1", "--sample", "0", "--triton-group", "64"],
@@ -136,7 +134,7 @@ def test_cpu_dry_run_puts_the_triton_kernel_beside_the_torch_step_in_the_interpr
 def test_cpu_dry_run_with_hs_puts_the_triton_hs_kernel_beside_the_torch_hs_step(tmp_path):
     fake_inputs(tmp_path / "inputs")
     env = {**bare_python_env(tmp_path), "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--inputs", str(tmp_path / "inputs"),
+    done = subprocess.run([sys.executable, str(ROOT / "gpu_check.py"), "--inputs", str(tmp_path / "inputs"),
                            "--shared", str(tmp_path / "no-shared"), "--work", str(tmp_path / "work"),
                            "--report", str(tmp_path / "report.json"), "--cpu-dry-run", "--tokens", "6000", "--dim",
                            "16", "--num-proc", "1", "--sample", "0", "--triton-group", "64", "--loss", "hs"],
@@ -161,7 +159,7 @@ def test_without_cuda_one_line_and_exit_2(tmp_path):
     done = run_check(tmp_path)
     assert done.returncode == 2
     assert done.stderr.splitlines() == ["error: CUDA not available: make gpu-check needs an NVIDIA GPU that torch "
-                                        "sees (bench/gpu_check.py --cpu-dry-run runs the same steps on the CPU)"]
+                                        "sees (gpu_check.py --cpu-dry-run runs the same steps on the CPU)"]
     assert not (tmp_path / "work").exists()
 
 
@@ -176,7 +174,7 @@ def test_inputs_are_staged_or_named_when_missing(tmp_path):
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"error: {tmp_path}/inputs/eval_en/wordsim353.tsv not found, nor in {tmp_path}/no-shared: run `make "
-        f"gpu-check` (or bench/gpu_check.py --stage-only) where ../shared/data exists and carry "
+        f"gpu-check` (or gpu_check.py --stage-only) where ../shared/data exists and carry "
         f"{tmp_path}/inputs along"]
 
 @pytest.mark.slow

@@ -118,3 +118,12 @@ def test_trainings_batch_size_negatives_readers_and_seed_change_the_run(corpus_d
     assert not np.array_equal(run("--seed", "2")[0], base)
     # readers change where the batches come from, not what they hold: one reader process gives the same run
     assert np.array_equal(run("--num-workers", "1")[0], base)
+
+
+def test_a_small_corpus_on_the_taiga_defaults_is_told_the_settings_measured_for_its_size():
+    line = train.small_corpus_advice(13_200_000, train.EPOCHS, 5)
+    assert line.startswith("a small corpus (13.2M tokens): ") and "--epochs 10" in line and "--window 2" in line
+    assert train.small_corpus_advice(13_200_000, 10, 5) is None  # the user chose the epochs
+    assert train.small_corpus_advice(13_200_000, train.EPOCHS, 2) is None  # ... or the window
+    assert train.small_corpus_advice(train.SMALL_CORPUS_TOKENS, train.EPOCHS, 5) is None  # Taiga-sized: the defaults
+    assert train.small_corpus_advice(None, train.EPOCHS, 5) is None  # a pairs/ that does not say

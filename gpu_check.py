@@ -1,12 +1,12 @@
 """`make gpu-check`: the pipeline on text8 on a CUDA GPU with each step (the fused Triton kernel where Triton
 imports, then the torch step), in a few minutes, and their figures side by side.
 
-    python bench/gpu_check.py                  # on a CUDA machine: what `make gpu-check` runs
-    python bench/gpu_check.py --stage-only     # copy text8.zip and eval_en/ from ../shared/data to bench/work/gpu/
-    python bench/gpu_check.py --cpu-dry-run    # the same steps on the CPU: first 2M tokens of text8, 1 epoch, dim 100
-    TRITON_INTERPRET=1 python bench/gpu_check.py --cpu-dry-run --tokens 20000 --kernels triton,torch \
+    python gpu_check.py                  # on a CUDA machine: what `make gpu-check` runs
+    python gpu_check.py --stage-only     # copy text8.zip and eval_en/ from ../shared/data to bench/work/gpu/
+    python gpu_check.py --cpu-dry-run    # the same steps on the CPU: first 2M tokens of text8, 1 epoch, dim 100
+    TRITON_INTERPRET=1 python gpu_check.py --cpu-dry-run --tokens 20000 --kernels triton,torch \
         --triton-group 64                      # the Triton kernel too, in Triton's interpreter (slow: a small slice)
-    python bench/gpu_check.py --loss hs        # hierarchical softmax: its Triton kernel and torch step
+    python gpu_check.py --loss hs        # hierarchical softmax: its Triton kernel and torch step
 
 Prints, per step, the training pairs/s, the share of the memory-bandwidth bound they reach (bytes per pair of the
 step's traffic model x pairs/s / the bandwidth of a device-to-device copy measured here, the card's nominal figure beside
@@ -32,8 +32,12 @@ import time
 import zipfile
 from pathlib import Path
 
-from benchlib import ROOT, SHARED, WORK, kernel, machine_facts
 from w2v.common import StageError, fail, peak_memory_mb, run
+from w2v.model_card import machine_name
+
+ROOT = Path(__file__).resolve().parent
+SHARED = ROOT.parent / "shared" / "data"  # where the inputs are staged from, when it exists (never on a GPU machine)
+WORK = ROOT / "bench" / "work"  # scratch and results (git-ignored)
 
 INPUTS = WORK / "gpu"
 DATA = WORK / "gpu-data"
@@ -52,7 +56,7 @@ def stage_inputs(inputs: Path, shared: Path) -> None:
     if not missing:
         return
     if not all((shared / name).exists() for name in missing):
-        fail(f"{inputs / missing[0]} not found, nor in {shared}: run `make gpu-check` (or bench/gpu_check.py "
+        fail(f"{inputs / missing[0]} not found, nor in {shared}: run `make gpu-check` (or gpu_check.py "
              f"--stage-only) where ../shared/data exists and carry {_shown(inputs)} along")
     for name in missing:
         (inputs / name).parent.mkdir(parents=True, exist_ok=True)
@@ -129,16 +133,16 @@ WINDOW_SIZES = (1, 10)
 
 def step_traffic(dim: int, negatives: int, micro_batch: int, vocab_size: int = 131_950) -> dict[str, float]:
     """Bytes per pair of train.py's torch skip-gram ns step (the window step: one set of negatives per window,
-    drawn on the device), tallied op by op on one micro-batch (bench/traffic.py: every op reads its inputs and
+    drawn on the device), tallied op by op on one micro-batch (w2v/traffic.py: every op reads its inputs and
     writes its outputs, no reuse between ops), and the floor: each row a pair needs (its context's input row and
     its window's share of 1 + negatives output rows) read and written once. The pairs come in windows of 1..10
     pairs in turn (WINDOW_SIZES)."""
     import torch
 
-    from traffic import TrafficCount
+    from w2v.traffic import TrafficCount
     from word2vec import SkipGram
 
-    window_step = kernel("sg_window_step_torch")
+    from w2v.kernels.torch_steps import sg_window_step_torch as window_step
     pairs = micro_batch or 8192
     model = SkipGram(vocab_size, dim, seed=1)
     unigram = torch.randint(vocab_size, (1 << 20,), generator=torch.Generator().manual_seed(1))
@@ -213,10 +217,10 @@ def hs_step_traffic(dim: int, tree, target_weights, micro_batch: int) -> dict[st
     import numpy as np
     import torch
 
-    from traffic import TrafficCount
+    from w2v.traffic import TrafficCount
     from word2vec import SkipGram
 
-    window_step = kernel("sg_window_hs_step_torch")
+    from w2v.kernels.torch_steps import sg_window_hs_step_torch as window_step
     pairs = micro_batch or 1024
     vocab_size = tree.vocab_size
     model = SkipGram(vocab_size, dim, seed=1, loss="hs")
@@ -238,10 +242,9 @@ def hs_step_traffic(dim: int, tree, target_weights, micro_batch: int) -> dict[st
 def hs_targets(data_dir: Path, sample: float):
     """(tree, target weights, mean path length of a window's target) of the data's Huffman tree: a window per
     kept token, so a target's weight is its count times its keep probability."""
-    import numpy as np
 
     from w2v.common import load_vocab
-    from pairs_dataset import keep_probabilities
+    from w2v.draws import keep_probabilities
     from w2v.huffman import huffman_for
 
     counts = load_vocab(data_dir, with_words=False)[1]
@@ -312,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
         fail(f"torch is not installed for {sys.executable}: make gpu-check needs a python with torch")
     if not args.cpu_dry_run and not torch.cuda.is_available():
         fail("CUDA not available: make gpu-check needs an NVIDIA GPU that torch sees "
-             "(bench/gpu_check.py --cpu-dry-run runs the same steps on the CPU)")
+             "(gpu_check.py --cpu-dry-run runs the same steps on the CPU)")
     device = torch.device("cpu" if args.cpu_dry_run else "cuda")
 
     import convert_to_int
@@ -383,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
     trained_runs = {name: r for name, r in runs.items() if "pairs" in r}
     main_run = trained_runs.get("torch") or list(trained_runs.values())[-1]
     figures = {
-        "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__, "host": machine_facts(),
+        "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__, "host": machine_name("cpu"),
         "cpu_dry_run": args.cpu_dry_run, "tokens": tokens, "epochs": args.epochs, "dim": args.dim, **main_run,
         "prepare_s": round(prepared_s, 1), "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
         "nominal_bandwidth_gb_s": round(nominal / 1e9, 1) if nominal else None,

@@ -1,4 +1,4 @@
-"""Memory traffic and kernel launches of a torch step, tallied op by op (bench/gpu_check.py's traffic model).
+"""Memory traffic and kernel launches of a torch step, tallied op by op (gpu_check.py's traffic model).
 
 Every aten op that is not a view counts as one launch (on CUDA one kernel; cuBLAS bmm one or a few) and moves its
 inputs read plus its outputs written, as if nothing stayed in cache between ops: a model for projections, not a
