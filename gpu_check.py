@@ -386,7 +386,8 @@ def main(argv: list[str] | None = None) -> dict:
     trained_runs = {name: r for name, r in runs.items() if "pairs" in r}
     main_run = trained_runs.get("torch") or list(trained_runs.values())[-1]
     figures = {
-        "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__, "host": machine_name("cpu"),
+        "date": time.strftime("%Y-%m-%d"), "device": name, "torch": torch.__version__,
+        "host": {"cpu": machine_name("cpu"), "cores": os.cpu_count()},
         "cpu_dry_run": args.cpu_dry_run, "tokens": tokens, "epochs": args.epochs, "dim": args.dim, **main_run,
         "prepare_s": round(prepared_s, 1), "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
         "nominal_bandwidth_gb_s": round(nominal / 1e9, 1) if nominal else None,
