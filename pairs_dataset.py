@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -88,7 +87,9 @@ from w2v.common import (StageReport, at_least, atomic_output, check_flags, fail,
                     run)
 from w2v.draws import expected_pairs_per_draw, keep_probabilities, staging_dir
 from w2v.workers import WorkerPool, default_num_proc
-from w2v.pairs_meta import ORDER, PairsMeta, build_meta, check_settings, parse_draws, shard_number
+from w2v.pairs_meta import (LAYOUT, ORDER, PairsMeta, build_meta, check_settings, draw_seed, parse_draws,
+                            shard_number)
+from w2v.shards import SCHEMA, shard_units, stream_windows, unit_pairs
 
 DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
@@ -110,37 +111,30 @@ DISK_CHECK = True  # stop before writing when the planned pairs do not fit the f
 # Documents per parquet read; a batch is cut into CHUNK_TOKENS-token slices, so only huge documents make it big.
 READ_ROWS = 1024
 CODECS = ("lz4", "zstd", "snappy", "gzip", "brotli", "none")
-# Shard bytes per pair assumed by the disk plan, a little above the largest measured (bench/RESULTS.md, "Disk
-# plan" and "Windows kept together"): ids of a larger vocabulary compress less; a window's repeated target
-# compresses well. gzip and brotli are unmeasured: counted as uncompressed.
-PLAN_BYTES_PER_PAIR = {"none": 8.3, "lz4": 5.3, "snappy": 5.4, "zstd": 3.4, "gzip": 8.3, "brotli": 8.3}
+# Shard bytes per kept token assumed by the disk plan (ids and window bytes; a shard is the kept stream), a little
+# above the largest measured (bench/RESULTS.md, "Kept-stream shards"): ids of a larger vocabulary compress less.
+# gzip and brotli are unmeasured: counted as uncompressed. Per pair: divided by the expected pairs a kept token
+# makes (WINDOW + 1 with the dynamic window, 2 x WINDOW without), see `plan_bytes_per_pair`.
+PLAN_BYTES_PER_TOKEN = {"none": 5.1, "lz4": 5.1, "snappy": 5.1, "zstd": 4.2, "gzip": 5.1, "brotli": 5.1}
 # Flags that shrink the pairs, named when they do not fit.
 SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--window", "--delete-old-first",
                 "convert_to_int.py --min-count/--max-vocab")
-# A window's pairs consecutive, the first of each flagged. Required (non-nullable) fields: no value is ever null,
-# and a reader then skips the definition levels, a third of a shard's decode (bench/RESULTS.md, issue 20 part 4).
-SCHEMA = pa.schema([pa.field("target", pa.int32(), nullable=False), pa.field("context", pa.int32(), nullable=False),
-                    pa.field("window_start", pa.bool_(), nullable=False)])
+
+def plan_bytes_per_pair(compression: str, window: int = WINDOW, dynamic_window: bool = True) -> float:
+    """Shard bytes per pair the disk plan assumes for a codec: its bytes per kept token over the pairs a kept token
+    makes away from document edges."""
+    pairs_per_token = window + 1 if dynamic_window else 2 * window
+    return round(PLAN_BYTES_PER_TOKEN[compression] / pairs_per_token, 4)
 
 
-def draw_seed(seed: int, draw: int) -> int | list[int]:
-    """SeedSequence entropy of draw `draw`: `seed` for draw 0 (a one-draw run's shards), [seed, draw] after."""
-    return seed if draw == 0 else [seed, draw]
-
-
-
-def plan_bytes_per_pair(compression: str) -> float:
-    """Shard bytes per pair the disk plan assumes for a codec."""
-    return PLAN_BYTES_PER_PAIR[compression]
-
-
-def disk_plan(pairs_per_draw: float, compression: str, draws_written: int, old_bytes: int, free_bytes: int) -> dict:
+def disk_plan(pairs_per_draw: float, compression: str, draws_written: int, old_bytes: int, free_bytes: int,
+              window: int = WINDOW, dynamic_window: bool = True) -> dict:
     """What the shards will take on disk at the peak of the stage against the free space, in bytes.
 
     draws_written: draws this run writes; old_bytes: shards of an earlier pairs/ still on disk until the new one
     replaces it (0 when deleted first or when draws are added to it).
     """
-    bytes_per_pair = plan_bytes_per_pair(compression)
+    bytes_per_pair = plan_bytes_per_pair(compression, window, dynamic_window)
     new_bytes = pairs_per_draw * bytes_per_pair * draws_written
     return {"pairs_per_draw": pairs_per_draw, "bytes_per_pair": bytes_per_pair, "draws": draws_written,
             "new_bytes": new_bytes, "old_bytes": old_bytes, "need_bytes": new_bytes + old_bytes,
@@ -285,125 +279,114 @@ def iter_pairs(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.nd
         yield window_pairs(buf_ids, buf_doc, buf_win, start, len(buf_ids), window, with_sizes)
 
 
-class ShardWriter:
-    """Collects pairs; every `pairs_per_shard` of them are shuffled and written as one parquet shard.
+def iter_kept(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.ndarray, window: int, sample: float,
+              dynamic_window: bool, seed: int | list[int], counters: dict | None = None
+              ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The kept stream of a token stream given as (ids, doc_index) slices: (ids int32, window bytes uint8) pieces,
+    in order. A window byte is the token's drawn window b (bits 0-5, `draw_windows`) with DOC_START (bit 7) on a
+    document's first kept token. The same draws as `iter_pairs` (keeps, then windows, each Generator consumed in
+    stream order), so the windows rebuilt from it are iter_pairs' windows; no pair is made here."""
+    keep_ss, window_ss, _ = np.random.SeedSequence(seed).spawn(3)
+    keep_rng = np.random.default_rng(keep_ss) if sample > 0 else None
+    window_rng = np.random.default_rng(window_ss) if dynamic_window else None
+    counters = {} if counters is None else counters
+    counters.setdefault("tokens", 0)
+    counters.setdefault("retained", 0)
+    last_doc = None
+    for raw_ids, raw_doc in slices:
+        counters["tokens"] += len(raw_ids)
+        keep = subsample(raw_ids, keep_prob, keep_rng)
+        ids, doc = raw_ids[keep], raw_doc[keep]
+        counters["retained"] += len(ids)
+        if not len(ids):
+            continue
+        code = draw_windows(len(ids), window, window_rng).view(np.uint8)
+        starts = np.empty(len(ids), dtype=bool)
+        starts[0] = last_doc is None or doc[0] != last_doc
+        np.not_equal(doc[1:], doc[:-1], out=starts[1:])
+        code |= starts.view(np.uint8) << 7
+        last_doc = doc[-1]
+        yield np.ascontiguousarray(ids, dtype=np.int32), code
 
-    Shards are named `prefix` + a number counting from 0; each is listed in `shards` with its pairs and `draw`.
-    `add` takes each target's window size with its pairs, and whole windows are shuffled (a window's pairs stay
-    consecutive, in their order; with shuffle off the stream stays in text order) and written with the bool
-    column `window_start`, True on a window's first pair. Shards and row groups keep their sizes, so
-    they cut the window that straddles their edge: each piece is then a window of its own (its first pair is
-    flagged), which is how the reader (dataset.py) treats a window cut by a batch edge too. At most two cuts per
-    row group, so nearly every window stays whole.
-    """
 
-    def __init__(self, directory: Path, pairs_per_shard: int, row_group_pairs: int, compression: str,
-                 rng: np.random.Generator, expected_pairs: int = 0, prefix: str = "shard-", draw: int = 0,
-                 shuffle: bool = True):
+class StreamShardWriter:
+    """Collects a draw's kept stream; every run of whole windows that reaches `pairs_per_shard` pairs is written as
+    one parquet shard of that stream slice with a halo of `window` rows on either side (layout: w2v/shards.py).
+
+    Shards are named `prefix` + a number counting from 0; each is listed in `shards` with its pairs, `draw`,
+    `part` (its number in the draw), `tokens` (rows), `targets` ([first, end) rows) and `units` (pairs per unit,
+    `shards.shard_units`). Memory: the current shard's slice of the stream (5 bytes a kept token, 2 more for
+    the sizes of its windows while it fills)."""
+
+    def __init__(self, directory: Path, pairs_per_shard: int, row_group_pairs: int, compression: str, window: int,
+                 prefix: str = "shard-", draw: int = 0, shuffle: bool = True):
         self.directory, self.pairs_per_shard, self.prefix = Path(directory), max(1, int(pairs_per_shard)), prefix
-        self.row_group_pairs, self.rng, self.draw = max(1, int(row_group_pairs)), rng, draw
+        self.row_group_pairs, self.window, self.draw = max(1, int(row_group_pairs)), int(window), draw
         self.compression = None if compression == "none" else compression
         self.shuffle = shuffle
-        # Sized from the expected pair count so a small corpus does not allocate a full shard, and grows on
-        # demand (up to pairs_per_shard) if the estimate was short.
-        initial = min(self.pairs_per_shard, max(1 << 16, int(expected_pairs * 1.02)))
-        self.buffer = np.empty((initial, 2), dtype=np.int32)
-        # True on the first pair of each window in the buffer
-        self.starts = np.empty(initial, dtype=bool)
-        self.filled = 0
+        self.ids = np.empty(0, dtype=np.int32)
+        self.code = np.empty(0, dtype=np.uint8)
+        self.sizes = np.empty(0, dtype=np.int16)  # pairs of each row's window, for rows 0..len(sizes)-1
+        self.start = 0  # the current shard's first target row; up to `window` rows precede it (its halo)
+        self.pending = 0  # pairs of the targets start..len(sizes)-1
         self.shards: list[dict] = []
         self.bytes = 0
+        self.pairs = 0
 
-    def add(self, targets: np.ndarray, contexts: np.ndarray, window_sizes: np.ndarray) -> None:
-        """Append pairs in stream order; window_sizes counts each target's pairs (`window_pairs`' sizes)."""
-        sizes = np.asarray(window_sizes, dtype=np.int64)
-        starts = np.zeros(len(targets), dtype=bool)
-        starts[(np.cumsum(sizes) - sizes)[sizes > 0]] = True
-        done = 0
-        while done < len(targets):
-            take = min(len(targets) - done, self.pairs_per_shard - self.filled)
-            self._reserve(self.filled + take)
-            self.buffer[self.filled:self.filled + take, 0] = targets[done:done + take]
-            self.buffer[self.filled:self.filled + take, 1] = contexts[done:done + take]
-            self.starts[self.filled:self.filled + take] = starts[done:done + take]
-            self.filled += take
-            done += take
-            if self.filled == self.pairs_per_shard:
-                self.flush()
+    def add(self, ids: np.ndarray, code: np.ndarray) -> None:
+        """Append kept tokens (`iter_kept`'s pieces), in stream order; writes every shard that fills."""
+        self.ids = np.concatenate([self.ids, ids])
+        self.code = np.concatenate([self.code, code])
+        self._advance(final=False)
 
-    def _reserve(self, size: int) -> None:
-        if size > len(self.buffer):
-            grown = np.empty((min(self.pairs_per_shard, max(size, 2 * len(self.buffer))), 2), dtype=np.int32)
-            grown[:self.filled] = self.buffer[:self.filled]
-            self.buffer = grown
-            grown_starts = np.empty(len(grown), dtype=bool)
-            grown_starts[:self.filled] = self.starts[:self.filled]
-            self.starts = grown_starts
+    def close(self) -> None:
+        """The stream has ended: the rest is the last shard."""
+        self._advance(final=True)
+        if self.pending:
+            self._write(self.start, len(self.ids))
 
-    def _row_groups(self) -> Iterator[pa.Table]:
-        """The buffer's pairs shuffled (unless self.shuffle is off), as tables of row_group_pairs rows."""
-        pairs = self.buffer[:self.filled]
-        if not self.shuffle:
-            for start in range(0, self.filled, self.row_group_pairs):
-                rows = pairs[start:start + self.row_group_pairs]
-                flags = self.starts[start:start + len(rows)].copy()
-                flags[0] = True  # a shard or row group that begins inside a window cuts it
-                yield pa.table([pa.array(np.ascontiguousarray(rows[:, 0])), pa.array(np.ascontiguousarray(rows[:, 1])),
-                                pa.array(flags)], schema=SCHEMA)
-            return
-        # A permutation of the window ids; the shuffled stream is gathered one row group at a time, so
-        # the extra memory is a few index arrays per window (not per pair) and one row group's gather index.
-        index_type = np.int32 if self.filled < 2**31 else np.int64
-        self.starts[0] = True  # a shard that begins inside a window: its piece is a window of its own
-        window_first = np.flatnonzero(self.starts[:self.filled]).astype(index_type)
-        window_size = np.diff(window_first, append=index_type(self.filled))
-        order = self.rng.permutation(len(window_first)).astype(index_type)
-        source_first, window_size = window_first[order], window_size[order]
-        del window_first, order
-        out_first = (np.cumsum(window_size, dtype=np.int64) - window_size).astype(index_type)
-        # A pair's (target, context) as one 8-byte row, so a row group is gathered by one take of whole rows.
-        rows = pairs.view(np.int64).reshape(-1)
-        for start in range(0, self.filled, self.row_group_pairs):
-            end = min(start + self.row_group_pairs, self.filled)
-            # The windows overlapping [start, end) and how many of their pairs fall in it. The bounds are searched
-            # as index_type: a Python int would have numpy cast all of out_first to int64 on every search.
-            w0 = int(out_first.searchsorted(index_type(start), "right")) - 1
-            w1 = int(out_first.searchsorted(index_type(end), "left"))
-            first = out_first[w0:w1].astype(np.int64)
-            inside = np.minimum(first + window_size[w0:w1], end) - np.maximum(first, start)
-            # Output position p of window w reads source_first[w] + (p - first[w]): one shift per window.
-            source = np.repeat(source_first[w0:w1].astype(np.int64) - first, inside)
-            source += np.arange(start, end, dtype=np.int64)
-            gathered = rows.take(source).view(np.int32).reshape(-1, 2)
-            flags = np.zeros(end - start, dtype=bool)
-            flags[first[first >= start] - start] = True
-            flags[0] = True  # a row group that begins inside a window cuts it
-            yield pa.table([pa.array(np.ascontiguousarray(gathered[:, 0])),
-                            pa.array(np.ascontiguousarray(gathered[:, 1])), pa.array(flags)], schema=SCHEMA)
+    def _advance(self, final: bool) -> None:
+        # A row's window is known once `window` rows follow it (or the stream has ended).
+        sized, limit = len(self.sizes), len(self.ids) if final else len(self.ids) - self.window
+        if limit > sized:
+            rows, left, right = stream_windows(self.code, sized, limit)
+            new = np.zeros(limit - sized, dtype=np.int16)
+            new[rows - sized] = left.astype(np.int16) + right
+            self.sizes = np.concatenate([self.sizes, new])
+            self.pending += int(new.sum(dtype=np.int64))
+        while self.pending >= self.pairs_per_shard:
+            ends = np.cumsum(self.sizes[self.start:], dtype=np.int64)
+            last = self.start + int(np.searchsorted(ends, self.pairs_per_shard, "left"))
+            self._write(self.start, last + 1)
+            self.pending -= int(ends[last - self.start])
+            # keep `window` rows before the next shard's first target: its halo
+            drop = max(0, last + 1 - self.window)
+            self.ids, self.code, self.sizes = self.ids[drop:], self.code[drop:], self.sizes[drop:]
+            self.start = last + 1 - drop
 
-    def flush(self) -> None:
-        if self.filled == 0:
+    def _write(self, first: int, end: int) -> None:
+        """Targets first..end-1 (rows of the buffer) as a shard, with their halos."""
+        lo, hi = max(0, first - self.window), min(len(self.ids), end + self.window)
+        code = self.code[lo:hi]
+        _, left, right = stream_windows(code, first - lo, end - lo)
+        sizes = left.astype(np.int16) + right
+        units = unit_pairs(sizes, shard_units(sizes, self.row_group_pairs, self.shuffle))
+        pairs = sum(units)
+        if not pairs:
             return
         path = self.directory / f"{self.prefix}{len(self.shards):05d}.parquet"
+        table = pa.table([pa.array(self.ids[lo:hi]), pa.array(code)], schema=SCHEMA)
         try:
-            # Row group k + 1 is gathered on a second thread while row group k is encoded and compressed: both
-            # release the GIL, so the two overlap (the gather is a random read of the buffer, the write is codec
-            # work); one row group ahead is all the memory it takes.
-            groups = self._row_groups()
-            # No column statistics: nothing reads them (dataset.py reads whole row groups), and they cost ~20% of
-            # the write.
-            with pq.ParquetWriter(path, SCHEMA, compression=self.compression, use_dictionary=False,
-                                  write_statistics=False) as writer, \
-                    ThreadPoolExecutor(1) as gatherer:
-                pending = gatherer.submit(next, groups, None)
-                while (table := pending.result()) is not None:
-                    pending = gatherer.submit(next, groups, None)
-                    writer.write_table(table, row_group_size=self.row_group_pairs)
+            # No column statistics (nothing reads them) and no dictionary (ids are many, windows few: the codec
+            # does as well).
+            pq.write_table(table, path, compression=self.compression, use_dictionary=False, write_statistics=False,
+                           row_group_size=1 << 22)
         except OSError as error:  # a full disk, mostly
             fail(f"cannot write {path}: {error}")
-        self.shards.append({"file": path.name, "pairs": int(self.filled), "draw": self.draw})
+        self.shards.append({"file": path.name, "pairs": pairs, "draw": self.draw, "part": len(self.shards),
+                            "tokens": hi - lo, "targets": [first - lo, end - lo], "units": units})
         self.bytes += path.stat().st_size
-        self.filled = 0
+        self.pairs += pairs
 
 
 def read_id_slices(files: list[Path], vocab_size: int, slice_tokens: int,
@@ -445,27 +428,19 @@ def write_draw(task: dict) -> dict:
     """
     cfg, draw = task["cfg"], task["draw"]
     seed = draw_seed(cfg["seed"], draw)
-    # The third spawned child of the draw's seed shuffles its shards (iter_pairs uses the first two).
-    writer = ShardWriter(task["out_dir"], cfg["pairs_per_shard"], cfg["row_group_pairs"], cfg["compression"],
-                         np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2]), task["expected_pairs"],
-                         prefix=f"draw-{draw:05d}-shard-", draw=draw, shuffle=cfg["shuffle"])
+    writer = StreamShardWriter(task["out_dir"], cfg["pairs_per_shard"], cfg["row_group_pairs"], cfg["compression"],
+                               cfg["window"], prefix=f"draw-{draw:05d}-shard-", draw=draw, shuffle=cfg["shuffle"])
     counters = {"tokens": 0, "retained": 0, "pairs": 0}
     # One bar per draw, on its own line while the draws run side by side.
     with tqdm(total=task["tokens"], unit="tok", unit_scale=True, desc=f"pairs, draw {draw + 1}/{cfg['draws']}",
               position=task["bar"], leave=task["bar"] == 0, dynamic_ncols=True) as progress:
         slices = read_id_slices(task["files"], task["vocab_size"], max(1, cfg["chunk_tokens"]), progress)
-        chunks = iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"], cfg["dynamic_window"],
-                            cfg["chunk_tokens"], seed, counters, with_sizes=True)
-        # The next chunk's pairs are made on a second thread while this one is copied into the shard buffer (or
-        # a full buffer written): numpy releases the GIL in both, so they overlap; one chunk ahead at most.
-        with ThreadPoolExecutor(1) as maker:
-            pending = maker.submit(next, chunks, None)
-            while (chunk := pending.result()) is not None:
-                pending = maker.submit(next, chunks, None)
-                writer.add(*chunk)
-                counters["pairs"] += len(chunk[0])
-                progress.set_postfix(pairs=f"{counters['pairs']:,}", refresh=False)
-    writer.flush()
+        for ids, code in iter_kept(slices, task["keep_prob"], cfg["window"], cfg["sample"], cfg["dynamic_window"],
+                                   seed, counters):
+            writer.add(ids, code)
+            progress.set_postfix(pairs=f"{writer.pairs:,}", refresh=False)
+        writer.close()
+    counters["pairs"] = writer.pairs
     if counters["pairs"] == 0:
         fail(f"no pairs{f' in draw {draw}' if draw else ''}: {counters['tokens']} tokens, {counters['retained']} "
              f"after sub-sampling, no two in one document (more text, or a smaller --sample?)")
@@ -509,7 +484,7 @@ def main(argv: list[str] | None = None) -> dict:
     settings = {"window": cfg.window, "sample": cfg.sample, "seed": cfg.seed, "dynamic_window": cfg.dynamic_window,
                 "draws": cfg.draws, "compression": cfg.compression, "row_group_pairs": cfg.row_group_pairs,
                 "pairs_per_shard": cfg.pairs_per_shard, "tokens": total, "vocab_size": vocab_size,
-                "order": ORDER, "shuffle": cfg.shuffle}
+                "order": ORDER, "shuffle": cfg.shuffle, "layout": LAYOUT}
     pairs_dir = data_dir / "pairs"
     existing = read_pairs_meta(pairs_dir, settings) if adding else None
     per_draw: dict[int, dict] = {}  # each draw's pairs and retained tokens, those already in pairs/ included
@@ -526,7 +501,7 @@ def main(argv: list[str] | None = None) -> dict:
     old_bytes = 0 if adding else directory_bytes(pairs_dir)
     free = shutil.disk_usage(data_dir).free + (old_bytes if cfg.delete_old_first else 0)
     plan = disk_plan(expected, cfg.compression, cfg.plan_draws or len(chosen), 0 if cfg.delete_old_first else old_bytes,
-                     free)
+                     free, cfg.window, cfg.dynamic_window)
     if cfg.disk_check:
         check_disk(plan, cfg.compression, data_dir)
     if cfg.delete_old_first and pairs_dir.exists():

@@ -15,6 +15,7 @@ import pairs_dataset
 from w2v import pairs_meta
 from w2v.common import StageError
 from pairs_dataset import iter_pairs, keep_probabilities, subsample, window_pairs
+from w2v.shards import SCHEMA, shard_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,13 +45,13 @@ def read_shards(data_dir: Path, draw: int | None = 0) -> tuple[dict, list[np.nda
     """meta.json and the (target, context) rows of each shard of draw `draw` (None: of every draw)."""
     meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
     shards = []
-    for shard in meta["shards"]:
+    for index, shard in enumerate(meta["shards"]):
         if draw is not None and shard["draw"] != draw:
             continue
-        table = pq.read_table(data_dir / "pairs" / shard["file"])
-        assert table.schema.field("target").type == pa.int32()
-        assert table.schema.field("context").type == pa.int32()
-        shards.append(np.stack([table.column("target").to_numpy(), table.column("context").to_numpy()], axis=1))
+        file = pq.ParquetFile(data_dir / "pairs" / shard["file"])
+        assert file.schema_arrow == SCHEMA  # the kept stream: id int32, window uint8, both required
+        target, context, _ = shard_pairs(data_dir, index)
+        shards.append(np.stack([target, context], axis=1))
     return meta, shards
 
 

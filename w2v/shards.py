@@ -1,18 +1,41 @@
-"""The window shards' reader: pairs_dataset.py's shards of a draw, cut into batches of whole windows
-(batch.WindowBatch). dataset.py (a DataLoader's worker processes) and feed.py (reader threads) both read through
-here; they differ only in where a batch's buffers come from.
+"""The pair shards' one reader: pairs_dataset.py's kept-stream shards of a draw, turned back into windows and cut
+into batches of whole windows (batch.WindowBatch). dataset.py (a DataLoader's worker processes) and feed.py (reader
+threads) both read through here; they differ only in where a batch's buffers come from. The layout's shared
+pieces (the reach of each kept token, the units of a shard) live here too, so the writer (pairs_dataset.py) and
+the readers cannot disagree.
+
+The layout (meta.json "layout" LAYOUT). A shard is a slice of a draw's kept stream (the ids left after
+sub-sampling, in text order) in two non-nullable columns: `id` (int32) and `window` (uint8: bits 0-5 the window b
+the token drew, 1..63; bit 7 set on the first kept token of a document). Its targets are the rows
+meta.json's shard entry names ("targets": [first, end)); up to WINDOW rows on either side are their context
+only (the halo). A target's window is its contexts at offsets -b..-1, 1..b that lie in its document, in that order
+(pairs_dataset.window_pairs's order): its left reach (how many tokens back before b or its document's first) and
+right reach are worked out from the `window` column alone (`stream_windows`). Targets whose window is empty (alone
+in their document) are no window. A shard ends after the window that reaches PAIRS_PER_SHARD pairs: no window is
+cut by a shard's edge.
+
+Units: a shard's windows (in text order, numbered 0..W-1) are split into units of about ROW_GROUP_PAIRS pairs
+(`shard_units`). Shuffled shards (the default): U = ceil(pairs / ROW_GROUP_PAIRS) units, unit u holding windows u,
+u+U, u+2U, ... (a sample spread over the whole shard), read in an order drawn for that unit alone
+(`unit_order`: a permutation seeded by the draw's seed, the shard's place in its draw and u). Text order
+(--no-shuffle): unit u is a run of consecutive windows, the window that reaches a multiple of ROW_GROUP_PAIRS
+ending it, read in text order. meta.json lists each unit's pairs ("units"), so the reader plan needs no shard.
 
 Reads DATA_DIR/pairs/meta.json and the shards it lists. One epoch reads every pair of its draw exactly once: the
 draw's shards in an order shuffled by (seed, epoch) (`pairs_meta.epoch_shards`; file order for a draw written with
---no-shuffle), each shard's row groups in file order. The unit of work is one row group: reader w of n reads units
-w, w+n, w+2n, ... so the readers' streams are disjoint. A window cut by a row group's or a batch's edge is two
-windows here (a batch's first pair always starts one). Every batch holds exactly batch_size pairs except the last
-one of each reader's stream.
+--no-shuffle), each shard's units in order. The unit of work is one unit: reader w of n reads units w, w+n, w+2n,
+... so the readers' streams are disjoint. A window is cut only by a batch's edge (the piece after it is a window
+of its own). Every batch holds exactly batch_size pairs except the last one of each reader's stream.
+
+What a reader holds per shard: the shard's columns (5 bytes a kept token) and its windows' places and reaches
+(6 bytes a window), ~0.85 + 1.0 = ~1.9 bytes a pair at WINDOW 5, ~95 MB for a shard of 50M pairs; the threads
+of one process (feed.py) share it (`SHARD_CACHE` shards at most are kept), each DataLoader worker process holds its
+own. Per unit: its windows' places, reaches and offsets (~10 bytes a window, ~2 MB for a unit of 1M pairs).
 
 The stream: batches are taken from each reader in turn, skipping the readers whose stream has ended (a DataLoader's
 order), so batch b of an epoch is known from the readers' batch counts alone (`stream_workers`). `start_batch=k`
 starts the stream at batch k as if the first k had been read: each reader skips the pairs of its batches already
-taken (whole row groups without reading them) and the readers are renumbered so the turn falls where it fell. That
+taken (whole units without reading them) and the readers are renumbered so the turn falls where it fell. That
 is how train.py --resume continues inside a shard.
 
 A damaged shard stops the reader with one line that says to run pairs_dataset.py again; a pairs/ in a retired
@@ -20,6 +43,8 @@ layout is refused by `PairsMeta.read`.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -31,14 +56,112 @@ import torch
 
 from w2v.batch import WindowBatch
 from w2v.common import fail, require
-from w2v.pairs_meta import PairsMeta, epoch_shards
+from w2v.pairs_meta import PairsMeta, draw_seed, epoch_shards
 
-READ_COLUMNS = ["target", "context", "window_start"]
-Unit = tuple[int, int, int]  # (shard index in meta.json's list, row group, pairs)
+READ_COLUMNS = ["id", "window"]
+SCHEMA = pa.schema([pa.field("id", pa.int32(), nullable=False), pa.field("window", pa.uint8(), nullable=False)])
+WINDOW_BITS = 0x3F  # the window b a token drew, in its `window` byte
+DOC_START = 0x80  # set on the first kept token of a document
+SHARD_CACHE = 2  # shards one process keeps decoded (its reader threads share them)
+Unit = tuple[int, int, int]  # (shard index in meta.json's list, unit, pairs)
+
+
+@numba.njit(nogil=True, cache=True)
+def stream_windows(code, begin, end):
+    """The windows of targets begin..end-1 of a kept-stream slice whose `window` bytes are `code`: (row int32,
+    left int8, right int8), one entry per target with a non-empty window, in stream order. Left reach: the
+    tokens before the target, up to its b, back to its document's first (a token with DOC_START) or the slice's
+    start; right reach: up to b after it, before the next document's first or the slice's end."""
+    n = len(code)
+    rows = np.empty(max(end - begin, 0), dtype=np.int32)
+    left = np.empty(max(end - begin, 0), dtype=np.int8)
+    right = np.empty(max(end - begin, 0), dtype=np.int8)
+    count = 0
+    for i in range(begin, end):
+        b = code[i] & 0x3F
+        lo = 0
+        if not code[i] & 0x80:
+            while lo < b and i - lo - 1 >= 0:
+                lo += 1
+                if code[i - lo] & 0x80:
+                    break
+        hi = 0
+        while hi < b and i + hi + 1 < n and not code[i + hi + 1] & 0x80:
+            hi += 1
+        if lo + hi:
+            rows[count] = i
+            left[count] = lo
+            right[count] = hi
+            count += 1
+    return rows[:count], left[:count], right[:count]
+
+
+def shard_units(sizes: np.ndarray, row_group_pairs: int, shuffle: bool) -> list:
+    """The units of a shard whose windows (text order) have `sizes` pairs: for each unit, the windows it holds (a
+    slice, or a strided slice when shuffled). See the module docstring."""
+    n, pairs = len(sizes), int(np.sum(sizes, dtype=np.int64))
+    if n == 0:
+        return []
+    row_group_pairs = max(1, int(row_group_pairs))
+    if shuffle:
+        units = max(1, min(n, -(-pairs // row_group_pairs)))
+        return [slice(u, n, units) for u in range(units)]
+    # The window that holds pair k * row_group_pairs - 1 (or ends there) ends unit k - 1.
+    ends = np.cumsum(sizes, dtype=np.int64)
+    last = np.unique(np.searchsorted(ends, np.arange(row_group_pairs, pairs, row_group_pairs), "left"))
+    bounds = [0, *(last + 1).tolist()]
+    if bounds[-1] != n:
+        bounds.append(n)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def unit_pairs(sizes: np.ndarray, units: list) -> list[int]:
+    """Pairs of each unit of `shard_units`."""
+    return [int(np.sum(sizes[unit], dtype=np.int64)) for unit in units]
+
+
+def unit_order(seed: int, draw: int, part: int, unit: int, n: int) -> np.ndarray:
+    """The order in which a shuffled unit's n windows are read: a permutation fixed by the draw's seed, the shard's
+    place in its draw (part) and the unit."""
+    sequence = np.random.SeedSequence(draw_seed(seed, draw), spawn_key=(2, part, unit))
+    return np.random.default_rng(sequence).permutation(n)
+
+
+class ShardStream:
+    """One shard decoded: its ids, its windows (row, left, right reach, in text order) and its units."""
+
+    def __init__(self, ids: np.ndarray, code: np.ndarray, entry: dict, row_group_pairs: int, shuffle: bool,
+                 seed: int):
+        self.ids = ids
+        first, end = entry["targets"]
+        self.rows, self.left, self.right = stream_windows(code, int(first), int(end))
+        sizes = self.left.astype(np.int16) + self.right
+        self.units = shard_units(sizes, row_group_pairs, shuffle)
+        self.shuffle, self.seed, self.draw, self.part = shuffle, seed, int(entry["draw"]), int(entry.get("part", 0))
+        self.unit_pairs = unit_pairs(sizes, self.units)
+
+    def unit(self, u: int) -> "UnitWindows":
+        take = self.units[u]
+        rows, left, right = self.rows[take], self.left[take], self.right[take]
+        if self.shuffle:
+            order = unit_order(self.seed, self.draw, self.part, u, len(rows))
+            rows, left, right = rows[order], left[order], right[order]
+        return UnitWindows(self.ids, rows, left, right)
+
+
+class UnitWindows:
+    """A unit's windows in reading order: rows into the shard's ids, reaches, and each window's first pair in the
+    unit's pair stream (`first`, int64 [windows + 1])."""
+
+    def __init__(self, ids: np.ndarray, rows: np.ndarray, left: np.ndarray, right: np.ndarray):
+        self.ids, self.rows, self.left, self.right = ids, rows, left, right
+        self.first = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(left.astype(np.int64) + right, out=self.first[1:])
+        self.pairs = int(self.first[-1])
 
 
 class WindowShards:
-    """The units (row groups) of one epoch's draw and the plan that splits them among readers.
+    """The units of one epoch's draw and the plan that splits them among readers.
 
     shards: indices into meta.json's shard list, in the order to read them (default: `epoch_shards`, the shards of
     draw epoch % draws in their epoch order). start_batch: batches of the stream to leave out, as if already read.
@@ -63,12 +186,29 @@ class WindowShards:
         self.shards = order
         self.units: list[Unit] = []
         for shard in order:
-            metadata = self.open(shard).metadata
-            if metadata.num_rows != self.meta.shards[shard]["pairs"]:
-                fail(f"{self.files[shard]} holds {metadata.num_rows} pairs, meta.json says "
-                     f"{self.meta.shards[shard]['pairs']}: run pairs_dataset.py again")
-            self.units += [(shard, rg, metadata.row_group(rg).num_rows) for rg in range(metadata.num_row_groups)]
+            entry = self.meta.shards[shard]
+            rows = self.open(shard).metadata.num_rows
+            if rows != entry["tokens"]:
+                fail(f"{self.files[shard]} holds {rows} tokens, meta.json says {entry['tokens']}: "
+                     f"run pairs_dataset.py again")
+            self.units += [(shard, u, int(pairs)) for u, pairs in enumerate(entry["units"])]
         self.num_pairs = sum(rows for _, _, rows in self.units)
+        self._init_cache()
+
+    def _init_cache(self) -> None:
+        self._cache: OrderedDict[int, ShardStream] = OrderedDict()
+        self._loading: dict[int, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:  # a DataLoader worker gets its own cache
+        state = dict(self.__dict__)
+        for key in ("_cache", "_loading", "_lock"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_cache()
 
     def open(self, shard: int) -> pq.ParquetFile:
         path = self.files[shard]
@@ -78,29 +218,52 @@ class WindowShards:
             file = pq.ParquetFile(path)
         except (OSError, pa.ArrowException) as error:
             fail(f"{path} is corrupt ({str(error).splitlines()[0]}): run pairs_dataset.py again")
-        if file.schema_arrow.names[:3] != READ_COLUMNS:
+        if file.schema_arrow.names[:2] != READ_COLUMNS:
             fail(f"{path} has columns {file.schema_arrow.names}, not {READ_COLUMNS}: run pairs_dataset.py again")
         return file
 
-    def read_unit(self, file: pq.ParquetFile, shard: int, row_group: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """target, context (int32, views of the decoded row group) and window_start as arrow's bitmap (uint8, with
-        its bit offset): the bool column is not unpacked to bytes, `cut_windows` reads its bits."""
+    def read_shard(self, shard: int) -> ShardStream:
+        """The shard decoded (its ids and window bytes) and its windows worked out."""
+        path = self.files[shard]
         try:
-            table = file.read_row_group(row_group, columns=READ_COLUMNS, use_threads=False)
-            columns = [table.column(name) for name in READ_COLUMNS]
-            target, context, starts = [column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-                                       for column in columns]
+            table = self.open(shard).read(columns=READ_COLUMNS, use_threads=False)
+            ids, code = [table.column(name).combine_chunks() if table.column(name).num_chunks != 1
+                         else table.column(name).chunk(0) for name in READ_COLUMNS]
         except (OSError, pa.ArrowException, KeyError) as error:
-            fail(f"{self.files[shard]} is corrupt ({str(error).splitlines()[0]}): run pairs_dataset.py again")
-        if target.type != pa.int32() or context.type != pa.int32():
-            fail(f"{self.files[shard]}: target/context are not int32: run pairs_dataset.py again")
-        if starts.type != pa.bool_():
-            fail(f"{self.files[shard]}: window_start is not bool: run pairs_dataset.py again")
-        if target.null_count or context.null_count or starts.null_count:
-            fail(f"{self.files[shard]} has missing values: run pairs_dataset.py again")
-        bits = np.frombuffer(starts.buffers()[1], dtype=np.uint8)
-        return target.to_numpy(), context.to_numpy(), bits, starts.offset
+            fail(f"{path} is corrupt ({str(error).splitlines()[0]}): run pairs_dataset.py again")
+        if ids.type != pa.int32() or code.type != pa.uint8():
+            fail(f"{path}: id/window are not int32/uint8: run pairs_dataset.py again")
+        if ids.null_count or code.null_count:
+            fail(f"{path} has missing values: run pairs_dataset.py again")
+        entry = self.meta.shards[shard]
+        stream = ShardStream(ids.to_numpy(), code.to_numpy(), entry, self.meta.row_group_pairs, self.meta.shuffle,
+                             self.meta.seed)
+        if stream.unit_pairs != [int(p) for p in entry["units"]]:
+            fail(f"{path} does not hold the windows meta.json lists: run pairs_dataset.py again")
+        return stream
+
+    def shard_stream(self, shard: int) -> ShardStream:
+        """The shard decoded, once per process: reader threads share the last `SHARD_CACHE` shards."""
+        with self._lock:
+            if shard in self._cache:
+                self._cache.move_to_end(shard)
+                return self._cache[shard]
+            loading = self._loading.setdefault(shard, threading.Lock())
+        with loading:
+            with self._lock:
+                if shard in self._cache:
+                    return self._cache[shard]
+            stream = self.read_shard(shard)
+            with self._lock:
+                self._cache[shard] = stream
+                while len(self._cache) > SHARD_CACHE:
+                    self._cache.popitem(last=False)
+                self._loading.pop(shard, None)
+            return stream
+
+    def read_unit(self, shard: int, unit: int) -> UnitWindows:
+        """Unit `unit` of a shard: its windows in reading order."""
+        return self.shard_stream(shard).unit(unit)
 
     def worker_units(self, worker: int = 0, num_workers: int = 1) -> list[Unit]:
         """The units that reader `worker` of `num_workers` reads."""
@@ -138,14 +301,14 @@ class WindowShards:
         """The batches of `units`, in order, after the first `skip_pairs` pairs, each cut into a buffer from
         `next_buffer` (None from it ends the stream early). All full but the last."""
         buffer = None
-        open_shard, file = -1, None
-        for shard, row_group, rows in units:
+        for shard, unit, rows in units:
             if skip_pairs >= rows:  # wholly trained: not even opened
                 skip_pairs -= rows
                 continue
-            if shard != open_shard:
-                open_shard, file = shard, self.open(shard)
-            target, context, bits, bit_offset = self.read_unit(file, shard, row_group)
+            windows = self.read_unit(shard, unit)
+            if windows.pairs != rows:
+                fail(f"{self.files[shard]} unit {unit} holds {windows.pairs} pairs, meta.json says {rows}: "
+                     f"run pairs_dataset.py again")
             done, skip_pairs = skip_pairs, 0
             while done < rows:
                 if buffer is None:
@@ -154,7 +317,7 @@ class WindowShards:
                         return
                     buffer.n_pairs = buffer.n_windows = 0
                 take = min(self.batch_size - buffer.n_pairs, rows - done)
-                buffer.add(target, context, bits, bit_offset, done, done + take)
+                buffer.add(windows, done, done + take)
                 done += take
                 if buffer.n_pairs == self.batch_size:
                     yield buffer.finish()
@@ -177,12 +340,11 @@ class BatchBuffer:
         self.starts_np = self.window_starts.numpy()
         self.n_pairs = self.n_windows = self.longest = 0
 
-    def add(self, target: np.ndarray, context: np.ndarray, bits: np.ndarray, bit_offset: int, begin: int,
-            end: int) -> None:
-        """Pairs begin:end of a row group appended: their contexts, and their windows cut from the bitmap."""
-        np.copyto(self.context_np[self.n_pairs:self.n_pairs + end - begin], context[begin:end])
-        self.n_windows = cut_windows(bits, bit_offset, target, begin, end, self.n_pairs, self.target_np,
-                                     self.starts_np, self.n_windows)
+    def add(self, unit: UnitWindows, begin: int, end: int) -> None:
+        """Pairs begin:end of a unit's pair stream appended: their contexts, rebuilt from the kept stream, and their
+        windows (a window cut by begin or end is a window of its own)."""
+        self.n_windows = emit_windows(unit.ids, unit.rows, unit.left, unit.right, unit.first, begin, end,
+                                      self.n_pairs, self.context_np, self.target_np, self.starts_np, self.n_windows)
         self.n_pairs += end - begin
 
     def finish(self) -> "BatchBuffer":
@@ -201,47 +363,46 @@ class BatchBuffer:
                            batch.longest)
 
 
-# TRAILING[b] for b a power of two below 256: its bit's number (the lowest set bit of a byte, b & -b, looked up)
-TRAILING = np.zeros(256, dtype=np.int64)
-TRAILING[1 << np.arange(8)] = np.arange(8)
-
-
 @numba.njit(nogil=True, cache=True)
-def cut_windows(bits, bit_offset, target, begin, end, base, out_target, out_starts, windows):
-    """Windows of pairs begin:end of a row group: for each pair that starts one (its window_start bit, or the
-    piece's first pair, which always starts one), its position in the batch (base + i - begin) goes to
-    out_starts[windows] and its target to out_target[windows]. Returns the windows written so far.
-
-    Whole bytes of the bitmap go by their set bits alone (a window starts at ~1 pair in 6, so most pairs cost
-    nothing); the bits before the first whole byte and after the last are taken one by one, branch-free (every
-    pair writes, only a start advances the count)."""
-    out_starts[windows] = base
-    out_target[windows] = target[begin]
-    windows += 1
-    shift = base - begin
-    i = begin + 1
-    while i < end and (i + bit_offset) & 7:
-        bit = i + bit_offset
-        out_starts[windows] = shift + i
-        out_target[windows] = target[i]
-        windows += (bits[bit >> 3] >> (bit & 7)) & 1
-        i += 1
-    while i + 8 <= end:
-        byte = np.int32(bits[(i + bit_offset) >> 3])
-        while byte:
-            low = byte & -byte
-            j = i + TRAILING[low]
-            out_starts[windows] = shift + j
-            out_target[windows] = target[j]
-            windows += 1
-            byte ^= low
-        i += 8
-    while i < end:
-        bit = i + bit_offset
-        out_starts[windows] = shift + i
-        out_target[windows] = target[i]
-        windows += (bits[bit >> 3] >> (bit & 7)) & 1
-        i += 1
+def emit_windows(ids, rows, left, right, first, begin, end, base, out_context, out_target, out_starts, windows):
+    """Pairs begin:end of a unit's pair stream (window w: pairs first[w]:first[w + 1], the contexts of target
+    ids[rows[w]] at offsets -left[w]..-1, 1..right[w]) written from out_context[base] on, each window's (or
+    piece's) start and target to out_starts / out_target from index `windows`. Returns the windows written."""
+    if end <= begin:
+        return windows
+    # the window holding pair `begin`: the last w with first[w] <= begin
+    lo, hi = 0, len(rows) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) >> 1
+        if first[mid] <= begin:
+            lo = mid
+        else:
+            hi = mid - 1
+    w = lo
+    pos = begin
+    while pos < end:
+        a = first[w]
+        stop = min(first[w + 1], end)
+        row = rows[w]
+        lw = np.int64(left[w])
+        out_starts[windows] = base + pos - begin
+        out_target[windows] = ids[row]
+        windows += 1
+        out = base + pos - begin
+        k = pos - a
+        k_end = stop - a
+        # offsets -lw..-1: context k is ids[row - lw + k]
+        while k < k_end and k < lw:
+            out_context[out] = ids[row - lw + k]
+            out += 1
+            k += 1
+        # offsets 1..right: context k (k >= lw) is ids[row + 1 + k - lw]
+        while k < k_end:
+            out_context[out] = ids[row + 1 + k - lw]
+            out += 1
+            k += 1
+        pos = stop
+        w += 1
     return windows
 
 
@@ -251,3 +412,22 @@ def _longest(starts, windows):
     for w in range(windows):
         longest = max(longest, starts[w + 1] - starts[w])
     return longest
+
+
+def shard_pairs(data_dir: str | Path, shard: int, meta: PairsMeta | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One shard's pairs in reading order, units in order: (target, context, window_start bool) per pair. For tests
+    and tools; training reads batches."""
+    plan = WindowShards(data_dir, batch_size=1, seed=0, shards=[shard])
+    n = plan.num_pairs
+    buffer = BatchBuffer(max(1, n))
+    buffer.n_pairs = buffer.n_windows = 0
+    stream = plan.shard_stream(shard)
+    for u in range(len(stream.units)):
+        unit = stream.unit(u)
+        buffer.add(unit, 0, unit.pairs)
+    buffer.finish()
+    batch = buffer.batch()
+    starts = np.zeros(n, dtype=bool)
+    starts[batch.window_starts[:-1].numpy()] = True
+    return batch.pair_targets().numpy().copy(), batch.context.numpy().copy(), starts
