@@ -85,7 +85,7 @@ from tqdm import tqdm
 
 from w2v.common import (StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, parts,
                     run)
-from w2v.draws import expected_pairs_per_draw, keep_probabilities, staging_dir
+from w2v.draws import expected_pairs_bound, expected_pairs_per_draw, keep_probabilities, staging_dir  # noqa: F401
 from w2v.workers import WorkerPool, default_num_proc
 from w2v.pairs_meta import (LAYOUT, ORDER, PairsMeta, build_meta, check_settings, draw_seed, parse_draws,
                             shard_number)
@@ -117,7 +117,7 @@ CODECS = ("lz4", "zstd", "snappy", "gzip", "brotli", "none")
 # makes (WINDOW + 1 with the dynamic window, 2 x WINDOW without), see `plan_bytes_per_pair`.
 PLAN_BYTES_PER_TOKEN = {"none": 5.1, "lz4": 5.1, "snappy": 5.1, "zstd": 4.2, "gzip": 5.1, "brotli": 5.1}
 # Flags that shrink the pairs, named when they do not fit.
-SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--window", "--delete-old-first",
+SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--delete-old-first",
                 "convert_to_int.py --min-count/--max-vocab")
 
 def plan_bytes_per_pair(compression: str, window: int = WINDOW, dynamic_window: bool = True) -> float:
