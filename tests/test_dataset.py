@@ -1,6 +1,7 @@
 """dataset.py: every pair once per epoch with 0/1/2 workers, epochs read their draw, exact batch sizes, window
-batches cut at row-group and batch edges, resume inside a window, errors."""
+batches rebuilt from the kept-stream shards and cut at batch edges only, resume inside a window, errors."""
 import json
+from collections import Counter
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ import dataset
 import pairs_dataset
 from w2v.common import StageError
 from dataset import PairsDataset
-from w2v.pairs_meta import PairsMeta, draw_pairs, draw_shards, epoch_shards, shard_order
+from w2v.pairs_meta import LAYOUT, PairsMeta, draw_pairs, draw_shards, epoch_shards, shard_order
+from w2v.shards import DOC_START, SCHEMA, shard_pairs, shard_units, stream_windows, unit_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 SHARD_PAIRS = [2500, 1700, 1000, 333]  # as pairs_dataset.py writes them: every shard full but the last
@@ -25,22 +27,44 @@ TOTAL = sum(SHARD_PAIRS)
 TABLE_SHARES = np.array([0.5, 0.25, 0.15, 0.1])  # of a 1000-entry table over a 4-word vocabulary
 
 
+def write_stream_shards(pairs_dir: Path, streams: list[tuple[np.ndarray, np.ndarray]], shuffle: bool = True,
+                        seed: int = 1, **meta) -> list[dict]:
+    """Shards in the kept-stream layout (w2v/shards.py), one per (ids, window bytes) stream, every row a target,
+    units of ROW_GROUP pairs; meta.json listing them (one draw, `seed`, `shuffle` and `meta`). Their entries."""
+    pairs_dir.mkdir(exist_ok=True)
+    shards = []
+    for i, (ids, code) in enumerate(streams):
+        _, left, right = stream_windows(code, 0, len(code))
+        sizes = left.astype(np.int16) + right
+        units = unit_pairs(sizes, shard_units(sizes, ROW_GROUP, shuffle))
+        pq.write_table(pa.table([pa.array(ids, pa.int32()), pa.array(code, pa.uint8())], schema=SCHEMA),
+                       pairs_dir / f"shard-{i:05d}.parquet", compression="lz4", use_dictionary=False)
+        shards.append({"file": f"shard-{i:05d}.parquet", "pairs": sum(units), "draw": 0, "part": i,
+                       "tokens": len(ids), "targets": [0, len(ids)], "units": units})
+    (pairs_dir / "meta.json").write_text(json.dumps({
+        "pairs": sum(s["pairs"] for s in shards), "shards": shards, "order": "windows", "layout": LAYOUT,
+        "row_group_pairs": ROW_GROUP, "seed": seed, **({} if shuffle else {"shuffle": False}), **meta}))
+    return shards
+
+
+def one_pair_windows(start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A kept stream whose windows are the pairs (k, k + 1), k = start..start+n-1: documents [k, k + 1], k drawing
+    window 1 and k + 1 window 0 (no window: the writer never draws 0, the reader takes it)."""
+    ids = np.empty(2 * n, dtype=np.int32)
+    ids[0::2] = np.arange(start, start + n)
+    ids[1::2] = ids[0::2] + 1
+    code = np.zeros(2 * n, dtype=np.uint8)
+    code[0::2] = 1 | DOC_START
+    return ids, code
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     """Shards whose pair k is (k, k + 1): a pair is known by its target, and is a window of its own. Plus
     vocab.json and a unigram table."""
-    pairs_dir = tmp_path / "pairs"
-    pairs_dir.mkdir()
-    shards, start = [], 0
-    for i, n in enumerate(SHARD_PAIRS):
-        target = np.arange(start, start + n, dtype=np.int32)
-        table = pa.table({"target": target, "context": target + 1, "window_start": np.ones(n, dtype=bool)})
-        pq.write_table(table, pairs_dir / f"shard-{i:05d}.parquet", row_group_size=ROW_GROUP,
-                       compression="lz4", use_dictionary=False)
-        shards.append({"file": f"shard-{i:05d}.parquet", "pairs": n})
-        start += n
-    (pairs_dir / "meta.json").write_text(json.dumps({"pairs": TOTAL, "shards": shards, "vocab_size": TOTAL + 1,
-                                                     "order": "windows"}))
+    bounds = np.cumsum([0] + SHARD_PAIRS)
+    write_stream_shards(tmp_path / "pairs", [one_pair_windows(a, n) for a, n in zip(bounds, SHARD_PAIRS)],
+                        vocab_size=TOTAL + 1)
     np.save(tmp_path / "unigram_table.npy", np.repeat(np.arange(4, dtype=np.int32), (TABLE_SHARES * 1000).astype(int)))
     (tmp_path / "vocab.json").write_text(json.dumps({"words": [f"w{i}" for i in range(TOTAL + 1)],
                                                      "counts": [1] * (TOTAL + 1)}))
@@ -99,12 +123,14 @@ def test_shard_order_and_explicit_shards(data_dir):
     (batch,), = [list(ds)]
     targets = batch.pair_targets()
     starts = [bounds[s] for s in order]
-    # shards in that order, each shard's row groups in file order
-    assert targets[:SHARD_PAIRS[order[0]]].tolist() == list(range(starts[0], starts[0] + SHARD_PAIRS[order[0]]))
+    # shards in that order, each shard's units in order (each unit's windows shuffled)
+    first = targets[:SHARD_PAIRS[order[0]]].tolist()
+    assert sorted(first) == list(range(starts[0], starts[0] + SHARD_PAIRS[order[0]])) and first != sorted(first)
     picked = PairsDataset(data_dir, batch_size=10_000, shards=[2, 0])
     (batch,), = [list(picked)]
     targets = batch.pair_targets()
-    assert targets.tolist() == list(range(bounds[2], bounds[3])) + list(range(0, bounds[1]))
+    assert sorted(targets[:SHARD_PAIRS[2]].tolist()) == list(range(bounds[2], bounds[3]))
+    assert sorted(targets[SHARD_PAIRS[2]:].tolist()) == list(range(0, bounds[1]))
     assert picked.num_pairs == SHARD_PAIRS[2] + SHARD_PAIRS[0]
     with pytest.raises(StageError, match="shard index 4 out of range"):
         PairsDataset(data_dir, shards=[4])
@@ -130,9 +156,7 @@ def test_epoch_reads_its_draw_every_pair_once(tmp_path, num_workers):
     assert draw_pairs(meta) == meta.pairs_per_draw
 
     def pairs(files) -> np.ndarray:
-        tables = [pq.read_table(tmp_path / "pairs" / meta.shards[i]["file"]) for i in files]
-        stacked = np.concatenate([np.stack([t.column("target").to_numpy(), t.column("context").to_numpy()], 1)
-                                  for t in tables])
+        stacked = np.concatenate([np.stack(shard_pairs(tmp_path, i)[:2], 1) for i in files])
         return stacked[np.lexsort(stacked.T[::-1])]
 
     for epoch, draw in [(0, 0), (1, 1), (2, 2), (3, 0), (4, 1)]:  # epoch e reads draw e % 3, each pair once
@@ -205,54 +229,71 @@ def test_shell_shows_one_error_line(tmp_path):
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'pairs'} not found: run pairs_dataset.py first"]
 
 
-# --- window_starts -------------------------------------------------------------------------------------
-
-def window_flag(k: np.ndarray) -> np.ndarray:
-    """The window_start of pair k in the windowed fixture: windows of 1 to 7 pairs, cut by row groups and batches."""
-    return (k % 5 == 0) | (k % 7 == 3)
-
+# --- window_starts ----------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def windows_dir(data_dir: Path) -> Path:
-    """data_dir's shards (pair k = (k, k + 1)) with windows of 1 to 7 pairs (`window_flag`)."""
-    meta_path = data_dir / "pairs" / "meta.json"
-    meta = json.loads(meta_path.read_text())
+def windows_dir(tmp_path: Path) -> Path:
+    """Shards of a real kept stream: unique ids (a target names its place), documents of 1 to 30 tokens, windows
+    drawn in 1..7 (1 to 14 pairs each). meta.json's windows are the reference's (`reference_windows`)."""
+    rng = np.random.default_rng(17)
+    streams, start = [], 0
+    for _ in range(3):
+        n = int(rng.integers(600, 900))
+        ids = np.arange(start, start + n, dtype=np.int32)
+        code = rng.integers(1, 8, size=n).astype(np.uint8)
+        doc_starts = np.unique(np.concatenate([[0], rng.choice(n, size=n // 12, replace=False)]))
+        code[doc_starts] |= DOC_START
+        streams.append((ids, code))
+        start += n
+    write_stream_shards(tmp_path / "pairs", streams, seed=3, vocab_size=start)
+    return tmp_path
+
+
+def reference_windows(data_dir: Path) -> dict[int, tuple[int, ...]]:
+    """Target -> its contexts in window order, straight from the shards' columns by plain loops."""
+    meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
+    windows = {}
     for shard in meta["shards"]:
-        path = data_dir / "pairs" / shard["file"]
-        table = pq.read_table(path)
-        target = table.column("target").to_numpy()
-        table = table.set_column(table.schema.get_field_index("window_start"), "window_start",
-                                 pa.array(window_flag(target)))
-        pq.write_table(table, path, row_group_size=ROW_GROUP, compression="lz4", use_dictionary=False)
-    return data_dir
-
-
-def expected_window_starts(target: np.ndarray) -> np.ndarray:
-    """A batch's window offsets from its pairs alone: a flagged pair, the batch's first pair, and a row group's
-    first pair (k - shard start a multiple of ROW_GROUP) start a window."""
-    shard_starts = np.cumsum([0] + SHARD_PAIRS[:-1])
-    shard_start = shard_starts[np.searchsorted(shard_starts, target, "right") - 1]
-    starts = window_flag(target) | ((target - shard_start) % ROW_GROUP == 0)
-    starts[0] = True
-    return np.append(np.flatnonzero(starts), len(target))
+        table = pq.read_table(data_dir / "pairs" / shard["file"])
+        ids, code = table.column("id").to_pylist(), table.column("window").to_pylist()
+        doc = np.cumsum([c >> 7 for c in code])
+        for i in range(len(ids)):
+            b = code[i] & 63
+            contexts = tuple(ids[j] for j in [*range(i - b, i), *range(i + 1, i + b + 1)]
+                             if 0 <= j < len(ids) and doc[j] == doc[i])
+            if contexts:
+                windows[ids[i]] = contexts
+    return windows
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_window_starts_of_order_windows_cut_at_batch_and_row_group_edges(windows_dir, num_workers):
+def test_window_starts_cut_at_batch_edges_only(windows_dir, num_workers):
     ds = PairsDataset(windows_dir, batch_size=333, seed=3)
-    assert ds.meta.order == "windows"
+    assert ds.meta.order == "windows" and ds.meta.layout == LAYOUT
+    reference = reference_windows(windows_dir)
     batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
-    # pair k is (k, k + 1): its context names it (a window's pairs here have different targets, and a batch keeps
-    # the target of a window's first pair)
-    assert np.array_equal(np.sort(torch.cat([b.context - 1 for b in batches]).numpy()), np.arange(TOTAL))
-    cut_by_batch = 0
+    pieces = []
     for batch in batches:
-        target, window_starts = (batch.context - 1).numpy(), batch.window_starts.numpy()
-        assert np.array_equal(window_starts, expected_window_starts(target))
-        assert np.array_equal(batch.window_target.numpy(), target[window_starts[:-1]])
+        window_starts, context = batch.window_starts.numpy(), batch.context.numpy()
+        assert window_starts[0] == 0 and window_starts[-1] == batch.n_pairs and np.all(np.diff(window_starts) > 0)
         assert batch.longest == int(np.diff(window_starts).max())
-        cut_by_batch += not window_flag(target[:1])[0]
-    assert cut_by_batch > 3  # batch edges inside windows were exercised
+        for w, target in enumerate(batch.window_target.tolist()):
+            pieces.append((target, tuple(context[window_starts[w]:window_starts[w + 1]].tolist()),
+                           w == 0, w == batch.n_windows - 1))
+    # every window whole, but where a batch's edge cuts it: then its two pieces are at the edges of two batches
+    whole = [(t, c) for t, c, first, last in pieces if c == reference[t]]
+    cut = [(t, c, first, last) for t, c, first, last in pieces if c != reference[t]]
+    assert sorted(whole + [(t, reference[t]) for t in {t for t, *_ in cut}]) == sorted(reference.items())
+    assert all(first or last for _, _, first, last in cut)
+    assert 3 < len(cut) <= 2 * len(batches)  # batch edges inside windows were exercised
+    cut_targets = Counter(t for t, *_ in cut)
+    assert set(cut_targets.values()) == {2}
+    for t in cut_targets:
+        head = next(c for t2, c, first, last in cut if t2 == t and last)
+        tail = next(c for t2, c, first, last in cut if t2 == t and first)
+        assert head + tail == reference[t]
+    # the windows of a unit come in an order of its own, not in text order
+    assert [t for t, *_ in pieces[:50]] != sorted(t for t, *_ in pieces[:50])
 
 
 def test_window_starts_of_one_pair_windows_are_every_pair(data_dir):
@@ -275,17 +316,45 @@ def test_resume_inside_a_cut_window_gives_the_same_batches(windows_dir, num_work
                 assert torch.equal(a, b)
 
 
-def test_order_windows_without_the_column_is_one_line(data_dir):
+def test_a_shard_without_its_columns_is_one_line(data_dir):
     path = data_dir / "pairs" / "shard-00002.parquet"
-    pq.write_table(pq.read_table(path).drop_columns(["window_start"]), path, row_group_size=ROW_GROUP)
+    pq.write_table(pq.read_table(path).drop_columns(["window"]), path)
     meta_path = data_dir / "pairs" / "meta.json"
     with pytest.raises(StageError) as error:
         PairsDataset(data_dir, shards=[2, 1])
-    assert str(error.value) == (f"{data_dir / 'pairs' / 'shard-00002.parquet'} has columns ['target', 'context'], "
-                                f"not ['target', 'context', 'window_start']: run pairs_dataset.py again")
+    assert str(error.value) == (f"{data_dir / 'pairs' / 'shard-00002.parquet'} has columns ['id'], "
+                                f"not ['id', 'window']: run pairs_dataset.py again")
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "order": "sorted"}))
     with pytest.raises(StageError, match=r"^pairs/meta.json: unknown order 'sorted': run pairs_dataset.py again$"):
         PairsDataset(data_dir)
+
+
+def test_a_shard_that_does_not_hold_its_listed_windows_is_one_line(data_dir):
+    meta_path = data_dir / "pairs" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["shards"][1]["units"][0] += 1
+    meta["shards"][1]["units"][1] -= 1
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(StageError) as error:
+        list(PairsDataset(data_dir, shards=[1]))
+    assert str(error.value) == (f"{data_dir / 'pairs' / 'shard-00001.parquet'} does not hold the windows meta.json "
+                                f"lists: run pairs_dataset.py again")
+
+
+def test_a_pairs_dir_of_the_retired_window_shards_is_one_line_rebuild_it(data_dir):
+    # the layout before the kept stream: pairs in columns target, context and window_start; no "layout"
+    meta_path = data_dir / "pairs" / "meta.json"
+    meta = {key: value for key, value in json.loads(meta_path.read_text()).items() if key != "layout"}
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(StageError) as error:
+        PairsDataset(data_dir)
+    assert str(error.value) == (f"{data_dir / 'pairs'} holds the pair shards of earlier versions (target, context, "
+                                f"window_start), which this version no longer reads: rebuild it with "
+                                f"pairs_dataset.py")
+    result = subprocess.run([sys.executable, str(REPO / "dataset.py"), "--data-dir", str(data_dir)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == f"error: {error.value}"
 
 
 @pytest.mark.parametrize("order", ["pairs", None])
