@@ -266,32 +266,37 @@ def reference_windows(data_dir: Path) -> dict[int, tuple[int, ...]]:
     return windows
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_window_starts_cut_at_batch_edges_only(windows_dir, num_workers):
-    ds = PairsDataset(windows_dir, batch_size=333, seed=3)
-    assert ds.meta.order == "windows" and ds.meta.layout == LAYOUT
-    reference = reference_windows(windows_dir)
-    batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
+def assert_windows_whole_but_at_batch_edges(batches, reference: dict) -> None:
+    """Each batch's windows (context, window_target, window_starts, longest) are the reference's windows, every one
+    whole but where a batch's edge cuts it: then its head ends one batch and its tail starts another."""
     pieces = []
-    for batch in batches:
-        window_starts, context = batch.window_starts.numpy(), batch.context.numpy()
-        assert window_starts[0] == 0 and window_starts[-1] == batch.n_pairs and np.all(np.diff(window_starts) > 0)
-        assert batch.longest == int(np.diff(window_starts).max())
-        for w, target in enumerate(batch.window_target.tolist()):
+    for context, window_target, window_starts, longest in batches:
+        window_starts, context = window_starts.numpy(), context.numpy()
+        assert window_starts[0] == 0 and window_starts[-1] == len(context) and np.all(np.diff(window_starts) > 0)
+        assert longest == int(np.diff(window_starts).max())
+        for w, target in enumerate(window_target.tolist()):
             pieces.append((target, tuple(context[window_starts[w]:window_starts[w + 1]].tolist()),
-                           w == 0, w == batch.n_windows - 1))
-    # every window whole, but where a batch's edge cuts it: then its two pieces are at the edges of two batches
-    whole = [(t, c) for t, c, first, last in pieces if c == reference[t]]
+                           w == 0, w == len(window_starts) - 2))
+    whole = [(t, c) for t, c, _, _ in pieces if c == reference[t]]
     cut = [(t, c, first, last) for t, c, first, last in pieces if c != reference[t]]
-    assert sorted(whole + [(t, reference[t]) for t in {t for t, *_ in cut}]) == sorted(reference.items())
-    assert all(first or last for _, _, first, last in cut)
-    assert 3 < len(cut) <= 2 * len(batches)  # batch edges inside windows were exercised
     cut_targets = Counter(t for t, *_ in cut)
-    assert set(cut_targets.values()) == {2}
+    assert sorted(whole + [(t, reference[t]) for t in cut_targets]) == sorted(reference.items())
+    assert set(cut_targets.values()) <= {2} and all(first or last for _, _, first, last in cut)
     for t in cut_targets:
         head = next(c for t2, c, first, last in cut if t2 == t and last)
         tail = next(c for t2, c, first, last in cut if t2 == t and first)
         assert head + tail == reference[t]
+    return pieces, cut
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_window_starts_cut_at_batch_edges_only(windows_dir, num_workers):
+    ds = PairsDataset(windows_dir, batch_size=333, seed=3)
+    assert ds.meta.order == "windows" and ds.meta.layout == LAYOUT
+    batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
+    pieces, cut = assert_windows_whole_but_at_batch_edges(
+        [(b.context, b.window_target, b.window_starts, b.longest) for b in batches], reference_windows(windows_dir))
+    assert 3 < len(cut) <= 2 * len(batches)  # batch edges inside windows were exercised
     # the windows of a unit come in an order of its own, not in text order
     assert [t for t, *_ in pieces[:50]] != sorted(t for t, *_ in pieces[:50])
 
