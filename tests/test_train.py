@@ -48,7 +48,7 @@ def test_start_batch_continues_the_loader_stream_exactly(data_dir, num_workers):
     full = stream(0)
     owners = PairsDataset(data_dir, batch_size=300, seed=3).plan.stream_workers(num_workers)
     assert len(owners) == len(full)
-    # uneven workers: 16 row groups of 400 pairs or less, so some workers run out before the others
+    # uneven workers: 16 units of ~400 pairs or less, so some workers run out before the others
     for start in sorted({1, 2, 5, len(full) // 2, len(full) - 2, len(full) - 1, len(full)}):
         resumed = stream(start)
         assert len(resumed) == len(full) - start, start
@@ -60,12 +60,11 @@ def test_start_batch_continues_the_loader_stream_exactly(data_dir, num_workers):
         past_the_end.worker_plan(num_workers)
 
 
-def test_start_batch_skips_trained_row_groups_unread(data_dir, monkeypatch):  # noqa: F811
+def test_start_batch_skips_trained_units_unread(data_dir, monkeypatch):  # noqa: F811
     read = []
     original = WindowShards.read_unit
     monkeypatch.setattr(WindowShards, "read_unit",
-                        lambda self, file, shard, row_group: read.append((shard, row_group)) or
-                        original(self, file, shard, row_group))
+                        lambda self, shard, unit: read.append((shard, unit)) or original(self, shard, unit))
     dataset = PairsDataset(data_dir, batch_size=1000, start_batch=3)
     resumed = list(dataset)
     # 3,000 pairs trained: the units that end by then are not read; the one holding pair 3,000 is read and cut
@@ -281,13 +280,13 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     cfg = train.parse_config(train.__file__, vars(train), args)
     vocab_size = len(load_vocab(data_dir)[1])
 
-    def plan(vocab: int, dim: int) -> int:  # run_stages: a 100,000-entry table, row groups of 20,000 pairs
-        return sum(memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 100_000, 0, 20_000).values())
+    def plan(vocab: int, dim: int) -> int:  # run_stages: a 100,000-entry table, a reader holding 160,000 bytes
+        return sum(memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 100_000, 0, 160_000).values())
 
     needed = plan(vocab_size, 24)
     # loader buffers: context, window target and offset (4 + 4 + 4) per pair of 3 batches, the worker's batch
-    # buffer, and a row group's target and context
-    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 12 + 5000 * 12 + 20_000 * 8
+    # buffer, and what the reader holds of its shards
+    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 12 + 5000 * 12 + 160_000
     available = needed - 5_000
     monkeypatch.setattr(memory, "available_memory", lambda device: available)
     monkeypatch.setattr(train, "SkipGram", lambda *a, **k: pytest.fail("allocated before the memory check"))
@@ -311,9 +310,9 @@ def test_memory_plan_items():
     cfg = train.parse_config(train.__file__, vars(train), ["--dim", "100", "--num-workers", "2"])
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     for kernel in ("window",):  # every step draws its own negatives: none in the loader's buffers
-        assert memory_plan(1000, 100, cfg, kernel, cpu, 10**6, 0, 10**6) == {
+        assert memory_plan(1000, 100, cfg, kernel, cpu, 10**6, 0, 8 * 10**6) == {  # a reader holding 8 MB
             "tables": 2 * 1000 * 100 * 4, "unigram table": 4 * 10**6, "huffman tree": 0,
-            "loader buffers": (2 * 2 + 1) * 300_000 * 12 + 2 * (300_000 * 12 + 10**6 * 8)}
+            "loader buffers": (2 * 2 + 1) * 300_000 * 12 + 2 * (300_000 * 12 + 8 * 10**6)}
     # the torch kernel on CUDA: the batch and its negatives on the device, and one micro-batch's temporaries
     assert memory_plan(1000, 100, cfg, "torch", cuda, 10**6, 0, 10**6) == {
         "tables": 800_000, "unigram table": 4 * 10**6, "huffman tree": 0, "loader buffers": 300_000 * (12 + 60),

@@ -127,6 +127,14 @@ def unit_order(seed: int, draw: int, part: int, unit: int, n: int) -> np.ndarray
     return np.random.default_rng(sequence).permutation(n)
 
 
+def reader_bytes(meta: PairsMeta) -> int:
+    """Bytes one reader (a process) holds at most of the shards it rebuilds windows from: `SHARD_CACHE` shards
+    (5 bytes a row, 6 a target: its place and reaches) and a unit's windows (~14 bytes a pair at most)."""
+    shards = sorted((11 * int(s.get("tokens", 0)) for s in meta.shards), reverse=True)
+    largest_unit = max((int(p) for s in meta.shards for p in s.get("units", [])), default=0)
+    return sum(shards[:SHARD_CACHE]) + 14 * largest_unit
+
+
 class ShardStream:
     """One shard decoded: its ids, its windows (row, left, right reach, in text order) and its units."""
 
