@@ -18,9 +18,10 @@ import train
 from w2v.common import StageError, load_vocab
 from dataset import PairsDataset
 from w2v import memory
-from w2v.memory import memory_plan
+from w2v.memory import memory_plan, size_text
 from w2v.pairs_meta import pairs_dataset_argv
-from w2v.shards import WindowShards
+from w2v.pairs_meta import PairsMeta
+from w2v.shards import WindowShards, reader_bytes
 from test_dataset import data_dir  # noqa: F401  (the fixture: shards whose pair k is (k, k + 1))
 from test_pipeline import TRAIN_ARGS, run_stages, write_corpus
 from word2vec import nearest_neighbours
@@ -280,13 +281,17 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     cfg = train.parse_config(train.__file__, vars(train), args)
     vocab_size = len(load_vocab(data_dir)[1])
 
-    def plan(vocab: int, dim: int) -> int:  # run_stages: a 100,000-entry table, a reader holding 160,000 bytes
-        return sum(memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 100_000, 0, 160_000).values())
+    held = reader_bytes(PairsMeta.read(data_dir / "pairs"))
+    # two shards of 20,000 pairs: 11 bytes a row of each (ids, window bytes, windows), 14 a pair of a unit
+    assert 2 * 11 * 20_000 / 6 < held - 14 * 20_000 < 2 * 11 * 20_000 / 2
+
+    def plan(vocab: int, dim: int) -> int:  # run_stages: a 100,000-entry table
+        return sum(memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 100_000, 0, held).values())
 
     needed = plan(vocab_size, 24)
     # loader buffers: context, window target and offset (4 + 4 + 4) per pair of 3 batches, the worker's batch
     # buffer, and what the reader holds of its shards
-    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 12 + 5000 * 12 + 160_000
+    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 12 + 5000 * 12 + held
     available = needed - 5_000
     monkeypatch.setattr(memory, "available_memory", lambda device: available)
     monkeypatch.setattr(train, "SkipGram", lambda *a, **k: pytest.fail("allocated before the memory check"))
@@ -297,8 +302,9 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     max_dim = max(d for d in range(1, 25) if plan(vocab_size, d) <= available)
     assert 0 < max_vocab < vocab_size and 0 < max_dim < 24
     assert str(refused.value) == (
-        f"not enough memory on cpu: training needs {needed:,} bytes (tables {2 * vocab_size * 24 * 4:,} bytes, "
-        f"unigram table 400,000 bytes, loader buffers 400,000 bytes) but {available:,} bytes is available: try "
+        f"not enough memory on cpu: training needs {size_text(needed)} (tables {size_text(2 * vocab_size * 24 * 4)}, "
+        f"unigram table 400,000 bytes, loader buffers {size_text(240_000 + held)}) but {size_text(available)} is "
+        f"available: try "
         f"convert_to_int.py --max-vocab {max_vocab} (then pairs_dataset.py and unigram_table.py again), or "
         f"--dim {max_dim}, or a smaller --batch-size")
     assert_nothing_written(data_dir)
