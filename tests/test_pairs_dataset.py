@@ -832,3 +832,53 @@ def test_no_shuffle_draws_join_only_a_text_order_pairs(tmp_path):
     meta_path.write_text(json.dumps(meta))
     run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "2")
     assert json.loads(meta_path.read_text())["shuffle"] is True
+
+
+def test_the_shipped_sample_draws_todays_pairs_and_windows(tmp_path):
+    """Issue 29 part 2 on sample/taiga_ud.txt (prep.py, convert_to_int.py as the pipeline runs them): each draw's
+    pairs (a multiset) and windows are iter_pairs' on the same id stream, seed and flags; in text order, the pairs
+    themselves in the same order."""
+    import convert_to_int
+    import prep
+    prep.main(["--dataset", str(REPO / "sample" / "taiga_ud.txt"), "--data-dir", str(tmp_path), "--num-proc", "1"])
+    convert_to_int.main(["--data-dir", str(tmp_path), "--num-proc", "1", "--min-count", "2"])
+    docs = [np.asarray(doc, dtype=np.int32) for part in sorted((tmp_path / "ids").glob("part-*.parquet"))
+            for doc in pq.read_table(part).column("ids").to_pylist()]
+    vocab_size = len(json.loads((tmp_path / "vocab.json").read_text())["counts"])
+    for shuffle in ("--shuffle", "--no-shuffle"):
+        run_stage(tmp_path, "--draws", "2", "--pairs-per-shard", "40000", "--row-group-pairs", "7000", "--seed", "3",
+                  "--sample", "1e-3", shuffle)
+        meta, by_shard = read_shards(tmp_path, draw=None)
+        assert meta["window"] == pairs_dataset.WINDOW and meta["shuffle"] is (shuffle == "--shuffle")
+        for draw in (0, 1):
+            # the reference reads the id stream as the stage does (counts from vocab.json: keep probabilities)
+            stream, window_first = stream_of_draw(docs, vocab_size, pairs_dataset.WINDOW, 1e-3, 3, draw)
+            counts = np.asarray(json.loads((tmp_path / "vocab.json").read_text())["counts"])
+            assert np.array_equal(np.bincount(np.concatenate(docs), minlength=vocab_size), counts)
+            index = [i for i, s in enumerate(meta["shards"]) if s["draw"] == draw]
+            assert len(index) >= 2 and meta["pairs_per_draw"][draw] == len(stream) > 80_000
+            pairs = np.concatenate([by_shard[i] for i in index])
+            windows = Counter()
+            for i in index:
+                windows += windows_of_stream(*read_windowed(tmp_path, meta["shards"][i]["file"]))
+            assert windows == windows_of_stream(stream, window_first)
+            if shuffle == "--shuffle":
+                assert as_multiset(pairs) == as_multiset(stream) and not np.array_equal(pairs, stream)
+            else:
+                assert np.array_equal(pairs, stream)
+
+
+def test_a_pairs_dir_of_the_retired_window_shards_is_refused_with_one_line(tmp_path):
+    add_corpus(tmp_path)
+    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "0")
+    meta_path = tmp_path / "pairs" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["layout"] == "kept-stream-1"
+    # the window shards before the kept stream (target, context, window_start): meta.json had no "layout"
+    meta_path.write_text(json.dumps({key: value for key, value in meta.items() if key != "layout"}))
+    with pytest.raises(StageError) as error:
+        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1")
+    assert str(error.value) == (f"{tmp_path / 'pairs'} holds the pair shards of earlier versions (target, context, "
+                                f"window_start), which this version no longer reads: rebuild it with pairs_dataset.py")
+    run_stage(tmp_path, *ADD_FLAGS)  # rebuilt
+    assert json.loads(meta_path.read_text())["layout"] == "kept-stream-1"
