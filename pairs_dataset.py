@@ -72,6 +72,7 @@ count both. A draw's half-written shards live in pairs/.draws.tmp-PID until rena
 is gone (killed) is removed by the next --only-draws run."""
 from __future__ import annotations
 
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -89,7 +90,7 @@ from w2v.draws import expected_pairs_bound, expected_pairs_per_draw, keep_probab
 from w2v.workers import WorkerPool, default_num_proc
 from w2v.pairs_meta import (LAYOUT, ORDER, PairsMeta, build_meta, check_settings, draw_seed, parse_draws,
                             shard_number)
-from w2v.shards import SCHEMA, shard_units, stream_windows, unit_pairs
+from w2v.layout import SCHEMA, shard_units, stream_windows, unit_pairs
 
 DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
@@ -324,58 +325,79 @@ class StreamShardWriter:
         self.row_group_pairs, self.window, self.draw = max(1, int(row_group_pairs)), int(window), draw
         self.compression = None if compression == "none" else compression
         self.shuffle = shuffle
-        self.ids = np.empty(0, dtype=np.int32)
-        self.code = np.empty(0, dtype=np.uint8)
-        self.sizes = np.empty(0, dtype=np.int16)  # pairs of each row's window, for rows 0..len(sizes)-1
+        # The stream's rows not yet written (and the halo before them), in buffers that grow by doubling: rows
+        # 0..filled-1 hold ids and window bytes, rows 0..sized-1 the pairs of their windows too.
+        self._ids = np.empty(1 << 16, dtype=np.int32)
+        self._code = np.empty(1 << 16, dtype=np.uint8)
+        self._sizes = np.empty(1 << 16, dtype=np.int64)
+        self.filled = self.sized = 0
         self.start = 0  # the current shard's first target row; up to `window` rows precede it (its halo)
         self.pending = 0  # pairs of the targets start..len(sizes)-1
         self.shards: list[dict] = []
         self.bytes = 0
         self.pairs = 0
 
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids[:self.filled]
+
+    @property
+    def code(self) -> np.ndarray:
+        return self._code[:self.filled]
+
     def add(self, ids: np.ndarray, code: np.ndarray) -> None:
         """Append kept tokens (`iter_kept`'s pieces), in stream order; writes every shard that fills."""
-        self.ids = np.concatenate([self.ids, ids])
-        self.code = np.concatenate([self.code, code])
+        end = self.filled + len(ids)
+        if end > len(self._ids):
+            size = max(end, 2 * len(self._ids))
+            for name in ("_ids", "_code", "_sizes"):
+                grown = np.empty(size, dtype=getattr(self, name).dtype)
+                grown[:self.filled] = getattr(self, name)[:self.filled]
+                setattr(self, name, grown)
+        self._ids[self.filled:end] = ids
+        self._code[self.filled:end] = code
+        self.filled = end
         self._advance(final=False)
 
     def close(self) -> None:
         """The stream has ended: the rest is the last shard."""
         self._advance(final=True)
         if self.pending:
-            self._write(self.start, len(self.ids))
+            self._write(self.start, self.filled)
 
     def _advance(self, final: bool) -> None:
         # A row's window is known once `window` rows follow it (or the stream has ended).
-        sized, limit = len(self.sizes), len(self.ids) if final else len(self.ids) - self.window
+        sized, limit = self.sized, self.filled if final else self.filled - self.window
         if limit > sized:
             rows, left, right = stream_windows(self.code, sized, limit)
-            new = np.zeros(limit - sized, dtype=np.int16)
-            new[rows - sized] = left.astype(np.int16) + right
-            self.sizes = np.concatenate([self.sizes, new])
-            self.pending += int(new.sum(dtype=np.int64))
+            new = self._sizes[sized:limit]
+            new[:] = 0
+            new[rows - sized] = left.astype(np.int64) + right
+            self.sized = limit
+            self.pending += int(new.sum())
         while self.pending >= self.pairs_per_shard:
-            ends = np.cumsum(self.sizes[self.start:], dtype=np.int64)
+            ends = np.cumsum(self._sizes[self.start:self.sized])
             last = self.start + int(np.searchsorted(ends, self.pairs_per_shard, "left"))
             self._write(self.start, last + 1)
             self.pending -= int(ends[last - self.start])
-            # keep `window` rows before the next shard's first target: its halo
+            # keep `window` rows before the next shard's first target (its halo): moved to the buffers' start
             drop = max(0, last + 1 - self.window)
-            self.ids, self.code, self.sizes = self.ids[drop:], self.code[drop:], self.sizes[drop:]
-            self.start = last + 1 - drop
+            for buffer in (self._ids, self._code, self._sizes):
+                buffer[:self.filled - drop] = buffer[drop:self.filled].copy()
+            self.filled, self.sized, self.start = self.filled - drop, self.sized - drop, last + 1 - drop
 
     def _write(self, first: int, end: int) -> None:
         """Targets first..end-1 (rows of the buffer) as a shard, with their halos."""
-        lo, hi = max(0, first - self.window), min(len(self.ids), end + self.window)
+        lo, hi = max(0, first - self.window), min(self.filled, end + self.window)
         code = self.code[lo:hi]
-        _, left, right = stream_windows(code, first - lo, end - lo)
-        sizes = left.astype(np.int16) + right
+        sizes = self._sizes[first:end]
+        sizes = sizes[sizes > 0]  # the windows, as `stream_windows` of the shard's rows gives them (tested)
         units = unit_pairs(sizes, shard_units(sizes, self.row_group_pairs, self.shuffle))
         pairs = sum(units)
         if not pairs:
             return
         path = self.directory / f"{self.prefix}{len(self.shards):05d}.parquet"
-        table = pa.table([pa.array(self.ids[lo:hi]), pa.array(code)], schema=SCHEMA)
+        table = pa.table([pa.array(self._ids[lo:hi]), pa.array(code)], schema=SCHEMA)
         try:
             # No column statistics (nothing reads them) and no dictionary (ids are many, windows few: the codec
             # does as well).
@@ -447,6 +469,12 @@ def write_draw(task: dict) -> dict:
     return {"draw": draw, "shards": writer.shards, "bytes": writer.bytes, **counters}
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its finished worker processes."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
 def read_pairs_meta(pairs_dir: Path, settings: dict) -> PairsMeta | None:
     """meta.json of an existing pairs/ that draws can be added to; None when there is no pairs/ yet."""
     if not (pairs_dir / "meta.json").exists():
@@ -507,7 +535,7 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.delete_old_first and pairs_dir.exists():
         shutil.rmtree(pairs_dir)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     with (staging_dir(pairs_dir) if adding else atomic_output(pairs_dir, round(plan["new_bytes"]))) as out_dir:
         out_dir.mkdir(parents=True)
         # Shards are numbered on from those already in pairs/, so draws added in order are named as in a full run.
@@ -541,7 +569,9 @@ def main(argv: list[str] | None = None) -> dict:
         build_meta(settings, per_draw, shards, shard_bytes).write(pairs_dir if adding else out_dir)
     return report.finish(tokens=total, retained_tokens=per_draw[chosen[0]]["retained"], draws=len(chosen),
                          pairs=pairs, shards=written, bytes_per_pair=round(written_bytes / pairs, 3),
-                         planned_pairs_per_draw=round(expected), pairs_per_s=round(pairs / max(elapsed, 1e-9)))
+                         planned_pairs_per_draw=round(expected), pairs_per_s=round(pairs / max(elapsed, 1e-9)),
+                         cpu_s=round(cpu_seconds() - cpu_started, 3),
+                         cpu_ns_per_pair=round((cpu_seconds() - cpu_started) / max(pairs, 1) * 1e9, 2))
 
 
 if __name__ == "__main__":

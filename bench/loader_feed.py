@@ -16,8 +16,9 @@ pairs/s is wall-clock, after the first batch (the readers' start-up is not the r
 process's CPU time (all threads; the lean feed only, a DataLoader's workers are other processes) per million
 pairs, the measure that holds on a shared machine: cores / that = the rate with that many cores free.
 
---floors times, on one core, what a reader cannot avoid: the parquet read of a row group's three columns, the cut
-(feed._cut, the numba pass), the copy of the contexts, and memcpy bandwidth. --required-copy OUT writes the
+--floors times, on one core, what a reader cannot avoid: the parquet read of a shard's two columns and its reaches
+(per shard, charged per pair of the shard), a unit's order and offsets, the rebuild of its windows (numba), what a
+reader holds per shard, and memcpy bandwidth. --required-copy OUT writes the
 shards again with non-nullable columns (same rows, row groups and codec) into OUT/pairs: what pairs_dataset.py
 writes since its columns became required (shards from before that are read without this, only slower).
 """
@@ -78,41 +79,51 @@ def one_pass(data_dir: Path, feed: str, num_workers: int, batches: int, batch_si
 
 
 def floors(data_dir: Path, row_groups: int = 20) -> dict:
-    """One core's CPU time per million pairs for each thing a reader does, and memcpy bandwidth."""
+    """One core's CPU time per million pairs for each thing a reader does, what it holds per shard, and memcpy
+    bandwidth. Kept-stream shards (w2v/shards.py): per shard the parquet read of its two columns and the reaches
+    (numba), per unit its order (a permutation) and offsets, per pair the rebuild of the windows (numba). The
+    first `row_groups` units, the shards they are in read once each."""
     import numpy as np
 
-    from w2v.shards import BatchBuffer, WindowShards, cut_windows
+    from w2v.shards import BatchBuffer, WindowShards
 
     shards = WindowShards(data_dir, batch_size=1, seed=1)
     units = shards.units[:row_groups]
     slot = BatchBuffer(max(rows for _, _, rows in units), pin=False)
-    spent = {"parquet read (3 columns)": 0.0, "context copy": 0.0, "cut (numba)": 0.0}
-    pairs = 0
-    files = {}
-    for index, (shard, row_group, rows) in enumerate(units[:1] + units):  # the first once more, untimed: numba's
-        file = files.setdefault(shard, shards.open(shard))                  # compile, the page cache
+    spent = {"parquet read (2 columns) + reaches, per shard": 0.0, "unit order + offsets": 0.0,
+             "windows rebuilt (numba)": 0.0}
+    pairs, held, loaded = 0, [], {}
+    shards.read_shard(units[0][0]).unit(0)  # untimed: numba's compile, the page cache
+    for shard, unit, rows in units:
         clock = time.process_time()
-        target, context, bits, offset = shards.read_unit(file, shard, row_group)
+        if shard not in loaded:
+            loaded[shard] = shards.read_shard(shard)
+            stream = loaded[shard]
+            held.append(stream.ids.nbytes + stream.rows.nbytes + stream.left.nbytes + stream.right.nbytes)
         read = time.process_time()
-        np.copyto(slot.context_np[:rows], context)
-        copied = time.process_time()
-        cut_windows(bits, offset, target, 0, rows, 0, slot.target_np, slot.starts_np, 0)
-        cut = time.process_time()
-        if index:
-            spent["parquet read (3 columns)"] += read - clock
-            spent["context copy"] += copied - read
-            spent["cut (numba)"] += cut - copied
-            pairs += rows
+        windows = loaded[shard].unit(unit)
+        ordered = time.process_time()
+        slot.n_pairs = slot.n_windows = 0
+        slot.add(windows, 0, rows)
+        rebuilt = time.process_time()
+        spent["parquet read (2 columns) + reaches, per shard"] += read - clock
+        spent["unit order + offsets"] += ordered - read
+        spent["windows rebuilt (numba)"] += rebuilt - ordered
+        pairs += rows
+    # the units read here are a share of their shards' pairs: the shard's read is charged per pair of the shards
+    shard_pairs = sum(shards.meta.shards[s]["pairs"] for s in loaded)
+    per_m = {name: seconds / (shard_pairs if "per shard" in name else pairs) * 1e9 for name, seconds in spent.items()}
+    per_m = {name: round(value, 3) for name, value in per_m.items()}  # ms per million pairs
     source, target_buffer = np.ones(256 << 20, np.uint8), np.empty(256 << 20, np.uint8)
     np.copyto(target_buffer, source)
     clock = time.perf_counter()
     for _ in range(4):
         np.copyto(target_buffer, source)
     bandwidth = 4 * source.nbytes / (time.perf_counter() - clock)
-    per_m = {name: round(seconds / pairs * 1e9, 3) for name, seconds in spent.items()}  # ms per million pairs
     total = sum(per_m.values())
-    return {"row_groups": len(units), "pairs": pairs, "cpu_ms_per_m_pairs": per_m, "reader_ms_per_m_pairs": round(total, 3),
-            "reader_pairs_per_cpu_s": round(1e9 / total), "memcpy_gb_per_s": round(bandwidth / 1e9, 2)}
+    return {"units": len(units), "pairs": pairs, "cpu_ms_per_m_pairs": per_m, "reader_ms_per_m_pairs": round(total, 3),
+            "reader_pairs_per_cpu_s": round(1e9 / total), "memcpy_gb_per_s": round(bandwidth / 1e9, 2),
+            "held_bytes_per_shard": held, "held_bytes_per_pair": round(sum(held) / shard_pairs, 3)}
 
 
 def required_copy(data_dir: Path, out: Path) -> Path:

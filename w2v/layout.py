@@ -1,0 +1,76 @@
+"""The kept-stream layout of the pair shards, shared by their writer (pairs_dataset.py) and their one reader
+(w2v/shards.py, whose docstring describes the layout): the columns, the reach of each kept token and the units of
+a shard. Imports neither torch nor a stage script, so the writer stays light."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from w2v.pairs_meta import draw_seed
+
+READ_COLUMNS = ["id", "window"]
+SCHEMA = pa.schema([pa.field("id", pa.int32(), nullable=False), pa.field("window", pa.uint8(), nullable=False)])
+WINDOW_BITS = 0x3F  # the window b a token drew, in its `window` byte
+DOC_START = 0x80  # set on the first kept token of a document
+
+
+@numba.njit(nogil=True, cache=True)
+def stream_windows(code, begin, end):
+    """The windows of targets begin..end-1 of a kept-stream slice whose `window` bytes are `code`: (row int32,
+    left int8, right int8), one entry per target with a non-empty window, in stream order. Left reach: the
+    tokens before the target, up to its b, back to its document's first (a token with DOC_START) or the slice's
+    start; right reach: up to b after it, before the next document's first or the slice's end."""
+    n = len(code)
+    rows = np.empty(max(end - begin, 0), dtype=np.int32)
+    left = np.empty(max(end - begin, 0), dtype=np.int8)
+    right = np.empty(max(end - begin, 0), dtype=np.int8)
+    count = 0
+    for i in range(begin, end):
+        b = code[i] & 0x3F
+        lo = 0
+        if not code[i] & 0x80:
+            while lo < b and i - lo - 1 >= 0:
+                lo += 1
+                if code[i - lo] & 0x80:
+                    break
+        hi = 0
+        while hi < b and i + hi + 1 < n and not code[i + hi + 1] & 0x80:
+            hi += 1
+        if lo + hi:
+            rows[count] = i
+            left[count] = lo
+            right[count] = hi
+            count += 1
+    return rows[:count], left[:count], right[:count]
+
+
+def shard_units(sizes: np.ndarray, row_group_pairs: int, shuffle: bool) -> list:
+    """The units of a shard whose windows (text order) have `sizes` pairs: for each unit, the windows it holds (a
+    slice, or a strided slice when shuffled). See the module docstring."""
+    n, pairs = len(sizes), int(np.sum(sizes, dtype=np.int64))
+    if n == 0:
+        return []
+    row_group_pairs = max(1, int(row_group_pairs))
+    if shuffle:
+        units = max(1, min(n, -(-pairs // row_group_pairs)))
+        return [slice(u, n, units) for u in range(units)]
+    # The window that holds pair k * row_group_pairs - 1 (or ends there) ends unit k - 1.
+    ends = np.cumsum(sizes, dtype=np.int64)
+    last = np.unique(np.searchsorted(ends, np.arange(row_group_pairs, pairs, row_group_pairs), "left"))
+    bounds = [0, *(last + 1).tolist()]
+    if bounds[-1] != n:
+        bounds.append(n)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def unit_pairs(sizes: np.ndarray, units: list) -> list[int]:
+    """Pairs of each unit of `shard_units`."""
+    return [int(np.sum(sizes[unit], dtype=np.int64)) for unit in units]
+
+
+def unit_order(seed: int, draw: int, part: int, unit: int, n: int) -> np.ndarray:
+    """The order in which a shuffled unit's n windows are read: a permutation fixed by the draw's seed, the shard's
+    place in its draw (part) and the unit."""
+    sequence = np.random.SeedSequence(draw_seed(seed, draw), spawn_key=(2, part, unit))
+    return np.random.default_rng(sequence).permutation(n)
