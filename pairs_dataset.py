@@ -1,22 +1,30 @@
-"""Stage 3: skip-gram (target, context) pairs from the id stream, shuffled into parquet shards.
+"""Stage 3: the draws of skip-gram (target, context) pairs, written as the kept stream they come from.
 
     python pairs_dataset.py --window 5 --sample 1e-4
     python pairs_dataset.py --draws 1        # one pair set for every epoch: 1/5 of the disk, lower quality
     python pairs_dataset.py --no-shuffle     # text order, as word2vec.c and gensim train (see Order)
 
 Reads DATA_DIR/ids/part-*.parquet (column `ids: list<int32>`, one row per document) and DATA_DIR/vocab.json, and
-writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context` and the bool column `window_start`)
-plus DATA_DIR/pairs/meta.json (read and written by pairs_meta.py).
+writes DATA_DIR/pairs/shard-NNNNN.parquet plus DATA_DIR/pairs/meta.json (read and written by pairs_meta.py).
 
-Order: a target occurrence's pairs, (t, c_1) ... (t, c_k) in window order, are its "window". A shard's windows
-are shuffled as units, a window's pairs stay consecutive, and `window_start` is True on each window's first pair,
-so a trainer can take a window at once (CBOW needs it; a skip-gram kernel reads the target's output rows once per
-window) and the loader finds the windows' edges. A window is cut where a shard or a row group ends (both keep
-their sizes; the piece after the edge is flagged as a window of its own): at most one cut per row group of 1M
-pairs. The pair order of earlier versions (every pair shuffled alone) is retired: train.py and dataset.py refuse
-a pairs/ written in it with one line, rebuild it with this script.
-SHUFFLE (--no-shuffle turns it off): False leaves every shard in text order (the windows as the stream made them)
-and has dataset.py read each draw's shards in file order, so training runs through the corpus in text order as
+Layout (meta.json "layout" "kept-stream-1"; w2v/shards.py describes it and is its one reader): no pair is
+written. A draw's pairs are fixed by its kept stream (the ids left after sub-sampling), the window b each kept
+token drew and the documents' edges, so a shard is a slice of that stream: the non-nullable columns `id` (int32)
+and `window` (uint8: b in bits 0-5, bit 7 on a document's first kept token), with up to WINDOW rows of halo on
+either side. About 5 bytes a kept token, which makes WINDOW + 1 pairs on average: 0.83 bytes a pair at WINDOW 5
+before compression (text8 with lz4: 0.69; the window shards before this layout took 4.36). Writing is sub-sampling
+and one draw per kept token; readers rebuild the windows (w2v/shards.py, numba).
+
+Order: a target occurrence's pairs, (t, c_1) ... (t, c_k) in window order (offsets -b..-1, 1..b), are its
+"window"; the reader hands windows whole (CBOW needs them; a skip-gram kernel reads the target's output rows once
+per window). A shard ends with the window that reaches PAIRS_PER_SHARD pairs, so no shard edge cuts a window.
+Its windows are dealt into units of ~ROW_GROUP_PAIRS pairs (unit u of U: windows u, u+U, ... in text order), each
+read in an order of its own (a permutation seeded by the draw, the shard and the unit): the reader's unit of work,
+a sample spread over the whole shard, shuffled. A window is cut only by a batch's edge. Retired layouts are refused
+with one line by train.py and dataset.py (rebuild with this script): the pair order (every pair shuffled alone) and
+the window shards (pairs in columns target, context, window_start, each shard's windows shuffled as one).
+SHUFFLE (--no-shuffle turns it off): False makes each unit a run of consecutive windows read in text order, and
+has dataset.py read each draw's shards in file order, so training runs through the corpus in text order as
 word2vec.c and gensim do. The shuffled default scores higher on most sets; text order trades some of that for others
 (CBOW on text8: bench/RESULTS.md, "Text order").
 
@@ -36,26 +44,32 @@ What is generated follows word2vec.c (and gensim):
   `window - rand % window`) and is the target of a pair with every retained token of its document at distance
   1..b. Pairs never cross a document boundary.
 
-Memory stays bounded whatever the document sizes (text8 is one 17M-word document): the retained stream is cut into
-chunks of CHUNK_TOKENS targets, each seen with WINDOW tokens of context on either side, so chunking changes nothing,
-not even the order of the pairs. Pairs are produced in stream order (by target position, then offset), collected
-into a buffer of PAIRS_PER_SHARD pairs, and each full buffer is shuffled (seeded; by window, see Order)
-and written as one shard; the reader (dataset.py) reads shards in a shuffled order, one row group at a time.
+Memory stays bounded whatever the document sizes (text8 is one 17M-word document): the id stream is read in
+slices of CHUNK_TOKENS tokens, and the writer holds one shard's slice of the kept stream (~13 bytes a kept token:
+ids, window bytes and the pairs of each window while the shard fills). `iter_pairs` / `window_pairs`, the pair
+generation of the earlier layout, stay as the reference the tests compare every draw with: same pairs, same
+windows.
 
-Randomness (keep draws, window draws, shard shuffles) comes from three numpy Generators spawned from the draw's
-seed (`draw_seed`: SEED itself for draw 0, so draw 0 is what a one-draw run writes; SeedSequence entropy
-[SEED, d] for draw d > 0), each consumed strictly in stream order, so the shards depend on SEED, the draw and the
-inputs only: not on CHUNK_TOKENS, nor on how the parquet parts are split into batches, nor on DRAWS.
+Randomness (keep draws, window draws, unit orders) comes from numpy Generators spawned from the draw's seed
+(`draw_seed`: SEED itself for draw 0, so draw 0 is what a one-draw run writes; SeedSequence entropy [SEED, d] for
+draw d > 0): the keeps and the windows are drawn strictly in stream order (the same draws as `iter_pairs`, so the
+same pairs as the earlier layout), and each unit's order from its own child (spawn key (2, shard, unit)), so the
+shards depend on SEED, the draw and the inputs only: not on CHUNK_TOKENS, nor on how the parquet parts are split
+into batches, nor on DRAWS.
 
-meta.json (`pairs_meta.PairsMeta`): "shards" lists every shard of every draw ({"file", "pairs", "draw"}),
+meta.json (`pairs_meta.PairsMeta`): "layout" the shard layout, "shards" lists every shard of every draw ({"file",
+"pairs", "draw", "part": its number in the draw, "tokens": its rows, "targets": its target rows [first, end),
+"units": the pairs of each unit}),
 "draws" their number, "order" the shard order ("windows"), "shuffle" false for text order,
 "pairs_per_draw" and "retained_per_draw" the pairs and retained tokens of each draw; "pairs" and "bytes" count
 all shards (the sum of "pairs_per_draw"); "tokens" is the id stream's length (the same for every draw) and
 "retained_tokens" draw 0's retained tokens. The stage's figures (stats/pairs_dataset.json): pairs, bytes_per_pair
-and pairs_per_s over the draws this run wrote, and planned_pairs_per_draw (the disk plan's figure).
+pairs_per_s, cpu_s and cpu_ns_per_pair (this process and its workers, imports left out) over the draws this run
+wrote, and planned_pairs_per_draw (the disk plan's figure).
 
 Disk plan: before writing, the stage prints what the shards will take (expected pairs of a draw x the bytes per pair
-of the codec, `plan_bytes_per_pair`, x the draws written, plus the old pairs/, which stays until the new
+of the codec, `plan_bytes_per_pair`: its bytes per kept token over the WINDOW + 1 pairs a kept token makes, x the
+draws written, plus the old pairs/, which stays until the new
 one is renamed in unless --delete-old-first) against the free space of DATA_DIR's filesystem, and stops with one
 line naming the flags that shrink it when they do not fit. The expected pairs are word2vec's: each retained token
 (counts x keep probabilities) pairs with 2b others, b uniform in 1..WINDOW, so (WINDOW + 1) per retained token;
@@ -90,7 +104,7 @@ from w2v.draws import expected_pairs_bound, expected_pairs_per_draw, keep_probab
 from w2v.workers import WorkerPool, default_num_proc
 from w2v.pairs_meta import (LAYOUT, ORDER, PairsMeta, build_meta, check_settings, draw_seed, parse_draws,
                             shard_number)
-from w2v.layout import SCHEMA, shard_units, stream_windows, unit_pairs
+from w2v.layout import SCHEMA, shard_units, stream_windows, unit_pairs, window_sizes
 
 DATA_DIR = "data"  # where stage outputs live
 WINDOW = 5  # largest distance between a target and its context words
@@ -99,10 +113,10 @@ SEED = 1  # seed of the keep draws, window draws and shard shuffles
 SHUFFLE = True  # shuffle each shard's windows and read the shards in a shuffled order; False: text order
 DRAWS = 5  # independent pair sets (sub-sampling, windows, shuffle redrawn); epoch e trains on draw e mod DRAWS
 DYNAMIC_WINDOW = True  # each target draws its window in 1..WINDOW (word2vec.c); off: always WINDOW
-PAIRS_PER_SHARD = 50_000_000  # pairs per shard (the last one is smaller); also the shuffle buffer
-ROW_GROUP_PAIRS = 1_000_000  # parquet row group size: the unit the reader reads and splits among workers
+PAIRS_PER_SHARD = 50_000_000  # pairs per shard (whole windows: up to 2 x WINDOW more; the last one is smaller)
+ROW_GROUP_PAIRS = 1_000_000  # pairs per unit of a shard: what the reader rebuilds at once and splits among workers
 COMPRESSION = "lz4"  # parquet codec of the shards: lz4, zstd, snappy, gzip, brotli or none
-CHUNK_TOKENS = 1_000_000  # retained tokens turned into pairs at once: bounds memory (~100-150 bytes per token)
+CHUNK_TOKENS = 1_000_000  # tokens of the id stream read and sub-sampled at once
 NUM_PROC = default_num_proc()  # draws written at once, one worker process each (1 = all in this process)
 ONLY_DRAWS = ""  # write only these draws (e.g. 2,3) and add them to pairs/ and its meta.json; empty: all DRAWS anew
 DELETE_OLD_FIRST = False  # delete the previous pairs/ before writing (less disk at peak; a failure leaves none)
@@ -369,10 +383,10 @@ class StreamShardWriter:
         # A row's window is known once `window` rows follow it (or the stream has ended).
         sized, limit = self.sized, self.filled if final else self.filled - self.window
         if limit > sized:
-            rows, left, right = stream_windows(self.code, sized, limit)
+            windows = stream_windows(self.code, sized, limit)
             new = self._sizes[sized:limit]
             new[:] = 0
-            new[rows - sized] = left.astype(np.int64) + right
+            new[(windows >> 16) - sized] = window_sizes(windows)
             self.sized = limit
             self.pending += int(new.sum())
         while self.pending >= self.pairs_per_shard:

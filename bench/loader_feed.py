@@ -99,7 +99,7 @@ def floors(data_dir: Path, row_groups: int = 20) -> dict:
         if shard not in loaded:
             loaded[shard] = shards.read_shard(shard)
             stream = loaded[shard]
-            held.append(stream.ids.nbytes + stream.rows.nbytes + stream.left.nbytes + stream.right.nbytes)
+            held.append(stream.nbytes())
         read = time.process_time()
         windows = loaded[shard].unit(unit)
         ordered = time.process_time()

@@ -1,7 +1,7 @@
 """w2v/feed.py, the reader threads of the GPU kernels: its batches are exactly dataset.py's (contexts, one target
 per window, int32 offsets), in the same stream order with any number of readers and from any start batch; its
 buffers are reused and bounded; a corrupt shard is one line; stopping early ends the readers. Also w2v/shards.py's
-window rebuild (emit_windows) from any pair of a unit to any other."""
+unit rebuild (fill_unit) and window cut (cut_unit) from any pair of a unit to any other."""
 import threading
 
 import numpy as np
@@ -14,7 +14,7 @@ from w2v.kernels import steps
 from w2v.common import StageError
 from dataset import PairsDataset
 from w2v.feed import WindowFeed
-from w2v.shards import WindowShards, emit_windows
+from w2v.shards import WindowShards, cut_unit
 from test_dataset import (TOTAL, assert_windows_whole_but_at_batch_edges, data_dir, reference_windows,  # noqa: F401
                           windows_dir)
 
@@ -97,22 +97,25 @@ def test_train_reads_through_the_feed_for_the_triton_steps_only():
                    for loss in ("ns", "hs") for kernel in ("window", "torch"))
 
 
-def test_emit_windows_from_any_pair_to_any_other(windows_dir):
-    # a unit's pairs begin:end, written at an offset into a batch: the slice of the whole unit's pairs, the windows
-    # cut at begin and end
+def test_units_rebuilt_and_cut_from_any_pair_to_any_other(windows_dir):
+    # a unit's windows are the shards' windows (reference_windows: plain loops over the columns), each once
     shards = WindowShards(windows_dir, batch_size=1, seed=3)
+    reference = reference_windows(windows_dir)
+    seen = []
+    for shard, u, rows in shards.units:
+        unit = shards.read_unit(shard, u)
+        assert unit.pairs == rows == len(unit.context)
+        for w, target in enumerate(unit.target.tolist()):
+            assert tuple(unit.context[unit.first[w]:unit.first[w + 1]].tolist()) == reference[target]
+            seen.append(target)
+    assert sorted(seen) == sorted(reference)
+    # pairs begin:end of a unit cut into a batch at an offset: a window cut by begin starts at the batch's offset
     unit = shards.read_unit(1, 0)
     n = unit.pairs
-    whole_context, whole_target, whole_starts = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n + 1, np.int32)
-    windows = emit_windows(unit.ids, unit.rows, unit.left, unit.right, unit.first, 0, n, 0, whole_context,
-                           whole_target, whole_starts, 0)
-    assert windows == len(unit.rows) and np.array_equal(whole_starts[:windows], unit.first[:-1])
-    target_of_pair = np.repeat(whole_target[:windows], np.diff(unit.first))
+    target_of_pair = np.repeat(unit.target, np.diff(unit.first))
     for begin, end in ((0, n), (5, n - 3), (17, 18), (n - 1, n), (100, 100)):
-        context, target, starts = np.empty(n + 40, np.int32), np.empty(n, np.int32), np.empty(n + 1, np.int32)
-        got = emit_windows(unit.ids, unit.rows, unit.left, unit.right, unit.first, begin, end, 40, context, target,
-                           starts, 0)
-        assert np.array_equal(context[40:40 + end - begin], whole_context[begin:end])
+        target, starts = np.empty(n, np.int32), np.empty(n + 1, np.int32)
+        got = cut_unit(unit.first, unit.target, begin, end, 40, target, starts, 0)
         first = np.unique(np.concatenate([[begin], unit.first[(unit.first > begin) & (unit.first < end)]]))
         assert got == (len(first) if end > begin else 0)
         assert np.array_equal(starts[:got], 40 + first[:got] - begin)

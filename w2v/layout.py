@@ -15,16 +15,17 @@ WINDOW_BITS = 0x3F  # the window b a token drew, in its `window` byte
 DOC_START = 0x80  # set on the first kept token of a document
 
 
+UNIT_BLOCK = 64  # a shuffled unit's windows are read in blocks of this many (in text order), the blocks shuffled
+
+
 @numba.njit(nogil=True, cache=True)
 def stream_windows(code, begin, end):
-    """The windows of targets begin..end-1 of a kept-stream slice whose `window` bytes are `code`: (row int32,
-    left int8, right int8), one entry per target with a non-empty window, in stream order. Left reach: the
-    tokens before the target, up to its b, back to its document's first (a token with DOC_START) or the slice's
-    start; right reach: up to b after it, before the next document's first or the slice's end."""
+    """The windows of targets begin..end-1 of a kept-stream slice whose `window` bytes are `code`, one int64 per
+    target with a non-empty window, in stream order: row << 16 | left << 8 | right. Left reach: the tokens before
+    the target, up to its b, back to its document's first (a token with DOC_START) or the slice's start; right
+    reach: up to b after it, before the next document's first or the slice's end. `window_fields` unpacks them."""
     n = len(code)
-    rows = np.empty(max(end - begin, 0), dtype=np.int32)
-    left = np.empty(max(end - begin, 0), dtype=np.int8)
-    right = np.empty(max(end - begin, 0), dtype=np.int8)
+    windows = np.empty(max(end - begin, 0), dtype=np.int64)
     count = 0
     for i in range(begin, end):
         b = code[i] & 0x3F
@@ -38,11 +39,19 @@ def stream_windows(code, begin, end):
         while hi < b and i + hi + 1 < n and not code[i + hi + 1] & 0x80:
             hi += 1
         if lo + hi:
-            rows[count] = i
-            left[count] = lo
-            right[count] = hi
+            windows[count] = (np.int64(i) << 16) | (lo << 8) | hi
             count += 1
-    return rows[:count], left[:count], right[:count]
+    return windows[:count]
+
+
+def window_fields(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, left, right) of packed windows (`stream_windows`)."""
+    return windows >> 16, (windows >> 8) & 0xFF, windows & 0xFF
+
+
+def window_sizes(windows: np.ndarray) -> np.ndarray:
+    """Pairs of each packed window: left + right reach."""
+    return ((windows >> 8) & 0xFF) + (windows & 0xFF)
 
 
 def shard_units(sizes: np.ndarray, row_group_pairs: int, shuffle: bool) -> list:
@@ -70,7 +79,13 @@ def unit_pairs(sizes: np.ndarray, units: list) -> list[int]:
 
 
 def unit_order(seed: int, draw: int, part: int, unit: int, n: int) -> np.ndarray:
-    """The order in which a shuffled unit's n windows are read: a permutation fixed by the draw's seed, the shard's
-    place in its draw (part) and the unit."""
+    """The order in which a shuffled unit's n windows are read (their indices in the unit, in reading order): blocks
+    of UNIT_BLOCK consecutive windows of the unit (each a stretch of UNIT_BLOCK x units windows of the shard), in an
+    order drawn for the unit alone (seeded by the draw's seed, the shard's place in its draw and the unit)."""
     sequence = np.random.SeedSequence(draw_seed(seed, draw), spawn_key=(2, part, unit))
-    return np.random.default_rng(sequence).permutation(n)
+    blocks = np.random.default_rng(sequence).permutation(-(-n // UNIT_BLOCK))
+    starts = blocks * UNIT_BLOCK
+    lengths = np.minimum(starts + UNIT_BLOCK, n) - starts
+    # reading position k of block j (at its offset o) is window starts[j] + o
+    shift = starts - (np.cumsum(lengths) - lengths)
+    return np.repeat(shift, lengths) + np.arange(n)

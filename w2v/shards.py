@@ -16,8 +16,10 @@ cut by a shard's edge.
 
 Units: a shard's windows (in text order, numbered 0..W-1) are split into units of about ROW_GROUP_PAIRS pairs
 (`shard_units`). Shuffled shards (the default): U = ceil(pairs / ROW_GROUP_PAIRS) units, unit u holding windows u,
-u+U, u+2U, ... (a sample spread over the whole shard), read in an order drawn for that unit alone
-(`unit_order`: a permutation seeded by the draw's seed, the shard's place in its draw and u). Text order
+u+U, u+2U, ... (a sample spread over the whole shard), read in an order drawn for that unit alone (`unit_order`:
+blocks of UNIT_BLOCK consecutive windows of the unit, each in text order, the blocks permuted, seeded by the draw's
+seed, the shard's place in its draw and u). Blocks rather than single windows: a reader then reads the shard's
+ids forward within a block, which costs it half as much CPU as a per-window permutation (bench/RESULTS.md). Text order
 (--no-shuffle): unit u is a run of consecutive windows, the window that reaches a multiple of ROW_GROUP_PAIRS
 ending it, read in text order. meta.json lists each unit's pairs ("units"), so the reader plan needs no shard.
 
@@ -27,10 +29,11 @@ draw's shards in an order shuffled by (seed, epoch) (`pairs_meta.epoch_shards`; 
 ... so the readers' streams are disjoint. A window is cut only by a batch's edge (the piece after it is a window
 of its own). Every batch holds exactly batch_size pairs except the last one of each reader's stream.
 
-What a reader holds per shard: the shard's columns (5 bytes a kept token) and its windows' places and reaches
-(6 bytes a window), ~0.85 + 1.0 = ~1.9 bytes a pair at WINDOW 5, ~95 MB for a shard of 50M pairs; the threads
+What a reader holds per shard: the shard's ids (4 bytes a kept token) and its windows' places and reaches
+(8 bytes a window), ~0.7 + 1.3 = ~2.0 bytes a pair at WINDOW 5, ~100 MB for a shard of 50M pairs; the threads
 of one process (feed.py) share it (`SHARD_CACHE` shards at most are kept), each DataLoader worker process holds its
-own. Per unit: its windows' places, reaches and offsets (~10 bytes a window, ~2 MB for a unit of 1M pairs).
+own. Per unit: its pairs rebuilt (4 bytes a pair) and its windows' targets and offsets (12 bytes a window), ~6 bytes
+a pair, ~6 MB for a unit of 1M pairs, each reader one at a time.
 
 The stream: batches are taken from each reader in turn, skipping the readers whose stream has ended (a DataLoader's
 order), so batch b of an epoch is known from the readers' batch counts alone (`stream_workers`). `start_batch=k`
@@ -56,8 +59,8 @@ import torch
 
 from w2v.batch import WindowBatch
 from w2v.common import fail, require
-from w2v.layout import (DOC_START, READ_COLUMNS, SCHEMA, WINDOW_BITS, shard_units, stream_windows,  # noqa: F401
-                        unit_order, unit_pairs)
+from w2v.layout import (DOC_START, READ_COLUMNS, SCHEMA, UNIT_BLOCK, WINDOW_BITS, shard_units,  # noqa: F401
+                        stream_windows, unit_order, unit_pairs, window_sizes)
 from w2v.pairs_meta import PairsMeta, epoch_shards
 
 SHARD_CACHE = 2  # shards one process keeps decoded (its reader threads share them)
@@ -66,43 +69,73 @@ Unit = tuple[int, int, int]  # (shard index in meta.json's list, unit, pairs)
 
 def reader_bytes(meta: PairsMeta) -> int:
     """Bytes one reader (a process) holds at most of the shards it rebuilds windows from: `SHARD_CACHE` shards
-    (5 bytes a row, 6 a target: its place and reaches) and a unit's windows (~14 bytes a pair at most)."""
-    shards = sorted((11 * int(s.get("tokens", 0)) for s in meta.shards), reverse=True)
+    (5 bytes a row while decoding, then 4, and 8 a window: 12 a row at most) and a unit's pairs (4 bytes a pair,
+    ~10 more a window: ~14 a pair at most)."""
+    shards = sorted((12 * int(s.get("tokens", 0)) for s in meta.shards), reverse=True)
     largest_unit = max((int(p) for s in meta.shards for p in s.get("units", [])), default=0)
     return sum(shards[:SHARD_CACHE]) + 14 * largest_unit
 
 
 class ShardStream:
-    """One shard decoded: its ids, its windows (row, left, right reach, in text order) and its units."""
+    """One shard decoded: its ids and its windows (packed row, left and right reach, in text order) and units."""
 
     def __init__(self, ids: np.ndarray, code: np.ndarray, entry: dict, row_group_pairs: int, shuffle: bool,
                  seed: int):
         self.ids = ids
         first, end = entry["targets"]
-        self.rows, self.left, self.right = stream_windows(code, int(first), int(end))
-        sizes = self.left.astype(np.int16) + self.right
+        self.windows = stream_windows(code, int(first), int(end))
+        sizes = window_sizes(self.windows)
         self.units = shard_units(sizes, row_group_pairs, shuffle)
         self.shuffle, self.seed, self.draw, self.part = shuffle, seed, int(entry["draw"]), int(entry.get("part", 0))
         self.unit_pairs = unit_pairs(sizes, self.units)
 
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.windows.nbytes
+
     def unit(self, u: int) -> "UnitWindows":
-        take = self.units[u]
-        rows, left, right = self.rows[take], self.left[take], self.right[take]
+        """Unit u's pairs rebuilt, in reading order. Its windows are visited in text order (rising rows: the
+        shard's ids are read forward) and each one's contexts written where the unit's order puts them (in a
+        buffer of the unit's size)."""
+        windows = np.ascontiguousarray(self.windows[self.units[u]])
+        sizes = window_sizes(windows)
+        first = np.zeros(len(windows) + 1, dtype=np.int64)
         if self.shuffle:
-            order = unit_order(self.seed, self.draw, self.part, u, len(rows))
-            rows, left, right = rows[order], left[order], right[order]
-        return UnitWindows(self.ids, rows, left, right)
+            order = unit_order(self.seed, self.draw, self.part, u, len(windows))
+            np.cumsum(sizes[order], out=first[1:])
+            place = np.empty(len(windows), dtype=np.int64)
+            place[order] = first[:-1]  # the window read k-th starts at pair first[k]
+        else:
+            order = None
+            np.cumsum(sizes, out=first[1:])
+            place = first[:-1]
+        context = np.empty(int(first[-1]), dtype=np.int32)
+        target = fill_unit(self.ids, windows, place, context)
+        return UnitWindows(context, target if order is None else target[order], first)
+
+
+@numba.njit(nogil=True, cache=True)
+def fill_unit(ids, windows, place, out):
+    """The contexts of packed windows (`stream_windows`; rows rising) written from out[place[j]] on, offsets
+    -left..-1 then 1..right; returns each window's target (ids[row])."""
+    target = np.empty(len(windows), dtype=np.int32)
+    for j in range(len(windows)):
+        packed = windows[j]
+        row, lo, hi, at = packed >> 16, (packed >> 8) & 0xFF, packed & 0xFF, place[j]
+        target[j] = ids[row]
+        for k in range(lo):
+            out[at + k] = ids[row - lo + k]
+        for k in range(hi):
+            out[at + lo + k] = ids[row + 1 + k]
+    return target
 
 
 class UnitWindows:
-    """A unit's windows in reading order: rows into the shard's ids, reaches, and each window's first pair in the
-    unit's pair stream (`first`, int64 [windows + 1])."""
+    """A unit's pairs in reading order: `context` (int32 [pairs]), each window's `target` (int32 [windows]) and
+    first pair (`first`, int64 [windows + 1])."""
 
-    def __init__(self, ids: np.ndarray, rows: np.ndarray, left: np.ndarray, right: np.ndarray):
-        self.ids, self.rows, self.left, self.right = ids, rows, left, right
-        self.first = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(left.astype(np.int64) + right, out=self.first[1:])
-        self.pairs = int(self.first[-1])
+    def __init__(self, context: np.ndarray, target: np.ndarray, first: np.ndarray):
+        self.context, self.target, self.first = context, target, first
+        self.pairs = int(first[-1])
 
 
 class WindowShards:
@@ -288,8 +321,9 @@ class BatchBuffer:
     def add(self, unit: UnitWindows, begin: int, end: int) -> None:
         """Pairs begin:end of a unit's pair stream appended: their contexts, rebuilt from the kept stream, and their
         windows (a window cut by begin or end is a window of its own)."""
-        self.n_windows = emit_windows(unit.ids, unit.rows, unit.left, unit.right, unit.first, begin, end,
-                                      self.n_pairs, self.context_np, self.target_np, self.starts_np, self.n_windows)
+        np.copyto(self.context_np[self.n_pairs:self.n_pairs + end - begin], unit.context[begin:end])
+        self.n_windows = cut_unit(unit.first, unit.target, begin, end, self.n_pairs, self.target_np, self.starts_np,
+                                  self.n_windows)
         self.n_pairs += end - begin
 
     def finish(self) -> "BatchBuffer":
@@ -309,14 +343,13 @@ class BatchBuffer:
 
 
 @numba.njit(nogil=True, cache=True)
-def emit_windows(ids, rows, left, right, first, begin, end, base, out_context, out_target, out_starts, windows):
-    """Pairs begin:end of a unit's pair stream (window w: pairs first[w]:first[w + 1], the contexts of target
-    ids[rows[w]] at offsets -left[w]..-1, 1..right[w]) written from out_context[base] on, each window's (or
-    piece's) start and target to out_starts / out_target from index `windows`. Returns the windows written."""
+def cut_unit(first, target, begin, end, base, out_target, out_starts, windows):
+    """The windows of pairs begin:end of a unit (window w: pairs first[w]:first[w + 1]) appended to a batch whose
+    pair `begin` lands at `base`: each window's (or, cut by begin, its piece's) start to out_starts and target to
+    out_target from index `windows`. Returns the windows written."""
     if end <= begin:
         return windows
-    # the window holding pair `begin`: the last w with first[w] <= begin
-    lo, hi = 0, len(rows) - 1
+    lo, hi = 0, len(target) - 1  # the window holding pair `begin`: the last w with first[w] <= begin
     while lo < hi:
         mid = (lo + hi + 1) >> 1
         if first[mid] <= begin:
@@ -324,29 +357,14 @@ def emit_windows(ids, rows, left, right, first, begin, end, base, out_context, o
         else:
             hi = mid - 1
     w = lo
-    pos = begin
-    while pos < end:
-        a = first[w]
-        stop = min(first[w + 1], end)
-        row = rows[w]
-        lw = np.int64(left[w])
-        out_starts[windows] = base + pos - begin
-        out_target[windows] = ids[row]
+    out_starts[windows] = base
+    out_target[windows] = target[w]
+    windows += 1
+    w += 1
+    while w < len(target) and first[w] < end:
+        out_starts[windows] = base + first[w] - begin
+        out_target[windows] = target[w]
         windows += 1
-        out = base + pos - begin
-        k = pos - a
-        k_end = stop - a
-        # offsets -lw..-1: context k is ids[row - lw + k]
-        while k < k_end and k < lw:
-            out_context[out] = ids[row - lw + k]
-            out += 1
-            k += 1
-        # offsets 1..right: context k (k >= lw) is ids[row + 1 + k - lw]
-        while k < k_end:
-            out_context[out] = ids[row + 1 + k - lw]
-            out += 1
-            k += 1
-        pos = stop
         w += 1
     return windows
 
