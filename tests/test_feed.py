@@ -1,7 +1,7 @@
 """w2v/feed.py, the reader threads of the GPU kernels: its batches are exactly dataset.py's (contexts, one target
 per window, int32 offsets), in the same stream order with any number of readers and from any start batch; its
 buffers are reused and bounded; a corrupt shard is one line; stopping early ends the readers. Also w2v/shards.py's
-unit rebuild (fill_unit) and window cut (cut_unit) from any pair of a unit to any other."""
+unit rebuild (build_unit) and window cut (cut_unit) from any pair of a unit to any other."""
 import threading
 
 import numpy as np

@@ -23,21 +23,36 @@ def stream_windows(code, begin, end):
     """The windows of targets begin..end-1 of a kept-stream slice whose `window` bytes are `code`, one int64 per
     target with a non-empty window, in stream order: row << 16 | left << 8 | right. Left reach: the tokens before
     the target, up to its b, back to its document's first (a token with DOC_START) or the slice's start; right
-    reach: up to b after it, before the next document's first or the slice's end. `window_fields` unpacks them."""
+    reach: up to b after it, before the next document's first or the slice's end. `window_fields` unpacks them.
+    Two passes, no search: the next document's first row of every row (backwards), then the reaches."""
     n = len(code)
-    windows = np.empty(max(end - begin, 0), dtype=np.int64)
+    count = max(end - begin, 0)
+    windows = np.empty(count, dtype=np.int64)
+    if count == 0:
+        return windows
+    # next_first[i - begin]: the first row after i that starts a document (n: none before the slice's end)
+    next_first = np.empty(count, dtype=np.int64)
+    following = n
+    for i in range(min(n - 1, end + 63), end - 1, -1):  # rows past the targets, up to the largest reach
+        if code[i] & 0x80:
+            following = i
+    for i in range(end - 1, begin - 1, -1):
+        next_first[i - begin] = following
+        if code[i] & 0x80:
+            following = i
+    # the document's first row at or before begin (or the slice's start): from up to 63 rows back
+    doc_first = 0
+    for i in range(max(0, begin - 63), begin):
+        if code[i] & 0x80:
+            doc_first = i
     count = 0
     for i in range(begin, end):
-        b = code[i] & 0x3F
-        lo = 0
-        if not code[i] & 0x80:
-            while lo < b and i - lo - 1 >= 0:
-                lo += 1
-                if code[i - lo] & 0x80:
-                    break
-        hi = 0
-        while hi < b and i + hi + 1 < n and not code[i + hi + 1] & 0x80:
-            hi += 1
+        c = code[i]
+        if c & 0x80:
+            doc_first = i
+        b = np.int64(c & 0x3F)
+        lo = min(b, i - doc_first)
+        hi = min(b, next_first[i - begin] - 1 - i)
         if lo + hi:
             windows[count] = (np.int64(i) << 16) | (lo << 8) | hi
             count += 1

@@ -93,40 +93,47 @@ class ShardStream:
         return self.ids.nbytes + self.windows.nbytes
 
     def unit(self, u: int) -> "UnitWindows":
-        """Unit u's pairs rebuilt, in reading order. Its windows are visited in text order (rising rows: the
-        shard's ids are read forward) and each one's contexts written where the unit's order puts them (in a
-        buffer of the unit's size)."""
-        windows = np.ascontiguousarray(self.windows[self.units[u]])
-        sizes = window_sizes(windows)
-        first = np.zeros(len(windows) + 1, dtype=np.int64)
-        if self.shuffle:
-            order = unit_order(self.seed, self.draw, self.part, u, len(windows))
-            np.cumsum(sizes[order], out=first[1:])
-            place = np.empty(len(windows), dtype=np.int64)
-            place[order] = first[:-1]  # the window read k-th starts at pair first[k]
-        else:
-            order = None
-            np.cumsum(sizes, out=first[1:])
-            place = first[:-1]
-        context = np.empty(int(first[-1]), dtype=np.int32)
-        target = fill_unit(self.ids, windows, place, context)
-        return UnitWindows(context, target if order is None else target[order], first)
+        """Unit u's pairs rebuilt, in reading order (`build_unit`)."""
+        windows = self.windows[self.units[u]]
+        order = unit_order(self.seed, self.draw, self.part, u, len(windows)) if self.shuffle else \
+            np.empty(0, dtype=np.int64)
+        return UnitWindows(*build_unit(self.ids, windows, order))
 
 
 @numba.njit(nogil=True, cache=True)
-def fill_unit(ids, windows, place, out):
-    """The contexts of packed windows (`stream_windows`; rows rising) written from out[place[j]] on, offsets
-    -left..-1 then 1..right; returns each window's target (ids[row])."""
-    target = np.empty(len(windows), dtype=np.int32)
-    for j in range(len(windows)):
-        packed = windows[j]
-        row, lo, hi, at = packed >> 16, (packed >> 8) & 0xFF, packed & 0xFF, place[j]
-        target[j] = ids[row]
+def build_unit(ids, windows, order):
+    """A unit's pairs: its packed windows (`stream_windows`, rows rising: a strided view of the shard's) read in
+    `order` (indices into windows; empty: text order). Returns (context int32 [pairs], target int32 [windows],
+    first int64 [windows + 1]) in reading order. The windows are visited in text order, so the shard's ids are
+    read forward, and each one's contexts written where the order puts it (offsets -left..-1, then 1..right)."""
+    n = len(windows)
+    packed = np.empty(n, dtype=np.int64)
+    for j in range(n):  # the strided view read once, forward
+        packed[j] = windows[j]
+    shuffled = len(order) == n and n > 0
+    first = np.empty(n + 1, dtype=np.int64)
+    place = np.empty(n, dtype=np.int64)  # where text window j's pairs start in the unit
+    first[0] = 0
+    for k in range(n):
+        j = order[k] if shuffled else k
+        place[j] = first[k]
+        first[k + 1] = first[k] + ((packed[j] >> 8) & 0xFF) + (packed[j] & 0xFF)
+    context = np.empty(first[n], dtype=np.int32)
+    text_target = np.empty(n, dtype=np.int32)
+    for j in range(n):
+        w = packed[j]
+        row, lo, hi, at = w >> 16, (w >> 8) & 0xFF, w & 0xFF, place[j]
+        text_target[j] = ids[row]
         for k in range(lo):
-            out[at + k] = ids[row - lo + k]
+            context[at + k] = ids[row - lo + k]
         for k in range(hi):
-            out[at + lo + k] = ids[row + 1 + k]
-    return target
+            context[at + lo + k] = ids[row + 1 + k]
+    if not shuffled:
+        return context, text_target, first
+    target = np.empty(n, dtype=np.int32)
+    for k in range(n):
+        target[k] = text_target[order[k]]
+    return context, target, first
 
 
 class UnitWindows:
