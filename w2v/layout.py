@@ -24,39 +24,50 @@ def stream_windows(code, begin, end):
     target with a non-empty window, in stream order: row << 16 | left << 8 | right. Left reach: the tokens before
     the target, up to its b, back to its document's first (a token with DOC_START) or the slice's start; right
     reach: up to b after it, before the next document's first or the slice's end. `window_fields` unpacks them.
-    Two passes, no search: the next document's first row of every row (backwards), then the reaches."""
+    One pass, the next document's first row found by a forward scan done once per document."""
     n = len(code)
-    count = max(end - begin, 0)
-    windows = np.empty(count, dtype=np.int64)
-    if count == 0:
-        return windows
-    # next_first[i - begin]: the first row after i that starts a document (n: none before the slice's end)
-    next_first = np.empty(count, dtype=np.int64)
-    following = n
-    for i in range(min(n - 1, end + 63), end - 1, -1):  # rows past the targets, up to the largest reach
-        if code[i] & 0x80:
-            following = i
-    for i in range(end - 1, begin - 1, -1):
-        next_first[i - begin] = following
-        if code[i] & 0x80:
-            following = i
+    windows = np.empty(max(end - begin, 0), dtype=np.int64)
     # the document's first row at or before begin (or the slice's start): from up to 63 rows back
     doc_first = 0
     for i in range(max(0, begin - 63), begin):
         if code[i] & 0x80:
             doc_first = i
+    following = begin  # the first row after the current one that starts a document (n: none)
     count = 0
     for i in range(begin, end):
         c = code[i]
         if c & 0x80:
             doc_first = i
+        if following <= i:
+            following = i + 1
+            while following < n and not code[following] & 0x80:
+                following += 1
         b = np.int64(c & 0x3F)
         lo = min(b, i - doc_first)
-        hi = min(b, next_first[i - begin] - 1 - i)
+        hi = min(b, following - 1 - i)
         if lo + hi:
             windows[count] = (np.int64(i) << 16) | (lo << 8) | hi
             count += 1
     return windows[:count]
+
+
+@numba.njit(nogil=True, cache=True)
+def strided_unit_pairs(windows, units):
+    """Pairs of each of `units` strided units of packed windows (unit u: windows u, u + units, ...), and their
+    total, in one pass and no temporary array."""
+    pairs = np.zeros(units, dtype=np.int64)
+    for j in range(len(windows)):
+        w = windows[j]
+        pairs[j % units] += ((w >> 8) & 0xFF) + (w & 0xFF)
+    return pairs
+
+
+@numba.njit(nogil=True, cache=True)
+def total_pairs(windows):
+    total = 0
+    for j in range(len(windows)):
+        total += ((windows[j] >> 8) & 0xFF) + (windows[j] & 0xFF)
+    return total
 
 
 def window_fields(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -60,7 +60,7 @@ import torch
 from w2v.batch import WindowBatch
 from w2v.common import fail, require
 from w2v.layout import (DOC_START, READ_COLUMNS, SCHEMA, UNIT_BLOCK, WINDOW_BITS, shard_units,  # noqa: F401
-                        stream_windows, unit_order, unit_pairs, window_sizes)
+                        stream_windows, strided_unit_pairs, total_pairs, unit_order, unit_pairs, window_sizes)
 from w2v.pairs_meta import PairsMeta, epoch_shards
 
 SHARD_CACHE = 2  # shards one process keeps decoded (its reader threads share them)
@@ -84,10 +84,17 @@ class ShardStream:
         self.ids = ids
         first, end = entry["targets"]
         self.windows = stream_windows(code, int(first), int(end))
-        sizes = window_sizes(self.windows)
-        self.units = shard_units(sizes, row_group_pairs, shuffle)
         self.shuffle, self.seed, self.draw, self.part = shuffle, seed, int(entry["draw"]), int(entry.get("part", 0))
-        self.unit_pairs = unit_pairs(sizes, self.units)
+        n = len(self.windows)
+        if shuffle and n:
+            # shard_units' strided units, counted without a sizes array (a shard's is tens of MB to fault in)
+            count = max(1, min(n, -(-int(total_pairs(self.windows)) // max(1, int(row_group_pairs)))))
+            self.units = [slice(u, n, count) for u in range(count)]
+            self.unit_pairs = strided_unit_pairs(self.windows, count).tolist()
+        else:
+            sizes = window_sizes(self.windows)
+            self.units = shard_units(sizes, row_group_pairs, shuffle)
+            self.unit_pairs = unit_pairs(sizes, self.units)
 
     def nbytes(self) -> int:
         return self.ids.nbytes + self.windows.nbytes
