@@ -65,7 +65,8 @@ def test_start_batch_skips_trained_units_unread(data_dir, monkeypatch):  # noqa:
     read = []
     original = WindowShards.read_unit
     monkeypatch.setattr(WindowShards, "read_unit",
-                        lambda self, shard, unit: read.append((shard, unit)) or original(self, shard, unit))
+                        lambda self, shard, unit, scratch=None: read.append((shard, unit)) or
+                        original(self, shard, unit, scratch))
     dataset = PairsDataset(data_dir, batch_size=1000, start_batch=3)
     resumed = list(dataset)
     # 3,000 pairs trained: the units that end by then are not read; the one holding pair 3,000 is read and cut

@@ -99,34 +99,54 @@ class ShardStream:
     def nbytes(self) -> int:
         return self.ids.nbytes + self.windows.nbytes
 
-    def unit(self, u: int) -> "UnitWindows":
-        """Unit u's pairs rebuilt, in reading order (`build_unit`)."""
+    def unit(self, u: int, scratch: "UnitScratch | None" = None) -> "UnitWindows":
+        """Unit u's pairs rebuilt, in reading order (`build_unit`), in `scratch`'s buffers (valid until its next
+        unit) or in new ones."""
         windows = self.windows[self.units[u]]
         order = unit_order(self.seed, self.draw, self.part, u, len(windows)) if self.shuffle else \
             np.empty(0, dtype=np.int64)
-        return UnitWindows(*build_unit(self.ids, windows, order))
+        n, pairs = len(windows), self.unit_pairs[u]
+        wide, narrow, context = (scratch or UnitScratch()).take(n, pairs)
+        first = wide[2 * n:3 * n + 1]
+        target = build_unit(self.ids, windows, order, wide[:n], wide[n:2 * n], first, narrow[:n], narrow[n:2 * n],
+                            context)
+        return UnitWindows(context, target, first)
+
+
+class UnitScratch:
+    """A reader's buffers for its units, kept from one unit to the next: fresh ones of a few MB per unit cost more
+    in page faults than the rebuild itself."""
+
+    def __init__(self):
+        self.wide = np.empty(0, dtype=np.int64)
+        self.narrow = np.empty(0, dtype=np.int32)
+        self.context = np.empty(0, dtype=np.int32)
+
+    def take(self, windows: int, pairs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if len(self.wide) < 3 * windows + 1:
+            self.wide = np.empty(int(1.25 * (3 * windows + 1)), dtype=np.int64)
+            self.narrow = np.empty(int(1.25 * 2 * windows), dtype=np.int32)
+        if len(self.context) < pairs:
+            self.context = np.empty(int(1.25 * pairs), dtype=np.int32)
+        return self.wide, self.narrow, self.context[:pairs]
 
 
 @numba.njit(nogil=True, cache=True)
-def build_unit(ids, windows, order):
+def build_unit(ids, windows, order, packed, place, first, text_target, target, context):
     """A unit's pairs: its packed windows (`stream_windows`, rows rising: a strided view of the shard's) read in
-    `order` (indices into windows; empty: text order). Returns (context int32 [pairs], target int32 [windows],
-    first int64 [windows + 1]) in reading order. The windows are visited in text order, so the shard's ids are
-    read forward, and each one's contexts written where the order puts it (offsets -left..-1, then 1..right)."""
+    `order` (indices into windows; empty: text order), into `context` (int32 [pairs]), `first` (int64
+    [windows + 1]) and the returned targets (int32 [windows]), in reading order; packed, place and text_target are
+    scratch of the windows' size. The windows are visited in text order, so the shard's ids are read forward, and
+    each one's contexts written where the order puts it (offsets -left..-1, then 1..right)."""
     n = len(windows)
-    packed = np.empty(n, dtype=np.int64)
     for j in range(n):  # the strided view read once, forward
         packed[j] = windows[j]
     shuffled = len(order) == n and n > 0
-    first = np.empty(n + 1, dtype=np.int64)
-    place = np.empty(n, dtype=np.int64)  # where text window j's pairs start in the unit
     first[0] = 0
     for k in range(n):
         j = order[k] if shuffled else k
         place[j] = first[k]
         first[k + 1] = first[k] + ((packed[j] >> 8) & 0xFF) + (packed[j] & 0xFF)
-    context = np.empty(first[n], dtype=np.int32)
-    text_target = np.empty(n, dtype=np.int32)
     for j in range(n):
         w = packed[j]
         row, lo, hi, at = w >> 16, (w >> 8) & 0xFF, w & 0xFF, place[j]
@@ -136,11 +156,10 @@ def build_unit(ids, windows, order):
         for k in range(hi):
             context[at + lo + k] = ids[row + 1 + k]
     if not shuffled:
-        return context, text_target, first
-    target = np.empty(n, dtype=np.int32)
+        return text_target
     for k in range(n):
         target[k] = text_target[order[k]]
-    return context, target, first
+    return target
 
 
 class UnitWindows:
@@ -253,9 +272,9 @@ class WindowShards:
                 self._loading.pop(shard, None)
             return stream
 
-    def read_unit(self, shard: int, unit: int) -> UnitWindows:
-        """Unit `unit` of a shard: its windows in reading order."""
-        return self.shard_stream(shard).unit(unit)
+    def read_unit(self, shard: int, unit: int, scratch: UnitScratch | None = None) -> UnitWindows:
+        """Unit `unit` of a shard: its pairs and windows in reading order (in `scratch`'s buffers if given)."""
+        return self.shard_stream(shard).unit(unit, scratch)
 
     def worker_units(self, worker: int = 0, num_workers: int = 1) -> list[Unit]:
         """The units that reader `worker` of `num_workers` reads."""
@@ -293,11 +312,12 @@ class WindowShards:
         """The batches of `units`, in order, after the first `skip_pairs` pairs, each cut into a buffer from
         `next_buffer` (None from it ends the stream early). All full but the last."""
         buffer = None
+        scratch = UnitScratch()
         for shard, unit, rows in units:
             if skip_pairs >= rows:  # wholly trained: not even opened
                 skip_pairs -= rows
                 continue
-            windows = self.read_unit(shard, unit)
+            windows = self.read_unit(shard, unit, scratch)
             if windows.pairs != rows:
                 fail(f"{self.files[shard]} unit {unit} holds {windows.pairs} pairs, meta.json says {rows}: "
                      f"run pairs_dataset.py again")
