@@ -93,8 +93,8 @@ def floors(data_dir: Path, row_groups: int = 20) -> dict:
     shards = WindowShards(data_dir, batch_size=1, seed=1)
     units = shards.units[:row_groups]
     slot = BatchBuffer(max(rows for _, _, rows in units), pin=False)
-    spent = {"parquet read (2 columns) + reaches, per shard": 0.0, "unit order + offsets": 0.0,
-             "windows rebuilt (numba)": 0.0}
+    spent = {"parquet read (2 columns) + reaches, per shard": 0.0, "unit rebuilt (order, contexts: numba)": 0.0,
+             "batch: context copy + window cut": 0.0}
     pairs, held, loaded, scratch = 0, [], {}, UnitScratch()
     shards.read_shard(units[0][0]).unit(0)  # untimed: numba's compile, the page cache
     for shard, unit, rows in units:
@@ -110,8 +110,8 @@ def floors(data_dir: Path, row_groups: int = 20) -> dict:
         slot.add(windows, 0, rows)
         rebuilt = time.process_time()
         spent["parquet read (2 columns) + reaches, per shard"] += read - clock
-        spent["unit order + offsets"] += ordered - read
-        spent["windows rebuilt (numba)"] += rebuilt - ordered
+        spent["unit rebuilt (order, contexts: numba)"] += ordered - read
+        spent["batch: context copy + window cut"] += rebuilt - ordered
         pairs += rows
     # the units read here are a share of their shards' pairs: the shard's read is charged per pair of the shards
     shard_pairs = sum(shards.meta.shards[s]["pairs"] for s in loaded)
