@@ -182,13 +182,16 @@ def main(argv: list[str] | None = None) -> dict:
                "pairs_per_s_passes": [round(p["pairs_per_s"]) for p in passes],
                "cpu_s_per_m_pairs": round(statistics.median(p["cpu_s_per_m_pairs"] for p in passes), 4)
                if args.feed == "lean" else None,
+               "cpu_s_per_m_pairs_whole_pass": round(statistics.median(p["cpu_s_per_m_pairs_whole_pass"]
+                                                                      for p in passes), 4),
                "bytes_per_pair_shipped": round(median["shipped"] / max(1, median["pairs"]), 3),
                "pairs_per_window": round(median["pairs"] / max(1, median["windows"]), 3), "host": machine_facts()}
     print(f"{args.feed} feed -> {device}: {figures['pairs']:,} pairs in {figures['batches']} batches of "
           f"{args.batch_size:,}, median of {len(passes)} passes {figures['seconds']} s: {figures['pairs_per_s']:,} "
           f"pairs/s at {args.num_workers} workers (passes: {', '.join(f'{p / 1e6:.1f}M' for p in figures['pairs_per_s_passes'])}); "
           f"{figures['bytes_per_pair_shipped']} bytes/pair shipped, {figures['pairs_per_window']} pairs per window"
-          + (f"; {figures['cpu_s_per_m_pairs']} CPU s per million pairs" if args.feed == "lean" else ""))
+          + (f"; {figures['cpu_s_per_m_pairs']} CPU s per million pairs" if args.feed == "lean" else "")
+          + (f" ({figures['cpu_s_per_m_pairs_whole_pass']} over whole passes)" if args.feed == "lean" else ""))
     return figures
 
 
