@@ -15,7 +15,7 @@ WINDOW_BITS = 0x3F  # the window b a token drew, in its `window` byte
 DOC_START = 0x80  # set on the first kept token of a document
 
 
-UNIT_BLOCK = int(__import__("os").environ.get("W2V_UNIT_BLOCK", 64))  # TEMP a shuffled unit's windows are read in blocks of this many (in text order), the blocks shuffled
+UNIT_BLOCK = 8  # a shuffled unit's windows are read in blocks of this many (in text order), the blocks shuffled
 
 
 @numba.njit(nogil=True, cache=True)

@@ -18,8 +18,9 @@ Units: a shard's windows (in text order, numbered 0..W-1) are split into units o
 (`shard_units`). Shuffled shards (the default): U = ceil(pairs / ROW_GROUP_PAIRS) units, unit u holding windows u,
 u+U, u+2U, ... (a sample spread over the whole shard), read in an order drawn for that unit alone (`unit_order`:
 blocks of UNIT_BLOCK consecutive windows of the unit, each in text order, the blocks permuted, seeded by the draw's
-seed, the shard's place in its draw and u). Blocks rather than single windows: a reader then reads the shard's
-ids forward within a block, which costs it half as much CPU as a per-window permutation (bench/RESULTS.md). Text order
+seed, the shard's place in its draw and u). Blocks of 8 rather than single windows cost a reader 3/4 of the CPU of a
+per-window order, and score as well on text8; blocks of 64 cost less still but lost 0.4 points of analogy accuracy
+(bench/RESULTS.md, "Kept-stream shards"). Text order
 (--no-shuffle): unit u is a run of consecutive windows, the window that reaches a multiple of ROW_GROUP_PAIRS
 ending it, read in text order. meta.json lists each unit's pairs ("units"), so the reader plan needs no shard.
 
