@@ -130,7 +130,7 @@ CODECS = ("lz4", "zstd", "snappy", "gzip", "brotli", "none")
 # above the largest measured (bench/RESULTS.md, "Kept-stream shards"): ids of a larger vocabulary compress less.
 # gzip and brotli are unmeasured: counted as uncompressed. Per pair: divided by the expected pairs a kept token
 # makes (WINDOW + 1 with the dynamic window, 2 x WINDOW without), see `plan_bytes_per_pair`.
-PLAN_BYTES_PER_TOKEN = {"none": 5.1, "lz4": 5.1, "snappy": 5.1, "zstd": 4.2, "gzip": 5.1, "brotli": 5.1}
+PLAN_BYTES_PER_TOKEN = {"none": 5.1, "lz4": 5.1, "snappy": 5.1, "zstd": 3.5, "gzip": 5.1, "brotli": 5.1}
 # Flags that shrink the pairs, named when they do not fit.
 SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--delete-old-first",
                 "convert_to_int.py --min-count/--max-vocab")
