@@ -33,8 +33,8 @@ of its own). Every batch holds exactly batch_size pairs except the last one of e
 What a reader holds per shard: the shard's ids (4 bytes a kept token) and its windows' places and reaches
 (8 bytes a window), ~0.7 + 1.3 = ~2.0 bytes a pair at WINDOW 5, ~100 MB for a shard of 50M pairs; the threads
 of one process (feed.py) share it (`SHARD_CACHE` shards at most are kept), each DataLoader worker process holds its
-own. Per unit: its pairs rebuilt (4 bytes a pair) and its windows' targets and offsets (12 bytes a window), ~6 bytes
-a pair, ~6 MB for a unit of 1M pairs, each reader one at a time.
+own. Per unit: its pairs rebuilt (4 bytes a pair) and its windows' places, offsets and targets (32 bytes a window),
+~9 bytes a pair, ~9 MB for a unit of 1M pairs, in buffers each reader keeps from one unit to the next (`UnitScratch`).
 
 The stream: batches are taken from each reader in turn, skipping the readers whose stream has ended (a DataLoader's
 order), so batch b of an epoch is known from the readers' batch counts alone (`stream_workers`). `start_batch=k`
