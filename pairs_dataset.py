@@ -1,22 +1,30 @@
-"""Stage 3: skip-gram (target, context) pairs from the id stream, shuffled into parquet shards.
+"""Stage 3: the draws of skip-gram (target, context) pairs, written as the kept stream they come from.
 
     python pairs_dataset.py --window 5 --sample 1e-4
     python pairs_dataset.py --draws 1        # one pair set for every epoch: 1/5 of the disk, lower quality
     python pairs_dataset.py --no-shuffle     # text order, as word2vec.c and gensim train (see Order)
 
 Reads DATA_DIR/ids/part-*.parquet (column `ids: list<int32>`, one row per document) and DATA_DIR/vocab.json, and
-writes DATA_DIR/pairs/shard-NNNNN.parquet (int32 columns `target`, `context` and the bool column `window_start`)
-plus DATA_DIR/pairs/meta.json (read and written by w2v/pairs_meta.py).
+writes DATA_DIR/pairs/shard-NNNNN.parquet plus DATA_DIR/pairs/meta.json (read and written by pairs_meta.py).
 
-Order: a target occurrence's pairs, (t, c_1) ... (t, c_k) in window order, are its "window". A shard's windows
-are shuffled as units, a window's pairs stay consecutive, and `window_start` is True on each window's first pair,
-so a trainer can take a window at once (CBOW needs it; a skip-gram kernel reads the target's output rows once per
-window) and the loader finds the windows' edges. A window is cut where a shard or a row group ends (both keep
-their sizes; the piece after the edge is flagged as a window of its own): at most one cut per row group of 1M
-pairs. train.py and dataset.py read only this order: a pairs/ in pair order (every pair shuffled alone) stops them
-with one line, rebuild it with this script.
-SHUFFLE (--no-shuffle turns it off): False leaves every shard in text order (the windows as the stream made them)
-and has dataset.py read each draw's shards in file order, so training runs through the corpus in text order as
+Layout (meta.json "layout" "kept-stream-1"; w2v/shards.py describes it and is its one reader): no pair is
+written. A draw's pairs are fixed by its kept stream (the ids left after sub-sampling), the window b each kept
+token drew and the documents' edges, so a shard is a slice of that stream: the non-nullable columns `id` (int32)
+and `window` (uint8: b in bits 0-5, bit 7 on a document's first kept token), with up to WINDOW rows of halo on
+either side. About 5 bytes a kept token, which makes WINDOW + 1 pairs on average: 0.83 bytes a pair at WINDOW 5
+before compression (text8 with lz4: 0.69; the window shards before this layout took 4.36). Writing is sub-sampling
+and one draw per kept token; readers rebuild the windows (w2v/shards.py, numba).
+
+Order: a target occurrence's pairs, (t, c_1) ... (t, c_k) in window order (offsets -b..-1, 1..b), are its
+"window"; the reader hands windows whole (CBOW needs them; a skip-gram kernel reads the target's output rows once
+per window). A shard ends with the window that reaches PAIRS_PER_SHARD pairs, so no shard edge cuts a window.
+Its windows are dealt into units of ~ROW_GROUP_PAIRS pairs (unit u of U: windows u, u+U, ... in text order), each
+read in an order of its own (a permutation seeded by the draw, the shard and the unit): the reader's unit of work,
+a sample spread over the whole shard, shuffled. A window is cut only by a batch's edge. Retired layouts are refused
+with one line by train.py and dataset.py (rebuild with this script): the pair order (every pair shuffled alone) and
+the window shards (pairs in columns target, context, window_start, each shard's windows shuffled as one).
+SHUFFLE (--no-shuffle turns it off): False makes each unit a run of consecutive windows read in text order, and
+has dataset.py read each draw's shards in file order, so training runs through the corpus in text order as
 word2vec.c and gensim do. The shuffled default scores higher on most sets; text order trades some of that for others
 (CBOW on text8: bench/LOG.md, "Text order").
 
@@ -36,26 +44,32 @@ What is generated follows word2vec.c (and gensim):
   `window - rand % window`) and is the target of a pair with every retained token of its document at distance
   1..b. Pairs never cross a document boundary.
 
-Memory stays bounded whatever the document sizes (text8 is one 17M-word document): the retained stream is cut into
-chunks of CHUNK_TOKENS targets, each seen with WINDOW tokens of context on either side, so chunking changes nothing,
-not even the order of the pairs. Pairs are produced in stream order (by target position, then offset), collected
-into a buffer of PAIRS_PER_SHARD pairs, and each full buffer is shuffled (seeded; by window, see Order)
-and written as one shard; the reader (dataset.py) reads shards in a shuffled order, one row group at a time.
+Memory stays bounded whatever the document sizes (text8 is one 17M-word document): the id stream is read in
+slices of CHUNK_TOKENS tokens, and the writer holds one shard's slice of the kept stream (~13 bytes a kept token:
+ids, window bytes and the pairs of each window while the shard fills). `iter_pairs` / `window_pairs`, the pair
+generation of the earlier layout, stay as the reference the tests compare every draw with: same pairs, same
+windows.
 
-Randomness (keep draws, window draws, shard shuffles) comes from three numpy Generators spawned from the draw's
-seed (`draw_seed`: SEED itself for draw 0, so draw 0 is what a one-draw run writes; SeedSequence entropy
-[SEED, d] for draw d > 0), each consumed strictly in stream order, so the shards depend on SEED, the draw and the
-inputs only: not on CHUNK_TOKENS, nor on how the parquet parts are split into batches, nor on DRAWS.
+Randomness (keep draws, window draws, unit orders) comes from numpy Generators spawned from the draw's seed
+(`draw_seed`: SEED itself for draw 0, so draw 0 is what a one-draw run writes; SeedSequence entropy [SEED, d] for
+draw d > 0): the keeps and the windows are drawn strictly in stream order (the same draws as `iter_pairs`, so the
+same pairs as the earlier layout), and each unit's order from its own child (spawn key (2, shard, unit)), so the
+shards depend on SEED, the draw and the inputs only: not on CHUNK_TOKENS, nor on how the parquet parts are split
+into batches, nor on DRAWS.
 
-meta.json (`pairs_meta.PairsMeta`): "shards" lists every shard of every draw ({"file", "pairs", "draw"}),
+meta.json (`pairs_meta.PairsMeta`): "layout" the shard layout, "shards" lists every shard of every draw ({"file",
+"pairs", "draw", "part": its number in the draw, "tokens": its rows, "targets": its target rows [first, end),
+"units": the pairs of each unit}),
 "draws" their number, "order" the shard order ("windows"), "shuffle" false for text order,
 "pairs_per_draw" and "retained_per_draw" the pairs and retained tokens of each draw; "pairs" and "bytes" count
 all shards (the sum of "pairs_per_draw"); "tokens" is the id stream's length (the same for every draw) and
 "retained_tokens" draw 0's retained tokens. The stage's figures (stats/pairs_dataset.json): pairs, bytes_per_pair
-and pairs_per_s over the draws this run wrote, and planned_pairs_per_draw (the disk plan's figure).
+pairs_per_s, cpu_s and cpu_ns_per_pair (this process and its workers, imports left out) over the draws this run
+wrote, and planned_pairs_per_draw (the disk plan's figure).
 
 Disk plan: before writing, the stage prints what the shards will take (expected pairs of a draw x the bytes per pair
-of the codec, `plan_bytes_per_pair`, x the draws written, plus the old pairs/, which stays until the new
+of the codec, `plan_bytes_per_pair`: its bytes per kept token over the WINDOW + 1 pairs a kept token makes, x the
+draws written, plus the old pairs/, which stays until the new
 one is renamed in unless --delete-old-first) against the free space of DATA_DIR's filesystem, and stops with one
 line naming the flags that shrink it when they do not fit. The expected pairs are word2vec's: each retained token
 (counts x keep probabilities) pairs with 2b others, b uniform in 1..WINDOW, so (WINDOW + 1) per retained token;
@@ -72,9 +86,9 @@ count both. A draw's half-written shards live in pairs/.draws.tmp-PID until rena
 is gone (killed) is removed by the next --only-draws run."""
 from __future__ import annotations
 
+import resource
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -87,9 +101,11 @@ from tqdm import tqdm
 from w2v import common
 from w2v.common import (StageReport, at_least, atomic_output, check_flags, fail, load_vocab, parse_config, parts,
                     run)
-from w2v.draws import expected_pairs_per_draw, keep_probabilities, staging_dir
+from w2v.draws import expected_pairs_bound, expected_pairs_per_draw, keep_probabilities, staging_dir  # noqa: F401
 from w2v.workers import WorkerPool, default_num_proc
-from w2v.pairs_meta import ORDER, PairsMeta, build_meta, check_settings, parse_draws, shard_number
+from w2v.pairs_meta import (LAYOUT, ORDER, PairsMeta, build_meta, check_settings, draw_seed, parse_draws,
+                            shard_number)
+from w2v.layout import SCHEMA, shard_units, stream_windows, unit_pairs, window_sizes
 
 DATA_DIR = common.DATA_DIR  # where stage outputs live (every stage's, set in w2v/common.py)
 WINDOW = 5  # largest distance between a target and its context words
@@ -98,10 +114,10 @@ SEED = common.SEED  # seed of the keep draws, window draws and shard shuffles (t
 SHUFFLE = True  # shuffle each shard's windows and read the shards in a shuffled order; False: text order
 DRAWS = 5  # independent pair sets (sub-sampling, windows, shuffle redrawn); epoch e trains on draw e mod DRAWS
 DYNAMIC_WINDOW = True  # each target draws its window in 1..WINDOW (word2vec.c); off: always WINDOW
-PAIRS_PER_SHARD = 50_000_000  # pairs per shard (the last one is smaller); also the shuffle buffer
-ROW_GROUP_PAIRS = 1_000_000  # parquet row group size: the unit the reader reads and splits among workers
+PAIRS_PER_SHARD = 50_000_000  # pairs per shard (whole windows: up to 2 x WINDOW more; the last one is smaller)
+ROW_GROUP_PAIRS = 1_000_000  # pairs per unit of a shard: what the reader rebuilds at once and splits among workers
 COMPRESSION = "lz4"  # parquet codec of the shards: lz4, zstd, snappy, gzip, brotli or none
-CHUNK_TOKENS = 1_000_000  # retained tokens turned into pairs at once: bounds memory (~100-150 bytes per token)
+CHUNK_TOKENS = 1_000_000  # tokens of the id stream read and sub-sampled at once
 NUM_PROC = default_num_proc()  # draws written at once, one worker process each (1 = all in this process)
 ONLY_DRAWS = ""  # write only these draws (e.g. 2,3) and add them to pairs/ and its meta.json; empty: all DRAWS anew
 DELETE_OLD_FIRST = False  # delete the previous pairs/ before writing (less disk at peak; a failure leaves none)
@@ -111,37 +127,30 @@ DISK_CHECK = True  # stop before writing when the planned pairs do not fit the f
 # Documents per parquet read; a batch is cut into CHUNK_TOKENS-token slices, so only huge documents make it big.
 READ_ROWS = 1024
 CODECS = ("lz4", "zstd", "snappy", "gzip", "brotli", "none")
-# Shard bytes per pair assumed by the disk plan, a little above the largest measured (bench/LOG.md, "Disk
-# plan" and "Windows kept together"): ids of a larger vocabulary compress less; a window's repeated target
-# compresses well. gzip and brotli are unmeasured: counted as uncompressed.
-PLAN_BYTES_PER_PAIR = {"none": 8.3, "lz4": 5.3, "snappy": 5.4, "zstd": 3.4, "gzip": 8.3, "brotli": 8.3}
+# Shard bytes per kept token assumed by the disk plan (ids and window bytes; a shard is the kept stream), a little
+# above the largest measured (bench/RESULTS.md, "Kept-stream shards"): ids of a larger vocabulary compress less.
+# gzip and brotli are unmeasured: counted as uncompressed. Per pair: divided by the expected pairs a kept token
+# makes (WINDOW + 1 with the dynamic window, 2 x WINDOW without), see `plan_bytes_per_pair`.
+PLAN_BYTES_PER_TOKEN = {"none": 5.1, "lz4": 5.1, "snappy": 5.1, "zstd": 3.5, "gzip": 5.1, "brotli": 5.1}
 # Flags that shrink the pairs, named when they do not fit.
-SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--window", "--delete-old-first",
+SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--delete-old-first",
                 "convert_to_int.py --min-count/--max-vocab")
-# A window's pairs consecutive, the first of each flagged. Required (non-nullable) fields: no value is ever null,
-# and a reader then skips the definition levels, a third of a shard's decode (bench/LOG.md, host side).
-SCHEMA = pa.schema([pa.field("target", pa.int32(), nullable=False), pa.field("context", pa.int32(), nullable=False),
-                    pa.field("window_start", pa.bool_(), nullable=False)])
+
+def plan_bytes_per_pair(compression: str, window: int = WINDOW, dynamic_window: bool = True) -> float:
+    """Shard bytes per pair the disk plan assumes for a codec: its bytes per kept token over the pairs a kept token
+    makes away from document edges."""
+    pairs_per_token = window + 1 if dynamic_window else 2 * window
+    return round(PLAN_BYTES_PER_TOKEN[compression] / pairs_per_token, 4)
 
 
-def draw_seed(seed: int, draw: int) -> int | list[int]:
-    """SeedSequence entropy of draw `draw`: `seed` for draw 0 (a one-draw run's shards), [seed, draw] after."""
-    return seed if draw == 0 else [seed, draw]
-
-
-
-def plan_bytes_per_pair(compression: str) -> float:
-    """Shard bytes per pair the disk plan assumes for a codec."""
-    return PLAN_BYTES_PER_PAIR[compression]
-
-
-def disk_plan(pairs_per_draw: float, compression: str, draws_written: int, old_bytes: int, free_bytes: int) -> dict:
+def disk_plan(pairs_per_draw: float, compression: str, draws_written: int, old_bytes: int, free_bytes: int,
+              window: int = WINDOW, dynamic_window: bool = True) -> dict:
     """What the shards will take on disk at the peak of the stage against the free space, in bytes.
 
     draws_written: draws this run writes; old_bytes: shards of an earlier pairs/ still on disk until the new one
     replaces it (0 when deleted first or when draws are added to it).
     """
-    bytes_per_pair = plan_bytes_per_pair(compression)
+    bytes_per_pair = plan_bytes_per_pair(compression, window, dynamic_window)
     new_bytes = pairs_per_draw * bytes_per_pair * draws_written
     return {"pairs_per_draw": pairs_per_draw, "bytes_per_pair": bytes_per_pair, "draws": draws_written,
             "new_bytes": new_bytes, "old_bytes": old_bytes, "need_bytes": new_bytes + old_bytes,
@@ -286,125 +295,135 @@ def iter_pairs(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.nd
         yield window_pairs(buf_ids, buf_doc, buf_win, start, len(buf_ids), window, with_sizes)
 
 
-class ShardWriter:
-    """Collects pairs; every `pairs_per_shard` of them are shuffled and written as one parquet shard.
+def iter_kept(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.ndarray, window: int, sample: float,
+              dynamic_window: bool, seed: int | list[int], counters: dict | None = None
+              ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The kept stream of a token stream given as (ids, doc_index) slices: (ids int32, window bytes uint8) pieces,
+    in order. A window byte is the token's drawn window b (bits 0-5, `draw_windows`) with DOC_START (bit 7) on a
+    document's first kept token. The same draws as `iter_pairs` (keeps, then windows, each Generator consumed in
+    stream order), so the windows rebuilt from it are iter_pairs' windows; no pair is made here."""
+    keep_ss, window_ss, _ = np.random.SeedSequence(seed).spawn(3)
+    keep_rng = np.random.default_rng(keep_ss) if sample > 0 else None
+    window_rng = np.random.default_rng(window_ss) if dynamic_window else None
+    counters = {} if counters is None else counters
+    counters.setdefault("tokens", 0)
+    counters.setdefault("retained", 0)
+    last_doc = None
+    for raw_ids, raw_doc in slices:
+        counters["tokens"] += len(raw_ids)
+        keep = subsample(raw_ids, keep_prob, keep_rng)
+        ids, doc = raw_ids[keep], raw_doc[keep]
+        counters["retained"] += len(ids)
+        if not len(ids):
+            continue
+        code = draw_windows(len(ids), window, window_rng).view(np.uint8)
+        starts = np.empty(len(ids), dtype=bool)
+        starts[0] = last_doc is None or doc[0] != last_doc
+        np.not_equal(doc[1:], doc[:-1], out=starts[1:])
+        code |= starts.view(np.uint8) << 7
+        last_doc = doc[-1]
+        yield np.ascontiguousarray(ids, dtype=np.int32), code
 
-    Shards are named `prefix` + a number counting from 0; each is listed in `shards` with its pairs and `draw`.
-    `add` takes each target's window size with its pairs, and whole windows are shuffled (a window's pairs stay
-    consecutive, in their order; with shuffle off the stream stays in text order) and written with the bool
-    column `window_start`, True on a window's first pair. Shards and row groups keep their sizes, so
-    they cut the window that straddles their edge: each piece is then a window of its own (its first pair is
-    flagged), which is how the reader (dataset.py) treats a window cut by a batch edge too. At most two cuts per
-    row group, so nearly every window stays whole.
-    """
 
-    def __init__(self, directory: Path, pairs_per_shard: int, row_group_pairs: int, compression: str,
-                 rng: np.random.Generator, expected_pairs: int = 0, prefix: str = "shard-", draw: int = 0,
-                 shuffle: bool = True):
+class StreamShardWriter:
+    """Collects a draw's kept stream; every run of whole windows that reaches `pairs_per_shard` pairs is written as
+    one parquet shard of that stream slice with a halo of `window` rows on either side (layout: w2v/shards.py).
+
+    Shards are named `prefix` + a number counting from 0; each is listed in `shards` with its pairs, `draw`,
+    `part` (its number in the draw), `tokens` (rows), `targets` ([first, end) rows) and `units` (pairs per unit,
+    `shards.shard_units`). Memory: the current shard's slice of the stream (5 bytes a kept token, 2 more for
+    the sizes of its windows while it fills)."""
+
+    def __init__(self, directory: Path, pairs_per_shard: int, row_group_pairs: int, compression: str, window: int,
+                 prefix: str = "shard-", draw: int = 0, shuffle: bool = True):
         self.directory, self.pairs_per_shard, self.prefix = Path(directory), max(1, int(pairs_per_shard)), prefix
-        self.row_group_pairs, self.rng, self.draw = max(1, int(row_group_pairs)), rng, draw
+        self.row_group_pairs, self.window, self.draw = max(1, int(row_group_pairs)), int(window), draw
         self.compression = None if compression == "none" else compression
         self.shuffle = shuffle
-        # Sized from the expected pair count so a small corpus does not allocate a full shard, and grows on
-        # demand (up to pairs_per_shard) if the estimate was short.
-        initial = min(self.pairs_per_shard, max(1 << 16, int(expected_pairs * 1.02)))
-        self.buffer = np.empty((initial, 2), dtype=np.int32)
-        # True on the first pair of each window in the buffer
-        self.starts = np.empty(initial, dtype=bool)
-        self.filled = 0
+        # The stream's rows not yet written (and the halo before them), in buffers that grow by doubling: rows
+        # 0..filled-1 hold ids and window bytes, rows 0..sized-1 the pairs of their windows too.
+        self._ids = np.empty(1 << 16, dtype=np.int32)
+        self._code = np.empty(1 << 16, dtype=np.uint8)
+        self._sizes = np.empty(1 << 16, dtype=np.int64)
+        self.filled = self.sized = 0
+        self.start = 0  # the current shard's first target row; up to `window` rows precede it (its halo)
+        self.pending = 0  # pairs of the targets start..len(sizes)-1
         self.shards: list[dict] = []
         self.bytes = 0
+        self.pairs = 0
 
-    def add(self, targets: np.ndarray, contexts: np.ndarray, window_sizes: np.ndarray) -> None:
-        """Append pairs in stream order; window_sizes counts each target's pairs (`window_pairs`' sizes)."""
-        sizes = np.asarray(window_sizes, dtype=np.int64)
-        starts = np.zeros(len(targets), dtype=bool)
-        starts[(np.cumsum(sizes) - sizes)[sizes > 0]] = True
-        done = 0
-        while done < len(targets):
-            take = min(len(targets) - done, self.pairs_per_shard - self.filled)
-            self._reserve(self.filled + take)
-            self.buffer[self.filled:self.filled + take, 0] = targets[done:done + take]
-            self.buffer[self.filled:self.filled + take, 1] = contexts[done:done + take]
-            self.starts[self.filled:self.filled + take] = starts[done:done + take]
-            self.filled += take
-            done += take
-            if self.filled == self.pairs_per_shard:
-                self.flush()
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids[:self.filled]
 
-    def _reserve(self, size: int) -> None:
-        if size > len(self.buffer):
-            grown = np.empty((min(self.pairs_per_shard, max(size, 2 * len(self.buffer))), 2), dtype=np.int32)
-            grown[:self.filled] = self.buffer[:self.filled]
-            self.buffer = grown
-            grown_starts = np.empty(len(grown), dtype=bool)
-            grown_starts[:self.filled] = self.starts[:self.filled]
-            self.starts = grown_starts
+    @property
+    def code(self) -> np.ndarray:
+        return self._code[:self.filled]
 
-    def _row_groups(self) -> Iterator[pa.Table]:
-        """The buffer's pairs shuffled (unless self.shuffle is off), as tables of row_group_pairs rows."""
-        pairs = self.buffer[:self.filled]
-        if not self.shuffle:
-            for start in range(0, self.filled, self.row_group_pairs):
-                rows = pairs[start:start + self.row_group_pairs]
-                flags = self.starts[start:start + len(rows)].copy()
-                flags[0] = True  # a shard or row group that begins inside a window cuts it
-                yield pa.table([pa.array(np.ascontiguousarray(rows[:, 0])), pa.array(np.ascontiguousarray(rows[:, 1])),
-                                pa.array(flags)], schema=SCHEMA)
-            return
-        # A permutation of the window ids; the shuffled stream is gathered one row group at a time, so
-        # the extra memory is a few index arrays per window (not per pair) and one row group's gather index.
-        index_type = np.int32 if self.filled < 2**31 else np.int64
-        self.starts[0] = True  # a shard that begins inside a window: its piece is a window of its own
-        window_first = np.flatnonzero(self.starts[:self.filled]).astype(index_type)
-        window_size = np.diff(window_first, append=index_type(self.filled))
-        order = self.rng.permutation(len(window_first)).astype(index_type)
-        source_first, window_size = window_first[order], window_size[order]
-        del window_first, order
-        out_first = (np.cumsum(window_size, dtype=np.int64) - window_size).astype(index_type)
-        # A pair's (target, context) as one 8-byte row, so a row group is gathered by one take of whole rows.
-        rows = pairs.view(np.int64).reshape(-1)
-        for start in range(0, self.filled, self.row_group_pairs):
-            end = min(start + self.row_group_pairs, self.filled)
-            # The windows overlapping [start, end) and how many of their pairs fall in it. The bounds are searched
-            # as index_type: a Python int would have numpy cast all of out_first to int64 on every search.
-            w0 = int(out_first.searchsorted(index_type(start), "right")) - 1
-            w1 = int(out_first.searchsorted(index_type(end), "left"))
-            first = out_first[w0:w1].astype(np.int64)
-            inside = np.minimum(first + window_size[w0:w1], end) - np.maximum(first, start)
-            # Output position p of window w reads source_first[w] + (p - first[w]): one shift per window.
-            source = np.repeat(source_first[w0:w1].astype(np.int64) - first, inside)
-            source += np.arange(start, end, dtype=np.int64)
-            gathered = rows.take(source).view(np.int32).reshape(-1, 2)
-            flags = np.zeros(end - start, dtype=bool)
-            flags[first[first >= start] - start] = True
-            flags[0] = True  # a row group that begins inside a window cuts it
-            yield pa.table([pa.array(np.ascontiguousarray(gathered[:, 0])),
-                            pa.array(np.ascontiguousarray(gathered[:, 1])), pa.array(flags)], schema=SCHEMA)
+    def add(self, ids: np.ndarray, code: np.ndarray) -> None:
+        """Append kept tokens (`iter_kept`'s pieces), in stream order; writes every shard that fills."""
+        end = self.filled + len(ids)
+        if end > len(self._ids):
+            size = max(end, 2 * len(self._ids))
+            for name in ("_ids", "_code", "_sizes"):
+                grown = np.empty(size, dtype=getattr(self, name).dtype)
+                grown[:self.filled] = getattr(self, name)[:self.filled]
+                setattr(self, name, grown)
+        self._ids[self.filled:end] = ids
+        self._code[self.filled:end] = code
+        self.filled = end
+        self._advance(final=False)
 
-    def flush(self) -> None:
-        if self.filled == 0:
+    def close(self) -> None:
+        """The stream has ended: the rest is the last shard."""
+        self._advance(final=True)
+        if self.pending:
+            self._write(self.start, self.filled)
+
+    def _advance(self, final: bool) -> None:
+        # A row's window is known once `window` rows follow it (or the stream has ended).
+        sized, limit = self.sized, self.filled if final else self.filled - self.window
+        if limit > sized:
+            windows = stream_windows(self.code, sized, limit)
+            new = self._sizes[sized:limit]
+            new[:] = 0
+            new[(windows >> 16) - sized] = window_sizes(windows)
+            self.sized = limit
+            self.pending += int(new.sum())
+        while self.pending >= self.pairs_per_shard:
+            ends = np.cumsum(self._sizes[self.start:self.sized])
+            last = self.start + int(np.searchsorted(ends, self.pairs_per_shard, "left"))
+            self._write(self.start, last + 1)
+            self.pending -= int(ends[last - self.start])
+            # keep `window` rows before the next shard's first target (its halo): moved to the buffers' start
+            drop = max(0, last + 1 - self.window)
+            for buffer in (self._ids, self._code, self._sizes):
+                buffer[:self.filled - drop] = buffer[drop:self.filled].copy()
+            self.filled, self.sized, self.start = self.filled - drop, self.sized - drop, last + 1 - drop
+
+    def _write(self, first: int, end: int) -> None:
+        """Targets first..end-1 (rows of the buffer) as a shard, with their halos."""
+        lo, hi = max(0, first - self.window), min(self.filled, end + self.window)
+        code = self.code[lo:hi]
+        sizes = self._sizes[first:end]
+        sizes = sizes[sizes > 0]  # the windows, as `stream_windows` of the shard's rows gives them (tested)
+        units = unit_pairs(sizes, shard_units(sizes, self.row_group_pairs, self.shuffle))
+        pairs = sum(units)
+        if not pairs:
             return
         path = self.directory / f"{self.prefix}{len(self.shards):05d}.parquet"
+        table = pa.table([pa.array(self._ids[lo:hi]), pa.array(code)], schema=SCHEMA)
         try:
-            # Row group k + 1 is gathered on a second thread while row group k is encoded and compressed: both
-            # release the GIL, so the two overlap (the gather is a random read of the buffer, the write is codec
-            # work); one row group ahead is all the memory it takes.
-            groups = self._row_groups()
-            # No column statistics: nothing reads them (dataset.py reads whole row groups), and they cost ~20% of
-            # the write.
-            with pq.ParquetWriter(path, SCHEMA, compression=self.compression, use_dictionary=False,
-                                  write_statistics=False) as writer, \
-                    ThreadPoolExecutor(1) as gatherer:
-                pending = gatherer.submit(next, groups, None)
-                while (table := pending.result()) is not None:
-                    pending = gatherer.submit(next, groups, None)
-                    writer.write_table(table, row_group_size=self.row_group_pairs)
+            # No column statistics (nothing reads them) and no dictionary (ids are many, windows few: the codec
+            # does as well).
+            pq.write_table(table, path, compression=self.compression, use_dictionary=False, write_statistics=False,
+                           row_group_size=1 << 22)
         except OSError as error:  # a full disk, mostly
             fail(f"cannot write {path}: {error}")
-        self.shards.append({"file": path.name, "pairs": int(self.filled), "draw": self.draw})
+        self.shards.append({"file": path.name, "pairs": pairs, "draw": self.draw, "part": len(self.shards),
+                            "tokens": hi - lo, "targets": [first - lo, end - lo], "units": units})
         self.bytes += path.stat().st_size
-        self.filled = 0
+        self.pairs += pairs
 
 
 def read_id_slices(files: list[Path], vocab_size: int, slice_tokens: int,
@@ -446,31 +465,29 @@ def write_draw(task: dict) -> dict:
     """
     cfg, draw = task["cfg"], task["draw"]
     seed = draw_seed(cfg["seed"], draw)
-    # The third spawned child of the draw's seed shuffles its shards (iter_pairs uses the first two).
-    writer = ShardWriter(task["out_dir"], cfg["pairs_per_shard"], cfg["row_group_pairs"], cfg["compression"],
-                         np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2]), task["expected_pairs"],
-                         prefix=f"draw-{draw:05d}-shard-", draw=draw, shuffle=cfg["shuffle"])
+    writer = StreamShardWriter(task["out_dir"], cfg["pairs_per_shard"], cfg["row_group_pairs"], cfg["compression"],
+                               cfg["window"], prefix=f"draw-{draw:05d}-shard-", draw=draw, shuffle=cfg["shuffle"])
     counters = {"tokens": 0, "retained": 0, "pairs": 0}
     # One bar per draw, on its own line while the draws run side by side.
     with tqdm(total=task["tokens"], unit="tok", unit_scale=True, desc=f"pairs, draw {draw + 1}/{cfg['draws']}",
               position=task["bar"], leave=task["bar"] == 0, dynamic_ncols=True) as progress:
         slices = read_id_slices(task["files"], task["vocab_size"], max(1, cfg["chunk_tokens"]), progress)
-        chunks = iter_pairs(slices, task["keep_prob"], cfg["window"], cfg["sample"], cfg["dynamic_window"],
-                            cfg["chunk_tokens"], seed, counters, with_sizes=True)
-        # The next chunk's pairs are made on a second thread while this one is copied into the shard buffer (or
-        # a full buffer written): numpy releases the GIL in both, so they overlap; one chunk ahead at most.
-        with ThreadPoolExecutor(1) as maker:
-            pending = maker.submit(next, chunks, None)
-            while (chunk := pending.result()) is not None:
-                pending = maker.submit(next, chunks, None)
-                writer.add(*chunk)
-                counters["pairs"] += len(chunk[0])
-                progress.set_postfix(pairs=f"{counters['pairs']:,}", refresh=False)
-    writer.flush()
+        for ids, code in iter_kept(slices, task["keep_prob"], cfg["window"], cfg["sample"], cfg["dynamic_window"],
+                                   seed, counters):
+            writer.add(ids, code)
+            progress.set_postfix(pairs=f"{writer.pairs:,}", refresh=False)
+        writer.close()
+    counters["pairs"] = writer.pairs
     if counters["pairs"] == 0:
         fail(f"no pairs{f' in draw {draw}' if draw else ''}: {counters['tokens']} tokens, {counters['retained']} "
              f"after sub-sampling, no two in one document (more text, or a smaller --sample?)")
     return {"draw": draw, "shards": writer.shards, "bytes": writer.bytes, **counters}
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its finished worker processes."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 def read_pairs_meta(pairs_dir: Path, settings: dict) -> PairsMeta | None:
@@ -510,7 +527,7 @@ def main(argv: list[str] | None = None) -> dict:
     settings = {"window": cfg.window, "sample": cfg.sample, "seed": cfg.seed, "dynamic_window": cfg.dynamic_window,
                 "draws": cfg.draws, "compression": cfg.compression, "row_group_pairs": cfg.row_group_pairs,
                 "pairs_per_shard": cfg.pairs_per_shard, "tokens": total, "vocab_size": vocab_size,
-                "order": ORDER, "shuffle": cfg.shuffle}
+                "order": ORDER, "shuffle": cfg.shuffle, "layout": LAYOUT}
     pairs_dir = data_dir / "pairs"
     existing = read_pairs_meta(pairs_dir, settings) if adding else None
     per_draw: dict[int, dict] = {}  # each draw's pairs and retained tokens, those already in pairs/ included
@@ -527,13 +544,13 @@ def main(argv: list[str] | None = None) -> dict:
     old_bytes = 0 if adding else directory_bytes(pairs_dir)
     free = shutil.disk_usage(data_dir).free + (old_bytes if cfg.delete_old_first else 0)
     plan = disk_plan(expected, cfg.compression, cfg.plan_draws or len(chosen), 0 if cfg.delete_old_first else old_bytes,
-                     free)
+                     free, cfg.window, cfg.dynamic_window)
     if cfg.disk_check:
         check_disk(plan, cfg.compression, data_dir)
     if cfg.delete_old_first and pairs_dir.exists():
         shutil.rmtree(pairs_dir)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     with (staging_dir(pairs_dir) if adding else atomic_output(pairs_dir, round(plan["new_bytes"]))) as out_dir:
         out_dir.mkdir(parents=True)
         # Shards are numbered on from those already in pairs/, so draws added in order are named as in a full run.
@@ -567,7 +584,9 @@ def main(argv: list[str] | None = None) -> dict:
         build_meta(settings, per_draw, shards, shard_bytes).write(pairs_dir if adding else out_dir)
     return report.finish(tokens=total, retained_tokens=per_draw[chosen[0]]["retained"], draws=len(chosen),
                          pairs=pairs, shards=written, bytes_per_pair=round(written_bytes / pairs, 3),
-                         planned_pairs_per_draw=round(expected), pairs_per_s=round(pairs / max(elapsed, 1e-9)))
+                         planned_pairs_per_draw=round(expected), pairs_per_s=round(pairs / max(elapsed, 1e-9)),
+                         cpu_s=round(cpu_seconds() - cpu_started, 3),
+                         cpu_ns_per_pair=round((cpu_seconds() - cpu_started) / max(pairs, 1) * 1e9, 2))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ from w2v.kernels.steps import Step, choose_kernel, make_step, micro_batch, micro
 from w2v.kernels import self_check
 from w2v.memory import check_memory, size_text
 from w2v.model_card import write_card
+from w2v.shards import reader_bytes
 from w2v.pairs_meta import PairsMeta
 from w2v.vectors_io import save_word2vec_binary, save_word2vec_text
 from w2v.views import LossPlot
@@ -408,7 +409,7 @@ def main(argv: list[str] | None = None) -> dict:
     total_pairs = schedule_pairs(data.meta, data.counts, cfg.epochs, cfg.rolling_draws)
     needed, available = check_memory(len(data.words), step_config(cfg), kernel, device,
                                      0 if data.table is None else len(data.table),
-                                     data.tree.max_len if data.tree else 0, data.meta.row_group_pairs or cfg.batch_size)
+                                     data.tree.max_len if data.tree else 0, reader_bytes(data.meta))
     print(f"memory: {size_text(needed)} needed on {device.type}, {size_text(available)} available; kernel {kernel}")
 
     model = SkipGram(len(data.words), cfg.dim, seed=cfg.seed, words=data.words, loss=cfg.loss,

@@ -10,9 +10,9 @@ from matplotlib.patches import FancyBboxPatch
 STAGES = [
     ("prep.py", "clean + tokenise", "prep/part-*.parquet\ntokens: list<string>"),
     ("convert_to_int.py", "count, vocabulary, ids", "ids/part-*.parquet\n+ vocab.json (one output)"),
-    ("pairs_dataset.py", "sub-sample, windows,\nshuffle windows", "pairs/shard-*.parquet\ntarget, context,\nwindow_start"),
+    ("pairs_dataset.py", "sub-sample,\ndraw windows", "pairs/shard-*.parquet\nkept stream: id,\nwindow (b, doc start)"),
     ("unigram_table.py", "count^0.75 table", "unigram_table.npy"),
-    ("dataset.py", "stream batches\nof whole windows", "(target, context,\nwindow offsets)"),
+    ("dataset.py", "rebuild windows,\nstream batches", "(target, context,\nwindow offsets)"),
     ("word2vec.py", "model, Huffman tree,\nnearest()", "steps.py: one step per\nmodel x loss x kernel\n(kernels_cpu, _torch)"),
     ("train.py", "epochs, checkpoints", "model/vectors.txt .bin\nembeddings.npy, loss.png"),
 ]

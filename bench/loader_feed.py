@@ -16,8 +16,9 @@ pairs/s is wall-clock, after the first batch (the readers' start-up is not the r
 process's CPU time (all threads; the lean feed only, a DataLoader's workers are other processes) per million
 pairs, the measure that holds on a shared machine: cores / that = the rate with that many cores free.
 
---floors times, on one core, what a reader cannot avoid: the parquet read of a row group's three columns, the cut
-(feed._cut, the numba pass), the copy of the contexts, and memcpy bandwidth. --required-copy OUT writes the
+--floors times, on one core, what a reader cannot avoid: the parquet read of a shard's two columns and its reaches
+(per shard, charged per pair of the shard), a unit's order and offsets, the rebuild of its windows (numba), what a
+reader holds per shard, and memcpy bandwidth. --required-copy OUT writes the
 shards again with non-nullable columns (same rows, row groups and codec) into OUT/pairs: what pairs_dataset.py
 writes (shards with nullable columns are read too, only slower).
 """
@@ -54,7 +55,9 @@ def one_pass(data_dir: Path, feed: str, num_workers: int, batches: int, batch_si
         stream = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=on_device)
     pairs = windows = shipped = done = 0
     started = cpu_started = None
+    cpu_all, all_pairs = time.process_time(), 0  # the whole pass, start-up and first batch included
     for batch in stream:
+        all_pairs += batch.n_pairs
         if started is None:  # the readers' start-up (imports, first row groups) is not the rate
             started, cpu_started = time.perf_counter(), time.process_time()
             continue
@@ -74,45 +77,56 @@ def one_pass(data_dir: Path, feed: str, num_workers: int, batches: int, batch_si
     if feed != "lean":
         del stream  # the DataLoader's workers end here
     return {"seconds": elapsed, "pairs": pairs, "windows": windows, "shipped": shipped, "batches": done,
-            "pairs_per_s": pairs / max(elapsed, 1e-9), "cpu_s_per_m_pairs": cpu / max(pairs, 1) * 1e6}
+            "pairs_per_s": pairs / max(elapsed, 1e-9), "cpu_s_per_m_pairs": cpu / max(pairs, 1) * 1e6,
+            "cpu_s_per_m_pairs_whole_pass": (time.process_time() - cpu_all) / max(all_pairs, 1) * 1e6}
 
 
 def floors(data_dir: Path, row_groups: int = 20) -> dict:
-    """One core's CPU time per million pairs for each thing a reader does, and memcpy bandwidth."""
+    """One core's CPU time per million pairs for each thing a reader does, what it holds per shard, and memcpy
+    bandwidth. Kept-stream shards (w2v/shards.py): per shard the parquet read of its two columns and the reaches
+    (numba), per unit its order (a permutation) and offsets, per pair the rebuild of the windows (numba). The
+    first `row_groups` units, the shards they are in read once each."""
     import numpy as np
 
-    from w2v.shards import BatchBuffer, WindowShards, cut_windows
+    from w2v.shards import BatchBuffer, UnitScratch, WindowShards
 
     shards = WindowShards(data_dir, batch_size=1, seed=1)
     units = shards.units[:row_groups]
     slot = BatchBuffer(max(rows for _, _, rows in units), pin=False)
-    spent = {"parquet read (3 columns)": 0.0, "context copy": 0.0, "cut (numba)": 0.0}
-    pairs = 0
-    files = {}
-    for index, (shard, row_group, rows) in enumerate(units[:1] + units):  # the first once more, untimed: numba's
-        file = files.setdefault(shard, shards.open(shard))                  # compile, the page cache
+    spent = {"parquet read (2 columns) + reaches, per shard": 0.0, "unit rebuilt (order, contexts: numba)": 0.0,
+             "batch: context copy + window cut": 0.0}
+    pairs, held, loaded, scratch = 0, [], {}, UnitScratch()
+    shards.read_shard(units[0][0]).unit(0)  # untimed: numba's compile, the page cache
+    for shard, unit, rows in units:
         clock = time.process_time()
-        target, context, bits, offset = shards.read_unit(file, shard, row_group)
+        if shard not in loaded:
+            loaded[shard] = shards.read_shard(shard)
+            stream = loaded[shard]
+            held.append(stream.nbytes())
         read = time.process_time()
-        np.copyto(slot.context_np[:rows], context)
-        copied = time.process_time()
-        cut_windows(bits, offset, target, 0, rows, 0, slot.target_np, slot.starts_np, 0)
-        cut = time.process_time()
-        if index:
-            spent["parquet read (3 columns)"] += read - clock
-            spent["context copy"] += copied - read
-            spent["cut (numba)"] += cut - copied
-            pairs += rows
+        windows = loaded[shard].unit(unit, scratch)
+        ordered = time.process_time()
+        slot.n_pairs = slot.n_windows = 0
+        slot.add(windows, 0, rows)
+        rebuilt = time.process_time()
+        spent["parquet read (2 columns) + reaches, per shard"] += read - clock
+        spent["unit rebuilt (order, contexts: numba)"] += ordered - read
+        spent["batch: context copy + window cut"] += rebuilt - ordered
+        pairs += rows
+    # the units read here are a share of their shards' pairs: the shard's read is charged per pair of the shards
+    shard_pairs = sum(shards.meta.shards[s]["pairs"] for s in loaded)
+    per_m = {name: seconds / (shard_pairs if "per shard" in name else pairs) * 1e9 for name, seconds in spent.items()}
+    per_m = {name: round(value, 3) for name, value in per_m.items()}  # ms per million pairs
     source, target_buffer = np.ones(256 << 20, np.uint8), np.empty(256 << 20, np.uint8)
     np.copyto(target_buffer, source)
     clock = time.perf_counter()
     for _ in range(4):
         np.copyto(target_buffer, source)
     bandwidth = 4 * source.nbytes / (time.perf_counter() - clock)
-    per_m = {name: round(seconds / pairs * 1e9, 3) for name, seconds in spent.items()}  # ms per million pairs
     total = sum(per_m.values())
-    return {"row_groups": len(units), "pairs": pairs, "cpu_ms_per_m_pairs": per_m, "reader_ms_per_m_pairs": round(total, 3),
-            "reader_pairs_per_cpu_s": round(1e9 / total), "memcpy_gb_per_s": round(bandwidth / 1e9, 2)}
+    return {"units": len(units), "pairs": pairs, "cpu_ms_per_m_pairs": per_m, "reader_ms_per_m_pairs": round(total, 3),
+            "reader_pairs_per_cpu_s": round(1e9 / total), "memcpy_gb_per_s": round(bandwidth / 1e9, 2),
+            "held_bytes_per_shard": held, "held_bytes_per_pair": round(sum(held) / shard_pairs, 3)}
 
 
 def required_copy(data_dir: Path, out: Path) -> Path:
@@ -168,13 +182,16 @@ def main(argv: list[str] | None = None) -> dict:
                "pairs_per_s_passes": [round(p["pairs_per_s"]) for p in passes],
                "cpu_s_per_m_pairs": round(statistics.median(p["cpu_s_per_m_pairs"] for p in passes), 4)
                if args.feed == "lean" else None,
+               "cpu_s_per_m_pairs_whole_pass": round(statistics.median(p["cpu_s_per_m_pairs_whole_pass"]
+                                                                      for p in passes), 4),
                "bytes_per_pair_shipped": round(median["shipped"] / max(1, median["pairs"]), 3),
                "pairs_per_window": round(median["pairs"] / max(1, median["windows"]), 3), "host": machine_facts()}
     print(f"{args.feed} feed -> {device}: {figures['pairs']:,} pairs in {figures['batches']} batches of "
           f"{args.batch_size:,}, median of {len(passes)} passes {figures['seconds']} s: {figures['pairs_per_s']:,} "
           f"pairs/s at {args.num_workers} workers (passes: {', '.join(f'{p / 1e6:.1f}M' for p in figures['pairs_per_s_passes'])}); "
           f"{figures['bytes_per_pair_shipped']} bytes/pair shipped, {figures['pairs_per_window']} pairs per window"
-          + (f"; {figures['cpu_s_per_m_pairs']} CPU s per million pairs" if args.feed == "lean" else ""))
+          + (f"; {figures['cpu_s_per_m_pairs']} CPU s per million pairs" if args.feed == "lean" else "")
+          + (f" ({figures['cpu_s_per_m_pairs_whole_pass']} over whole passes)" if args.feed == "lean" else ""))
     return figures
 
 

@@ -5,15 +5,14 @@ import json
 import shutil
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 
 # The stage scripts live at the top level of the repository; make them importable from the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers import ROW_GROUP, SHARD_PAIRS, TABLE_SHARES, TOTAL, run_stages, window_flag, write_corpus  # noqa: E402
+from helpers import SHARD_PAIRS, TABLE_SHARES, TOTAL, one_pair_windows, run_stages, write_corpus, write_stream_shards  # noqa: E402
+from w2v.shards import DOC_START  # noqa: E402
 
 
 def pytest_configure(config):
@@ -34,18 +33,9 @@ def one_torch_thread():
 def data_dir(tmp_path: Path) -> Path:
     """Shards whose pair k is (k, k + 1): a pair is known by its target, and is a window of its own. Plus
     vocab.json and a unigram table."""
-    pairs_dir = tmp_path / "pairs"
-    pairs_dir.mkdir()
-    shards, start = [], 0
-    for i, n in enumerate(SHARD_PAIRS):
-        target = np.arange(start, start + n, dtype=np.int32)
-        table = pa.table({"target": target, "context": target + 1, "window_start": np.ones(n, dtype=bool)})
-        pq.write_table(table, pairs_dir / f"shard-{i:05d}.parquet", row_group_size=ROW_GROUP,
-                       compression="lz4", use_dictionary=False)
-        shards.append({"file": f"shard-{i:05d}.parquet", "pairs": n})
-        start += n
-    (pairs_dir / "meta.json").write_text(json.dumps({"pairs": TOTAL, "shards": shards, "vocab_size": TOTAL + 1,
-                                                     "order": "windows"}))
+    bounds = np.cumsum([0] + SHARD_PAIRS)
+    write_stream_shards(tmp_path / "pairs", [one_pair_windows(a, n) for a, n in zip(bounds, SHARD_PAIRS)],
+                        vocab_size=TOTAL + 1)
     np.save(tmp_path / "unigram_table.npy", np.repeat(np.arange(4, dtype=np.int32), (TABLE_SHARES * 1000).astype(int)))
     (tmp_path / "vocab.json").write_text(json.dumps({"words": [f"w{i}" for i in range(TOTAL + 1)],
                                                      "counts": [1] * (TOTAL + 1)}))
@@ -53,18 +43,21 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def windows_dir(data_dir: Path) -> Path:
-    """data_dir's shards (pair k = (k, k + 1)) with windows of 1 to 7 pairs (`window_flag`)."""
-    meta_path = data_dir / "pairs" / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    for shard in meta["shards"]:
-        path = data_dir / "pairs" / shard["file"]
-        table = pq.read_table(path)
-        target = table.column("target").to_numpy()
-        table = table.set_column(table.schema.get_field_index("window_start"), "window_start",
-                                 pa.array(window_flag(target)))
-        pq.write_table(table, path, row_group_size=ROW_GROUP, compression="lz4", use_dictionary=False)
-    return data_dir
+def windows_dir(tmp_path: Path) -> Path:
+    """Shards of a real kept stream: unique ids (a target names its place), documents of 1 to 30 tokens, windows
+    drawn in 1..7 (1 to 14 pairs each). meta.json's windows are the reference's (`reference_windows`)."""
+    rng = np.random.default_rng(17)
+    streams, start = [], 0
+    for _ in range(3):
+        n = int(rng.integers(600, 900))
+        ids = np.arange(start, start + n, dtype=np.int32)
+        code = rng.integers(1, 8, size=n).astype(np.uint8)
+        doc_starts = np.unique(np.concatenate([[0], rng.choice(n, size=n // 12, replace=False)]))
+        code[doc_starts] |= DOC_START
+        streams.append((ids, code))
+        start += n
+    write_stream_shards(tmp_path / "pairs", streams, seed=3, vocab_size=start)
+    return tmp_path
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ pytest fixtures built on them live in conftest.py."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import pairs_dataset
 import prep
 import train
 import unigram_table
+from w2v.pairs_meta import LAYOUT
+from w2v.shards import DOC_START, SCHEMA, shard_units, stream_windows, unit_pairs, window_sizes
 from word2vec import nearest_neighbours
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,31 +74,13 @@ def tables(rng, vocab: int, dim: int, scale: float = 0.3):
             rng.normal(0, scale, (vocab, dim)).astype(np.float32))
 
 
-SHARD_PAIRS = [2500, 1700, 1000, 333]  # as pairs_dataset.py writes them: every shard full but the last
 
 
-ROW_GROUP = 400
 
 
-TOTAL = sum(SHARD_PAIRS)
 
 
-TABLE_SHARES = np.array([0.5, 0.25, 0.15, 0.1])  # of a 1000-entry table over a 4-word vocabulary
 
-
-def window_flag(k: np.ndarray) -> np.ndarray:
-    """The window_start of pair k in the windowed fixture: windows of 1 to 7 pairs, cut by row groups and batches."""
-    return (k % 5 == 0) | (k % 7 == 3)
-
-
-def expected_window_starts(target: np.ndarray) -> np.ndarray:
-    """A batch's window offsets from its pairs alone: a flagged pair, the batch's first pair, and a row group's
-    first pair (k - shard start a multiple of ROW_GROUP) start a window."""
-    shard_starts = np.cumsum([0] + SHARD_PAIRS[:-1])
-    shard_start = shard_starts[np.searchsorted(shard_starts, target, "right") - 1]
-    starts = window_flag(target) | ((target - shard_start) % ROW_GROUP == 0)
-    starts[0] = True
-    return np.append(np.flatnonzero(starts), len(target))
 
 
 def cluster_words():
@@ -180,3 +165,79 @@ def batch_window_starts(window_edges, lo: int, hi: int):
 
     inside = window_edges[(window_edges > lo) & (window_edges < hi)]
     return np.concatenate([[0], inside - lo, [hi - lo]]).astype(np.int64)
+
+
+SHARD_PAIRS = [2500, 1700, 1000, 333]  # as pairs_dataset.py writes them: every shard full but the last
+ROW_GROUP = 400
+TOTAL = sum(SHARD_PAIRS)
+TABLE_SHARES = np.array([0.5, 0.25, 0.15, 0.1])  # of a 1000-entry table over a 4-word vocabulary
+
+
+def write_stream_shards(pairs_dir: Path, streams: list[tuple[np.ndarray, np.ndarray]], shuffle: bool = True,
+                        seed: int = 1, **meta) -> list[dict]:
+    """Shards in the kept-stream layout (w2v/shards.py), one per (ids, window bytes) stream, every row a target,
+    units of ROW_GROUP pairs; meta.json listing them (one draw, `seed`, `shuffle` and `meta`). Their entries."""
+    pairs_dir.mkdir(exist_ok=True)
+    shards = []
+    for i, (ids, code) in enumerate(streams):
+        sizes = window_sizes(stream_windows(code, 0, len(code)))
+        units = unit_pairs(sizes, shard_units(sizes, ROW_GROUP, shuffle))
+        pq.write_table(pa.table([pa.array(ids, pa.int32()), pa.array(code, pa.uint8())], schema=SCHEMA),
+                       pairs_dir / f"shard-{i:05d}.parquet", compression="lz4", use_dictionary=False)
+        shards.append({"file": f"shard-{i:05d}.parquet", "pairs": sum(units), "draw": 0, "part": i,
+                       "tokens": len(ids), "targets": [0, len(ids)], "units": units})
+    (pairs_dir / "meta.json").write_text(json.dumps({
+        "pairs": sum(s["pairs"] for s in shards), "shards": shards, "order": "windows", "layout": LAYOUT,
+        "row_group_pairs": ROW_GROUP, "seed": seed, **({} if shuffle else {"shuffle": False}), **meta}))
+    return shards
+
+
+def one_pair_windows(start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A kept stream whose windows are the pairs (k, k + 1), k = start..start+n-1: documents [k, k + 1], k drawing
+    window 1 and k + 1 window 0 (no window: the writer never draws 0, the reader takes it)."""
+    ids = np.empty(2 * n, dtype=np.int32)
+    ids[0::2] = np.arange(start, start + n)
+    ids[1::2] = ids[0::2] + 1
+    code = np.zeros(2 * n, dtype=np.uint8)
+    code[0::2] = 1 | DOC_START
+    return ids, code
+
+
+def reference_windows(data_dir: Path) -> dict[int, tuple[int, ...]]:
+    """Target -> its contexts in window order, straight from the shards' columns by plain loops."""
+    meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
+    windows = {}
+    for shard in meta["shards"]:
+        table = pq.read_table(data_dir / "pairs" / shard["file"])
+        ids, code = table.column("id").to_pylist(), table.column("window").to_pylist()
+        doc = np.cumsum([c >> 7 for c in code])
+        for i in range(len(ids)):
+            b = code[i] & 63
+            contexts = tuple(ids[j] for j in [*range(i - b, i), *range(i + 1, i + b + 1)]
+                             if 0 <= j < len(ids) and doc[j] == doc[i])
+            if contexts:
+                windows[ids[i]] = contexts
+    return windows
+
+
+def assert_windows_whole_but_at_batch_edges(batches, reference: dict) -> None:
+    """Each batch's windows (context, window_target, window_starts, longest) are the reference's windows, every one
+    whole but where a batch's edge cuts it: then its head ends one batch and its tail starts another."""
+    pieces = []
+    for context, window_target, window_starts, longest in batches:
+        window_starts, context = window_starts.numpy(), context.numpy()
+        assert window_starts[0] == 0 and window_starts[-1] == len(context) and np.all(np.diff(window_starts) > 0)
+        assert longest == int(np.diff(window_starts).max())
+        for w, target in enumerate(window_target.tolist()):
+            pieces.append((target, tuple(context[window_starts[w]:window_starts[w + 1]].tolist()),
+                           w == 0, w == len(window_starts) - 2))
+    whole = [(t, c) for t, c, _, _ in pieces if c == reference[t]]
+    cut = [(t, c, first, last) for t, c, first, last in pieces if c != reference[t]]
+    cut_targets = Counter(t for t, *_ in cut)
+    assert sorted(whole + [(t, reference[t]) for t in cut_targets]) == sorted(reference.items())
+    assert set(cut_targets.values()) <= {2} and all(first or last for _, _, first, last in cut)
+    for t in cut_targets:
+        head = next(c for t2, c, first, last in cut if t2 == t and last)
+        tail = next(c for t2, c, first, last in cut if t2 == t and first)
+        assert head + tail == reference[t]
+    return pieces, cut

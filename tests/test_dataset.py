@@ -1,5 +1,5 @@
 """dataset.py: every pair once per epoch with 0/1/2 workers, epochs read their draw, exact batch sizes, window
-batches cut at row-group and batch edges, resume inside a window, errors."""
+batches rebuilt from the kept-stream shards and cut at batch edges only, resume inside a window, errors."""
 import json
 import subprocess
 import sys
@@ -16,8 +16,9 @@ import dataset
 import pairs_dataset
 from w2v.common import StageError
 from dataset import PairsDataset
-from w2v.pairs_meta import PairsMeta, draw_pairs, draw_shards, epoch_shards, shard_order
-from helpers import ROW_GROUP, SHARD_PAIRS, TOTAL, expected_window_starts, window_flag
+from w2v.pairs_meta import LAYOUT, PairsMeta, draw_pairs, draw_shards, epoch_shards, shard_order
+from helpers import ROW_GROUP, SHARD_PAIRS, TOTAL, assert_windows_whole_but_at_batch_edges, reference_windows
+from w2v.shards import shard_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,12 +75,14 @@ def test_shard_order_and_explicit_shards(data_dir):
     (batch,), = [list(ds)]
     targets = batch.pair_targets()
     starts = [bounds[s] for s in order]
-    # shards in that order, each shard's row groups in file order
-    assert targets[:SHARD_PAIRS[order[0]]].tolist() == list(range(starts[0], starts[0] + SHARD_PAIRS[order[0]]))
+    # shards in that order, each shard's units in order (each unit's windows shuffled)
+    first = targets[:SHARD_PAIRS[order[0]]].tolist()
+    assert sorted(first) == list(range(starts[0], starts[0] + SHARD_PAIRS[order[0]])) and first != sorted(first)
     picked = PairsDataset(data_dir, batch_size=10_000, shards=[2, 0])
     (batch,), = [list(picked)]
     targets = batch.pair_targets()
-    assert targets.tolist() == list(range(bounds[2], bounds[3])) + list(range(0, bounds[1]))
+    assert sorted(targets[:SHARD_PAIRS[2]].tolist()) == list(range(bounds[2], bounds[3]))
+    assert sorted(targets[SHARD_PAIRS[2]:].tolist()) == list(range(0, bounds[1]))
     assert picked.num_pairs == SHARD_PAIRS[2] + SHARD_PAIRS[0]
     with pytest.raises(StageError, match="shard index 4 out of range"):
         PairsDataset(data_dir, shards=[4])
@@ -106,9 +109,7 @@ def test_epoch_reads_its_draw_every_pair_once(tmp_path, num_workers):
     assert draw_pairs(meta) == meta.pairs_per_draw
 
     def pairs(files) -> np.ndarray:
-        tables = [pq.read_table(tmp_path / "pairs" / meta.shards[i]["file"]) for i in files]
-        stacked = np.concatenate([np.stack([t.column("target").to_numpy(), t.column("context").to_numpy()], 1)
-                                  for t in tables])
+        stacked = np.concatenate([np.stack(shard_pairs(tmp_path, i)[:2], 1) for i in files])
         return stacked[np.lexsort(stacked.T[::-1])]
 
     for epoch, draw in [(0, 0), (1, 1), (2, 2), (3, 0), (4, 1)]:  # epoch e reads draw e % 3, each pair once
@@ -182,26 +183,20 @@ def test_shell_shows_one_error_line(tmp_path):
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'pairs'} not found: run pairs_dataset.py first"]
 
 
-# --- window_starts -------------------------------------------------------------------------------------
+# --- window_starts ----------------------------------------------------------------------------------------------
 
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_window_starts_of_order_windows_cut_at_batch_and_row_group_edges(windows_dir, num_workers):
+def test_window_starts_cut_at_batch_edges_only(windows_dir, num_workers):
     ds = PairsDataset(windows_dir, batch_size=333, seed=3)
-    assert ds.meta.order == "windows"
+    assert ds.meta.order == "windows" and ds.meta.layout == LAYOUT
     batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
-    # pair k is (k, k + 1): its context names it (a window's pairs here have different targets, and a batch keeps
-    # the target of a window's first pair)
-    assert np.array_equal(np.sort(torch.cat([b.context - 1 for b in batches]).numpy()), np.arange(TOTAL))
-    cut_by_batch = 0
-    for batch in batches:
-        target, window_starts = (batch.context - 1).numpy(), batch.window_starts.numpy()
-        assert np.array_equal(window_starts, expected_window_starts(target))
-        assert np.array_equal(batch.window_target.numpy(), target[window_starts[:-1]])
-        assert batch.longest == int(np.diff(window_starts).max())
-        cut_by_batch += not window_flag(target[:1])[0]
-    assert cut_by_batch > 3  # batch edges inside windows were exercised
+    pieces, cut = assert_windows_whole_but_at_batch_edges(
+        [(b.context, b.window_target, b.window_starts, b.longest) for b in batches], reference_windows(windows_dir))
+    assert 3 < len(cut) <= 2 * len(batches)  # batch edges inside windows were exercised
+    # a unit is a sample spread over its shard (windows u, u + U, ...; here one block of UNIT_BLOCK, so rising)
+    assert np.median(np.diff([t for t, *_ in pieces[:30]])) > 3
 
 
 def test_window_starts_of_one_pair_windows_are_every_pair(data_dir):
@@ -225,17 +220,45 @@ def test_resume_inside_a_cut_window_gives_the_same_batches(windows_dir, num_work
                 assert torch.equal(a, b)
 
 
-def test_order_windows_without_the_column_is_one_line(data_dir):
+def test_a_shard_without_its_columns_is_one_line(data_dir):
     path = data_dir / "pairs" / "shard-00002.parquet"
-    pq.write_table(pq.read_table(path).drop_columns(["window_start"]), path, row_group_size=ROW_GROUP)
+    pq.write_table(pq.read_table(path).drop_columns(["window"]), path)
     meta_path = data_dir / "pairs" / "meta.json"
     with pytest.raises(StageError) as error:
         PairsDataset(data_dir, shards=[2, 1])
-    assert str(error.value) == (f"{data_dir / 'pairs' / 'shard-00002.parquet'} has columns ['target', 'context'], "
-                                f"not ['target', 'context', 'window_start']: run pairs_dataset.py again")
+    assert str(error.value) == (f"{data_dir / 'pairs' / 'shard-00002.parquet'} has columns ['id'], "
+                                f"not ['id', 'window']: run pairs_dataset.py again")
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "order": "sorted"}))
     with pytest.raises(StageError, match=r"^pairs/meta.json: unknown order 'sorted': run pairs_dataset.py again$"):
         PairsDataset(data_dir)
+
+
+def test_a_shard_that_does_not_hold_its_listed_windows_is_one_line(data_dir):
+    meta_path = data_dir / "pairs" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["shards"][1]["units"][0] += 1
+    meta["shards"][1]["units"][1] -= 1
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(StageError) as error:
+        list(PairsDataset(data_dir, shards=[1]))
+    assert str(error.value) == (f"{data_dir / 'pairs' / 'shard-00001.parquet'} does not hold the windows meta.json "
+                                f"lists: run pairs_dataset.py again")
+
+
+def test_a_pairs_dir_of_the_retired_window_shards_is_one_line_rebuild_it(data_dir):
+    # the layout before the kept stream: pairs in columns target, context and window_start; no "layout"
+    meta_path = data_dir / "pairs" / "meta.json"
+    meta = {key: value for key, value in json.loads(meta_path.read_text()).items() if key != "layout"}
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(StageError) as error:
+        PairsDataset(data_dir)
+    assert str(error.value) == (f"{data_dir / 'pairs'} holds the pair shards of earlier versions (target, context, "
+                                f"window_start), which this version no longer reads: rebuild it with "
+                                f"pairs_dataset.py")
+    result = subprocess.run([sys.executable, str(REPO / "dataset.py"), "--data-dir", str(data_dir)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == f"error: {error.value}"
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """w2v/feed.py, the reader threads of the GPU kernels: its batches are exactly dataset.py's (contexts, one target
 per window, int32 offsets), in the same stream order with any number of readers and from any start batch; its
 buffers are reused and bounded; a corrupt shard is one line; stopping early ends the readers. Also w2v/shards.py's
-window cut on arrow bitmaps at any bit offset."""
+unit rebuild (build_unit) and window cut (cut_unit) from any pair of a unit to any other."""
 import threading
 
 import numpy as np
@@ -14,8 +14,8 @@ from w2v.kernels import steps
 from w2v.common import StageError
 from dataset import PairsDataset
 from w2v.feed import WindowFeed
-from w2v.shards import cut_windows
-from helpers import TOTAL, expected_window_starts
+from w2v.shards import WindowShards, cut_unit
+from helpers import assert_windows_whole_but_at_batch_edges, reference_windows
 
 
 def lean_batches(data_dir, batch_size: int, num_workers: int, start_batch: int = 0) -> list[tuple]:
@@ -28,7 +28,7 @@ def lean_batches(data_dir, batch_size: int, num_workers: int, start_batch: int =
 @pytest.mark.parametrize("num_workers", [0, 2])
 @pytest.mark.parametrize("batch_size, start_batch", [(333, 0), (1000, 0), (333, 4)])
 def test_lean_batches_are_the_loaders_batches_cut_down(windows_dir, num_workers, batch_size, start_batch):
-    # batches of 1,000 span row groups (of 400 pairs); 333 cut windows at both edges; start_batch 4 resumes inside
+    # batches of 1,000 span units (of ~400 pairs); 333 cut windows at both edges; start_batch 4 resumes inside
     # a worker's unit
     dataset = PairsDataset(windows_dir, batch_size=batch_size, start_batch=start_batch)
     expected = list(DataLoader(dataset, batch_size=None, num_workers=num_workers))
@@ -44,26 +44,25 @@ def test_lean_batches_are_the_loaders_batches_cut_down(windows_dir, num_workers,
 
 @pytest.mark.parametrize("num_workers", [1, 3])
 def test_lean_windows_are_the_shards_windows(windows_dir, num_workers):
-    # From the fixture's pairs alone (pair k is (k, k + 1), flagged by window_flag), not from dataset.py: a window
-    # starts at a flagged pair, a batch's first pair and a row group's first pair; its target is its first pair's.
+    # From the shards' columns alone (reference_windows, plain loops), not from dataset.py: every window whole
+    # but where a batch's edge cuts it, every one once.
     got = lean_batches(windows_dir, 333, num_workers)
-    seen = np.concatenate([context.numpy() - 1 for context, _, _, _ in got])
-    assert np.array_equal(np.sort(seen), np.arange(TOTAL))  # every pair once
-    for context, window_target, window_starts, longest in got:
-        target = context.numpy() - 1
-        starts = expected_window_starts(target)
-        assert np.array_equal(window_starts.numpy(), starts)
-        assert np.array_equal(window_target.numpy(), target[starts[:-1]])
-        assert longest == np.diff(starts).max() <= 7
+    assert_windows_whole_but_at_batch_edges(got, reference_windows(windows_dir))
+    assert max(longest for *_, longest in got) <= 14
 
 
 def test_buffers_are_reused_and_bounded(windows_dir):
     dataset = PairsDataset(windows_dir, batch_size=50)
+    reference = reference_windows(windows_dir)
     buffers, batches = set(), 0
     for batch in WindowFeed(dataset.plan, num_workers=2):
         buffers.add(batch.context.data_ptr())
-        target = batch.context.numpy() - 1  # checked now: the buffer is refilled once the next batch is asked for
-        assert np.array_equal(batch.window_starts.numpy(), expected_window_starts(target))
+        # checked now: the buffer is refilled once the next batch is asked for
+        starts, context = batch.window_starts.numpy(), batch.context.numpy().tolist()
+        for w, target in enumerate(batch.window_target.tolist()):
+            piece, whole = context[starts[w]:starts[w + 1]], list(reference[target])
+            assert piece == whole or (w in (0, batch.n_windows - 1) and (
+                whole[:len(piece)] == piece or whole[-len(piece):] == piece))
         batches += 1
     assert batches == len(dataset.plan.stream_workers(2)) > 50
     assert len(buffers) <= 2 * feed.FEED_SLOTS
@@ -97,17 +96,26 @@ def test_train_reads_through_the_feed_for_the_triton_steps_only():
                    for loss in ("ns", "hs") for kernel in ("window", "torch"))
 
 
-def test_cut_reads_arrow_bits_at_any_offset():
-    # a row group's window_start bitmap read from a bit offset (a sliced arrow array) and from inside a byte
-    rng = np.random.default_rng(0)
-    flags = rng.random(203) < 0.3
-    target = np.arange(203, dtype=np.int32) * 7
-    for offset in (0, 3, 8, 13):
-        bits = np.packbits(np.concatenate([np.zeros(offset, bool), flags]), bitorder="little")
-        for begin, end in ((0, 203), (5, 150), (17, 18)):
-            starts, window_target = np.empty(204, np.int32), np.empty(203, np.int32)
-            windows = cut_windows(bits, offset, target, begin, end, 40, window_target, starts, 0)
-            piece = flags[begin:end].copy()
-            piece[0] = True
-            assert np.array_equal(starts[:windows], 40 + np.flatnonzero(piece))
-            assert np.array_equal(window_target[:windows], target[begin:end][piece])
+def test_units_rebuilt_and_cut_from_any_pair_to_any_other(windows_dir):
+    # a unit's windows are the shards' windows (reference_windows: plain loops over the columns), each once
+    shards = WindowShards(windows_dir, batch_size=1, seed=3)
+    reference = reference_windows(windows_dir)
+    seen = []
+    for shard, u, rows in shards.units:
+        unit = shards.read_unit(shard, u)
+        assert unit.pairs == rows == len(unit.context)
+        for w, target in enumerate(unit.target.tolist()):
+            assert tuple(unit.context[unit.first[w]:unit.first[w + 1]].tolist()) == reference[target]
+            seen.append(target)
+    assert sorted(seen) == sorted(reference)
+    # pairs begin:end of a unit cut into a batch at an offset: a window cut by begin starts at the batch's offset
+    unit = shards.read_unit(1, 0)
+    n = unit.pairs
+    target_of_pair = np.repeat(unit.target, np.diff(unit.first))
+    for begin, end in ((0, n), (5, n - 3), (17, 18), (n - 1, n), (100, 100)):
+        target, starts = np.empty(n, np.int32), np.empty(n + 1, np.int32)
+        got = cut_unit(unit.first, unit.target, begin, end, 40, target, starts, 0)
+        first = np.unique(np.concatenate([[begin], unit.first[(unit.first > begin) & (unit.first < end)]]))
+        assert got == (len(first) if end > begin else 0)
+        assert np.array_equal(starts[:got], 40 + first[:got] - begin)
+        assert np.array_equal(target[:got], target_of_pair[first[:got]])

@@ -15,6 +15,7 @@ import pairs_dataset
 from w2v import draws as draw_plan, pairs_meta
 from w2v.common import StageError
 from pairs_dataset import iter_pairs, keep_probabilities, subsample, window_pairs
+from w2v.shards import SCHEMA, shard_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,13 +45,13 @@ def read_shards(data_dir: Path, draw: int | None = 0) -> tuple[dict, list[np.nda
     """meta.json and the (target, context) rows of each shard of draw `draw` (None: of every draw)."""
     meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
     shards = []
-    for shard in meta["shards"]:
+    for index, shard in enumerate(meta["shards"]):
         if draw is not None and shard["draw"] != draw:
             continue
-        table = pq.read_table(data_dir / "pairs" / shard["file"])
-        assert table.schema.field("target").type == pa.int32()
-        assert table.schema.field("context").type == pa.int32()
-        shards.append(np.stack([table.column("target").to_numpy(), table.column("context").to_numpy()], axis=1))
+        file = pq.ParquetFile(data_dir / "pairs" / shard["file"])
+        assert file.schema_arrow == SCHEMA  # the kept stream: id int32, window uint8, both required
+        target, context, _ = shard_pairs(data_dir, index)
+        shards.append(np.stack([target, context], axis=1))
     return meta, shards
 
 
@@ -126,8 +127,12 @@ def test_stage_exact_pairs_no_crossing(tmp_path):
     # "pairs" and "bytes" count every draw's shards; "tokens" and "retained_tokens" are one pass (draw 0)
     assert meta["pairs"] == 24 and meta["tokens"] == 6 and meta["retained_tokens"] == 6
     assert meta["draws"] == 2 and meta["pairs_per_draw"] == [12, 12] and meta["retained_per_draw"] == [6, 6]
-    assert meta["shards"] == [{"file": "shard-00000.parquet", "pairs": 12, "draw": 0},
-                              {"file": "shard-00001.parquet", "pairs": 12, "draw": 1}]
+    # each shard: its file, pairs, draw and place in it, rows (kept tokens), target rows and pairs per unit
+    assert meta["shards"] == [{"file": "shard-00000.parquet", "pairs": 12, "draw": 0, "part": 0, "tokens": 6,
+                               "targets": [0, 6], "units": [12]},
+                              {"file": "shard-00001.parquet", "pairs": 12, "draw": 1, "part": 0, "tokens": 6,
+                               "targets": [0, 6], "units": [12]}]
+    assert meta["layout"] == pairs_meta.LAYOUT == "kept-stream-1"
     assert meta["window"] == 2 and meta["sample"] == 0 and meta["dynamic_window"] is False
     assert meta["vocab_size"] == 6 and meta["compression"] == "lz4"
     assert meta["bytes"] == sum((tmp_path / "pairs" / f"shard-0000{i}.parquet").stat().st_size for i in (0, 1))
@@ -252,16 +257,27 @@ def test_shards_split_counts_and_row_groups(tmp_path):
     total = len(expected)
     assert meta["pairs_per_draw"] == [total] * pairs_dataset.DRAWS and total > 3000
     assert meta["pairs"] == total * pairs_dataset.DRAWS
-    # each draw's shards are full but its last, numbered on across draws
-    per_draw = [1000] * (total // 1000) + [total % 1000]
+    # each draw's shards end with the window that reaches 1000 pairs (no window is cut: at most 2 x 3 more), but
+    # its last; numbered on across draws
+    per_draw = [s["pairs"] for s in meta["shards"] if s["draw"] == 0]
+    assert all(1000 <= pairs < 1006 for pairs in per_draw[:-1]) and 0 < per_draw[-1] < 1006
+    assert sum(per_draw) == total and len(per_draw) == len(shards) >= 3
     assert [s["pairs"] for s in meta["shards"]] == per_draw * pairs_dataset.DRAWS
     assert [s["draw"] for s in meta["shards"]] == [d for d in range(pairs_dataset.DRAWS) for _ in per_draw]
+    assert [s["part"] for s in meta["shards"]] == list(range(len(per_draw))) * pairs_dataset.DRAWS
     assert [s["file"] for s in meta["shards"]] == [f"shard-{i:05d}.parquet" for i in range(len(meta["shards"]))]
     assert [len(s) for s in shards] == per_draw
     assert as_multiset(np.concatenate(shards)) == Counter(expected)
-    assert pq.ParquetFile(tmp_path / "pairs" / "shard-00000.parquet").metadata.num_row_groups == 4
-    assert [pq.ParquetFile(tmp_path / "pairs" / "shard-00000.parquet").metadata.row_group(i).num_rows
-            for i in range(4)] == [300, 300, 300, 100]
+    for shard in meta["shards"]:
+        # units of ~300 pairs: ceil(pairs / 300) of them, each a share of the shard's windows
+        assert len(shard["units"]) == -(-shard["pairs"] // 300) and sum(shard["units"]) == shard["pairs"]
+        assert max(shard["units"]) - min(shard["units"]) < 150
+        # the rows: the targets and a halo of up to 3 kept tokens either side (none before the stream's first)
+        first, end = shard["targets"]
+        assert first <= 3 and shard["tokens"] - end <= 3 and (first == 3 or shard["part"] == 0)
+        assert pq.ParquetFile(tmp_path / "pairs" / shard["file"]).metadata.num_rows == shard["tokens"]
+    # the shards cover the stream: their targets one after the other, 3,000+ kept tokens (no sub-sampling here)
+    assert sum(s["targets"][1] - s["targets"][0] for s in meta["shards"] if s["draw"] == 0) == sum(map(len, docs))
     assert meta["bytes"] == sum((tmp_path / "pairs" / s["file"]).stat().st_size for s in meta["shards"])
     # a shard is shuffled, not left in stream order
     first = shards[0]
@@ -303,8 +319,10 @@ def test_draw_zero_is_a_one_draw_run_and_later_draws_redraw(tmp_path):
     # draw 1 draws its own keeps and windows; its shards are numbered on after draw 0's
     assert meta_two["retained_per_draw"][1] != meta_two["retained_per_draw"][0]
     assert as_multiset(np.concatenate(draw1)) != as_multiset(np.concatenate(draw0))
-    assert meta_two["shards"][len(one)] == {"file": f"shard-{len(one):05d}.parquet",
-                                            "pairs": min(600, meta_two["pairs_per_draw"][1]), "draw": 1}
+    first_of_draw1 = meta_two["shards"][len(one)]
+    assert (first_of_draw1["file"], first_of_draw1["draw"], first_of_draw1["part"]) == \
+        (f"shard-{len(one):05d}.parquet", 1, 0)
+    assert first_of_draw1["pairs"] >= min(600, meta_two["pairs_per_draw"][1])
     assert meta_two["pairs"] == sum(meta_two["pairs_per_draw"]) == sum(len(s) for s in draw0 + draw1)
 
 
@@ -437,13 +455,15 @@ def planned_bytes(data_dir: Path, draws: int, compression: str = "lz4", window: 
 def test_disk_plan_refuses_with_one_line_naming_the_flags(tmp_path, monkeypatch, capsys):
     write_corpus(tmp_path, [np.arange(600) % 30] * 5)  # 3,000 tokens: bound 18,000 pairs a draw
     need = planned_bytes(tmp_path, draws=2)
-    assert need == 3000 * 6 * 2 * 5.3  # lz4
+    # lz4: its bytes per kept token over the 6 pairs a kept token makes at --window 5
+    assert need == pytest.approx(3000 * 6 * 2 * pairs_dataset.PLAN_BYTES_PER_TOKEN["lz4"] / 6, rel=1e-3)
+    assert pairs_dataset.plan_bytes_per_pair("lz4") == 0.85
     fake_free_space(monkeypatch, need - 1)
     with pytest.raises(StageError) as refused:
         run_stage(tmp_path, "--sample", "0", "--draws", "2")
     assert str(refused.value) == (
-        f"pairs need ~0.0 GB on disk: 2 draw(s) x ~0.0M pairs (expected, edges ignored) x 5.3 bytes/pair (lz4); "
-        f"0.0 GB free on {tmp_path}: not enough; shrink it with --draws, --compression zstd, --sample, --window, "
+        f"pairs need ~0.0 GB on disk: 2 draw(s) x ~0.0M pairs (expected, edges ignored) x 0.85 bytes/pair (lz4); "
+        f"0.0 GB free on {tmp_path}: not enough; shrink it with --draws, --compression zstd, --sample, "
         f"--delete-old-first, convert_to_int.py --min-count/--max-vocab (or --no-disk-check to try anyway)")
     assert not (tmp_path / "pairs").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     # zstd's smaller figure fits the same space; so does one draw, and so does skipping the check
@@ -494,15 +514,16 @@ def test_disk_plan_on_a_real_small_filesystem(small_filesystem):
     data_dir = small_filesystem / "data"
     rng = np.random.default_rng(5)
     write_corpus(data_dir, [rng.integers(0, 200, size=500) for _ in range(80)])  # 40,000 tokens
-    assert planned_bytes(data_dir, draws=1) > 1 << 20 > planned_bytes(data_dir, draws=1, window=1)
+    # the shards are the kept stream: ~5 bytes a kept token whatever the window, so draws are what shrinks them
+    assert planned_bytes(data_dir, draws=6) > 1 << 20 > planned_bytes(data_dir, draws=2)
     with pytest.raises(StageError, match=r"GB free on .*: not enough; shrink it with --draws, --compression zstd"):
-        run_stage(data_dir, "--sample", "0", "--draws", "1")
+        run_stage(data_dir, "--sample", "0", "--draws", "6")
     assert not (data_dir / "pairs").exists()
-    figures = run_stage(data_dir, "--sample", "0", "--draws", "1", "--window", "1")
-    assert figures["pairs"] == 2 * (40000 - 80)
+    figures = run_stage(data_dir, "--sample", "0", "--draws", "2", "--window", "1")
+    assert figures["pairs"] == 2 * 2 * (40000 - 80)
     # past the check, a full disk is still one line and leaves no partial output behind
     with pytest.raises(StageError, match=r"^disk full: no space left on .* \(it needs about [0-9.]+ MB"):
-        run_stage(data_dir, "--sample", "0", "--draws", "3", "--no-disk-check", "--compression", "none",
+        run_stage(data_dir, "--sample", "0", "--draws", "9", "--no-disk-check", "--compression", "none",
                   "--pairs-per-shard", "20000")
     assert json.loads((data_dir / "pairs" / "meta.json").read_text())["window"] == 1
     assert not [p for p in data_dir.iterdir() if p.name.startswith(".")]
@@ -597,20 +618,18 @@ def test_remove_draws_then_add_them_back(tmp_path):
         assert contents[0] == contents[1]
 
 
-# --- shard order: windows kept together ---------------------------------------------------------------------------
+# --- shard order: windows kept together; the kept-stream layout ----------------------------------------------
 
-def read_windowed(data_dir: Path, shard: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The (pairs, window_start) of each row group of one shard of order windows."""
+def read_windowed(data_dir: Path, shard: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (pairs, window_start) of one shard in reading order, units in order, rebuilt by w2v/shards.py."""
+    meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
+    index = [s["file"] for s in meta["shards"]].index(shard)
     file = pq.ParquetFile(data_dir / "pairs" / shard)
-    assert file.schema_arrow.names == ["target", "context", "window_start"]
-    assert file.schema_arrow.field("window_start").type == pa.bool_()
+    assert file.schema_arrow.names == ["id", "window"]
+    assert file.schema_arrow.field("id").type == pa.int32() and file.schema_arrow.field("window").type == pa.uint8()
     assert not any(field.nullable for field in file.schema_arrow)  # required columns: no definition levels to decode
-    groups = []
-    for rg in range(file.metadata.num_row_groups):
-        table = file.read_row_group(rg)
-        pairs = np.stack([table.column("target").to_numpy(), table.column("context").to_numpy()], axis=1)
-        groups.append((pairs, table.column("window_start").to_numpy(zero_copy_only=False)))
-    return groups
+    target, context, starts = shard_pairs(data_dir, index)
+    return np.stack([target, context], axis=1), starts
 
 
 def split_windows(pairs: np.ndarray, starts: np.ndarray) -> list[tuple[int, tuple[int, ...]]]:
@@ -641,15 +660,56 @@ def test_order_windows_keeps_each_window_whole_and_flags_its_start(tmp_path):
     run_stage(tmp_path, "--window", "2", "--sample", "0", "--no-dynamic-window", "--draws", "1")
     meta = json.loads((tmp_path / "pairs" / "meta.json").read_text())
     assert meta["order"] == "windows"
-    (pairs, starts), = read_windowed(tmp_path, "shard-00000.parquet")
+    # the shard is the kept stream itself: the ids, and each one's window (2) with bit 7 on a document's first
+    table = pq.read_table(tmp_path / "pairs" / "shard-00000.parquet")
+    assert table.column("id").to_pylist() == [t for doc in docs for t in doc]
+    assert table.column("window").to_pylist() == [2 | (128 if i == 0 else 0) for doc in docs for i in range(len(doc))]
+    pairs, starts = read_windowed(tmp_path, "shard-00000.parquet")
     got = split_windows(pairs, starts)
     assert Counter(got) == Counter(brute_force_windows(docs, 2))
     assert len(got) == 13 and starts.sum() == 13  # flags exactly at the 13 windows' first pairs (not at [6])
-    # the windows are shuffled as units: not in stream order
-    assert got != brute_force_windows(docs, 2)
+    # one unit of 13 windows: two blocks of UNIT_BLOCK (8) and 5, each in text order, in a drawn order
+    in_text_order = brute_force_windows(docs, 2)
+    assert got in (in_text_order, in_text_order[8:] + in_text_order[:8])
 
 
-def test_order_windows_has_the_streams_pairs_shard_by_shard_cut_only_at_row_groups(tmp_path):
+def windows_of_stream(pairs: np.ndarray, flags: np.ndarray) -> Counter:
+    return Counter(split_windows(pairs, flags))
+
+
+def many_documents(seed: int, documents: int = 300, vocab: int = 60) -> list[np.ndarray]:
+    """Documents of 1 to 60 tokens (lone tokens, short and long ones), Zipf-like ids so sub-sampling bites."""
+    rng = np.random.default_rng(seed)
+    weights = 1 / np.arange(1, vocab + 1)
+    return [rng.choice(vocab, size=k, p=weights / weights.sum()) for k in rng.integers(1, 61, size=documents)]
+
+
+@pytest.mark.parametrize("window, sample, dynamic", [(4, 1e-2, True), (5, 0, False), (63, 1e-3, True)])
+def test_each_draw_has_todays_pairs_and_windows(tmp_path, window, sample, dynamic):
+    """Part 2 of issue 29: for the same seed and flags, a draw's pairs (a multiset) and windows (target and
+    contexts in window order) are those of the pair generation before the layout (iter_pairs), every draw."""
+    docs = many_documents(21)
+    write_corpus(tmp_path, docs, vocab_size=60, n_parts=3)
+    flags = ["--window", str(window), "--sample", str(sample), "--draws", "3", "--pairs-per-shard", "1500",
+             "--row-group-pairs", "400", "--seed", "5", "--chunk-tokens", "777",
+             "--dynamic-window" if dynamic else "--no-dynamic-window"]
+    run_stage(tmp_path, *flags)
+    meta, by_shard = read_shards(tmp_path, draw=None)
+    assert meta["order"] == "windows" and meta["layout"] == "kept-stream-1" and len(by_shard) >= 6
+    for draw in (0, 1, 2):
+        stream, window_first = stream_of_draw(docs, 60, window, sample, 5, draw, dynamic)
+        shards = [(i, s) for i, s in enumerate(meta["shards"]) if s["draw"] == draw]
+        pairs = np.concatenate([by_shard[i] for i, _ in shards])
+        assert as_multiset(pairs) == as_multiset(stream)
+        assert meta["pairs_per_draw"][draw] == len(stream)
+        # whole windows, each shard's runs of one target: the windows of the stream exactly
+        windows = Counter()
+        for _, shard in shards:
+            windows += windows_of_stream(*read_windowed(tmp_path, shard["file"]))
+        assert windows == windows_of_stream(stream, window_first)
+
+
+def test_order_windows_has_the_streams_pairs_shard_by_shard_cut_nowhere(tmp_path):
     rng = np.random.default_rng(21)
     docs = [rng.integers(0, 60, size=k) for k in rng.integers(1, 50, size=80)]
     write_corpus(tmp_path, docs)
@@ -661,21 +721,40 @@ def test_order_windows_has_the_streams_pairs_shard_by_shard_cut_only_at_row_grou
         stream, window_first = stream_of_draw(docs, 60, 4, 1e-2, 5, draw)
         shards = [(shard, pairs) for shard, pairs in zip(meta["shards"], by_windows) if shard["draw"] == draw]
         offsets = np.cumsum([0] + [shard["pairs"] for shard, _ in shards])
-        groups = []
+        runs = 0
         for (shard, pairs), first in zip(shards, offsets):
-            # every shard holds the next pairs_per_shard pairs of the stream, shuffled by window
+            # every shard holds the next run of whole windows of the stream (~1500 pairs), shuffled by window
             assert as_multiset(pairs) == as_multiset(stream[first:first + shard["pairs"]]), shard
-            shard_groups = read_windowed(tmp_path, shard["file"])
-            assert [len(p) for p, _ in shard_groups] == \
-                [min(400, shard["pairs"] - i) for i in range(0, shard["pairs"], 400)]
-            for pairs_rg, starts in shard_groups:
-                assert starts[0]  # a row group (or shard) edge inside a window cuts it: the piece is a window
-                split_windows(pairs_rg, starts)  # every flagged run is one target's
-            groups += shard_groups
-        # the draw's stream, windows whole but for the cuts at row group edges: at most one extra window per edge
-        runs = sum(int(starts.sum()) for _, starts in groups)
-        whole = int(window_first.sum())
-        assert whole <= runs <= whole + len(groups) - 1
+            assert first + shard["pairs"] == len(stream) or window_first[first + shard["pairs"]]
+            pairs_read, starts = read_windowed(tmp_path, shard["file"])
+            assert starts[0]
+            split_windows(pairs_read, starts)  # every flagged run is one target's
+            runs += int(starts.sum())
+            # units: ~400 pairs each, windows u, u + U, ... of the shard; each unit's windows in an order of its own
+            assert len(shard["units"]) == -(-shard["pairs"] // 400)
+        # no window is cut, at shard edges or unit edges: as many runs as the stream has windows
+        assert runs == int(window_first.sum())
+
+
+def test_units_of_a_shard_are_spread_over_it_and_shuffled():
+    sizes = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5], dtype=np.int16)
+    from w2v.shards import shard_units, unit_order, unit_pairs
+    units = shard_units(sizes, 15, shuffle=True)  # 44 pairs: 3 units, windows 0,3,6,9 / 1,4,7,10 / 2,5,8
+    assert [list(range(11))[u] for u in units] == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8]]
+    assert unit_pairs(sizes, units) == [9, 17, 18]
+    text = shard_units(sizes, 15, shuffle=False)  # text order: the window that reaches 15, 30 ends a unit
+    assert [list(range(11))[u] for u in text] == [[0, 1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]
+    assert unit_pairs(sizes, text) == [23, 8, 13]
+    assert shard_units(sizes, 1, shuffle=False) == [slice(i, i + 1) for i in range(11)]
+    order = unit_order(5, 1, 2, 0, 1000)
+    assert sorted(order) == list(range(1000)) and np.array_equal(order, unit_order(5, 1, 2, 0, 1000))
+    assert not np.array_equal(order, unit_order(5, 1, 2, 1, 1000))  # another unit, another order
+    assert not np.array_equal(order, unit_order(5, 0, 2, 0, 1000))  # another draw
+    # blocks of UNIT_BLOCK windows in text order (the last one short), the blocks in a drawn order
+    from w2v.layout import UNIT_BLOCK
+    assert UNIT_BLOCK == 8
+    runs = np.split(order, np.flatnonzero(np.diff(order) != 1) + 1)  # blocks drawn one after the other join
+    assert all(run[0] % 8 == 0 and (len(run) % 8 == 0 or run[-1] == 999) for run in runs) and len(runs) >= 60
 
 
 def test_a_pairs_dir_of_the_retired_pair_order_is_refused_with_one_line(tmp_path):
@@ -698,12 +777,12 @@ def test_a_pairs_dir_of_the_retired_pair_order_is_refused_with_one_line(tmp_path
 
 # --- --no-shuffle: text order, as word2vec.c and gensim train ------------------------------------------------------
 
-def stream_of_draw(docs: list, vocab_size: int, window: int, sample: float, seed: int, draw: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def stream_of_draw(docs: list, vocab_size: int, window: int, sample: float, seed: int, draw: int,
+                   dynamic: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The draw's pairs in stream order and the flags of its windows' first pairs, from iter_pairs."""
     slices = [(np.concatenate(docs).astype(np.int32), np.repeat(np.arange(len(docs)), [len(d) for d in docs]))]
     counts = np.bincount(np.concatenate(docs), minlength=vocab_size)
-    pieces = list(iter_pairs(slices, keep_probabilities(counts, sample), window, sample, True, 10**6,
+    pieces = list(iter_pairs(slices, keep_probabilities(counts, sample), window, sample, dynamic, 10**6,
                              pairs_dataset.draw_seed(seed, draw), with_sizes=True))
     pairs = np.stack([np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])], axis=1)
     sizes = np.concatenate([p[2] for p in pieces])
@@ -727,12 +806,9 @@ def test_no_shuffle_writes_the_stream_in_text_order(tmp_path):
         assert len(names) >= 3
         _, shards = read_shards(tmp_path, draw)
         assert np.array_equal(np.concatenate(shards), expected)  # shards in file order = the stream, pair by pair
-        flags = np.concatenate([starts for name in names for _, starts in read_windowed(tmp_path, name)])
-        # the windows' first pairs, and the first pair of every row group (an edge inside a window cuts it)
-        edges = np.zeros(len(expected), dtype=bool)
-        for first in np.cumsum([0] + [s["pairs"] for s in meta["shards"] if s["draw"] == draw][:-1]):
-            edges[first:first + 1500:400] = True
-        assert np.array_equal(flags, window_first | edges)
+        flags = np.concatenate([read_windowed(tmp_path, name)[1] for name in names])
+        # the windows' first pairs, exactly: no shard or unit edge cuts a window
+        assert np.array_equal(flags, window_first)
         # the reader keeps it: every epoch of this draw reads its shards in file order
         for epoch in (draw, draw + 2):
             batches = list(PairsDataset(tmp_path, batch_size=700, seed=epoch + 3, epoch=epoch))
@@ -747,7 +823,8 @@ def test_no_shuffle_writes_the_stream_in_text_order(tmp_path):
     _, text = read_shards(tmp_path, draw=None)
     for text_pairs, shuffled_pairs in zip(text, shuffled, strict=True):
         assert as_multiset(text_pairs) == as_multiset(shuffled_pairs)
-        assert not np.array_equal(text_pairs, shuffled_pairs)
+    # (a unit of up to UNIT_BLOCK windows, as in a small last shard, is read in text order either way)
+    assert not all(np.array_equal(t, s) for t, s in zip(text, shuffled))
 
 
 def test_no_shuffle_draws_join_only_a_text_order_pairs(tmp_path):
@@ -767,3 +844,53 @@ def test_no_shuffle_draws_join_only_a_text_order_pairs(tmp_path):
     meta_path.write_text(json.dumps(meta))
     run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "2")
     assert json.loads(meta_path.read_text())["shuffle"] is True
+
+
+def test_the_shipped_sample_draws_todays_pairs_and_windows(tmp_path):
+    """Issue 29 part 2 on sample/taiga_ud.txt (prep.py, convert_to_int.py as the pipeline runs them): each draw's
+    pairs (a multiset) and windows are iter_pairs' on the same id stream, seed and flags; in text order, the pairs
+    themselves in the same order."""
+    import convert_to_int
+    import prep
+    prep.main(["--dataset", str(REPO / "sample" / "taiga_ud.txt"), "--data-dir", str(tmp_path), "--num-proc", "1"])
+    convert_to_int.main(["--data-dir", str(tmp_path), "--num-proc", "1", "--min-count", "2"])
+    docs = [np.asarray(doc, dtype=np.int32) for part in sorted((tmp_path / "ids").glob("part-*.parquet"))
+            for doc in pq.read_table(part).column("ids").to_pylist()]
+    vocab_size = len(json.loads((tmp_path / "vocab.json").read_text())["counts"])
+    for shuffle in ("--shuffle", "--no-shuffle"):
+        run_stage(tmp_path, "--draws", "2", "--pairs-per-shard", "40000", "--row-group-pairs", "7000", "--seed", "3",
+                  "--sample", "1e-3", shuffle)
+        meta, by_shard = read_shards(tmp_path, draw=None)
+        assert meta["window"] == pairs_dataset.WINDOW and meta["shuffle"] is (shuffle == "--shuffle")
+        for draw in (0, 1):
+            # the reference reads the id stream as the stage does (counts from vocab.json: keep probabilities)
+            stream, window_first = stream_of_draw(docs, vocab_size, pairs_dataset.WINDOW, 1e-3, 3, draw)
+            counts = np.asarray(json.loads((tmp_path / "vocab.json").read_text())["counts"])
+            assert np.array_equal(np.bincount(np.concatenate(docs), minlength=vocab_size), counts)
+            index = [i for i, s in enumerate(meta["shards"]) if s["draw"] == draw]
+            assert len(index) >= 2 and meta["pairs_per_draw"][draw] == len(stream) > 80_000
+            pairs = np.concatenate([by_shard[i] for i in index])
+            windows = Counter()
+            for i in index:
+                windows += windows_of_stream(*read_windowed(tmp_path, meta["shards"][i]["file"]))
+            assert windows == windows_of_stream(stream, window_first)
+            if shuffle == "--shuffle":
+                assert as_multiset(pairs) == as_multiset(stream) and not np.array_equal(pairs, stream)
+            else:
+                assert np.array_equal(pairs, stream)
+
+
+def test_a_pairs_dir_of_the_retired_window_shards_is_refused_with_one_line(tmp_path):
+    add_corpus(tmp_path)
+    run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "0")
+    meta_path = tmp_path / "pairs" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["layout"] == "kept-stream-1"
+    # the window shards before the kept stream (target, context, window_start): meta.json had no "layout"
+    meta_path.write_text(json.dumps({key: value for key, value in meta.items() if key != "layout"}))
+    with pytest.raises(StageError) as error:
+        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1")
+    assert str(error.value) == (f"{tmp_path / 'pairs'} holds the pair shards of earlier versions (target, context, "
+                                f"window_start), which this version no longer reads: rebuild it with pairs_dataset.py")
+    run_stage(tmp_path, *ADD_FLAGS)  # rebuilt
+    assert json.loads(meta_path.read_text())["layout"] == "kept-stream-1"

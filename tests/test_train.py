@@ -17,9 +17,10 @@ import train
 from w2v.common import StageError, load_vocab
 from dataset import PairsDataset
 from w2v import memory
-from w2v.memory import memory_plan
+from w2v.memory import memory_plan, size_text
 from w2v.pairs_meta import pairs_dataset_argv
-from w2v.shards import WindowShards
+from w2v.pairs_meta import PairsMeta
+from w2v.shards import WindowShards, reader_bytes
 from helpers import MODEL_FILES, TRAIN_ARGS, share_in_cluster, uninterrupted_then_reset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,7 @@ def test_start_batch_continues_the_loader_stream_exactly(data_dir, num_workers):
     full = stream(0)
     owners = PairsDataset(data_dir, batch_size=300, seed=3).plan.stream_workers(num_workers)
     assert len(owners) == len(full)
-    # uneven workers: 16 row groups of 400 pairs or less, so some workers run out before the others
+    # uneven workers: 16 units of ~400 pairs or less, so some workers run out before the others
     for start in sorted({1, 2, 5, len(full) // 2, len(full) - 2, len(full) - 1, len(full)}):
         resumed = stream(start)
         assert len(resumed) == len(full) - start, start
@@ -56,12 +57,12 @@ def test_start_batch_continues_the_loader_stream_exactly(data_dir, num_workers):
         past_the_end.worker_plan(num_workers)
 
 
-def test_start_batch_skips_trained_row_groups_unread(data_dir, monkeypatch):  # noqa: F811
+def test_start_batch_skips_trained_units_unread(data_dir, monkeypatch):  # noqa: F811
     read = []
     original = WindowShards.read_unit
     monkeypatch.setattr(WindowShards, "read_unit",
-                        lambda self, file, shard, row_group: read.append((shard, row_group)) or
-                        original(self, file, shard, row_group))
+                        lambda self, shard, unit, scratch=None: read.append((shard, unit)) or
+                        original(self, shard, unit, scratch))
     dataset = PairsDataset(data_dir, batch_size=1000, start_batch=3)
     resumed = list(dataset)
     # 3,000 pairs trained: the units that end by then are not read; the one holding pair 3,000 is read and cut
@@ -246,13 +247,17 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     cfg = train.parse_config(train.__file__, vars(train), args)
     vocab_size = len(load_vocab(data_dir)[1])
 
-    def plan(vocab: int, dim: int) -> int:  # run_stages: a 100,000-entry table, row groups of 20,000 pairs
-        return sum(memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 100_000, 0, 20_000).values())
+    held = reader_bytes(PairsMeta.read(data_dir / "pairs"))
+    # two shards of 20,000 pairs: 11 bytes a row of each (ids, window bytes, windows), 14 a pair of a unit
+    assert 2 * 11 * 20_000 / 6 < held - 14 * 20_000 < 2 * 11 * 20_000 / 2
+
+    def plan(vocab: int, dim: int) -> int:  # run_stages: a 100,000-entry table
+        return sum(memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 100_000, 0, held).values())
 
     needed = plan(vocab_size, 24)
     # loader buffers: context, window target and offset (4 + 4 + 4) per pair of 3 batches, the worker's batch
-    # buffer, and a row group's target and context
-    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 12 + 5000 * 12 + 20_000 * 8
+    # buffer, and what the reader holds of its shards
+    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 12 + 5000 * 12 + held
     available = needed - 5_000
     monkeypatch.setattr(memory, "available_memory", lambda device: available)
     monkeypatch.setattr(train, "SkipGram", lambda *a, **k: pytest.fail("allocated before the memory check"))
@@ -263,8 +268,9 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     max_dim = max(d for d in range(1, 25) if plan(vocab_size, d) <= available)
     assert 0 < max_vocab < vocab_size and 0 < max_dim < 24
     assert str(refused.value) == (
-        f"not enough memory on cpu: training needs {needed:,} bytes (tables {2 * vocab_size * 24 * 4:,} bytes, "
-        f"unigram table 400,000 bytes, loader buffers 400,000 bytes) but {available:,} bytes is available: try "
+        f"not enough memory on cpu: training needs {size_text(needed)} (tables {size_text(2 * vocab_size * 24 * 4)}, "
+        f"unigram table 400,000 bytes, loader buffers {size_text(240_000 + held)}) but {size_text(available)} is "
+        f"available: try "
         f"convert_to_int.py --max-vocab {max_vocab} (then pairs_dataset.py and unigram_table.py again), or "
         f"--dim {max_dim}, or a smaller --batch-size")
     assert_nothing_written(data_dir)
@@ -276,9 +282,9 @@ def test_memory_plan_items():
     cfg = train.parse_config(train.__file__, vars(train), ["--dim", "100", "--num-workers", "2"])
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     for kernel in ("window",):  # every step draws its own negatives: none in the loader's buffers
-        assert memory_plan(1000, 100, cfg, kernel, cpu, 10**6, 0, 10**6) == {
+        assert memory_plan(1000, 100, cfg, kernel, cpu, 10**6, 0, 8 * 10**6) == {  # a reader holding 8 MB
             "tables": 2 * 1000 * 100 * 4, "unigram table": 4 * 10**6, "huffman tree": 0,
-            "loader buffers": (2 * 2 + 1) * 300_000 * 12 + 2 * (300_000 * 12 + 10**6 * 8)}
+            "loader buffers": (2 * 2 + 1) * 300_000 * 12 + 2 * (300_000 * 12 + 8 * 10**6)}
     # the torch kernel on CUDA: the batch and its negatives on the device, and one micro-batch's temporaries
     assert memory_plan(1000, 100, cfg, "torch", cuda, 10**6, 0, 10**6) == {
         "tables": 800_000, "unigram table": 4 * 10**6, "huffman tree": 0, "loader buffers": 300_000 * (12 + 60),

@@ -17,10 +17,11 @@ PREFETCH_BATCHES = 2
 
 
 def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.device, table_entries: int,
-                path_width: int, row_group_pairs: int) -> dict[str, int]:
+                path_width: int, reader_bytes: int) -> dict[str, int]:
     """Bytes train.py will hold on `device`, item by item, before it allocates them.
 
-    table_entries: unigram table length (ns); path_width: longest Huffman path (hs). On CUDA the loader's host
+    table_entries: unigram table length (ns); path_width: longest Huffman path (hs); reader_bytes: what one reader
+    holds of the shards it rebuilds windows from (`shards.reader_bytes`). On CUDA the loader's host
     buffers are not on the device; the batch copied to it and the negatives drawn there are.
     """
     hs = cfg.loss == "hs"
@@ -34,11 +35,11 @@ def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.devic
     # a batch of windows: context, window target and window offset (int32 each) per pair at most
     per_pair = 12
     if on_cpu:
-        # every batch queued or in use, and each worker's batch buffer and the row group it decodes (target and
-        # context); every step draws its own negatives
+        # every batch queued or in use, and each worker's batch buffer and the shards it holds decoded (the kept
+        # stream and its windows, `shards.reader_bytes`); every step draws its own negatives
         workers = max(1, cfg.num_workers)
         plan["loader buffers"] = ((PREFETCH_BATCHES * workers + 1) * batch * per_pair
-                                  + workers * (batch * per_pair + row_group_pairs * 8))
+                                  + workers * (batch * per_pair + reader_bytes))
     else:
         # the batch copied to the device, and the negatives drawn there (int64 draws, int32 words)
         plan["loader buffers"] = batch * (per_pair + (0 if hs else 12 * cfg.negatives))
@@ -79,16 +80,16 @@ def _largest_fitting(needed: Callable[[int], int], upper: int, available: int) -
 
 
 def check_memory(vocab_size: int, cfg, kernel: str, device: torch.device, table_entries: int, path_width: int,
-                 row_group_pairs: int) -> tuple[int, int]:
+                 reader_bytes: int) -> tuple[int, int]:
     """Stop with one line when the plan does not fit what `available_memory` reports; (needed, available)."""
     def needed(vocab: int, dim: int) -> int:
         return sum(memory_plan(vocab, dim, cfg, kernel, device, table_entries, path_width,
-                               row_group_pairs).values())
+                               reader_bytes).values())
 
     total, available = needed(vocab_size, cfg.dim), available_memory(device)
     if total <= available:
         return total, available
-    plan = memory_plan(vocab_size, cfg.dim, cfg, kernel, device, table_entries, path_width, row_group_pairs)
+    plan = memory_plan(vocab_size, cfg.dim, cfg, kernel, device, table_entries, path_width, reader_bytes)
     items = ", ".join(f"{name} {size_text(size)}" for name, size in plan.items() if size)
     ways = []
     max_vocab = _largest_fitting(lambda vocab: needed(vocab, cfg.dim), vocab_size, available)

@@ -6,9 +6,12 @@ repeats them. Beside it the helpers that share its knowledge: shard file numbers
 draw, the shards an epoch reads and in what order, the draws on disk, removing draws, the --only-draws list,
 the settings check of added draws and the flags that write a draw as a full run would.
 
-Shards are in window order: a target occurrence's pairs stay together, the first flagged by the `window_start`
-column. A pairs/ in pair order, every pair shuffled alone (meta.json's "order" "pairs", or no "order"), is
-refused with one line: rebuild it with pairs_dataset.py.
+Shards hold a draw's kept stream (layout LAYOUT, meta.json's "layout": the ids left after sub-sampling and each
+one's window byte; w2v/shards.py rebuilds the windows from them), and each shard entry says which of its rows are
+targets ("targets"), how many rows it has ("tokens"), its place in its draw ("part") and the pairs of each of its
+units ("units"). A pairs/ written in a layout of earlier versions is refused with one line: rebuild it with
+pairs_dataset.py. Those are the pair order (every pair shuffled alone: "order" "pairs", or no "order") and the
+window shards (pairs in int32 columns target and context, windows flagged by window_start: no "layout").
 
 This module imports no stage script: pairs_dataset.py, dataset.py and train.py all import it.
 """
@@ -23,10 +26,11 @@ import numpy as np
 
 from w2v.common import fail, read_json, write_json
 
-ORDER = "windows"  # the one shard order written and read: windows kept together, flagged by window_start
+ORDER = "windows"  # the one shard order written and read: windows kept together
+LAYOUT = "kept-stream-1"  # the one shard layout written and read: the kept stream and its window bytes
 # meta.json settings that a pairs/ must share with a run for draws to be added to it.
 SHARED_SETTINGS = ("window", "sample", "seed", "dynamic_window", "draws", "compression", "row_group_pairs",
-                   "pairs_per_shard", "tokens", "vocab_size", "order", "shuffle")
+                   "pairs_per_shard", "tokens", "vocab_size", "order", "shuffle", "layout")
 STAGE = "pairs_dataset.py"
 
 
@@ -38,6 +42,7 @@ class PairsMeta:
     draws: int = 1
     order: str = "pairs"  # a meta.json without "order" was written in pair order
     shuffle: bool = True
+    layout: str = "pairs"  # a meta.json without "layout" holds the window shards of earlier versions
     window: int | None = None
     sample: float | None = None
     seed: int | None = None
@@ -74,6 +79,11 @@ class PairsMeta:
                  f"pairs_dataset.py")
         if meta.order != ORDER:
             fail(f"pairs/meta.json: unknown order {meta.order!r}: run pairs_dataset.py again")
+        if meta.layout == "pairs":
+            fail(f"{pairs_dir} holds the pair shards of earlier versions (target, context, window_start), which this "
+                 f"version no longer reads: rebuild it with pairs_dataset.py")
+        if meta.layout != LAYOUT:
+            fail(f"pairs/meta.json: unknown layout {meta.layout!r}: run pairs_dataset.py again")
         return meta
 
     def to_dict(self) -> dict:
@@ -107,6 +117,11 @@ def build_meta(settings: dict, per_draw: dict[int, dict], shards: list[dict], sh
         retained_tokens=listed[0]["retained"] if listed[0] else None,
         pairs_per_draw=[figures and figures["pairs"] for figures in listed],
         retained_per_draw=[figures and figures["retained"] for figures in listed])
+
+
+def draw_seed(seed: int, draw: int) -> int | list[int]:
+    """SeedSequence entropy of draw `draw`: `seed` for draw 0 (a one-draw run's shards), [seed, draw] after."""
+    return seed if draw == 0 else [seed, draw]
 
 
 def check_settings(meta: PairsMeta, settings: dict, pairs_dir: Path) -> None:
