@@ -38,8 +38,8 @@ learning rate schedule counts draws not yet written.
 Outputs in DATA_DIR/model: vectors.txt and vectors.bin (word2vec formats, gensim loads both), embeddings.npy,
 loss.csv (per batch: the mean loss of a training example, a pair in skip-gram, a window in CBOW), loss.png
 (redrawn at checkpoints, at most every 30 s, epochs marked: views.LossPlot), checkpoint.pt, and the model card,
-card.json and README.md (model_card.py: corpus, preprocessing, settings, time, machine; evaluate.py --card adds
-the scores).
+card.json and README.md (model_card.py: corpus, preprocessing, settings, time, machine, and with CARD_SCORES the
+scores on the shipped Russian sets, through evaluate.py; evaluate.py --card adds others).
 """
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ import torch
 from tqdm import tqdm
 
 import dataset
+import evaluate
 from dataset import PairsDataset
 from w2v.batch import WindowBatch
 from w2v import common
@@ -99,6 +100,7 @@ CHECKPOINT_MINUTES = 10.0  # minutes of training between checkpoints (one also e
 RESUME = False  # continue from model/checkpoint.pt
 STOP_AFTER_BATCHES = 0  # stop (after checkpointing) when this many batches were trained in this run; 0 = never
 ROLLING_DRAWS = False  # keep two draws on disk: write the next epoch's draw in the background, delete each after its last epoch
+CARD_SCORES = True  # at the end, score the vectors on the shipped Russian sets (evaluate.py) and add the scores to the model card
 NEIGHBOUR_WORDS = ["москва", "король", "хороший", "говорить"]  # printed at the end when in the vocabulary
 
 CHECK_ROWS = 1 << 16  # table rows per block of check_finite's float64 sum (its temporary: rows x dim x 8 bytes)
@@ -428,6 +430,9 @@ def main(argv: list[str] | None = None) -> dict:
     print_neighbours(data.words, model, cfg.neighbour_words)
     figures = run_figures(cfg, training, device, needed, available)
     write_card(data_dir, vars(cfg), figures)  # model/card.json and model/README.md (w2v/model_card.py)
+    if cfg.card_scores:  # evaluate.py's default sets, the scores added to the card
+        evaluate.main(["--data-dir", str(data_dir), "--vectors", str(data_dir / "model" / "embeddings.npy"),
+                       "--card"])
     return report.finish(**figures)
 
 

@@ -242,6 +242,18 @@ def test_the_model_card_holds_the_figures_of_stats_and_vocab(trained, tmp_path):
     assert card["training"] == training  # the rest of the card untouched
 
 
+def test_training_puts_the_shipped_sets_scores_in_the_card(trained, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(trained, data_dir)
+    args = [arg for arg in TRAIN_ARGS if arg != "--no-card-scores"]
+    train.main(["--data-dir", str(data_dir), "--epochs", "1", *args])
+    card = json.loads((data_dir / "model" / "card.json").read_text(encoding="utf-8"))
+    # evaluate.py's default sets, the shipped Russian ones, as evaluate.py scores them
+    expected = evaluate.main(["--data-dir", str(data_dir), "--vectors", str(data_dir / "model" / "embeddings.npy")])
+    assert set(card["scores"]["similarity"]) == {"ru_simlex965.tsv", "hj.csv"}
+    assert card["scores"]["similarity"] == json.loads(json.dumps(expected["similarity"]))
+
+
 def test_card_without_a_trained_model_is_one_line(tmp_path):
     vectors_path, _, _ = tagged_vectors(tmp_path / "model")
     pairs = tmp_path / "pairs.tsv"
