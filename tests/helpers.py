@@ -116,8 +116,8 @@ def run_stages(data_dir: Path, corpus: Path, pairs_per_shard: int = 10_000_000, 
     return json.loads((data_dir / "pairs" / "meta.json").read_text())["pairs_per_draw"]
 
 
-TRAIN_ARGS = ["--no-card-scores", "--dim", "24", "--batch-size", "5000", "--threads", "1", "--device", "cpu",
-              "--num-workers", "0", "--lr", "0.025"]
+TRAIN_ARGS = ["--dim", "24", "--batch-size", "5000", "--threads", "1", "--device", "cpu", "--num-workers", "0",
+              "--lr", "0.025", "--no-card-scores"]
 
 
 def drawn_windows(data_dir: Path, counts, seed: int, window: int = 5, sample: float = 1e-4, shuffle: bool = True,

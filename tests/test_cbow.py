@@ -328,7 +328,8 @@ def test_train_cbow_resume_is_bit_exact_with_one_thread(data, kernel, loss):
 def test_lr_zero_takes_the_models_default(data):
     import train
     data_dir, _, _ = data
-    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS[:-2], "--stop-after-batches", "1"]
+    without_lr = [arg for arg in TRAIN_ARGS if arg not in ("--lr", "0.025")]
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *without_lr, "--stop-after-batches", "1"]
     assert "--lr" not in args and train.LR == 0.0
     for model, expected in (("sg", 0.04), ("cbow", 0.05)):
         train.main(args + ["--model", model])
@@ -344,8 +345,8 @@ def test_init_range_zero_takes_the_models_default(data):
     # With a rate of 1e-12 one batch moves no input row by more than ~1e-12: the written vectors are the start.
     import train
     data_dir, _, _ = data
-    args = ["--data-dir", str(data_dir), "--epochs", "1", *TRAIN_ARGS[:-2], "--lr", "1e-12",
-            "--stop-after-batches", "1"]
+    without_lr = [arg for arg in TRAIN_ARGS if arg not in ("--lr", "0.025")]
+    args = ["--data-dir", str(data_dir), "--epochs", "1", *without_lr, "--lr", "1e-12", "--stop-after-batches", "1"]
     assert train.INIT_RANGE == 0.0 and train.DEFAULT_INIT_RANGE == {"sg": 0.5, "cbow": 1.0}
     vocab_size = len(load_vocab(data_dir)[0])
     for model, extra, init_range in (("sg", [], 0.5), ("cbow", [], 1.0), ("cbow", ["--init-range", "0.25"], 0.25)):
