@@ -1,4 +1,4 @@
-"""The Triton kernels compile for the GPUs users have (issue 30), on a machine without one: w2v.kernels.compile_check
+"""The Triton kernels compile for the GPUs users have, on a machine without one: w2v.kernels.compile_check
 lowers the steps' own launches to PTX and runs the ptxas in Triton's wheel for a T4 (sm_75) and an H100 (sm_90a).
 A compile error, a spill, a compile past a minute or a PTX past a megabyte fails. The slow test compiles every
 shape training launches (dim 100 and 300, groups 1 and 64, both context blocks, two path blocks) for every target."""

@@ -686,7 +686,7 @@ def many_documents(seed: int, documents: int = 300, vocab: int = 60) -> list[np.
 
 @pytest.mark.parametrize("window, sample, dynamic", [(4, 1e-2, True), (5, 0, False), (63, 1e-3, True)])
 def test_each_draw_has_todays_pairs_and_windows(tmp_path, window, sample, dynamic):
-    """Part 2 of issue 29: for the same seed and flags, a draw's pairs (a multiset) and windows (target and
+    """For the same seed and flags, a draw's pairs (a multiset) and windows (target and
     contexts in window order) are those of the pair generation before the layout (iter_pairs), every draw."""
     docs = many_documents(21)
     write_corpus(tmp_path, docs, vocab_size=60, n_parts=3)

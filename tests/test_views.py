@@ -1,4 +1,4 @@
-"""What users look at (issue 31): the map of neighbours, the projector's files, the model card, plain words on a
+"""What users look at: the map of neighbours, the projector's files, the model card, plain words on a
 tagged vocabulary, the loss plot drawn during training with its epoch marks."""
 import csv
 import json

@@ -1,4 +1,4 @@
-"""Compile every Triton kernel for the GPUs users have, on a machine without one (issue 30).
+"""Compile every Triton kernel for the GPUs users have, on a machine without one.
 
     python -m w2v.kernels.compile_check                       # every kernel, every shape, sm_75 .. sm_90a
     python -m w2v.kernels.compile_check --archs sm_75 --groups 1 --dims 100

@@ -1,4 +1,4 @@
-"""A first run that checks its Triton step before training with it (issue 30).
+"""A first run that checks its Triton step before training with it.
 
 Before the first batch, `first_run` runs the Triton step that training is about to use on a small check batch (a
 few hundred windows drawn from the vocabulary's counts, so frequent words repeat as in real batches), on the

@@ -35,7 +35,7 @@ blocks, at most 16 x 8, are below tl.dot's 16 x 16 minimum; broadcast products a
 only, power-of-two blocks with masks (dim 100 or 300 in chunks of BLOCK_D), int64 index arithmetic (row * dim
 overflows int32 past 7M rows at dim 300), unsigned 64-bit arithmetic for the draw, relaxed atomics.
 
-Compiled, without a GPU, for sm_75, sm_80, sm_86, sm_89 and sm_90a at every shape training launches (issue 30,
+Compiled, without a GPU, for sm_75, sm_80, sm_86, sm_89 and sm_90a at every shape training launches (
 compile_check.py, tests/test_compile_kernels.py): no spill, 1-3 s a kernel, 31-128 registers per thread. A
 program takes its GROUP windows one after another (a loop over one window's block): the earlier design held a
 block of GROUP windows (group x contexts x outputs x columns), which took 197 registers at group 2, spilled from
