@@ -67,7 +67,7 @@ demo: setup
 	$(BIN)/python unigram_table.py --data-dir $(DEMO_DIR) --table-size 1000000
 	$(BIN)/python train.py --data-dir $(DEMO_DIR) --epochs 30 --dim 50 --neighbour-words
 	$(BIN)/python evaluate.py --data-dir $(DEMO_DIR) --neighbors $(DEMO_WORDS) --k 8 \
-		--map $(DEMO_DIR)/model/map.png --card
+		--map $(DEMO_DIR)/model/map.png
 
 test: setup-dev
 	$(BIN)/python -m pytest -q -rs tests bench
