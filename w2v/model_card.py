@@ -160,8 +160,8 @@ def render_card(card: Mapping[str, Any]) -> str:
     model = {"sg": "skip-gram", "cbow": "CBOW"}.get(training.get("model"), training.get("model"))
     loss = {"ns": "negative sampling", "hs": "hierarchical softmax"}.get(training.get("loss"), training.get("loss"))
     lines = [f"# Model card: {model}, {loss}, {_shown(training.get('dim'))} dimensions", "",
-             "Written by train.py at the end of training (scores added by `evaluate.py --card`); the same figures "
-             "are in card.json.", "", "| | |", "|---|---|"]
+             "Written by train.py at the end of training (scores: the shipped sets by train.py through evaluate.py, "
+             "others by `evaluate.py --card`); the same figures are in card.json.", "", "| | |", "|---|---|"]
     rows = [
         ("corpus", corpus.get("dataset")), ("documents", corpus.get("documents")),
         ("tokens", corpus.get("tokens")), ("tokens of vocabulary words", corpus.get("vocab_tokens")),
