@@ -13,7 +13,7 @@ STAGES = [
     ("pairs_dataset.py", "sub-sample,\ndraw windows", "pairs/shard-*.parquet\nkept stream: id,\nwindow (b, doc start)"),
     ("unigram_table.py", "count^0.75 table", "unigram_table.npy"),
     ("dataset.py", "rebuild windows,\nstream batches", "(target, context,\nwindow offsets)"),
-    ("word2vec.py", "model, Huffman tree,\nnearest()", "steps.py: one step per\nmodel x loss x kernel\n(kernels_cpu, _torch)"),
+    ("word2vec.py", "model, Huffman tree,\nnearest()", "w2v/kernels/steps.py: one step\nper model x loss x kernel\n(cpu, torch_steps, triton_steps)"),
     ("train.py", "epochs, checkpoints", "model/vectors.txt .bin\nembeddings.npy, loss.png"),
 ]
 

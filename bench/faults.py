@@ -25,7 +25,7 @@ Invariants, checked after every kill:
   which runs with --threads 1.
 
 Counts per stage are printed and appended as JSON lines to bench/work/faults.jsonl (with the machine and date);
-tests/test_faults.py runs a short version in CI. Exit status 1 when an invariant was broken.
+bench/test_faults.py runs a short version in CI. Exit status 1 when an invariant was broken.
 """
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def check_flags(cfg: SimpleNamespace, **limits: Limit) -> None:
     """Stop with one line naming the first flag outside its Limit (`check_flags(cfg, dim=at_least(1))`).
 
     Float flags must also be finite (argparse takes "nan" and "inf" as floats). A numeric flag given no Limit
-    is only checked for being finite; tests/test_faults.py checks that every stage limits all of its flags.
+    is only checked for being finite; tests/test_robustness.py checks that every stage limits all of its flags.
     """
     for name, value in vars(cfg).items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
