@@ -253,6 +253,15 @@ def window_pairs(ids: np.ndarray, doc_index: np.ndarray, windows: np.ndarray, lo
     return (targets, contexts[valid], sizes) if with_sizes else (targets, contexts[valid])
 
 
+def draw_generators(seed: int | list[int], sample: float, dynamic_window: bool
+                    ) -> tuple[np.random.Generator | None, np.random.Generator | None]:
+    """The keep and window Generators of a draw (the first two children of SeedSequence(seed)); None for a draw
+    that does not sub-sample or has a fixed window. iter_pairs and iter_kept draw from these, in stream order."""
+    keep_ss, window_ss, _ = np.random.SeedSequence(seed).spawn(3)
+    return (np.random.default_rng(keep_ss) if sample > 0 else None,
+            np.random.default_rng(window_ss) if dynamic_window else None)
+
+
 def iter_pairs(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.ndarray, window: int, sample: float,
                dynamic_window: bool, chunk_tokens: int, seed: int | list[int],
                counters: dict | None = None, with_sizes: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
@@ -265,9 +274,7 @@ def iter_pairs(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.nd
     chunk. doc_index must be non-decreasing across the whole stream. counters gets "tokens" and "retained".
     seed: SeedSequence entropy (`draw_seed`); its first two spawned children draw the keeps and the windows.
     """
-    keep_ss, window_ss, _ = np.random.SeedSequence(seed).spawn(3)
-    keep_rng = np.random.default_rng(keep_ss) if sample > 0 else None
-    window_rng = np.random.default_rng(window_ss) if dynamic_window else None
+    keep_rng, window_rng = draw_generators(seed, sample, dynamic_window)
     counters = {} if counters is None else counters
     counters.setdefault("tokens", 0)
     counters.setdefault("retained", 0)
@@ -302,9 +309,7 @@ def iter_kept(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.nda
     in order. A window byte is the token's drawn window b (bits 0-5, `draw_windows`) with DOC_START (bit 7) on a
     document's first kept token. The same draws as `iter_pairs` (keeps, then windows, each Generator consumed in
     stream order), so the windows rebuilt from it are iter_pairs' windows; no pair is made here."""
-    keep_ss, window_ss, _ = np.random.SeedSequence(seed).spawn(3)
-    keep_rng = np.random.default_rng(keep_ss) if sample > 0 else None
-    window_rng = np.random.default_rng(window_ss) if dynamic_window else None
+    keep_rng, window_rng = draw_generators(seed, sample, dynamic_window)
     counters = {} if counters is None else counters
     counters.setdefault("tokens", 0)
     counters.setdefault("retained", 0)
