@@ -45,8 +45,8 @@ What is generated follows word2vec.c (and gensim):
   1..b. Pairs never cross a document boundary.
 
 Memory stays bounded whatever the document sizes (text8 is one 17M-word document): the id stream is read in
-slices of CHUNK_TOKENS tokens, and the writer holds one shard's slice of the kept stream (~13 bytes a kept token:
-ids, window bytes and the pairs of each window while the shard fills). `iter_pairs` / `window_pairs`, the pair
+slices of CHUNK_TOKENS tokens, and the writer holds one shard's slice of the kept stream (6 bytes a kept token:
+its id, its window byte and its window's pairs). `iter_pairs` / `window_pairs`, the pair
 generation of the earlier layout, stay as the reference the tests compare every draw with: same pairs, same
 windows.
 
@@ -105,7 +105,8 @@ from w2v.draws import expected_pairs_bound, expected_pairs_per_draw, keep_probab
 from w2v.workers import WorkerPool, default_num_proc
 from w2v.pairs_meta import (LAYOUT, ORDER, PairsMeta, build_meta, check_settings, draw_seed, parse_draws,
                             shard_number)
-from w2v.layout import SCHEMA, shard_units, stream_windows, unit_pairs, window_sizes
+from w2v.layout import (SCHEMA, add_windows, first_reaching, keep_tokens, shard_units, stream_window_sizes,
+                        unit_pairs)
 
 DATA_DIR = common.DATA_DIR  # where stage outputs live (every stage's, set in w2v/common.py)
 WINDOW = 5  # largest distance between a target and its context words
@@ -313,21 +314,21 @@ def iter_kept(slices: Iterable[tuple[np.ndarray, np.ndarray]], keep_prob: np.nda
     counters = {} if counters is None else counters
     counters.setdefault("tokens", 0)
     counters.setdefault("retained", 0)
-    last_doc = None
+    no_draws = np.empty(0, dtype=np.float64)
+    last_doc = -1  # document indices are >= 0
     for raw_ids, raw_doc in slices:
         counters["tokens"] += len(raw_ids)
-        keep = subsample(raw_ids, keep_prob, keep_rng)
-        ids, doc = raw_ids[keep], raw_doc[keep]
-        counters["retained"] += len(ids)
-        if not len(ids):
+        # The uniforms `subsample` and `draw_windows` draw, used in one pass each (layout.keep_tokens, add_windows).
+        uniforms = keep_rng.random(len(raw_ids)) if keep_rng is not None else no_draws
+        ids = np.empty(len(raw_ids), dtype=np.int32)
+        code = np.empty(len(raw_ids), dtype=np.uint8)
+        kept, last_doc = keep_tokens(raw_ids, raw_doc, uniforms, keep_prob, last_doc, ids, code)
+        counters["retained"] += kept
+        if not kept:
             continue
-        code = draw_windows(len(ids), window, window_rng).view(np.uint8)
-        starts = np.empty(len(ids), dtype=bool)
-        starts[0] = last_doc is None or doc[0] != last_doc
-        np.not_equal(doc[1:], doc[:-1], out=starts[1:])
-        code |= starts.view(np.uint8) << 7
-        last_doc = doc[-1]
-        yield np.ascontiguousarray(ids, dtype=np.int32), code
+        ids, code = ids[:kept], code[:kept]
+        add_windows(code, window_rng.random(kept) if window_rng is not None else no_draws, window)
+        yield ids, code
 
 
 class StreamShardWriter:
@@ -336,8 +337,8 @@ class StreamShardWriter:
 
     Shards are named `prefix` + a number counting from 0; each is listed in `shards` with its pairs, `draw`,
     `part` (its number in the draw), `tokens` (rows), `targets` ([first, end) rows) and `units` (pairs per unit,
-    `shards.shard_units`). Memory: the current shard's slice of the stream (5 bytes a kept token, 2 more for
-    the sizes of its windows while it fills)."""
+    `shards.shard_units`). Memory: the current shard's slice of the stream (6 bytes a kept token: its id, its
+    window byte and its window's pairs)."""
 
     def __init__(self, directory: Path, pairs_per_shard: int, row_group_pairs: int, compression: str, window: int,
                  prefix: str = "shard-", draw: int = 0, shuffle: bool = True):
@@ -349,7 +350,7 @@ class StreamShardWriter:
         # 0..filled-1 hold ids and window bytes, rows 0..sized-1 the pairs of their windows too.
         self._ids = np.empty(1 << 16, dtype=np.int32)
         self._code = np.empty(1 << 16, dtype=np.uint8)
-        self._sizes = np.empty(1 << 16, dtype=np.int64)
+        self._sizes = np.empty(1 << 16, dtype=np.uint8)  # a window holds at most 2 x 63 pairs
         self.filled = self.sized = 0
         self.start = 0  # the current shard's first target row; up to `window` rows precede it (its halo)
         self.pending = 0  # pairs of the targets start..len(sizes)-1
@@ -389,17 +390,13 @@ class StreamShardWriter:
         # A row's window is known once `window` rows follow it (or the stream has ended).
         sized, limit = self.sized, self.filled if final else self.filled - self.window
         if limit > sized:
-            windows = stream_windows(self.code, sized, limit)
-            new = self._sizes[sized:limit]
-            new[:] = 0
-            new[(windows >> 16) - sized] = window_sizes(windows)
+            self.pending += int(stream_window_sizes(self.code, sized, limit, self._sizes[sized:limit]))
             self.sized = limit
-            self.pending += int(new.sum())
         while self.pending >= self.pairs_per_shard:
-            ends = np.cumsum(self._sizes[self.start:self.sized])
-            last = self.start + int(np.searchsorted(ends, self.pairs_per_shard, "left"))
+            index, pairs = first_reaching(self._sizes[self.start:self.sized], self.pairs_per_shard)
+            last = self.start + int(index)
             self._write(self.start, last + 1)
-            self.pending -= int(ends[last - self.start])
+            self.pending -= int(pairs)
             # keep `window` rows before the next shard's first target (its halo): moved to the buffers' start
             drop = max(0, last + 1 - self.window)
             for buffer in (self._ids, self._code, self._sizes):

@@ -19,14 +19,13 @@ UNIT_BLOCK = 8  # a shuffled unit's windows are read in blocks of this many (in 
 
 
 @numba.njit(nogil=True, cache=True)
-def stream_windows(code, begin, end):
-    """The windows of targets begin..end-1 of a kept-stream slice whose `window` bytes are `code`, one int64 per
-    target with a non-empty window, in stream order: row << 16 | left << 8 | right. Left reach: the tokens before
-    the target, up to its b, back to its document's first (a token with DOC_START) or the slice's start; right
-    reach: up to b after it, before the next document's first or the slice's end. `window_fields` unpacks them.
-    One pass, the next document's first row found by a forward scan done once per document."""
+def _reach_pass(code, begin, end, windows, sizes):
+    """The one walk over a kept-stream slice that finds each target's reach (see `stream_windows`): with a
+    non-empty `windows`, packs the non-empty windows of targets begin..end-1 there and returns their count; with a
+    non-empty `sizes`, writes sizes[i - begin] = the pairs of target i (0 for an empty window) and returns their
+    sum. The next document's first row is found by a forward scan done once per document."""
     n = len(code)
-    windows = np.empty(max(end - begin, 0), dtype=np.int64)
+    pack, count_sizes = len(windows) > 0, len(sizes) > 0
     # the document's first row at or before begin (or the slice's start): from up to 63 rows back
     doc_first = 0
     for i in range(max(0, begin - 63), begin):
@@ -45,10 +44,70 @@ def stream_windows(code, begin, end):
         b = np.int64(c & 0x3F)
         lo = min(b, i - doc_first)
         hi = min(b, following - 1 - i)
-        if lo + hi:
+        if count_sizes:
+            sizes[i - begin] = lo + hi
+            count += lo + hi
+        elif lo + hi:
             windows[count] = (np.int64(i) << 16) | (lo << 8) | hi
             count += 1
+    return count
+
+
+@numba.njit(nogil=True, cache=True)
+def stream_windows(code, begin, end):
+    """The windows of targets begin..end-1 of a kept-stream slice whose `window` bytes are `code`, one int64 per
+    target with a non-empty window, in stream order: row << 16 | left << 8 | right. Left reach: the tokens before
+    the target, up to its b, back to its document's first (a token with DOC_START) or the slice's start; right
+    reach: up to b after it, before the next document's first or the slice's end. `window_fields` unpacks them."""
+    windows = np.empty(max(end - begin, 1), dtype=np.int64)
+    count = _reach_pass(code, begin, end, windows, np.empty(0, dtype=np.uint8))
     return windows[:count]
+
+
+@numba.njit(nogil=True, cache=True)
+def stream_window_sizes(code, begin, end, sizes):
+    """Pairs of each target begin..end-1 (its left + right reach, as `stream_windows` finds them; 0 for an empty
+    window) into sizes[0:end - begin] (uint8: at most 2 x 63); returns their sum. No packed windows are made."""
+    return _reach_pass(code, begin, end, np.empty(0, dtype=np.int64), sizes)
+
+
+@numba.njit(nogil=True, cache=True)
+def keep_tokens(ids, doc, uniforms, keep_prob, last_doc, kept_ids, kept_code):
+    """Sub-sampling of one slice of the id stream, in one pass: token i is kept when uniforms[i] < keep_prob[ids[i]]
+    (all tokens when `uniforms` is empty). Kept ids go to kept_ids, and kept_code gets DOC_START for a kept token
+    whose document differs from the previous kept token's (`last_doc`: the document of the last token kept before
+    this slice, -1 for none), else 0. Returns the number kept and the document of the last token kept (`last_doc`
+    when none was)."""
+    sample = len(uniforms) > 0
+    k = 0
+    for i in range(len(ids)):
+        if sample and not uniforms[i] < keep_prob[ids[i]]:
+            continue
+        kept_ids[k] = ids[i]
+        kept_code[k] = DOC_START if doc[i] != last_doc else 0
+        last_doc = doc[i]
+        k += 1
+    return k, last_doc
+
+
+@numba.njit(nogil=True, cache=True)
+def add_windows(code, uniforms, window):
+    """code[i] |= the window b drawn from uniforms[i]: 1 + floor(uniforms[i] * window), uniform in 1..window (with
+    no uniforms, b = window for every token)."""
+    for i in range(len(code)):
+        code[i] |= 1 + np.int64(uniforms[i] * window) if len(uniforms) else window
+
+
+@numba.njit(nogil=True, cache=True)
+def first_reaching(sizes, target):
+    """The first index at which the running sum of `sizes` reaches `target`, and that sum (len(sizes) and the total
+    when it never does)."""
+    total = 0
+    for i in range(len(sizes)):
+        total += sizes[i]
+        if total >= target:
+            return i, total
+    return len(sizes), total
 
 
 @numba.njit(nogil=True, cache=True)
