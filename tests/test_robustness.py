@@ -50,7 +50,7 @@ def test_pool_workers_die_when_the_parent_is_sigkilled(tmp_path):
         from w2v.workers import WorkerPool
 
         def report_and_block(item):
-            os.write(1, f"{os.getpid()}\n".encode())  # one write: two workers' lines never interleave
+            os.write(1, b"%d\\n" % os.getpid())  # one write: two workers' lines never interleave
             time.sleep(600)
 
         if __name__ == "__main__":
