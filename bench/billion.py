@@ -254,7 +254,8 @@ def read_draw(data_dir: Path, stage: str) -> dict:
         sys.exit(f"read {pairs:,} pairs; meta.json says {expected:,} for draw 0, the reader's plan {dataset.num_pairs:,}")
     cpu = own.ru_utime + own.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime
     cpu_workers = children.ru_utime + children.ru_stime
-    return report.finish(pairs=pairs, meta_pairs=expected, pairs_match=True, windows=windows, batches=batches,
+    return report.finish(compression=meta.get("compression"), pairs=pairs, meta_pairs=expected, pairs_match=True,
+                         windows=windows, batches=batches,
                          batch_size=BATCH_SIZE, workers=workers, plan_s=round(planned_s, 2),
                          first_batch_s=round(first_batch_s or 0.0, 2), read_s=round(elapsed, 2),
                          pairs_per_s=round(pairs / max(elapsed, 1e-9)), cpu_s=round(cpu, 1),
