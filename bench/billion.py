@@ -3,12 +3,22 @@
     .venv/bin/python bench/zipf_corpus.py --scale 75                                  # once: ~1B tokens
     .venv/bin/python bench/billion.py --corpus zipf-x75 --stage prep
     ... --stage convert_to_int, --stage pairs_dataset, --stage unigram_table, --stage train
+    ... --stage read_loader, --stage read_feed        # draw 0 read back whole, as CPU / GPU training reads it
     .venv/bin/python bench/billion.py --report                                        # the tables, markdown
 
 One stage per call, so a timed run holds the benchmark lock for one stage at a time; the stages share the data
 directory bench/work/billion-<name>/ (kept between calls; delete it when done). The commands are the Makefile's
 ROLLING=1 recipe: prep.py --dataset CORPUS, convert_to_int.py, pairs_dataset.py --draws EPOCHS --only-draws 0
---plan-draws 2 (plus --compression COMPRESSION), unigram_table.py, train.py --epochs EPOCHS --rolling-draws.
+--plan-draws 2 (plus --compression COMPRESSION, lz4 unless --compression says), unigram_table.py, train.py --epochs
+EPOCHS --rolling-draws.
+
+Reading the draw back (after pairs_dataset): every pair of draw 0, epoch 0's stream, in batches of BATCH_SIZE, with
+a step that does nothing, through the reader training uses: read_loader, dataset.py's PairsDataset in a DataLoader
+of LOADER_WORKERS worker processes (train.py on the CPU, its --num-workers default), read_feed, w2v/feed.py's
+WindowFeed with FEED_READERS reader threads (the fused GPU kernels' feed, here without a device). Each is this
+script run as its own stage (`--read-draw`): its pairs, windows and batches counted and checked against
+meta.json's pairs of draw 0 (it stops when they differ), wall and pairs/s, CPU seconds of the process and its
+DataLoader workers, the time to the first batch.
 
 While a stage runs, a thread samples every SAMPLE_S: the summed resident memory of the stage's process tree and
 the largest single process in it (the stage's own peak_memory_mb is its ru_maxrss, which a killed train.py never
@@ -31,6 +41,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -44,9 +55,12 @@ from stages import raw_text_bytes, resolve
 
 RESULTS = WORK / "billion.jsonl"
 
-STAGES = ("prep", "convert_to_int", "pairs_dataset", "unigram_table", "train")
+STAGES = ("prep", "convert_to_int", "pairs_dataset", "unigram_table", "train", "read_loader", "read_feed")
 EPOCHS = 5  # the Makefile's EPOCHS: pairs_dataset.py --draws and train.py --epochs
-COMPRESSION = "zstd"  # pairs_dataset.py --compression (lz4 is the default; zstd is 36% smaller)
+COMPRESSION = "lz4"  # pairs_dataset.py --compression: the pipeline's default (zstd: ~40% smaller, --compression)
+BATCH_SIZE = 300_000  # pairs per batch read back (dataset.py's BATCH_SIZE, what train.py reads)
+LOADER_WORKERS = 1  # read_loader: DataLoader worker processes (dataset.py's NUM_WORKERS, train.py's default)
+FEED_READERS = 2  # read_feed: WindowFeed reader threads (bench/loader_feed.py's default)
 CHECKPOINT_MINUTES = 3.0  # train.py --checkpoint-minutes: one time checkpoint inside the first run
 TRAIN_S = 420.0  # seconds of the first training run before its SIGKILL (at least one checkpoint written first)
 RESUME_S = 150.0  # seconds of the --resume run before its SIGKILL
@@ -64,7 +78,8 @@ LOSS = re.compile(r"loss=([\d.]+)")
 SCALE = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
 # The stage's own figure that counts its throughput's units.
 UNITS = {"prep": ("tokens", "tokens/s"), "convert_to_int": ("corpus_tokens", "tokens/s"),
-         "pairs_dataset": ("pairs", "pairs/s"), "unigram_table": ("table_size", "entries/s")}
+         "pairs_dataset": ("pairs", "pairs/s"), "unigram_table": ("table_size", "entries/s"),
+         "read_loader": ("pairs", "pairs/s"), "read_feed": ("pairs", "pairs/s")}
 
 
 def sample(pid: int, data_dir: Path) -> TreeSampler:
@@ -74,7 +89,9 @@ def sample(pid: int, data_dir: Path) -> TreeSampler:
 
 
 def stage_command(stage: str, data_dir: Path, corpus: Path, resume: bool = False) -> list[str]:
-    """The Makefile's ROLLING=1 command of `stage`, with --data-dir."""
+    """The Makefile's ROLLING=1 command of `stage`, with --data-dir (the read stages: this script's --read-draw)."""
+    if stage in ("read_loader", "read_feed"):
+        return [sys.executable, str(Path(__file__).resolve()), "--read-draw", str(data_dir), "--stage", stage]
     command = script_command(stage, data_dir)
     if stage == "prep":
         command += ["--dataset", str(corpus)]
@@ -119,15 +136,132 @@ def run_stage(stage: str, data_dir: Path, corpus: Path, log: Path) -> dict:
         autogroup.append(raise_priority(pid))
         return sample(pid, data_dir)
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()
     stats, process_s, sampled = run_logged(stage, stage_command(stage, data_dir, corpus), data_dir, log, watch,
                                            new_session=True)
-    figures = {"process_s": round(process_s, 2), **sampled, "autogroup": autogroup[0]}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures = {"process_s": round(process_s, 2), **sampled, "autogroup": autogroup[0],
+               # the stage's processes, waited for (its workers included when it waited for them)
+               "cpu_user_s": round(after.ru_utime - before.ru_utime, 1),
+               "cpu_system_s": round(after.ru_stime - before.ru_stime, 1),
+               "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()]}
+    if stage == "pairs_dataset":
+        figures["compression"] = COMPRESSION
+        figures["draw"] = draw_bytes(data_dir)
     figures["stats"] = stats
     figures["wall_s"] = stats["wall_s"]
     count, unit = UNITS[stage]
     figures["throughput"] = round(stats[count] / max(stats["wall_s"], 1e-9))
     figures["unit"] = unit
     return figures
+
+
+def draw_bytes(data_dir: Path) -> dict:
+    """Draw 0 on disk: its shards' bytes, pairs and kept tokens (meta.json), bytes a pair and a kept token, and the
+    parquet column sizes (compressed) a pair."""
+    import pyarrow.parquet as pq
+
+    pairs_dir = data_dir / "pairs"
+    meta = json.loads((pairs_dir / "meta.json").read_text())
+    shards = [shard for shard in meta["shards"] if int(shard["draw"]) == 0]
+    files = [pairs_dir / shard["file"] for shard in shards]
+    size = sum(path.stat().st_size for path in files)
+    pairs = sum(int(shard["pairs"]) for shard in shards)
+    kept = int(meta["retained_per_draw"][0])
+    rows = sum(int(shard["tokens"]) for shard in shards)  # kept tokens plus the halos
+    columns: dict[str, int] = {}
+    for path in files:
+        footer = pq.ParquetFile(path).metadata
+        for group in range(footer.num_row_groups):
+            for column in range(footer.num_columns):
+                chunk = footer.row_group(group).column(column)
+                columns[chunk.path_in_schema] = columns.get(chunk.path_in_schema, 0) + chunk.total_compressed_size
+    return {"layout": meta.get("layout"), "shards": len(files), "bytes": size, "pairs": pairs, "kept_tokens": kept,
+            "rows": rows, "bytes_per_pair": round(size / max(pairs, 1), 4),
+            "bytes_per_kept_token": round(size / max(kept, 1), 4), "pairs_per_kept_token": round(pairs / max(kept, 1), 4),
+            "column_bytes_per_pair": {name: round(value / max(pairs, 1), 4) for name, value in columns.items()}}
+
+
+def recode_draw(data_dir: Path, codec: str) -> dict:
+    """Draw 0's shards written again with another codec, as pairs_dataset.py writes them (same rows, schema and
+    writer settings), into a scratch folder deleted after: the draw's bytes with that codec, without writing it
+    anew (the kept stream is the codec's input either way)."""
+    import pyarrow.parquet as pq
+
+    from w2v.layout import SCHEMA
+
+    pairs_dir = data_dir / "pairs"
+    meta = json.loads((pairs_dir / "meta.json").read_text())
+    shards = [shard for shard in meta["shards"] if int(shard["draw"]) == 0]
+    scratch = data_dir / f"recode-{codec}"
+    scratch.mkdir(exist_ok=True)
+    size = source = 0
+    started, cpu = time.perf_counter(), time.process_time()
+    try:
+        for shard in shards:
+            table = pq.read_table(pairs_dir / shard["file"]).cast(SCHEMA)
+            target = scratch / shard["file"]
+            pq.write_table(table, target, compression=codec, use_dictionary=False, write_statistics=False,
+                           row_group_size=1 << 22)  # pairs_dataset.py's writer settings
+            size += target.stat().st_size
+            source += (pairs_dir / shard["file"]).stat().st_size
+            target.unlink()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    pairs = sum(int(shard["pairs"]) for shard in shards)
+    kept = int(meta["retained_per_draw"][0])
+    return {"codec": codec, "shards": len(shards), "bytes": size, "source_bytes": source, "pairs": pairs,
+            "kept_tokens": kept, "bytes_per_pair": round(size / max(pairs, 1), 4),
+            "bytes_per_kept_token": round(size / max(kept, 1), 4), "ratio_to_source": round(size / max(source, 1), 4),
+            "wall_s": round(time.perf_counter() - started, 1), "cpu_s": round(time.process_time() - cpu, 1)}
+
+
+def read_draw(data_dir: Path, stage: str) -> dict:
+    """--read-draw: every pair of draw 0 (epoch 0's stream) read through training's reader, a step that does nothing;
+    the counts checked against meta.json; stats/<stage>.json written (see the module docstring)."""
+    import torch
+
+    from dataset import PairsDataset
+    from w2v.common import SEED, StageReport
+    from w2v.feed import WindowFeed
+
+    report = StageReport(stage, data_dir)
+    meta = json.loads((data_dir / "pairs" / "meta.json").read_text())
+    expected = int(meta["pairs_per_draw"][0])
+    cpu_started = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    dataset = PairsDataset(data_dir, batch_size=BATCH_SIZE, seed=SEED, epoch=0)
+    if stage == "read_feed":
+        workers, stream = FEED_READERS, WindowFeed(dataset.plan, FEED_READERS, "cpu")
+    else:
+        workers = LOADER_WORKERS
+        stream = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=LOADER_WORKERS)
+    planned_s = time.perf_counter() - started
+    pairs = windows = batches = 0
+    first_batch_s = None
+    for batch in stream:
+        if first_batch_s is None:
+            first_batch_s = time.perf_counter() - started
+        pairs += batch.n_pairs
+        windows += batch.n_windows
+        batches += 1
+    del stream  # a DataLoader's workers are joined (and so counted in RUSAGE_CHILDREN)
+    elapsed = time.perf_counter() - started
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if pairs != expected or pairs != dataset.num_pairs:
+        sys.exit(f"read {pairs:,} pairs; meta.json says {expected:,} for draw 0, the reader's plan {dataset.num_pairs:,}")
+    cpu = own.ru_utime + own.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime
+    cpu_workers = children.ru_utime + children.ru_stime
+    return report.finish(compression=meta.get("compression"), pairs=pairs, meta_pairs=expected, pairs_match=True,
+                         windows=windows, batches=batches,
+                         batch_size=BATCH_SIZE, workers=workers, plan_s=round(planned_s, 2),
+                         first_batch_s=round(first_batch_s or 0.0, 2), read_s=round(elapsed, 2),
+                         pairs_per_s=round(pairs / max(elapsed, 1e-9)), cpu_s=round(cpu, 1),
+                         cpu_workers_s=round(cpu_workers, 1),
+                         cpu_s_per_m_pairs=round((cpu + cpu_workers) / max(pairs, 1) * 1e6, 4),
+                         worker_peak_mb=round(children.ru_maxrss / 1024, 1))
 
 
 class Progress:
@@ -310,9 +444,9 @@ def report() -> None:
                        "distinct": convert.get("distinct_words")}
         print(f"- {name}: {facts[name]['tokens'] or 0:,} tokens, {facts[name]['distinct'] or 0:,} distinct raw words, "
               f"{facts[name]['vocab'] or 0:,} at min_count 5")
-    print("\n| stage | corpus | wall s | largest process MB | tree MB | disk at peak MB | throughput | x1 ratio "
-          "| memory / x1 |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| stage | corpus | wall s | CPU s (user + system) | load before / after | largest process MB | tree MB "
+          "| disk at peak MB | throughput | x1 ratio | memory / x1 |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for stage in STAGES:
         for name in corpora:
             record = records.get((name, stage))
@@ -322,10 +456,38 @@ def report() -> None:
             baseline = records.get((base, stage), {}).get("figures", {})
             ratio = figures["throughput"] / baseline["throughput"] if baseline.get("throughput") else None
             memory = figures["process_peak_mb"] / baseline["process_peak_mb"] if baseline else None
-            print(f"| {stage} | {name} | {figures['wall_s']:,.1f} | {figures['process_peak_mb']:,.0f} | "
+            cpu = (f"{figures['cpu_user_s'] + figures['cpu_system_s']:,.1f}" if "cpu_user_s" in figures else "-")
+            load = (f"{figures['load_before'][0]:.1f} / {figures['load_after'][0]:.1f}" if "load_before" in figures
+                    else "-")
+            print(f"| {stage} | {name} | {figures['wall_s']:,.1f} | {cpu} | {load} | {figures['process_peak_mb']:,.0f} | "
                   f"{figures['tree_peak_mb']:,.0f} | {figures['disk_peak_mb']:,.0f} | {figures['throughput']:,} "
                   f"{figures['unit']} | {'-' if ratio is None else f'{ratio:.2f}'} | "
                   f"{'-' if memory is None else f'{memory:.2f}'} |")
+    print("\nDraw 0 on disk (pairs_dataset):")
+    for name in corpora:
+        draw = records.get((name, "pairs_dataset"), {}).get("figures", {}).get("draw")
+        if draw:
+            columns = ", ".join(f"{column} {value}" for column, value in draw["column_bytes_per_pair"].items())
+            print(f"- {name} ({records[name, 'pairs_dataset']['figures'].get('compression')}, {draw['layout']}): "
+                  f"{draw['bytes']:,} bytes in {draw['shards']} shards, {draw['pairs']:,} pairs, "
+                  f"{draw['kept_tokens']:,} kept tokens: {draw['bytes_per_pair']} bytes a pair, "
+                  f"{draw['bytes_per_kept_token']} a kept token, {draw['pairs_per_kept_token']} pairs a kept token "
+                  f"(columns a pair: {columns})")
+        recoded = [record["figures"] for (corpus, stage), record in records.items()
+                   if corpus == name and stage.startswith("recode-")]
+        for figures in recoded:
+            print(f"  - written again with {figures['codec']}: {figures['bytes']:,} bytes, {figures['bytes_per_pair']} "
+                  f"bytes a pair, {figures['bytes_per_kept_token']} a kept token ({figures['ratio_to_source']} of the "
+                  f"shards as written)")
+    for stage in ("read_loader", "read_feed"):
+        for name in corpora:
+            stats = records.get((name, stage), {}).get("figures", {}).get("stats")
+            if stats:
+                print(f"- {stage} {name}: {stats['pairs']:,} pairs (meta.json {stats['meta_pairs']:,}), "
+                      f"{stats['windows']:,} windows, {stats['batches']:,} batches in {stats['read_s']} s, "
+                      f"{stats['pairs_per_s']:,} pairs/s, first batch after {stats['first_batch_s']} s, CPU "
+                      f"{stats['cpu_s']} s + workers {stats['cpu_workers_s']} s ({stats['cpu_s_per_m_pairs']} s "
+                      f"per million pairs)")
     print("\nBytes per vocabulary word: growth of the peak (largest process; tree) over the growth of the vocabulary "
           "at min_count 5, between consecutive sizes and from the smallest to the largest:")
     steps = list(zip(corpora, corpora[1:])) + ([(corpora[0], corpora[-1])] if len(corpora) > 2 else [])
@@ -342,7 +504,7 @@ def report() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global TRAIN_S, RESUME_S, CHECKPOINT_MINUTES, AUTOGROUP_NICE
+    global TRAIN_S, RESUME_S, CHECKPOINT_MINUTES, AUTOGROUP_NICE, COMPRESSION
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", help="ru, zipf-x<SCALE> or a path")
     parser.add_argument("--stage", choices=STAGES)
@@ -351,15 +513,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint-minutes", type=float, default=CHECKPOINT_MINUTES)
     parser.add_argument("--autogroup-nice", type=int, default=AUTOGROUP_NICE,
                         help="nice of the stage's session autogroup (Linux; negative needs root)")
+    parser.add_argument("--compression", default=COMPRESSION, help="pairs_dataset.py --compression")
+    parser.add_argument("--read-draw", type=Path, metavar="DATA_DIR",
+                        help="(the read stages' own process) read DATA_DIR's draw 0 back, as --stage says")
+    parser.add_argument("--recode", metavar="CODEC", help="the corpus's draw 0 written again with CODEC (bytes only; "
+                        "a record of stage recode-CODEC)")
     parser.add_argument("--report", action="store_true", help="print the tables of bench/work/billion.jsonl")
     args = parser.parse_args(argv)
     if args.report:
         report()
         return
+    if args.read_draw:
+        read_draw(args.read_draw, args.stage if args.stage in ("read_loader", "read_feed") else "read_loader")
+        return
+    if args.recode:
+        if not args.corpus:
+            parser.error("--recode needs --corpus")
+        name, _ = resolve(args.corpus)
+        figures = recode_draw(WORK / f"billion-{name}", args.recode)
+        print(json.dumps(figures))
+        with open(RESULTS, "a") as handle:
+            handle.write(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_facts(),
+                                     "corpus": name, "stage": f"recode-{args.recode}", "figures": figures}) + "\n")
+        return
     if not args.corpus or not args.stage:
         parser.error("--corpus and --stage are needed (or --report)")
     TRAIN_S, RESUME_S, CHECKPOINT_MINUTES = args.train_s, args.resume_s, args.checkpoint_minutes
-    AUTOGROUP_NICE = args.autogroup_nice
+    AUTOGROUP_NICE, COMPRESSION = args.autogroup_nice, args.compression
     name, path = resolve(args.corpus)
     header = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_facts(), "corpus": name,
               "path": str(path), "stage": args.stage}

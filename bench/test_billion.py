@@ -50,3 +50,12 @@ def test_rates_leave_out_warmup_and_pauses_and_split_by_writer():
 
 def test_rates_without_progress_report_only_the_updates():
     assert billion.rates([(1.0, 5.0, False, None), (2.0, 5.0, False, None)], 0.0) == {"updates": 2}
+
+
+def test_stage_commands_write_the_default_codec_and_read_back_through_this_script(tmp_path):
+    command = billion.stage_command("pairs_dataset", tmp_path, tmp_path / "corpus.parquet")
+    assert command[command.index("--compression") + 1] == "lz4"  # the pipeline's default codec
+    for stage in ("read_loader", "read_feed"):
+        command = billion.stage_command(stage, tmp_path, tmp_path / "corpus.parquet")
+        assert command[-4:] == ["--read-draw", str(tmp_path), "--stage", stage]
+        assert stage in billion.STAGES and billion.UNITS[stage] == ("pairs", "pairs/s")
