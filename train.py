@@ -58,6 +58,7 @@ from tqdm import tqdm
 
 import dataset
 import evaluate
+import unigram_table
 from dataset import PairsDataset
 from w2v.batch import WindowBatch
 from w2v import common
@@ -126,7 +127,7 @@ def learning_rate(cfg, pairs_done: int, total_pairs: int) -> float:
 
 
 def batch_seed(seed: int, epoch: int, batch: int) -> int:
-    """Seed of the torch kernel's negatives for batch `batch` of epoch `epoch`: a resumed run draws the same."""
+    """Seed of the negatives of batch `batch` of epoch `epoch` (every kernel's): a resumed run draws the same."""
     # The trailing 7 keeps these seeds apart from dataset.unit_seed's [seed, epoch, shard, row group].
     state = np.random.SeedSequence([seed, epoch, batch, 7]).generate_state(1, np.uint64)[0]
     return int(state) & (2**63 - 1)
@@ -224,20 +225,25 @@ class TrainingData:
     words: list[str]
     counts: np.ndarray
     tree: HuffmanTree | None  # hierarchical softmax: the Huffman tree, kept beside vocab.json
-    table: np.ndarray | None  # negative sampling: the unigram table, copy-on-write mapped
+    table: np.ndarray | None  # negative sampling: the alias table of count^0.75 (unigram_table.py), int64 [V]
 
 
 def load_data(data_dir: Path, loss: str) -> TrainingData:
-    """pairs/meta.json (one line for a pairs/ in pair order), vocab.json, and the unigram table (ns) or
+    """pairs/meta.json (one line for a pairs/ in pair order), vocab.json, and the alias table (ns) or
     the Huffman tree (hs); one line naming the stage to run for what is missing or stale."""
     meta = PairsMeta.read(data_dir / "pairs")
     words, counts = load_vocab(data_dir)
     hs = loss == "hs"
-    table_path = None if hs else require(data_dir / "unigram_table.npy", "unigram_table.py")
+    if not hs and not (data_dir / unigram_table.OUTPUT).exists() and (data_dir / unigram_table.RETIRED).exists():
+        fail(f"{data_dir / unigram_table.RETIRED} is word2vec.c's 1e8-entry table, no longer read: run "
+             f"unigram_table.py again (it writes {unigram_table.OUTPUT}, the alias table)")
+    table_path = None if hs else require(data_dir / unigram_table.OUTPUT, "unigram_table.py")
     tree = huffman_for(data_dir, counts) if hs else None
     if meta.vocab_size not in (None, len(words)):
         fail("pairs/ was made from another vocabulary than vocab.json: run pairs_dataset.py again")
-    table = None if hs else np.load(table_path, mmap_mode="c")  # "c": torch.as_tensor warns on read-only maps
+    table = None if hs else np.load(table_path)
+    if table is not None and (table.dtype != np.int64 or table.shape != (len(words),)):
+        fail(f"{table_path} does not match vocab.json: run unigram_table.py again")
     return TrainingData(meta, words, counts, tree, table)
 
 
@@ -410,7 +416,6 @@ def main(argv: list[str] | None = None) -> dict:
     # The learning rate decays over the pairs of all epochs; draws differ a little in size.
     total_pairs = schedule_pairs(data.meta, data.counts, cfg.epochs, cfg.rolling_draws)
     needed, available = check_memory(len(data.words), step_config(cfg), kernel, device,
-                                     0 if data.table is None else len(data.table),
                                      data.tree.max_len if data.tree else 0, reader_bytes(data.meta))
     print(f"memory: {size_text(needed)} needed on {device.type}, {size_text(available)} available; kernel {kernel}")
 
