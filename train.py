@@ -16,8 +16,9 @@ MODEL sg (skip-gram) or cbow (the mean of a window's context vectors predicts it
 keep each window's pairs together (pairs_dataset.py). The step comes from the table in w2v/kernels/steps.py,
 keyed by model, loss and kernel, which also stops with one line for a combination it has no step for. Kernels:
 window, the numba window kernels (a window's pairs trained together, negatives drawn inside the kernel), CPU only;
-torch, the batched closed-form steps in micro-batches that CUDA runs, negatives drawn on the device by
-torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains;
+torch, the batched closed-form steps in micro-batches that CUDA runs, negatives drawn on the device from the alias
+table by the window kernels' counter draw (the same words), on the CPU as on the GPU, so CPU runs train what the GPU
+trains;
 triton, the fused kernels of w2v/kernels/triton_steps.py (sg and cbow, ns and hs), one launch per batch, negatives drawn
 inside as the window kernels draw them, on CUDA (on the CPU only in Triton's interpreter, TRITON_INTERPRET=1, for
 the tests), fed by feed.WindowFeed (contexts, one target per window and offsets only, read by --num-workers

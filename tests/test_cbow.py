@@ -1,5 +1,5 @@
 """CBOW (word2vec.c's -cbow 1): the numba kernels against a plain numpy loop, the torch steps against autograd,
-the kernels' own negatives against counter_draw, reruns bit-identical, and planted clusters learned."""
+the kernels' own negatives against unigram_draw, reruns bit-identical, and planted clusters learned."""
 import numpy as np
 import pytest
 import torch

@@ -104,7 +104,7 @@ def test_the_cbow_hs_kernel_on_real_windows_equals_the_cpu_cbow_hs_kernel_on_one
 def test_train_with_the_triton_kernel_trains_what_the_cpu_kernel_trains(tmp_path, loss):
     # train.py end to end in the interpreter (its reader threads, its step from the table, its self-check), against
     # train.py with the numba window kernel, which learns planted clusters (test_window_kernels, test_pipeline): the
-    # same negatives (both draw them by counter_draw from the batch seed), the same windows, the same update window
+    # same negatives (both draw them by unigram_draw from the batch seed), the same windows, the same update window
     # by window, so the same vectors to float rounding.
     write_corpus(tmp_path / "corpus.txt", documents=150)
     pairs_per_draw = run_stages(tmp_path / "data", tmp_path / "corpus.txt", pairs_per_shard=20_000, draws=1)
