@@ -16,9 +16,9 @@ Column j is picked by n_j = ceil((j + 1) 2^32 / V) - ceil(j 2^32 / V) of the 2^3
 2^32, so the columns differ by one value), and the build gives each column exactly that weight, so the rounding
 of the column choice does not bias the draw: word i is drawn with probability
 (n_i threshold_i + sum over columns j aliased to i of n_j (2^32 - threshold_j)) / 2^64, which differs from
-count^POWER / sum by at most half of n_j / 2^64 per column that holds word i (about 1e-16 at text8). Every word
-with a positive count can be drawn (word2vec.c's table drops a word whose share is under half an entry). A
-column that holds its own word only has alias = itself.
+count^POWER / sum by at most half of n_j / 2^64 per column that holds word i (2e-15 at text8: 1e-9 of the rarest
+word's own share). Every word with a positive count can be drawn (word2vec.c's table drops a word whose share is
+under half an entry). A column that holds its own word only has alias = itself.
 """
 from __future__ import annotations
 

@@ -133,7 +133,8 @@ def test_stage_writes_the_alias_table(tmp_path):
 
 def test_train_refuses_the_retired_table_with_one_line(data_dir):
     # data_dir (conftest): pairs/, vocab.json and the alias table; as stage 4 left a data dir before: the old table
-    assert train.load_data(data_dir, "ns").table.shape == (len(json.loads((data_dir / "vocab.json").read_text())["words"]),)
+    words = json.loads((data_dir / "vocab.json").read_text())["words"]
+    assert train.load_data(data_dir, "ns").table.shape == (len(words),)
     (data_dir / "unigram_alias.npy").unlink()
     np.save(data_dir / "unigram_table.npy", np.zeros(100, dtype=np.int32))
     done = subprocess.run([sys.executable, str(REPO / "train.py"), "--data-dir", str(data_dir), "--device", "cpu"],

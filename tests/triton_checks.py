@@ -271,8 +271,8 @@ def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
 
 
 def negative_draws() -> dict:
-    """triton_steps.unigram_draws (the ns kernels' unigram_draw) against the numba kernels' draw (cpu.unigram_draws) and the
-    torch steps' (torch_steps.unigram_draws): the same words for the same seeds and counters, on a Zipf vocabulary
+    """triton_steps.unigram_draws (the ns kernels' unigram_draw) against the numba kernels' draw (cpu.unigram_draws)
+    and the torch steps' (torch_steps.unigram_draws): the same words for the same seeds and counters, on a Zipf vocabulary
     of 70,001 words (V does not divide 2^32) and on one of 3 words; counters from 0 and past 2^40."""
     import numpy as np
     import torch

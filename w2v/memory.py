@@ -80,7 +80,8 @@ def _largest_fitting(needed: Callable[[int], int], upper: int, available: int) -
     return low
 
 
-def check_memory(vocab_size: int, cfg, kernel: str, device: torch.device, path_width: int, reader_bytes: int) -> tuple[int, int]:
+def check_memory(vocab_size: int, cfg, kernel: str, device: torch.device, path_width: int,
+                 reader_bytes: int) -> tuple[int, int]:
     """Stop with one line when the plan does not fit what `available_memory` reports; (needed, available)."""
     def needed(vocab: int, dim: int) -> int:
         return sum(memory_plan(vocab, dim, cfg, kernel, device, path_width, reader_bytes).values())

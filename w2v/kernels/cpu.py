@@ -7,8 +7,8 @@ pairs together (pairs_dataset.py), so a window's output side is fetched once for
   contexts the inputs, as word2vec.c assigns the roles; every score of a window is taken before any row moves.
 - `cbow_step_cpu`, `cbow_hs_step_cpu`: CBOW, the mean of the window's context inputs predicting its target.
 Negatives are drawn inside the kernels by `unigram_draw` from the alias table (unigram_table.py), with the batch
-seed and the window's index as the counter, so a draw depends on neither the threads nor where a run resumed. One gradient rule, `_output_gradient` (word2vec.c's
-saturation at +-MAX_SCORE), serves every kernel. The rows of the next window are prefetched while one trains:
+seed and the window's index as the counter, so a draw depends on neither the threads nor where a run resumed. One
+gradient rule, `_output_gradient` (word2vec.c's saturation at +-MAX_SCORE), serves every kernel. The rows of the next window are prefetched while one trains:
 the windows are shuffled, so their rows are mostly cache misses.
 """
 from __future__ import annotations

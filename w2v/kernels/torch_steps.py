@@ -10,7 +10,8 @@ and update as the numba kernels (cpu.py):
 - `cbow_step_torch`, `cbow_hs_step_torch`: CBOW, the mean h of a window's context inputs predicting its target,
   dL/dh added undivided to every context row, as word2vec.c does.
 The negatives come from the caller, one set per window (`window_negatives`: the alias-table draws of the numba and
-Triton kernels, from the batch seed and the window's index, so a resumed run draws the same). One gradient rule, `score_gradient`, serves every step.
+Triton kernels, from the batch seed and the window's index, so a resumed run draws the same). One gradient rule,
+`score_gradient`, serves every step.
 """
 from __future__ import annotations
 

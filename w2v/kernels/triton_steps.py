@@ -3,10 +3,11 @@
 `sg_window_step_triton`: skip-gram with negative sampling on window shards, sg_window_step_cpu's update in one
 kernel launch. One program per window: the window's output rows (its target's row and its negatives, drawn inside
 the kernel from the alias table by unigram_draw with the batch seed and the window's index, so the CPU kernel, the
-torch step, Triton's CPU interpreter and a GPU draw the same negatives) are read once and held while every context of the window is scored against
-them; each context row is read once; every row is then updated with atomic adds. Programs run concurrently on a
-GPU and update the tables without locks (Hogwild, as the CPU kernel's threads do); under the interpreter they run
-one after another, as one CPU thread runs its windows, so the two give the same tables to float rounding.
+torch step, Triton's CPU interpreter and a GPU draw the same negatives) are read once and held while every context
+of the window is scored against them; each context row is read once; every row is then updated with atomic adds.
+Programs run concurrently on a GPU and update the tables without locks (Hogwild, as the CPU kernel's threads do);
+under the interpreter they run one after another, as one CPU thread runs its windows, so the two give the same
+tables to float rounding.
 
 Each program makes two passes over the dimensions in chunks of BLOCK_D columns: the first takes every score of the
 window (the k x (1 + negatives) block), the second, chunk by chunk, loads the chunk of every row, computes both
