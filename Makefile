@@ -57,14 +57,14 @@ else
 	$(BIN)/python train.py --data-dir $(DATA_DIR) --epochs $(EPOCHS) $(TRAIN_ARGS)
 endif
 
-# Settings for ~60K tokens: words seen 3 times, sub-sampling for a small corpus (1e-3), the small-corpus window (2, docs/training.md), a small table and
+# Settings for ~60K tokens: words seen 3 times, sub-sampling for a small corpus (1e-3), the small-corpus window (2, docs/training.md), a small
 # model, more epochs over 5 draws. The scores of so small a corpus only show that every stage ran.
 demo: setup
 	rm -rf $(DEMO_DIR)
 	$(BIN)/python prep.py --dataset sample/taiga_ud.txt --data-dir $(DEMO_DIR)
 	$(BIN)/python convert_to_int.py --data-dir $(DEMO_DIR) --min-count 3
 	$(BIN)/python pairs_dataset.py --data-dir $(DEMO_DIR) --draws 5 --sample 1e-3 --window 2
-	$(BIN)/python unigram_table.py --data-dir $(DEMO_DIR) --table-size 1000000
+	$(BIN)/python unigram_table.py --data-dir $(DEMO_DIR)
 	$(BIN)/python train.py --data-dir $(DEMO_DIR) --epochs 30 --dim 50 --neighbour-words
 	$(BIN)/python evaluate.py --data-dir $(DEMO_DIR) --neighbors $(DEMO_WORDS) --k 8 \
 		--map $(DEMO_DIR)/model/map.png

@@ -137,15 +137,18 @@ def step_traffic(dim: int, negatives: int, micro_batch: int, vocab_size: int = 1
     writes its outputs, no reuse between ops), and the floor: each row a pair needs (its context's input row and
     its window's share of 1 + negatives output rows) read and written once. The pairs come in windows of 1..10
     pairs in turn (WINDOW_SIZES)."""
+    import numpy as np
     import torch
 
     from w2v.traffic import TrafficCount
     from word2vec import SkipGram
 
+    from unigram_table import build_alias
     from w2v.kernels.torch_steps import sg_window_step_torch as window_step
+    from w2v.kernels.torch_steps import window_negatives
     pairs = micro_batch or 8192
     model = SkipGram(vocab_size, dim, seed=1)
-    unigram = torch.randint(vocab_size, (1 << 20,), generator=torch.Generator().manual_seed(1))
+    unigram = torch.from_numpy(build_alias(np.ones(vocab_size), 1.0))  # the negatives' alias table
     generator = torch.Generator().manual_seed(2)
     sizes = torch.arange(WINDOW_SIZES[0], WINDOW_SIZES[1] + 1).repeat(pairs // WINDOW_SIZES[0] + 1)
     sizes = sizes[:int(torch.searchsorted(sizes.cumsum(0), pairs)) + 1]
@@ -155,7 +158,7 @@ def step_traffic(dim: int, negatives: int, micro_batch: int, vocab_size: int = 1
     target = torch.randint(vocab_size, (windows,), generator=generator, dtype=torch.int32).repeat_interleave(sizes)
     context = torch.randint(vocab_size, (pairs,), generator=generator, dtype=torch.int32)
     with TrafficCount() as count:  # the draw of the negatives counts: train.py's step draws them per batch
-        drawn = unigram[torch.randint(len(unigram), (windows, negatives), generator=generator)]
+        drawn = window_negatives(1, unigram, windows, negatives)
         window_step(model, target[window_starts[:-1]], context, window_starts, drawn, 0.025, 0.025, pairs)
     rows = 1 + (1 + negatives) * windows / pairs
     return {"model": count.bytes / pairs, "floor": 2 * rows * dim * 4, "launches_per_micro_batch": count.launches}
@@ -164,7 +167,7 @@ def step_traffic(dim: int, negatives: int, micro_batch: int, vocab_size: int = 1
 def triton_traffic(dim: int, negatives: int, micro_batch: int = 8192) -> dict[str, float]:
     """Bytes per pair of triton_steps' fused skip-gram ns kernel, tallied from what it reads and writes on the
     windows step_traffic uses (1..10 pairs in turn): per window its window_starts pair and target (16 + 4 bytes),
-    its negatives' table entries (4 each), its contexts' ids (4 each), every context row and output row read once
+    its negatives' alias-table entries (8 each), its contexts' ids (4 each), every context row and output row read once
     and written once (an atomic add: read and written at the cache, once to memory), its loss (4); the loss sum
     reads those again. The second pass's re-reads of a window's rows are taken as cache hits (a window's dozen
     rows, read a moment before). Launches per batch: the kernel and the loss sum (the per-window targets are
@@ -174,7 +177,7 @@ def triton_traffic(dim: int, negatives: int, micro_batch: int = 8192) -> dict[st
     total, windows, left = 0, 0, pairs
     while left > 0:
         k = min(sizes[windows % len(sizes)], left)
-        total += 16 + 4 + 4 * negatives + 4 * k + 2 * (k + 1 + negatives) * dim * 4 + 4 + 4
+        total += 16 + 4 + 8 * negatives + 4 * k + 2 * (k + 1 + negatives) * dim * 4 + 4 + 4
         windows += 1
         left -= k
     rows = 1 + (1 + negatives) * windows / pairs

@@ -16,8 +16,9 @@ MODEL sg (skip-gram) or cbow (the mean of a window's context vectors predicts it
 keep each window's pairs together (pairs_dataset.py). The step comes from the table in w2v/kernels/steps.py,
 keyed by model, loss and kernel, which also stops with one line for a combination it has no step for. Kernels:
 window, the numba window kernels (a window's pairs trained together, negatives drawn inside the kernel), CPU only;
-torch, the batched closed-form steps in micro-batches that CUDA runs, negatives drawn on the device by
-torch.randint from a generator seeded per batch, on the CPU as on the GPU, so CPU runs train what the GPU trains;
+torch, the batched closed-form steps in micro-batches that CUDA runs, negatives drawn on the device from the alias
+table by the window kernels' counter draw (the same words), on the CPU as on the GPU, so CPU runs train what the GPU
+trains;
 triton, the fused kernels of w2v/kernels/triton_steps.py (sg and cbow, ns and hs), one launch per batch, negatives drawn
 inside as the window kernels draw them, on CUDA (on the CPU only in Triton's interpreter, TRITON_INTERPRET=1, for
 the tests), fed by feed.WindowFeed (contexts, one target per window and offsets only, read by --num-workers
@@ -58,6 +59,7 @@ from tqdm import tqdm
 
 import dataset
 import evaluate
+import unigram_table
 from dataset import PairsDataset
 from w2v.batch import WindowBatch
 from w2v import common
@@ -126,7 +128,7 @@ def learning_rate(cfg, pairs_done: int, total_pairs: int) -> float:
 
 
 def batch_seed(seed: int, epoch: int, batch: int) -> int:
-    """Seed of the torch kernel's negatives for batch `batch` of epoch `epoch`: a resumed run draws the same."""
+    """Seed of the negatives of batch `batch` of epoch `epoch` (every kernel's): a resumed run draws the same."""
     # The trailing 7 keeps these seeds apart from dataset.unit_seed's [seed, epoch, shard, row group].
     state = np.random.SeedSequence([seed, epoch, batch, 7]).generate_state(1, np.uint64)[0]
     return int(state) & (2**63 - 1)
@@ -224,20 +226,25 @@ class TrainingData:
     words: list[str]
     counts: np.ndarray
     tree: HuffmanTree | None  # hierarchical softmax: the Huffman tree, kept beside vocab.json
-    table: np.ndarray | None  # negative sampling: the unigram table, copy-on-write mapped
+    table: np.ndarray | None  # negative sampling: the alias table of count^0.75 (unigram_table.py), int64 [V]
 
 
 def load_data(data_dir: Path, loss: str) -> TrainingData:
-    """pairs/meta.json (one line for a pairs/ in pair order), vocab.json, and the unigram table (ns) or
+    """pairs/meta.json (one line for a pairs/ in pair order), vocab.json, and the alias table (ns) or
     the Huffman tree (hs); one line naming the stage to run for what is missing or stale."""
     meta = PairsMeta.read(data_dir / "pairs")
     words, counts = load_vocab(data_dir)
     hs = loss == "hs"
-    table_path = None if hs else require(data_dir / "unigram_table.npy", "unigram_table.py")
+    if not hs and not (data_dir / unigram_table.OUTPUT).exists() and (data_dir / unigram_table.RETIRED).exists():
+        fail(f"{data_dir / unigram_table.RETIRED} is word2vec.c's 1e8-entry table, no longer read: run "
+             f"unigram_table.py again (it writes {unigram_table.OUTPUT}, the alias table)")
+    table_path = None if hs else require(data_dir / unigram_table.OUTPUT, "unigram_table.py")
     tree = huffman_for(data_dir, counts) if hs else None
     if meta.vocab_size not in (None, len(words)):
         fail("pairs/ was made from another vocabulary than vocab.json: run pairs_dataset.py again")
-    table = None if hs else np.load(table_path, mmap_mode="c")  # "c": torch.as_tensor warns on read-only maps
+    table = None if hs else np.load(table_path)
+    if table is not None and (table.dtype != np.int64 or table.shape != (len(words),)):
+        fail(f"{table_path} does not match vocab.json: run unigram_table.py again")
     return TrainingData(meta, words, counts, tree, table)
 
 
@@ -410,7 +417,6 @@ def main(argv: list[str] | None = None) -> dict:
     # The learning rate decays over the pairs of all epochs; draws differ a little in size.
     total_pairs = schedule_pairs(data.meta, data.counts, cfg.epochs, cfg.rolling_draws)
     needed, available = check_memory(len(data.words), step_config(cfg), kernel, device,
-                                     0 if data.table is None else len(data.table),
                                      data.tree.max_len if data.tree else 0, reader_bytes(data.meta))
     print(f"memory: {size_text(needed)} needed on {device.type}, {size_text(available)} available; kernel {kernel}")
 

@@ -78,7 +78,7 @@ LOSS = re.compile(r"loss=([\d.]+)")
 SCALE = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
 # The stage's own figure that counts its throughput's units.
 UNITS = {"prep": ("tokens", "tokens/s"), "convert_to_int": ("corpus_tokens", "tokens/s"),
-         "pairs_dataset": ("pairs", "pairs/s"), "unigram_table": ("table_size", "entries/s"),
+         "pairs_dataset": ("pairs", "pairs/s"), "unigram_table": ("vocab_size", "words/s"),
          "read_loader": ("pairs", "pairs/s"), "read_feed": ("pairs", "pairs/s")}
 
 

@@ -11,7 +11,7 @@ STAGES = [
     ("prep.py", "clean + tokenise", "prep/part-*.parquet\ntokens: list<string>"),
     ("convert_to_int.py", "count, vocabulary, ids", "ids/part-*.parquet\n+ vocab.json (one output)"),
     ("pairs_dataset.py", "sub-sample,\ndraw windows", "pairs/shard-*.parquet\nkept stream: id,\nwindow (b, doc start)"),
-    ("unigram_table.py", "count^0.75 table", "unigram_table.npy"),
+    ("unigram_table.py", "count^0.75\nalias table", "unigram_alias.npy"),
     ("dataset.py", "rebuild windows,\nstream batches", "(target, context,\nwindow offsets)"),
     ("word2vec.py", "model, Huffman tree,\nnearest()", "w2v/kernels/steps.py: one step\nper model x loss x kernel\n(cpu, torch_steps, triton_steps)"),
     ("train.py", "epochs, checkpoints", "model/vectors.txt .bin\nembeddings.npy, loss.png"),

@@ -50,7 +50,7 @@ STAGE_ARGS = {
     "convert_to_int": ["--num-proc", "2", "--min-count", "2"],
     "pairs_dataset": ["--num-proc", "2", "--draws", "3", "--pairs-per-shard", "60000", "--row-group-pairs", "15000",
                       "--chunk-tokens", "20000"],
-    "unigram_table": ["--table-size", "10000000"],
+    "unigram_table": [],
     "train": ["--epochs", "2", "--dim", "24", "--threads", "1", "--num-workers", "1", "--batch-size", "20000",
               "--device", "cpu", "--neighbour-words"],
 }
@@ -59,7 +59,7 @@ OUTPUTS = {
     "prep": ["prep"],
     "convert_to_int": ["vocab.json", "ids"],
     "pairs_dataset": ["pairs"],
-    "unigram_table": ["unigram_table.npy"],
+    "unigram_table": ["unigram_alias.npy"],
     "train": ["model/embeddings.npy", "model/vectors.txt", "model/vectors.bin"],
 }
 CHECKPOINT = "model/checkpoint.pt"

@@ -20,7 +20,7 @@ process's CPU time per window (its threads together: the figure that holds up be
 cores), and the corpus words/s those imply (windows/s times raw tokens per retained window, as bench/peers.py
 counts training words); then after/before by wall and by CPU time, and the largest difference between the two
 input tables (0 with --threads 1 when the change keeps the arithmetic; float rounding when it reorders sums).
---hot-rows N folds every row id into 0..N-1 (ns: targets, contexts and the unigram table; hs: the contexts, the
+--hot-rows N folds every row id into 0..N-1 (ns: targets, contexts and the negatives' alias table; hs: the contexts, the
 paths staying real), so the same windows train on rows that stay in cache: the kernel's speed without its
 memory misses, for the memory-bound share of its time.
 """
@@ -34,13 +34,12 @@ import numba
 import numpy as np
 from benchlib import WORK, batch_window_starts, drawn_windows, kernel, machine_line, windows_of
 from w2v.common import load_vocab
-from unigram_table import build_table
+from unigram_table import build_alias
 from w2v.huffman import build_huffman
 
 BATCH_SIZE = 300_000
 NEGATIVES = 5
 LOSS_EVERY = 16
-TABLE_SIZE = 100_000_000  # unigram_table.py's TABLE_SIZE
 # --kernel: the window kernel it names
 KERNELS = {"sg": "sg_window_step_cpu", "sg-hs": "sg_window_hs_step_cpu", "cbow": "cbow_step_cpu",
            "cbow-hs": "cbow_hs_step_cpu"}
@@ -90,7 +89,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=9_000_000, help="pairs to train on (0: the epoch)")
     parser.add_argument("--hot-rows", type=int, default=0, help="fold row ids into this many (0: real rows)")
-    parser.add_argument("--table-size", type=int, default=TABLE_SIZE, help="unigram table entries (ns)")
     parser.add_argument("--lr", type=float, default=0.025)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -104,13 +102,15 @@ def main() -> None:
         raw_tokens = int(counts.sum())
     n_pairs = len(target) if args.pairs <= 0 else min(args.pairs, len(target))
     hs = args.kernel.endswith("-hs")
-    table = None if hs else build_table(counts, args.table_size, 0.75)
+    table = None if hs else build_alias(counts, 0.75)  # today's kernels' negatives (unigram_table.py)
     tree = build_huffman(counts) if hs else None
     if args.hot_rows:
         context = (context % args.hot_rows).astype(context.dtype)
         if not hs:
             target = (target % args.hot_rows).astype(target.dtype)
-            table = (table % args.hot_rows).astype(table.dtype)
+            # the same distribution folded: row r draws the weight of every word whose id folds to r
+            folded = np.bincount(np.arange(len(counts)) % args.hot_rows, weights=counts ** 0.75)
+            table = build_alias(folded, 1.0)
     words_per_window = raw_tokens / (len(edges) - 1)
     rng = np.random.default_rng(args.seed)
     init = rng.random((len(counts), args.dim), dtype=np.float32)

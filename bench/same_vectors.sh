@@ -13,7 +13,7 @@ for side in a b; do
    $PY prep.py --dataset sample/taiga_ud.txt --data-dir "$D" >/dev/null 2>&1
    $PY convert_to_int.py --data-dir "$D" --min-count 3 >/dev/null 2>&1
    $PY pairs_dataset.py --data-dir "$D" --draws 2 --sample 1e-3 >/dev/null 2>&1
-   $PY unigram_table.py --data-dir "$D" --table-size 1000000 >/dev/null 2>&1
+   $PY unigram_table.py --data-dir "$D" >/dev/null 2>&1
    for mode in "sg ns window" "cbow hs window" "sg hs torch"; do
      set -- $mode
      $PY train.py --data-dir "$D" --epochs 2 --dim 50 --threads 1 --neighbour-words --model "$1" --loss "$2" \

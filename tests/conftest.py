@@ -12,6 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import SHARD_PAIRS, TABLE_SHARES, TOTAL, one_pair_windows, run_stages, write_corpus, write_stream_shards  # noqa: E402
+from unigram_table import OUTPUT, build_alias  # noqa: E402
 from w2v.shards import DOC_START  # noqa: E402
 
 
@@ -32,11 +33,11 @@ def one_torch_thread():
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     """Shards whose pair k is (k, k + 1): a pair is known by its target, and is a window of its own. Plus
-    vocab.json and a unigram table."""
+    vocab.json and an alias table of the negatives (TABLE_SHARES over words 0-3)."""
     bounds = np.cumsum([0] + SHARD_PAIRS)
     write_stream_shards(tmp_path / "pairs", [one_pair_windows(a, n) for a, n in zip(bounds, SHARD_PAIRS)],
                         vocab_size=TOTAL + 1)
-    np.save(tmp_path / "unigram_table.npy", np.repeat(np.arange(4, dtype=np.int32), (TABLE_SHARES * 1000).astype(int)))
+    np.save(tmp_path / OUTPUT, build_alias(np.concatenate([TABLE_SHARES, np.zeros(TOTAL + 1 - 4)]), power=1.0))
     (tmp_path / "vocab.json").write_text(json.dumps({"words": [f"w{i}" for i in range(TOTAL + 1)],
                                                      "counts": [1] * (TOTAL + 1)}))
     return tmp_path

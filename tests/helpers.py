@@ -112,7 +112,7 @@ def run_stages(data_dir: Path, corpus: Path, pairs_per_shard: int = 10_000_000, 
     convert_to_int.main(common + ["--min-count", "2", "--num-proc", "1"])
     pairs_dataset.main(common + ["--window", "4", "--sample", "0", "--pairs-per-shard", str(pairs_per_shard),
                                  "--row-group-pairs", "20000", "--draws", str(draws)])
-    unigram_table.main(common + ["--table-size", "100000"])
+    unigram_table.main(common)
     return json.loads((data_dir / "pairs" / "meta.json").read_text())["pairs_per_draw"]
 
 
@@ -170,7 +170,14 @@ def batch_window_starts(window_edges, lo: int, hi: int):
 SHARD_PAIRS = [2500, 1700, 1000, 333]  # as pairs_dataset.py writes them: every shard full but the last
 ROW_GROUP = 400
 TOTAL = sum(SHARD_PAIRS)
-TABLE_SHARES = np.array([0.5, 0.25, 0.15, 0.1])  # of a 1000-entry table over a 4-word vocabulary
+TABLE_SHARES = np.array([0.5, 0.25, 0.15, 0.1])  # the negatives' distribution over a 4-word vocabulary (conftest)
+
+
+def word_table(ids: np.ndarray, vocab_size: int = 0) -> np.ndarray:
+    """The alias table (unigram_table.py) that draws each word as often as it appears in `ids`, over
+    max(vocab_size, max(ids) + 1) words: what a test used to write as a table of word ids."""
+    ids = np.asarray(ids, dtype=np.int64)
+    return unigram_table.build_alias(np.bincount(ids, minlength=max(vocab_size, int(ids.max()) + 1)), power=1.0)
 
 
 def write_stream_shards(pairs_dir: Path, streams: list[tuple[np.ndarray, np.ndarray]], shuffle: bool = True,

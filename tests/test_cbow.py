@@ -1,15 +1,15 @@
 """CBOW (word2vec.c's -cbow 1): the numba kernels against a plain numpy loop, the torch steps against autograd,
-the kernels' own negatives against counter_draw, reruns bit-identical, and planted clusters learned."""
+the kernels' own negatives against unigram_draw, reruns bit-identical, and planted clusters learned."""
 import numpy as np
 import pytest
 import torch
 
-from w2v.kernels.cpu import cbow_hs_step_cpu, cbow_step_cpu, counter_draws
-from w2v.kernels.torch_steps import cbow_hs_step_torch, cbow_step_torch, window_chunks
+from w2v.kernels.cpu import cbow_hs_step_cpu, cbow_step_cpu, unigram_draws
+from w2v.kernels.torch_steps import cbow_hs_step_torch, cbow_step_torch, window_chunks, window_negatives
 from word2vec import SkipGram, nearest_neighbours
 from w2v.kernels import MAX_SCORE
 from w2v.huffman import build_huffman
-from helpers import TRAIN_ARGS, share_in_cluster, uninterrupted_then_reset
+from helpers import TRAIN_ARGS, share_in_cluster, uninterrupted_then_reset, word_table
 
 
 def random_windows(rng, vocab_size, n_windows, max_size=6):
@@ -22,9 +22,9 @@ def random_windows(rng, vocab_size, n_windows, max_size=6):
 
 
 def kernel_negatives(seed, n_windows, n_negatives, table):
-    """The negatives the numba kernel draws: table[counter_draw(seed, w * K + j)]."""
+    """The negatives the numba kernel draws: unigram_draw(table, seed, w * K + j)."""
     counters = np.arange(n_windows * n_negatives, dtype=np.int64)
-    return table[counter_draws(seed, counters, len(table))].reshape(n_windows, n_negatives)
+    return unigram_draws(table, seed, counters).reshape(n_windows, n_negatives)
 
 
 def numpy_reference(input_w, output_w, target, context, window_starts, lr_start, lr_end, negatives=None,
@@ -62,7 +62,7 @@ def ns_setup(seed=0, vocab_size=17, dim=8, n_windows=40):
     rng = np.random.default_rng(seed)
     input_w = rng.normal(0, 0.5, (vocab_size, dim)).astype(np.float32)
     output_w = rng.normal(0, 0.5, (vocab_size, dim)).astype(np.float32)
-    table = rng.integers(0, vocab_size, 50).astype(np.int32)
+    table = word_table(rng.integers(0, vocab_size, 50), vocab_size)
     return (input_w, output_w, table, *random_windows(rng, vocab_size, n_windows))
 
 
@@ -99,18 +99,20 @@ def test_numba_hs_kernel_matches_numpy_reference():
 def test_numba_ns_kernel_touches_exactly_the_target_and_counter_draw_negatives():
     input_w = np.full((40, 4), 0.1, np.float32)
     output_w = np.zeros((40, 4), np.float32)  # zero rows: any row the window scores moves (g = -lr / 2 at 0)
-    table = np.arange(40, dtype=np.int32)
+    table = word_table(np.arange(40))
     window_starts = np.array([0, 3, 5], np.int64)
     target = np.array([7, 7, 7, 9, 9], np.int32)
     context = np.array([1, 2, 1, 3, 4], np.int32)
-    cbow_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, 6, 0.1, 0.1, 123, 1)
-    draws = kernel_negatives(123, 2, 6, table)
+    cbow_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, 6, 0.1, 0.1, 107, 1)
+    draws = kernel_negatives(107, 2, 6, table)
+    # seed 107: twelve distinct negatives, neither target among them, so no row is scored twice (see below)
+    assert len(set(draws.ravel().tolist()) | {7, 9}) == 14
     expected = {7, 9} | set(draws.ravel().tolist())
     assert set(np.flatnonzero(output_w.any(1)).tolist()) == expected
     # zero output rows gave h no gradient; a second step does, to the contexts' rows only, and row 1 (twice in
     # window 0) gets window 0's gradient twice
     assert (input_w == np.float32(0.1)).all()
-    cbow_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, 6, 0.1, 0.1, 123, 1)
+    cbow_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, 6, 0.1, 0.1, 107, 1)
     assert np.flatnonzero((input_w != np.float32(0.1)).any(1)).tolist() == [1, 2, 3, 4]
     np.testing.assert_allclose(input_w[1] - 0.1, 2 * (input_w[2] - 0.1), rtol=1e-5)
 
@@ -255,7 +257,7 @@ def test_planted_clusters_are_learned_by_the_cbow_steps(step, loss, one_torch_th
     rng = np.random.default_rng(0)
     target, context, window_starts = planted_windows(rng, clusters, per_cluster, fillers, 60_000, size)
     counts = np.bincount(context, minlength=vocab_size)
-    table = np.repeat(np.arange(vocab_size), np.maximum(1, counts // 50)).astype(np.int32)
+    table = word_table(np.repeat(np.arange(vocab_size), np.maximum(1, counts // 50)))
     tree = build_huffman(counts + 1)
     model = SkipGram(vocab_size, 24, seed=1, loss=loss)
     input_w = model.input.weight.data
@@ -273,8 +275,7 @@ def test_planted_clusters_are_learned_by_the_cbow_steps(step, loss, one_torch_th
             cbow_hs_step_cpu(input_w.numpy(), output_w.numpy(), t, c, starts, tree.paths, tree.codes, tree.lengths,
                              lr_start, lr_end, 1)
         elif loss == "ns":
-            negatives = torch.from_numpy(table)[torch.randint(len(table), (len(windows), 5),
-                                                              generator=torch.Generator().manual_seed(i))]
+            negatives = window_negatives(i, torch.from_numpy(table), len(windows), 5)
             cbow_step_torch(model, torch.from_numpy(t), torch.from_numpy(c), torch.from_numpy(starts), negatives,
                             lr_start, lr_end, micro_batch=1024)
         else:
@@ -366,7 +367,7 @@ def test_numba_ns_kernel_in_threes_and_row_by_row_both_match_the_reference(vocab
     dim = 19  # not a multiple of the vector width: the loops' tails run
     input_w = rng.normal(0, 0.5, (vocab_size, dim)).astype(np.float32)
     output_w = rng.normal(0, 0.5, (vocab_size, dim)).astype(np.float32)
-    table = rng.integers(0, vocab_size, 997).astype(np.int32)
+    table = word_table(rng.integers(0, vocab_size, 997), vocab_size)
     target, context, window_starts = random_windows(rng, vocab_size, 60)
     for negatives in (4, 5, 7):  # 5, 6 and 8 output rows: threes with and without a tail
         drawn = kernel_negatives(3, len(window_starts) - 1, negatives, table)

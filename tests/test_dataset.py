@@ -100,7 +100,6 @@ def test_epoch_reads_its_draw_every_pair_once(tmp_path, num_workers):
     counts = np.bincount(np.concatenate(docs), minlength=50)
     (tmp_path / "vocab.json").write_text(json.dumps({"words": [f"w{i}" for i in range(50)], "counts": counts.tolist(),
                                                      "vocab_tokens": int(counts.sum())}))
-    np.save(tmp_path / "unigram_table.npy", np.arange(50, dtype=np.int32))
     pairs_dataset.main(["--data-dir", str(tmp_path), "--window", "3", "--sample", "1e-2", "--draws", "3",
                         "--pairs-per-shard", "1500", "--row-group-pairs", "400"])
     meta = PairsMeta.read(tmp_path / "pairs")
@@ -149,7 +148,7 @@ def test_same_arguments_same_batches(data_dir):
 
 
 def test_the_unigram_table_is_not_read(data_dir):
-    (data_dir / "unigram_table.npy").unlink()  # the steps draw the negatives: the loader needs no table
+    (data_dir / "unigram_alias.npy").unlink()  # the steps draw the negatives: the loader needs no table
     assert sum(batch.n_pairs for batch in PairsDataset(data_dir, batch_size=4000)) == TOTAL
 
 

@@ -104,7 +104,7 @@ def test_stages_run_out_of_order_say_which_stage_first(tmp_path):
 @pytest.mark.slow
 def test_every_script_lists_its_constants_as_flags():
     for script, flag in [("prep.py", "--max-docs"), ("convert_to_int.py", "--min-count"),
-                         ("pairs_dataset.py", "--pairs-per-shard"), ("unigram_table.py", "--table-size"),
+                         ("pairs_dataset.py", "--pairs-per-shard"), ("unigram_table.py", "--power"),
                          ("dataset.py", "--batch-size"), ("word2vec.py", "--words"), ("train.py", "--resume")]:
         done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr

@@ -154,8 +154,8 @@ def tiny_vocab(data_dir: Path) -> None:
 def test_enospc_from_a_write_is_one_line_and_keeps_the_earlier_output(tmp_path, monkeypatch):
     data = tmp_path / "data"
     tiny_vocab(data)
-    unigram_table.main(["--data-dir", str(data), "--table-size", "100"])
-    earlier = (data / "unigram_table.npy").read_bytes()
+    unigram_table.main(["--data-dir", str(data), "--power", "1"])
+    earlier = (data / "unigram_alias.npy").read_bytes()
 
     def full_disk(file, array):
         file.write(b"\x93NUMPY partial")
@@ -163,13 +163,13 @@ def test_enospc_from_a_write_is_one_line_and_keeps_the_earlier_output(tmp_path, 
 
     monkeypatch.setattr(unigram_table.np, "save", full_disk)
     with pytest.raises(DiskFullError) as caught:
-        unigram_table.main(["--data-dir", str(data), "--table-size", "1000"])
+        unigram_table.main(["--data-dir", str(data)])
     message = str(caught.value)
     assert message.startswith(f"disk full: no space left on {common._mount_point(data)} for "
-                              f"{data / 'unigram_table.npy'} (it needs about 0.0 MB, ")
+                              f"{data / 'unigram_alias.npy'} (it needs about 0.0 MB, ")
     assert "\n" not in message and "earlier outputs are untouched" in message
-    assert (data / "unigram_table.npy").read_bytes() == earlier
-    assert sorted(p.name for p in data.iterdir()) == ["stats", "unigram_table.npy", "vocab.json"]
+    assert (data / "unigram_alias.npy").read_bytes() == earlier
+    assert sorted(p.name for p in data.iterdir()) == ["stats", "unigram_alias.npy", "vocab.json"]
 
 
 def test_enospc_in_a_nested_output_names_the_outer_one(tmp_path, monkeypatch):
@@ -216,19 +216,24 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(disk)], check=True)
 
 
-def test_full_tmpfs_stage_says_one_line_and_keeps_earlier_output(small_disk):
+def test_full_tmpfs_stage_says_one_line_and_keeps_earlier_output(small_disk, tmp_path):
     tiny_vocab(small_disk)
-    unigram_table.main(["--data-dir", str(small_disk), "--table-size", "1000"])
-    earlier = (small_disk / "unigram_table.npy").read_bytes()
-    # 2M int32 entries: 8 MB on a 4 MB disk; numpy reports the short write without ENOSPC
-    done = subprocess.run([sys.executable, str(ROOT / "unigram_table.py"), "--data-dir", str(small_disk),
-                           "--table-size", "2000000"], capture_output=True, text=True, cwd=ROOT)
+    unigram_table.main(["--data-dir", str(small_disk)])
+    earlier = (small_disk / "unigram_alias.npy").read_bytes()
+    # a 600,000-word vocabulary (kept off the small disk, linked): an alias table of 4.6 MB on a 4 MB disk; numpy
+    # reports the short write without ENOSPC
+    common.write_vocab(tmp_path / "big_vocab.json", __import__("pyarrow").array([f"w{i}" for i in range(600_000)]),
+                       np.ones(600_000, dtype=np.int64))
+    (small_disk / "vocab.json").unlink()
+    (small_disk / "vocab.json").symlink_to(tmp_path / "big_vocab.json")
+    done = subprocess.run([sys.executable, str(ROOT / "unigram_table.py"), "--data-dir", str(small_disk)],
+                          capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2
     assert done.stderr.startswith(f"error: disk full: no space left on {small_disk} for "
-                                  f"{small_disk / 'unigram_table.npy'} (it needs about 7.6 MB, ")
+                                  f"{small_disk / 'unigram_alias.npy'} (it needs about 4.6 MB, ")
     assert done.stderr.count("\n") == 1
-    assert (small_disk / "unigram_table.npy").read_bytes() == earlier
-    assert sorted(p.name for p in small_disk.iterdir()) == ["stats", "unigram_table.npy", "vocab.json"]
+    assert (small_disk / "unigram_alias.npy").read_bytes() == earlier
+    assert sorted(p.name for p in small_disk.iterdir()) == ["stats", "unigram_alias.npy", "vocab.json"]
 
 
 def test_full_tmpfs_torch_checkpoint_is_disk_full(small_disk):

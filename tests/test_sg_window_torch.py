@@ -10,13 +10,13 @@ from torch import nn
 
 import train
 from w2v.kernels import steps
-from w2v.kernels.cpu import counter_draws, sg_window_hs_step_cpu, sg_window_step_cpu
+from w2v.kernels.cpu import sg_window_hs_step_cpu, sg_window_step_cpu, unigram_draws
 from w2v.batch import WindowBatch
 from w2v.kernels.torch_steps import sg_window_hs_step_torch, sg_window_step_torch, window_negatives
 from word2vec import SkipGram
 from w2v.kernels import MAX_SCORE
 from w2v.huffman import build_huffman
-from helpers import TRAIN_ARGS, share_in_cluster, tables, window_batch
+from helpers import TRAIN_ARGS, share_in_cluster, tables, window_batch, word_table
 
 
 def model_with(input_w: np.ndarray, output_w: np.ndarray, loss: str = "ns") -> SkipGram:
@@ -45,11 +45,11 @@ def test_one_window_micro_batches_equal_the_numba_window_kernel(loss, one_torch_
     n_windows = len(window_starts) - 1
     cpu_in, cpu_out = input_w.copy(), output_w.copy()
     if loss == "ns":
-        table = rng.integers(0, vocab, 50).astype(np.int32)  # small vocabulary: negatives equal to targets happen
+        table = word_table(rng.integers(0, vocab, 50), vocab)  # small vocabulary: negatives equal to targets happen
         cpu_loss = sg_window_step_cpu(cpu_in, cpu_out, target[window_starts[:-1]], context, window_starts, table, n_negatives, 0.08,
                                       0.02, seed, 1, 1)
         counters = np.arange(n_windows * n_negatives, dtype=np.int64)
-        negatives = table[counter_draws(seed, counters, len(table))].reshape(n_windows, n_negatives)
+        negatives = unigram_draws(table, seed, counters).reshape(n_windows, n_negatives)
         assert (negatives == target[window_starts[:-1], None]).any()  # the skip of a negative equal to the target
         model = model_with(input_w, output_w)
         torch_loss = sg_window_step_torch(model, *as_tensors(target[window_starts[:-1]], context, window_starts, negatives), 0.08, 0.02,
@@ -166,7 +166,7 @@ def test_padded_windows_in_one_micro_batch_equal_each_window_alone(loss, one_tor
 @pytest.mark.parametrize("loss", ["ns", "hs"])
 def test_the_tables_torch_step_is_the_window_step_with_seeded_window_negatives(loss, one_torch_thread):
     tree = build_huffman(np.arange(10, 0, -1))
-    unigram = torch.arange(10)
+    unigram = torch.from_numpy(word_table(np.arange(10)))
     cfg = SimpleNamespace(model="sg", negatives=2, micro_batch=4, hs_micro_batch=2)
     target, context, window_starts = (torch.tensor([1, 1, 2, 7], dtype=torch.int32),
                                       torch.tensor([3, 4, 5, 1], dtype=torch.int32), torch.tensor([0, 2, 3, 4]))
@@ -179,7 +179,7 @@ def test_the_tables_torch_step_is_the_window_step_with_seeded_window_negatives(l
     step = steps.make_step("sg", loss, "torch", through_table, cfg, tree, unigram)
     loss_through_table = step(WindowBatch.of_pairs(target, context, window_starts), lr_start, lr_end, 11)
     if loss == "ns":
-        negatives = window_negatives(torch.Generator(), 11, unigram, len(window_starts) - 1, 2)
+        negatives = window_negatives(11, unigram, len(window_starts) - 1, 2)
         direct_loss = sg_window_step_torch(direct, target[window_starts[:-1]], context, window_starts, negatives, lr_start, lr_end, 4)
     else:
         direct_loss = sg_window_hs_step_torch(direct, target[window_starts[:-1]], context, window_starts, tree, lr_start, lr_end, 2)
@@ -189,14 +189,15 @@ def test_the_tables_torch_step_is_the_window_step_with_seeded_window_negatives(l
     assert not torch.equal(through_table.input.weight, SkipGram(10, 4, loss=loss).input.weight)
 
 
-def test_window_negatives_are_one_seeded_draw_per_window():
-    unigram = torch.arange(100, 200)
-    window_starts = torch.tensor([0, 2, 3, 5])
-    drawn = [window_negatives(torch.Generator(), seed, unigram, len(window_starts) - 1, 3) for seed in (11, 11, 12)]
-    assert drawn[0].shape == (3, 3) and drawn[0].min() >= 100
-    expected = unigram[torch.randint(100, (3, 3), generator=torch.Generator().manual_seed(11))]
-    assert torch.equal(drawn[0], expected) and torch.equal(drawn[1], expected)
-    assert not torch.equal(drawn[2], expected)
+def test_window_negatives_are_the_numba_kernels_draws():
+    # window w's negative j is unigram_draw(seed, w * K + j), as the numba and Triton kernels draw it
+    table = word_table(np.arange(100, 200))
+    drawn = [window_negatives(seed, torch.from_numpy(table), 1000, 3) for seed in (11, 11, 12, 2**63 - 1)]
+    assert drawn[0].shape == (1000, 3) and drawn[0].min() >= 100
+    expected = unigram_draws(table, 11, np.arange(3000)).reshape(1000, 3)
+    assert np.array_equal(drawn[0].numpy(), expected) and torch.equal(drawn[1], drawn[0])
+    assert (drawn[2] != drawn[0]).float().mean() > 0.9
+    assert np.array_equal(drawn[3].numpy(), unigram_draws(table, 2**63 - 1, np.arange(3000)).reshape(1000, 3))
 
 
 @pytest.mark.slow

@@ -251,13 +251,14 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     # two shards of 20,000 pairs: 11 bytes a row of each (ids, window bytes, windows), 14 a pair of a unit
     assert 2 * 11 * 20_000 / 6 < held - 14 * 20_000 < 2 * 11 * 20_000 / 2
 
-    def plan(vocab: int, dim: int) -> int:  # run_stages: a 100,000-entry table
-        return sum(memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 100_000, 0, held).values())
+    def plan(vocab: int, dim: int) -> int:
+        return sum(memory_plan(vocab, dim, cfg, "window", torch.device("cpu"), 0, held).values())
 
     needed = plan(vocab_size, 24)
     # loader buffers: context, window target and offset (4 + 4 + 4) per pair of 3 batches, the worker's batch
     # buffer, and what the reader holds of its shards
-    assert needed == 2 * vocab_size * 24 * 4 + 400_000 + 3 * 5000 * 12 + 5000 * 12 + held
+    # the alias table of the negatives: 8 bytes a word
+    assert needed == 2 * vocab_size * 24 * 4 + 8 * vocab_size + 3 * 5000 * 12 + 5000 * 12 + held
     available = needed - 5_000
     monkeypatch.setattr(memory, "available_memory", lambda device: available)
     monkeypatch.setattr(train, "SkipGram", lambda *a, **k: pytest.fail("allocated before the memory check"))
@@ -269,7 +270,7 @@ def test_memory_check_refuses_before_allocating_and_says_what_fits(data, monkeyp
     assert 0 < max_vocab < vocab_size and 0 < max_dim < 24
     assert str(refused.value) == (
         f"not enough memory on cpu: training needs {size_text(needed)} (tables {size_text(2 * vocab_size * 24 * 4)}, "
-        f"unigram table 400,000 bytes, loader buffers {size_text(240_000 + held)}) but {size_text(available)} is "
+        f"unigram table {size_text(8 * vocab_size)}, loader buffers {size_text(240_000 + held)}) but {size_text(available)} is "
         f"available: try "
         f"convert_to_int.py --max-vocab {max_vocab} (then pairs_dataset.py and unigram_table.py again), or "
         f"--dim {max_dim}, or a smaller --batch-size")
@@ -282,15 +283,15 @@ def test_memory_plan_items():
     cfg = train.parse_config(train.__file__, vars(train), ["--dim", "100", "--num-workers", "2"])
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     for kernel in ("window",):  # every step draws its own negatives: none in the loader's buffers
-        assert memory_plan(1000, 100, cfg, kernel, cpu, 10**6, 0, 8 * 10**6) == {  # a reader holding 8 MB
-            "tables": 2 * 1000 * 100 * 4, "unigram table": 4 * 10**6, "huffman tree": 0,
+        assert memory_plan(1000, 100, cfg, kernel, cpu, 0, 8 * 10**6) == {  # a reader holding 8 MB
+            "tables": 2 * 1000 * 100 * 4, "unigram table": 8 * 1000, "huffman tree": 0,
             "loader buffers": (2 * 2 + 1) * 300_000 * 12 + 2 * (300_000 * 12 + 8 * 10**6)}
     # the torch kernel on CUDA: the batch and its negatives on the device, and one micro-batch's temporaries
-    assert memory_plan(1000, 100, cfg, "torch", cuda, 10**6, 0, 10**6) == {
-        "tables": 800_000, "unigram table": 4 * 10**6, "huffman tree": 0, "loader buffers": 300_000 * (12 + 60),
+    assert memory_plan(1000, 100, cfg, "torch", cuda, 0, 10**6) == {
+        "tables": 800_000, "unigram table": 8 * 1000, "huffman tree": 0, "loader buffers": 300_000 * (12 + 5 * 40),
         "step temporaries": 8192 * (2 * 100 * 4 + 2 * 6 * 100 * 4 + 6 * 40 + 8)}
     hs = train.parse_config(train.__file__, vars(train), ["--dim", "100", "--loss", "hs", "--micro-batch", "0"])
-    assert memory_plan(1000, 100, hs, "torch", cuda, 0, 17, 10**6) == {
+    assert memory_plan(1000, 100, hs, "torch", cuda, 17, 10**6) == {
         "tables": 1999 * 100 * 4, "unigram table": 0, "huffman tree": 1000 * (17 * 5 + 8),
         "loader buffers": 300_000 * 12, "step temporaries": 300_000 * (2 * 100 * 4 + 2 * 18 * 100 * 4 + 18 * 40 + 8)}
 

@@ -164,7 +164,7 @@ def trained(tmp_path_factory) -> Path:
     prep.main(common + ["--dataset", str(folder / "corpus.txt"), "--num-proc", "1"])
     convert_to_int.main(common + ["--min-count", "2", "--num-proc", "1", "--lemmatize", "upos", "--drop-pos"])
     pairs_dataset.main(common + ["--window", "3", "--sample", "0", "--row-group-pairs", "2000", "--draws", "2"])
-    unigram_table.main(common + ["--table-size", "10000"])
+    unigram_table.main(common)
     return data_dir
 
 

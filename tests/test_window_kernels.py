@@ -3,10 +3,10 @@ sg_window_hs_step_cpu (the target's Huffman path shared by a window), against pl
 import numpy as np
 import pytest
 
-from w2v.kernels.cpu import counter_draws, sg_window_hs_step_cpu, sg_window_step_cpu
+from w2v.kernels.cpu import sg_window_hs_step_cpu, sg_window_step_cpu, unigram_draws
 from w2v.kernels import MAX_SCORE
 from w2v.huffman import build_huffman
-from helpers import tables, window_batch
+from helpers import tables, window_batch, word_table
 
 
 
@@ -22,7 +22,7 @@ def ns_reference(input_w, output_w, target, context, window_starts, table, negat
     for w in range(len(window_starts) - 1):
         start, stop = window_starts[w], window_starts[w + 1]
         t = target[start]
-        drawn = table[counter_draws(seed, np.arange(w * negatives, (w + 1) * negatives), len(table))]
+        drawn = unigram_draws(table, seed, np.arange(w * negatives, (w + 1) * negatives))
         rows = np.array([t] + [n for n in drawn if n != t])
         labels = np.array([1.0] + [0.0] * (len(rows) - 1))
         lr = lr_start + (lr_end - lr_start) * start / n_pairs
@@ -65,7 +65,7 @@ def test_ns_window_kernel_matches_numpy_reference():
     vocab, dim, negatives, seed = 9, 8, 4, 12345
     input_w, output_w = tables(rng, vocab, dim)
     target, context, window_starts = window_batch(rng, vocab, 30)
-    table = rng.integers(0, vocab, 50).astype(np.int32)  # small vocabulary: negatives equal to targets happen
+    table = word_table(rng.integers(0, vocab, 50), vocab)  # small vocabulary: negatives equal to targets happen
     expected_in, expected_out, expected_loss = ns_reference(input_w, output_w, target, context, window_starts,
                                                             table, negatives, 0.08, 0.02, seed)
     sampled_in, sampled_out = input_w.copy(), output_w.copy()
@@ -91,7 +91,7 @@ def test_ns_window_kernel_skips_negatives_equal_to_the_target():
     target, context = np.array([2, 2], np.int32), np.array([0, 3], np.int32)
     window_starts = np.array([0, 2], np.int64)
     before_in, before_out = input_w.copy(), output_w.copy()
-    sg_window_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, np.array([2], np.int32), 3, 0.1, 0.1,
+    sg_window_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, word_table(np.array([2]), 5), 3, 0.1, 0.1,
                        7, 1, 1)
     untouched = [0, 1, 3, 4]
     np.testing.assert_array_equal(output_w[untouched], before_out[untouched])
@@ -110,11 +110,11 @@ def test_ns_window_kernel_shares_counter_draws_across_the_window():
     window_starts = np.array([0, 3, 5], np.int64)
     target = np.array([0, 0, 0, 1, 1], np.int32)
     context = np.array([10, 11, 12, 13, 14], np.int32)
-    table = np.arange(2, 40, dtype=np.int32)  # never a target: nothing is skipped
+    table = word_table(np.arange(2, 40))  # never a target: nothing is skipped
     sg_window_step_cpu(input_w, output_w, target[window_starts[:-1]], context, window_starts, table, negatives, 0.2, 0.2, seed, 1, 1)
     expected = np.zeros((vocab, dim))
     for w, (start, stop) in enumerate([(0, 3), (3, 5)]):
-        drawn = table[counter_draws(seed, np.arange(w * negatives, (w + 1) * negatives), len(table))]
+        drawn = unigram_draws(table, seed, np.arange(w * negatives, (w + 1) * negatives))
         summed = np.eye(vocab, dim)[context[start:stop]].sum(0)
         expected[target[start]] += 0.1 * summed
         for n in drawn:
@@ -141,7 +141,7 @@ def test_ns_window_kernel_reruns_are_bit_identical_with_one_thread():
     vocab, dim = 50, 16
     start_in, start_out = tables(rng, vocab, dim)
     target, context, window_starts = window_batch(rng, vocab, 400)
-    table = rng.integers(0, vocab, 1000).astype(np.int32)
+    table = word_table(rng.integers(0, vocab, 1000), vocab)
     runs = []
     for _ in range(2):
         input_w, output_w = start_in.copy(), start_out.copy()
@@ -243,7 +243,7 @@ def test_window_kernels_learn_planted_clusters(loss):
     input_w = ((rng.random((vocab, dim)) - 0.5) / dim).astype(np.float32)
     output_w = np.zeros((vocab if loss == "ns" else vocab - 1, dim), np.float32)
     tree = build_huffman(np.full(vocab, 10))
-    table = np.arange(vocab, dtype=np.int32)
+    table = word_table(np.arange(vocab))
     for batch in range(20):
         target, context, window_starts = planted_windows(rng, clusters, per_cluster, 2000)
         lr = 0.05 * (1 - batch / 20)

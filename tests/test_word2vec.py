@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from w2v.kernels.cpu import counter_draws, sg_window_step_cpu
+from w2v.kernels.cpu import sg_window_step_cpu, unigram_draws
 from w2v.kernels.torch_steps import sg_window_step_torch
 from word2vec import SkipGram, nearest_neighbours
+from helpers import word_table
 from word2vec_c_oracle import one_pair_windows, sgns_pairs
 
 
@@ -76,9 +77,9 @@ def test_torch_step_sums_repeated_rows_like_autograd():
 
 
 def kernel_negatives(seed: int, table: np.ndarray, n_windows: int, negatives: int) -> np.ndarray:
-    """[W, K]: the negatives sg_window_step_cpu draws for each window (counter_draw)."""
+    """[W, K]: the negatives sg_window_step_cpu draws for each window (unigram_draw)."""
     counters = np.arange(n_windows * negatives)
-    return table[counter_draws(seed, counters, len(table))].reshape(n_windows, negatives)
+    return unigram_draws(table, seed, counters).reshape(n_windows, negatives)
 
 
 def test_window_kernel_on_one_pair_windows_is_word2vec_c_pair_by_pair():
@@ -87,7 +88,7 @@ def test_window_kernel_on_one_pair_windows_is_word2vec_c_pair_by_pair():
     output_w = rng.normal(0, 0.3, (15, 8)).astype(np.float32)
     target = rng.integers(0, 15, 30).astype(np.int32)  # repeats included: order of updates matters
     context = rng.integers(0, 15, 30).astype(np.int32)
-    table = np.arange(15, dtype=np.int32)
+    table = word_table(np.arange(15))
     # word2vec.c trains a row drawn twice for one pair twice in turn, a window block once with both gradients:
     # a seed whose windows draw no row twice, so the two must agree exactly
     seed = next(seed for seed in range(10_000)
@@ -112,7 +113,7 @@ def test_window_kernel_on_one_pair_windows_is_word2vec_c_pair_by_pair():
 
 def test_window_kernel_single_pair_equals_autograd():
     model = small_model()
-    table = np.array([1, 2, 9, 10, 11], np.int32)
+    table = word_table(np.array([1, 2, 9, 10, 11]), 15)
     negatives = torch.from_numpy(kernel_negatives(5, table, 1, 5))  # rows drawn twice get both gradients
     target = torch.tensor([3], dtype=torch.int32)
     context = torch.tensor([7], dtype=torch.int32)
@@ -130,7 +131,7 @@ def test_window_kernel_saturates_like_word2vec_c():
     output_w = np.full((3, 4), 2.0, np.float32)  # score 16 > MAX_EXP: the positive pair gives no gradient
     before = input_w.copy()
     sg_window_step_cpu(input_w, output_w, np.array([1], np.int32), np.array([0], np.int32), one_pair_windows(1),
-                       np.array([2], np.int32), 0, 0.1, 0.1, 1, 1, 1)
+                       word_table(np.array([2])), 0, 0.1, 0.1, 1, 1, 1)
     np.testing.assert_array_equal(input_w, before)
 
 
@@ -151,13 +152,14 @@ def test_nearest_neighbours_by_cosine():
 
 def test_counter_draw_is_uniform_and_depends_on_seed_and_counter_only():
     counters = np.arange(200_000, dtype=np.int64)
-    draws = counter_draws(7, counters, 10)
+    uniform = word_table(np.arange(10))
+    draws = unigram_draws(uniform, 7, counters)
     assert draws.min() == 0 and draws.max() == 9
     frequencies = np.bincount(draws, minlength=10) / len(draws)
     assert np.abs(frequencies - 0.1).max() < 0.005
     # the same (seed, counter) gives the same draw in any order; another seed gives others
     shuffled = np.random.default_rng(0).permutation(counters)
-    assert np.array_equal(counter_draws(7, shuffled, 10), draws[shuffled])
-    assert (counter_draws(8, counters, 10) != draws).mean() > 0.85
+    assert np.array_equal(unigram_draws(uniform, 7, shuffled), draws[shuffled])
+    assert (unigram_draws(uniform, 8, counters) != draws).mean() > 0.85
     # consecutive counters are not correlated (a window's negatives are consecutive counters)
     assert abs(np.corrcoef(draws[:-1], draws[1:])[0, 1]) < 0.01

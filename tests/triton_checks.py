@@ -8,6 +8,7 @@ process imports anything). Each check prints one JSON line of what it found; the
     TRITON_INTERPRET=1 python tests/triton_checks.py cbow_hs_sample_windows DATA_DIR
     TRITON_INTERPRET=1 python tests/triton_checks.py train DATA_DIR [train.py flags]
     TRITON_INTERPRET=1 python tests/triton_checks.py lean_batch DATA_DIR sg|cbow BATCH_SIZE
+    TRITON_INTERPRET=1 python tests/triton_checks.py negative_draws
 """
 import json
 import os
@@ -46,7 +47,7 @@ def sample_windows(data_dir: str) -> dict:
     from w2v.common import load_vocab
     from w2v.kernels.cpu import sg_window_step_cpu
     from w2v.kernels.triton_steps import sg_window_step_triton
-    from unigram_table import build_table
+    from unigram_table import build_alias
 
     numba.set_num_threads(1)
     counts = load_vocab(Path(data_dir), with_words=False)[1]
@@ -54,7 +55,7 @@ def sample_windows(data_dir: str) -> dict:
     n_pairs = int(edges[96])  # 96 windows; the batch edge falls inside a window: it is cut as the loader cuts
     window_starts = batch_window_starts(edges, 0, n_pairs + 3)
     target, context = target[:n_pairs + 3].copy(), context[:n_pairs + 3].copy()
-    table = build_table(counts, 5000, 0.75)
+    table = build_alias(counts, 0.75)
     rng = np.random.default_rng(0)
     dim, negatives, seed = 24, 5, 2**62 + 12345
     input_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
@@ -92,7 +93,7 @@ def cbow_sample_windows(data_dir: str) -> dict:
     from w2v.common import load_vocab
     from w2v.kernels.cpu import cbow_step_cpu
     from w2v.kernels.triton_steps import cbow_step_triton
-    from unigram_table import build_table
+    from unigram_table import build_alias
 
     numba.set_num_threads(1)
     counts = load_vocab(Path(data_dir), with_words=False)[1]
@@ -100,7 +101,7 @@ def cbow_sample_windows(data_dir: str) -> dict:
     n_pairs = int(edges[40])
     window_starts = batch_window_starts(edges, 0, n_pairs)
     target, context = target[:n_pairs].copy(), context[:n_pairs].copy()
-    table = build_table(counts, 5000, 0.75)
+    table = build_alias(counts, 0.75)
     rng = np.random.default_rng(1)
     dim, negatives, seed = 40, 5, 2**62 + 777  # dim 40: a 64-column row, masked
     input_w = rng.normal(0, 0.5, (len(counts), dim)).astype(np.float32)
@@ -245,8 +246,8 @@ def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
     old = next(iter(dataset()))
     lean_feed = WindowFeed(dataset().plan, num_workers=2)
     lean = next(iter(lean_feed))
-    table = torch.from_numpy(np.load(Path(data_dir) / "unigram_table.npy"))
-    vocab = int(table.max()) + 1
+    table = torch.from_numpy(np.load(Path(data_dir) / "unigram_alias.npy"))
+    vocab = len(table)
     rng = np.random.default_rng(5)
     dim, negatives, seed = 24, 5, 2**62 + 99
     input_w = rng.normal(0, 0.5, (vocab, dim)).astype(np.float32)
@@ -266,6 +267,31 @@ def lean_batch(data_dir: str, model: str, batch_size: str) -> dict:
              "output_difference": float(np.abs(new_out.numpy() - old_out.numpy()).max()),
              "old_loss": old_loss, "new_loss": new_loss}
     lean_feed.close()
+    return found
+
+
+def negative_draws() -> dict:
+    """triton_steps.unigram_draws (the ns kernels' unigram_draw) against the numba kernels' draw (cpu.unigram_draws)
+    and the torch steps' (torch_steps.unigram_draws): the same words for the same seeds and counters, on a Zipf vocabulary
+    of 70,001 words (V does not divide 2^32) and on one of 3 words; counters from 0 and past 2^40."""
+    import numpy as np
+    import torch
+
+    from unigram_table import build_alias
+    from w2v.kernels import cpu, torch_steps, triton_steps
+
+    found = {}
+    for vocab in (70_001, 3):
+        counts = (1e7 / np.arange(1, vocab + 1) ** 1.05).astype(np.int64) + 5
+        table = build_alias(counts, 0.75)
+        counters = np.concatenate([np.arange(20_000), (1 << 40) + np.arange(5_000)]).astype(np.int64)
+        for seed in (1, 2**62 + 12345, 2**63 - 1):
+            want = cpu.unigram_draws(table, seed, counters)
+            out = triton_steps.unigram_draws(torch.from_numpy(table), seed, torch.from_numpy(counters))
+            through_torch = torch_steps.unigram_draws(torch.from_numpy(table), seed, torch.from_numpy(counters))
+            found[f"{vocab} {seed}"] = {"triton_differs": int((out.numpy() != want).sum()),
+                                         "torch_differs": int((through_torch.numpy() != want).sum()),
+                                         "distinct": len(np.unique(want))}
     return found
 
 
@@ -295,7 +321,7 @@ def self_check(fault: str = "none") -> dict:
     import triton
     import triton.language as tl
 
-    from unigram_table import build_table
+    from unigram_table import build_alias
     from w2v.common import StageError
     from w2v.huffman import build_huffman
     from w2v.kernels import self_check as sc
@@ -303,7 +329,7 @@ def self_check(fault: str = "none") -> dict:
     from word2vec import SkipGram
 
     counts = (1e6 / np.arange(1, 3001) ** 1.05).astype(np.int64) + 5
-    tree, table = build_huffman(counts), torch.from_numpy(build_table(counts, 100_000, 0.75))
+    tree, table = build_huffman(counts), torch.from_numpy(build_alias(counts, 0.75))
 
     @triton.jit
     def broken(x):
@@ -352,6 +378,6 @@ if __name__ == "__main__":
     check, *arguments = sys.argv[1:]
     checks = {"sample_windows": sample_windows, "cbow_sample_windows": cbow_sample_windows,
               "sg_hs_sample_windows": sg_hs_sample_windows, "cbow_hs_sample_windows": cbow_hs_sample_windows,
-              "train": train, "lean_batch": lean_batch,
+              "train": train, "lean_batch": lean_batch, "negative_draws": negative_draws,
               "self_check": self_check}
     print(json.dumps(checks[check](*arguments)))

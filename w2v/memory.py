@@ -16,11 +16,11 @@ from w2v.kernels.steps import micro_batched
 PREFETCH_BATCHES = 2
 
 
-def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.device, table_entries: int,
-                path_width: int, reader_bytes: int) -> dict[str, int]:
+def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.device, path_width: int,
+                reader_bytes: int) -> dict[str, int]:
     """Bytes train.py will hold on `device`, item by item, before it allocates them.
 
-    table_entries: unigram table length (ns); path_width: longest Huffman path (hs); reader_bytes: what one reader
+    path_width: longest Huffman path (hs); reader_bytes: what one reader
     holds of the shards it rebuilds windows from (`shards.reader_bytes`). On CUDA the loader's host
     buffers are not on the device; the batch copied to it and the negatives drawn there are.
     """
@@ -29,7 +29,7 @@ def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.devic
     batch = cfg.batch_size
     outputs = (1 + path_width) if hs else (1 + cfg.negatives)  # rows of the output table per pair
     plan = {"tables": (2 * vocab_size - (1 if hs else 0)) * dim * 4,
-            "unigram table": 0 if hs else table_entries * 4,
+            "unigram table": 0 if hs else vocab_size * 8,  # the alias table: an int64 entry per word
             # paths int32 and codes int8 [V, width], lengths int64 [V]
             "huffman tree": vocab_size * (path_width * 5 + 8) if hs else 0}
     # a batch of windows: context, window target and window offset (int32 each) per pair at most
@@ -41,8 +41,9 @@ def memory_plan(vocab_size: int, dim: int, cfg, kernel: str, device: torch.devic
         plan["loader buffers"] = ((PREFETCH_BATCHES * workers + 1) * batch * per_pair
                                   + workers * (batch * per_pair + reader_bytes))
     else:
-        # the batch copied to the device, and the negatives drawn there (int64 draws, int32 words)
-        plan["loader buffers"] = batch * (per_pair + (0 if hs else 12 * cfg.negatives))
+        # the batch copied to the device, and the negatives drawn there: window_negatives holds about five int64
+        # values per negative at once (counter, mixed bits, column, entry, word), at most a window per pair
+        plan["loader buffers"] = batch * (per_pair + (0 if hs else 40 * cfg.negatives))
     if micro_batched(kernel):
         micro = min(batch, cfg.micro_batch) if cfg.micro_batch > 0 else batch
         # gathered u and v, grad_u and grad_v (float32 rows), ~6 float32 and 2 int64 values per output row
@@ -79,17 +80,16 @@ def _largest_fitting(needed: Callable[[int], int], upper: int, available: int) -
     return low
 
 
-def check_memory(vocab_size: int, cfg, kernel: str, device: torch.device, table_entries: int, path_width: int,
+def check_memory(vocab_size: int, cfg, kernel: str, device: torch.device, path_width: int,
                  reader_bytes: int) -> tuple[int, int]:
     """Stop with one line when the plan does not fit what `available_memory` reports; (needed, available)."""
     def needed(vocab: int, dim: int) -> int:
-        return sum(memory_plan(vocab, dim, cfg, kernel, device, table_entries, path_width,
-                               reader_bytes).values())
+        return sum(memory_plan(vocab, dim, cfg, kernel, device, path_width, reader_bytes).values())
 
     total, available = needed(vocab_size, cfg.dim), available_memory(device)
     if total <= available:
         return total, available
-    plan = memory_plan(vocab_size, cfg.dim, cfg, kernel, device, table_entries, path_width, reader_bytes)
+    plan = memory_plan(vocab_size, cfg.dim, cfg, kernel, device, path_width, reader_bytes)
     items = ", ".join(f"{name} {size_text(size)}" for name, size in plan.items() if size)
     ways = []
     max_vocab = _largest_fitting(lambda vocab: needed(vocab, cfg.dim), vocab_size, available)

@@ -116,7 +116,7 @@ def make_case(model: str, loss: str, dim: int, group: int, longest: int, path: i
     window_loss = torch.zeros(batch.n_windows)
     lr = (0.025, 0.0001)
     if loss == "ns":
-        table = torch.zeros(1000, dtype=torch.int32)
+        table = torch.zeros(1000, dtype=torch.int64)  # the alias table's entries
         seed = 2**62 + 12345
         if model == "sg":
             launch = ts.sg_ns_launch(input_w, output_w, batch, table, NEGATIVES, *lr, seed, 16, window_loss, True,

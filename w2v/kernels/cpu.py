@@ -6,9 +6,9 @@ pairs together (pairs_dataset.py), so a window's output side is fetched once for
   output row and negatives shared by the window, HogBatch after Ji et al. 2016; or its Huffman path) and its
   contexts the inputs, as word2vec.c assigns the roles; every score of a window is taken before any row moves.
 - `cbow_step_cpu`, `cbow_hs_step_cpu`: CBOW, the mean of the window's context inputs predicting its target.
-Negatives are drawn inside the kernels by `counter_draw`, from the batch seed and the window's index, so a draw
-depends on neither the threads nor where a run resumed. One gradient rule, `_output_gradient` (word2vec.c's
-saturation at +-MAX_SCORE), serves every kernel. The rows of the next window are prefetched while one trains:
+Negatives are drawn inside the kernels by `unigram_draw` from the alias table (unigram_table.py), with the batch
+seed and the window's index as the counter, so a draw depends on neither the threads nor where a run resumed. One
+gradient rule, `_output_gradient` (word2vec.c's saturation at +-MAX_SCORE), serves every kernel. The rows of the next window are prefetched while one trains:
 the windows are shuffled, so their rows are mostly cache misses.
 """
 from __future__ import annotations
@@ -47,24 +47,6 @@ def _prefetch(typingctx, matrix, row, column):
     return numba.types.void(matrix, row, column), codegen
 
 
-@intrinsic
-def _prefetch_entry(typingctx, vector, index):
-    """LLVM's prefetch, for reading, of the cache line holding vector[index] (a 1-d array)."""
-    def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        array = context.make_array(array_type)(context, builder, args[0])
-        position = context.cast(builder, args[1], signature.args[1], numba.types.intp)
-        address = cgutils.get_item_pointer(context, builder, array_type, array, [position], wraparound=False)
-        byte_pointer = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        prefetch = builder.module.declare_intrinsic(
-            "llvm.prefetch", [byte_pointer], ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]))
-        builder.call(prefetch, [builder.bitcast(address, byte_pointer), ir.Constant(i32, 0), ir.Constant(i32, 3),
-                                ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-    return numba.types.void(vector, index), codegen
-
-
 @numba.njit(inline="always")
 def prefetch_row(matrix: np.ndarray, row: int) -> None:
     """Start loading every cache line of matrix[row] while the CPU works on something else."""
@@ -75,25 +57,39 @@ def prefetch_row(matrix: np.ndarray, row: int) -> None:
 # Constants of splitmix64 (Steele, Lea and Flood 2014): a counter through them gives well-mixed 64-bit values.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_LOW = np.uint64(0xFFFFFFFF)  # a draw's low 32 bits: the choice within a column
 
 
 @numba.njit(inline="always")
-def counter_draw(seed: np.uint64, counter: np.uint64, n: int) -> int:
-    """A draw in 0..n-1 that depends on (seed, counter) only: the window kernels' negative j of window w uses
-    counter w * negatives + j, so the draws do not depend on the threads, their order or where a run resumed."""
+def counter_bits(seed: np.uint64, counter: np.uint64) -> np.uint64:
+    """64 well-mixed bits that depend on (seed, counter) only (splitmix64 of seed + (counter + 1) * golden): the
+    kernels' negative j of window w uses counter w * negatives + j, so the draws do not depend on the threads,
+    their order or where a run resumed."""
     z = seed + (counter + np.uint64(1)) * _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _MIX_1
     z = (z ^ (z >> np.uint64(27))) * _MIX_2
-    z = z ^ (z >> np.uint64(31))
-    return int(z % np.uint64(n))
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(inline="always")
+def unigram_draw(table: np.ndarray, seed: np.uint64, counter: np.uint64) -> int:
+    """The word that draw (seed, counter) picks from the alias table (unigram_table.py: entry alias << 32 |
+    threshold): column (hi32 * V) >> 32, kept if lo32 < its threshold, else its alias. Integers only, so the torch
+    and Triton steps (torch_steps.window_negatives, triton_steps.unigram_draw) pick the same words."""
+    z = counter_bits(seed, counter)
+    column = ((z >> np.uint64(32)) * np.uint64(table.shape[0])) >> np.uint64(32)
+    entry = np.uint64(table[column])
+    if (z & _LOW) < (entry & _LOW):
+        return int(column)
+    return int(entry >> np.uint64(32))
 
 
 @numba.njit(cache=True)
-def counter_draws(seed: int, counters: np.ndarray, n: int) -> np.ndarray:
-    """counter_draw for each of `counters` (int64): the reference the tests and the torch side can call."""
+def unigram_draws(table: np.ndarray, seed: int, counters: np.ndarray) -> np.ndarray:
+    """unigram_draw for each of `counters` (int64): the reference the tests and the self-check call."""
     out = np.empty(len(counters), dtype=np.int64)
     for i in range(len(counters)):
-        out[i] = counter_draw(np.uint64(seed), np.uint64(counters[i]), n)
+        out[i] = unigram_draw(table, np.uint64(seed), np.uint64(counters[i]))
     return out
 
 
@@ -267,7 +263,7 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, window_target:
 
     Window w (pairs window_starts[w]:window_starts[w + 1], all of one target t) scores each context's input row
     against one block of output rows: output_w[t] (label 1) and `negatives` rows of the unigram table drawn with
-    counter_draw(seed, w * negatives + j), a draw equal to t left out (word2vec.c skips it). Every score of the
+    unigram_draw(table, seed, w * negatives + j), a draw equal to t left out (word2vec.c skips it). Every score of the
     k x (1 + negatives) block is taken before any row moves; then each output row gets the summed gradient of the
     k contexts and each context its own, so the block's rows are read from memory once per window instead of
     once per pair, and the next window's rows are prefetched while this one trains.
@@ -282,7 +278,6 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, window_target:
     rows_out = (n_out + ROWS_PER_PASS - 1) // ROWS_PER_PASS * ROWS_PER_PASS
     per_thread = (n_windows + threads - 1) // threads
     loss_every = max(1, loss_every)
-    table_size = table.shape[0]
     seed_u = np.uint64(seed)
     labels = np.zeros(n_out, dtype=np.float32)
     labels[0] = 1.0
@@ -298,7 +293,7 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, window_target:
         if first < end:  # the first window's output rows; later ones are drawn one window ahead
             next_rows[0] = window_target[first]
             for j in range(negatives):
-                next_rows[j + 1] = table[counter_draw(seed_u, np.uint64(first * negatives + j), table_size)]
+                next_rows[j + 1] = unigram_draw(table, seed_u, np.uint64(first * negatives + j))
         for w in range(first, end):
             start, stop = window_starts[w], window_starts[w + 1]
             out_rows[:n_out] = next_rows
@@ -308,7 +303,7 @@ def sg_window_step_cpu(input_w: np.ndarray, output_w: np.ndarray, window_target:
                 next_rows[0] = window_target[w + 1]
                 prefetch_row(output_w, next_rows[0])
                 for j in range(negatives):
-                    next_rows[j + 1] = table[counter_draw(seed_u, np.uint64((w + 1) * negatives + j), table_size)]
+                    next_rows[j + 1] = unigram_draw(table, seed_u, np.uint64((w + 1) * negatives + j))
                     if next_rows[j + 1] != next_rows[0]:
                         prefetch_row(output_w, next_rows[j + 1])
                 for p in range(next_start, next_stop):
@@ -393,22 +388,6 @@ def sg_window_hs_step_cpu(input_w: np.ndarray, inner_w: np.ndarray, window_targe
 # The rows of window w + PREFETCH_WINDOWS are prefetched while window w trains: one window ahead leaves a window's
 # misses too little time to land.
 PREFETCH_WINDOWS = 2
-# The unigram table is far larger than the caches: a window's table entries are prefetched TABLE_AHEAD windows
-# before it trains, so they have landed when its rows' prefetches (PREFETCH_WINDOWS before) need them.
-TABLE_AHEAD = 4
-
-
-@numba.njit(inline="always")
-def _draw_positions(positions: np.ndarray, slot: int, n_negatives: int, table: np.ndarray, seed: np.uint64,
-                    window: int) -> None:
-    """positions[slot, :K]: the table positions of window `window`'s K negatives (as counter_draw numbers them),
-    each prefetched. By (array, row number), not a view: a view made in the loop costs reference counts."""
-    for j in range(n_negatives):
-        position = counter_draw(seed, np.uint64(window * n_negatives + j), table.shape[0])
-        positions[slot, j] = position
-        _prefetch_entry(table, position)
-
-
 @numba.njit(inline="always")
 def _window_mean(h: np.ndarray, input_w: np.ndarray, context: np.ndarray, start: int, stop: int) -> None:
     dim = h.shape[0]
@@ -505,7 +484,7 @@ def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, window_target: np.n
     """CBOW with negative sampling, window by window (word2vec.c's `if (cbow)` loop); returns the summed loss.
 
     Window w is pairs window_starts[w]:window_starts[w + 1], all with one target. Its `negatives` negatives are
-    drawn here: table[counter_draw(seed, w * negatives + j)]; one equal to the target is skipped, as word2vec.c
+    drawn here: unigram_draw(table, seed, w * negatives + j); one equal to the target is skipped, as word2vec.c
     does. The learning rate moves linearly from lr_start to lr_end by the window's first pair / n_pairs.
     `threads` contiguous ranges of windows update the tables without locks (Hogwild). The loss is summed over
     windows; with loss_every = k it is computed on windows 0, k, 2k, ... and scaled up to all of them.
@@ -518,32 +497,26 @@ def cbow_step_cpu(input_w: np.ndarray, output_w: np.ndarray, window_target: np.n
     loss_every = max(1, loss_every)
     seed_bits = np.uint64(seed)
     n_out = negatives + 1
-    slots = TABLE_AHEAD + 1
+    slots = PREFETCH_WINDOWS + 1
     losses = np.zeros(threads)
     for thread in numba.prange(threads):
         h = np.empty(dim, dtype=np.float32)
         grad_h = np.empty(dim, dtype=np.float32)
-        positions = np.empty((slots, max(1, negatives)), dtype=np.int64)  # rings: window w's draws in w % slots
-        drawn = np.empty((slots, max(1, negatives)), dtype=np.int64)
+        drawn = np.empty((slots, max(1, negatives)), dtype=np.int64)  # a ring: window w's negatives in w % slots
         rows = np.empty(n_out, dtype=np.int64)
         labels = np.zeros(n_out, dtype=np.float32)
         labels[0] = 1.0
         scores = np.empty(n_out, dtype=np.float32)
         loss = 0.0
         first, end = thread * per_thread, min(n_windows, (thread + 1) * per_thread)
-        for w in range(first, min(end, first + TABLE_AHEAD)):  # the pipeline's first windows
-            _draw_positions(positions, w % slots, negatives, table, seed_bits, w)
-            if w < first + PREFETCH_WINDOWS:
-                for j in range(negatives):
-                    drawn[w % slots, j] = table[positions[w % slots, j]]
+        for w in range(first, min(end, first + PREFETCH_WINDOWS)):  # the pipeline's first windows
+            for j in range(negatives):
+                drawn[w % slots, j] = unigram_draw(table, seed_bits, np.uint64(w * negatives + j))
         for w in range(first, end):
-            far = w + TABLE_AHEAD
-            if far < end:  # the table entries of a later window start to load
-                _draw_positions(positions, far % slots, negatives, table, seed_bits, far)
             ahead = w + PREFETCH_WINDOWS
-            if ahead < end:  # its entries loaded by now: the rows they name start to load
+            if ahead < end:  # a later window's negatives (the alias table is in cache): their rows start to load
                 for j in range(negatives):
-                    drawn[ahead % slots, j] = table[positions[ahead % slots, j]]
+                    drawn[ahead % slots, j] = unigram_draw(table, seed_bits, np.uint64(ahead * negatives + j))
                     prefetch_row(output_w, drawn[ahead % slots, j])
                 prefetch_row(output_w, window_target[ahead])
                 _prefetch_contexts(input_w, context, window_starts[ahead], window_starts[ahead + 1])

@@ -3,10 +3,10 @@
 Before the first batch, `first_run` runs the Triton step that training is about to use on a small check batch (a
 few hundred windows drawn from the vocabulary's counts, so frequent words repeat as in real batches), on the
 model's own tables, and the torch step (torch_steps.py, the CUDA fallback) on CPU copies of the rows that batch
-touches. Both draw the same negatives: the Triton ns kernels draw theirs inside the kernel with counter_draw (batch
-seed, window index), and the torch step is handed those draws (cpu.counter_draws on the host) instead of drawing
-its own with window_negatives. The torch step runs a window per micro-batch, the CPU kernels' window-by-window
-update, which the Triton kernels make (sg ns at any --triton-group). sg hs at --triton-group > 1 adds the top
+touches. Both draw the same negatives from the alias table: the Triton ns kernels inside the kernel with
+unigram_draw (batch seed, window index), the torch step through window_negatives, the same integer draw (the check
+draws them once and hands them to the torch step, whose CPU copies number the rows their own way). The torch step
+runs a window per micro-batch, the CPU kernels' window-by-window update, which the Triton kernels make (sg ns at any --triton-group). sg hs at --triton-group > 1 adds the top
 levels' rows once per program, an update no torch step makes: it is compared with `grouped_sg_hs`, that update in
 float64 numpy. The rows are put back as they were afterwards, so
 training starts from the tables it would have started from.
@@ -33,9 +33,8 @@ from torch import nn
 from w2v.batch import WindowBatch
 from w2v.common import fail
 from w2v.kernels import steps
-from w2v.kernels.cpu import counter_draws
 from w2v.kernels.torch_steps import (cbow_hs_step_torch, cbow_step_torch, sg_window_hs_step_torch,
-                                     sg_window_step_torch)
+                                     sg_window_step_torch, window_negatives)
 
 CHECK_WINDOWS = 256  # windows in the check batch
 LONGEST = 10  # contexts in its longest window (--window 5's)
@@ -146,9 +145,7 @@ def compare(step, model_name: str, loss: str, model: nn.Module, cfg, tree, unigr
         on_path = np.arange(paths.shape[1])[None, :] < lengths[:, None]
         out_rows = np.unique(paths[on_path])
     else:
-        draws = counter_draws(CHECK_SEED, np.arange(n_windows * cfg.negatives, dtype=np.int64), int(len(unigram)))
-        negatives = unigram[torch.from_numpy(draws).to(unigram.device)].cpu().numpy().astype(np.int64)
-        negatives = negatives.reshape(n_windows, cfg.negatives)
+        negatives = window_negatives(CHECK_SEED, unigram, n_windows, cfg.negatives).cpu().numpy()
         out_rows = np.unique(np.concatenate([target, negatives.ravel()]))
     in_index, out_index = torch.from_numpy(in_rows).to(device), torch.from_numpy(out_rows).to(device)
     saved_in, saved_out = input_w[in_index].clone(), output_w[out_index].clone()

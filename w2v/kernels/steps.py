@@ -31,7 +31,8 @@ from w2v.huffman import HuffmanTree
 
 Step = Callable[[WindowBatch, float, float, int], float]
 # build(model, cfg, tree, unigram): the step on the model's device. cfg gives threads, loss_every, negatives,
-# micro_batch / hs_micro_batch; tree is the Huffman tree (hs), unigram the negative-sampling table (ns).
+# micro_batch / hs_micro_batch; tree is the Huffman tree (hs), unigram the alias table of the negatives (ns,
+# unigram_table.py), on the model's device.
 Build = Callable[[nn.Module, object, HuffmanTree | None, torch.Tensor | None], Step]
 
 
@@ -129,7 +130,7 @@ def micro_batch(cfg, loss: str) -> int:
 # --- the numba window kernels (cpu.py): tables shared with the model as numpy views --------------------
 
 def _numba_ns(kernel) -> Build:
-    """A numba ns kernel: negatives drawn inside it by counter_draw from the batch seed and the window's index."""
+    """A numba ns kernel: negatives drawn inside it by unigram_draw from the batch seed and the window's index."""
     def build(model: nn.Module, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
         input_w, output_w = model.input.weight.data.numpy(), model.output.weight.data.numpy()
         table = unigram.numpy()
@@ -152,17 +153,16 @@ def _numba_hs(kernel) -> Build:
 # --- the torch steps (torch_steps.py): the batch moved to the model's device --------------------------------
 
 def _torch_ns(step) -> Build:
-    """A torch ns step: one set of negatives per window, drawn by torch.randint on the model's device from a
-    generator seeded by the batch seed (`window_negatives`)."""
+    """A torch ns step: one set of negatives per window, drawn on the model's device from the alias table by the
+    batch seed and the window's index (`window_negatives`), the numba and Triton kernels' negatives."""
     def build(model: nn.Module, cfg, tree: HuffmanTree | None, unigram: torch.Tensor | None) -> Step:
         device = model.input.weight.device
-        generator = torch.Generator(device=device)
         size = micro_batch(cfg, "ns")
 
         def torch_step(batch: WindowBatch, lr_start: float, lr_end: float, seed: int) -> float:
             return step(model, batch.window_target.to(device, non_blocking=True),
                         batch.context.to(device, non_blocking=True), batch.window_starts,
-                        window_negatives(generator, seed, unigram, batch.n_windows, cfg.negatives),
+                        window_negatives(seed, unigram, batch.n_windows, cfg.negatives),
                         lr_start, lr_end, size)
         return torch_step
     return build

@@ -9,8 +9,9 @@ and update as the numba kernels (cpu.py):
   output row and the window's negatives, or its Huffman path), its contexts the inputs;
 - `cbow_step_torch`, `cbow_hs_step_torch`: CBOW, the mean h of a window's context inputs predicting its target,
   dL/dh added undivided to every context row, as word2vec.c does.
-The negatives come from the caller, one set per window (`window_negatives`: torch.randint from a generator seeded
-by the batch seed, so a resumed run draws the same). One gradient rule, `score_gradient`, serves every step.
+The negatives come from the caller, one set per window (`window_negatives`: the alias-table draws of the numba and
+Triton kernels, from the batch seed and the window's index, so a resumed run draws the same). One gradient rule,
+`score_gradient`, serves every step.
 """
 from __future__ import annotations
 
@@ -276,10 +277,43 @@ def sg_window_hs_step_torch(model: nn.Module, window_target: torch.Tensor, conte
 
 
 
-def window_negatives(generator: torch.Generator, seed: int, unigram: torch.Tensor, n_windows: int,
-                     negatives: int) -> torch.Tensor:
-    """[n_windows, negatives] rows of the unigram table, one draw per window, from `generator` seeded with the
-    batch seed: the torch ns steps' negatives (skip-gram and CBOW), so a resumed run draws the same ones."""
-    generator.manual_seed(seed)
-    draws = torch.randint(len(unigram), (n_windows, negatives), device=unigram.device, generator=generator)
-    return unigram[draws]
+def _signed(value: int) -> int:
+    """A 64-bit pattern as the int64 that holds it (torch has no full uint64 arithmetic)."""
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
+# splitmix64's constants (cpu.counter_bits) as int64 patterns: int64 products and sums wrap as uint64's do.
+_GOLDEN = _signed(0x9E3779B97F4A7C15)
+_MIX_1, _MIX_2 = _signed(0xBF58476D1CE4E5B9), _signed(0x94D049BB133111EB)
+_LOW = 0xFFFFFFFF
+
+
+def _shift_right(z: torch.Tensor, bits: int) -> torch.Tensor:
+    """uint64's z >> bits on int64 patterns: torch shifts int64 arithmetically, so the sign copies are masked off."""
+    return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def counter_bits(seed: int, counters: torch.Tensor) -> torch.Tensor:
+    """cpu.counter_bits of each of `counters` (int64), as int64 patterns of the same 64 bits."""
+    z = _signed(seed) + (counters + 1) * _GOLDEN
+    z = (z ^ _shift_right(z, 30)) * _MIX_1
+    z = (z ^ _shift_right(z, 27)) * _MIX_2
+    return z ^ _shift_right(z, 31)
+
+
+def unigram_draws(table: torch.Tensor, seed: int, counters: torch.Tensor) -> torch.Tensor:
+    """cpu.unigram_draw of each of `counters` from the alias table `table` (int64 [V], unigram_table.py), on the
+    table's device: the same words as the numba and Triton kernels for the same seed and counters. (hi32 * V fits
+    int64: V < 2^31.)"""
+    z = counter_bits(seed, counters.to(table.device, torch.int64))
+    column = (_shift_right(z, 32) * table.shape[0]) >> 32
+    entry = table[column]
+    return torch.where((z & _LOW) < (entry & _LOW), column, entry >> 32)
+
+
+def window_negatives(seed: int, table: torch.Tensor, n_windows: int, negatives: int) -> torch.Tensor:
+    """[n_windows, negatives] int64 words drawn from the alias table, window w's negative j by counter
+    w * negatives + j from the batch seed: the torch ns steps' negatives (skip-gram and CBOW), the same ones the
+    numba and Triton kernels draw, so a resumed run draws the same too."""
+    counters = torch.arange(n_windows * negatives, device=table.device, dtype=torch.int64)
+    return unigram_draws(table, seed, counters).reshape(n_windows, negatives)

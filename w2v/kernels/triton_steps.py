@@ -2,11 +2,12 @@
 
 `sg_window_step_triton`: skip-gram with negative sampling on window shards, sg_window_step_cpu's update in one
 kernel launch. One program per window: the window's output rows (its target's row and its negatives, drawn inside
-the kernel by counter_draw from the batch seed and the window's index, so the CPU kernel, Triton's CPU interpreter
-and a GPU draw the same negatives) are read once and held while every context of the window is scored against
-them; each context row is read once; every row is then updated with atomic adds. Programs run concurrently on a
-GPU and update the tables without locks (Hogwild, as the CPU kernel's threads do); under the interpreter they run
-one after another, as one CPU thread runs its windows, so the two give the same tables to float rounding.
+the kernel from the alias table by unigram_draw with the batch seed and the window's index, so the CPU kernel, the
+torch step, Triton's CPU interpreter and a GPU draw the same negatives) are read once and held while every context
+of the window is scored against them; each context row is read once; every row is then updated with atomic adds.
+Programs run concurrently on a GPU and update the tables without locks (Hogwild, as the CPU kernel's threads do);
+under the interpreter they run one after another, as one CPU thread runs its windows, so the two give the same
+tables to float rounding.
 
 Each program makes two passes over the dimensions in chunks of BLOCK_D columns: the first takes every score of the
 window (the k x (1 + negatives) block), the second, chunk by chunk, loads the chunk of every row, computes both
@@ -77,18 +78,47 @@ SHARED_LEVELS = 4
 
 
 @triton.jit
-def counter_draw(seed, counter, n):
-    """cpu.counter_draw on uint64 tensors (splitmix64 of seed + (counter + 1) * golden, mod n)."""
+def counter_bits(seed, counter):
+    """cpu.counter_bits on uint64 tensors (splitmix64 of seed + (counter + 1) * golden)."""
     z = seed + (counter + 1) * 0x9E3779B97F4A7C15
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
     z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-    z = z ^ (z >> 31)
-    return z % n
+    return z ^ (z >> 31)
+
+
+@triton.jit
+def unigram_draw(table, seed, counter, vocab_size, mask):
+    """cpu.unigram_draw on uint64 seed and counters: column (hi32 * V) >> 32 of the alias table (int64 entries
+    alias << 32 | threshold), kept if lo32 < its threshold, else its alias; int64 words (0 where not mask)."""
+    z = counter_bits(seed, counter)
+    column = ((z >> 32) * vocab_size) >> 32
+    entry = tl.load(table + column.to(tl.int64), mask=mask, other=0).to(tl.int64)
+    low = (z & 0xFFFFFFFF).to(tl.int64)
+    return tl.where(low < (entry & 0xFFFFFFFF), column.to(tl.int64), entry >> 32)
+
+
+@triton.jit(do_not_specialize=["n", "vocab_size", "seed"])
+def _draws(table, counters, out, n, vocab_size, seed, BLOCK: tl.constexpr):
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = i < n
+    counter = tl.load(counters + i, mask=inside, other=0).to(tl.uint64)
+    tl.store(out + i, unigram_draw(table, seed.to(tl.uint64), counter, vocab_size.to(tl.uint64), inside), mask=inside)
+
+
+def unigram_draws(table: torch.Tensor, seed: int, counters: torch.Tensor) -> torch.Tensor:
+    """unigram_draw of each of `counters` (int64, on the table's device) in one launch: what the ns kernels draw,
+    for the tests to hold against cpu.unigram_draws and torch_steps.unigram_draws."""
+    _check_device(table)
+    out = torch.empty(len(counters), dtype=torch.int64, device=table.device)
+    if len(counters):
+        _draws[(triton.cdiv(len(counters), 1024),)](table, counters, out, len(counters), len(table), int(seed),
+                                                    BLOCK=1024)
+    return out
 
 
 @triton.jit
 def _sg_ns_window(w, input_w, output_w, window_target, context, window_starts, table, window_loss, n_windows,
-                  n_pairs, table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
+                  n_pairs, vocab_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
                   NEGATIVES: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_OUT: tl.constexpr, BLOCK_D: tl.constexpr):
     """Window w (an int64 block of one: pairs window_starts[w]:window_starts[w + 1], all of target
     window_target[w]) trained as sg_window_step_cpu trains it; its loss (of its pairs whose index is a multiple of
@@ -102,13 +132,12 @@ def _sg_ns_window(w, input_w, output_w, window_target, context, window_starts, t
     rows_in = tl.load(context + positions, mask=in_window, other=0).to(tl.int64)
     t = tl.load(window_target + w, mask=real, other=0).to(tl.int64)  # [1]
 
-    # Slot 0 is the target's row (label 1); slot j in 1..NEGATIVES is negative j - 1, table[counter_draw(seed,
-    # w * NEGATIVES + j - 1)]; one equal to the target is not live (word2vec.c skips it).
+    # Slot 0 is the target's row (label 1); slot j in 1..NEGATIVES is negative j - 1, unigram_draw(table, seed,
+    # w * NEGATIVES + j - 1); one equal to the target is not live (word2vec.c skips it).
     j = tl.arange(0, BLOCK_OUT)
     is_negative = ((j >= 1) & (j <= NEGATIVES))[None, :] & real[:, None]  # [1, O]
     counter = (w[:, None] * NEGATIVES + tl.where(is_negative, j[None, :] - 1, 0)).to(tl.uint64)
-    draw = counter_draw(seed.to(tl.uint64), counter, table_size.to(tl.uint64)).to(tl.int64)
-    negative = tl.load(table + draw, mask=is_negative, other=0).to(tl.int64)
+    negative = unigram_draw(table, seed.to(tl.uint64), counter, vocab_size.to(tl.uint64), is_negative)
     is_target = (j == 0)[None, :] & real[:, None] & (k > 0)[:, None]
     rows_out = tl.where(is_target, t[:, None], negative)
     live = is_target | (is_negative & (negative != t[:, None]))
@@ -148,9 +177,9 @@ def _sg_ns_window(w, input_w, output_w, window_target, context, window_starts, t
         tl.atomic_add(v_pointers, grad_v, mask=mask_out, sem="relaxed")
 
 
-@triton.jit(do_not_specialize=["n_windows", "n_pairs", "table_size", "seed", "loss_every"])
+@triton.jit(do_not_specialize=["n_windows", "n_pairs", "vocab_size", "seed", "loss_every"])
 def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, table, window_loss, n_windows, n_pairs,
-                   table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
+                   vocab_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
                    NEGATIVES: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_OUT: tl.constexpr,
                    BLOCK_D: tl.constexpr):
     """Program p trains windows p * GROUP .. p * GROUP + GROUP - 1 one after another (a loop, not a block: the
@@ -160,16 +189,16 @@ def _sg_ns_windows(input_w, output_w, window_target, context, window_starts, tab
     first = tl.program_id(0).to(tl.int64) * GROUP
     for i in range(0, GROUP):
         _sg_ns_window(first + i + tl.zeros([1], dtype=tl.int64), input_w, output_w, window_target, context,
-                      window_starts, table, window_loss, n_windows, n_pairs, table_size, seed, lr_start, lr_end,
+                      window_starts, table, window_loss, n_windows, n_pairs, vocab_size, seed, lr_start, lr_end,
                       loss_every, dim, MAX_SCORE, NEGATIVES, BLOCK_K, BLOCK_OUT, BLOCK_D)
 
 
-@triton.jit(do_not_specialize=["n_pairs", "n_windows", "table_size", "seed", "loss_every"])
+@triton.jit(do_not_specialize=["n_pairs", "n_windows", "vocab_size", "seed", "loss_every"])
 def _cbow_ns_window(input_w, output_w, window_target, context, window_starts, table, window_loss, n_pairs,
-                    n_windows, table_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
+                    n_windows, vocab_size, seed, lr_start, lr_end, loss_every, dim, MAX_SCORE: tl.constexpr,
                     NEGATIVES: tl.constexpr, BLOCK_D: tl.constexpr):
     """Program w trains CBOW window w (cbow_step_cpu's update): h, the mean of its context rows, scored against
-    its target's row (label 1), then its negatives (table[counter_draw(seed, w * NEGATIVES + j)], label 0; one
+    its target's row (label 1), then its negatives (unigram_draw(table, seed, w * NEGATIVES + j), label 0; one
     equal to the target skipped) one after another, each output row moved as soon as it is scored, as
     word2vec.c does (a negative drawn twice reads the first one's update); dL/dh added undivided to every context
     row. Its loss goes to window_loss[w] when w is a multiple of loss_every. Rows are whole (BLOCK_D >= dim)."""
@@ -195,8 +224,7 @@ def _cbow_ns_window(input_w, output_w, window_target, context, window_starts, ta
             live = k > 0
         else:
             counter = (w * NEGATIVES + (j - 1)).to(tl.uint64)
-            draw = counter_draw(seed.to(tl.uint64), counter, table_size.to(tl.uint64)).to(tl.int64)
-            o = tl.load(table + draw).to(tl.int64)
+            o = unigram_draw(table, seed.to(tl.uint64), counter, vocab_size.to(tl.uint64), True)
             label = 0.0
             live = (o != t) & (k > 0)
         pointers = output_w + o * dim + d
