@@ -128,13 +128,14 @@ DISK_CHECK = True  # stop before writing when the planned pairs do not fit the f
 # Documents per parquet read; a batch is cut into CHUNK_TOKENS-token slices, so only huge documents make it big.
 READ_ROWS = 1024
 CODECS = ("lz4", "zstd", "snappy", "gzip", "brotli", "none")
-# Shard bytes per kept token assumed by the disk plan (ids and window bytes; a shard is the kept stream), ~7% above
+# Shard bytes per kept token assumed by the disk plan (ids and window bytes; a shard is the kept stream), ~8% above
 # the largest measured: the billion-token corpus's draw (2.35M words, ids compress less than a small vocabulary's):
-# lz4 4.74, zstd 2.90 (text8 4.12 / 2.53, the Russian corpus 4.54 / 2.79; bench/RESULTS.md, "A billion tokens,
-# kept-stream shards"). 5.1 is also the uncompressed size (5 bytes a row and the halos). snappy, gzip and brotli
-# are unmeasured: counted as uncompressed. Per pair: divided by the expected pairs a kept token makes (WINDOW + 1
-# with the dynamic window, 2 x WINDOW without), see `plan_bytes_per_pair`.
-PLAN_BYTES_PER_TOKEN = {"none": 5.1, "lz4": 5.1, "snappy": 5.1, "zstd": 3.1, "gzip": 5.1, "brotli": 5.1}
+# lz4 3.89 (text8 3.16, the Russian corpus 3.69), zstd 2.90 before the window column had its dictionary (text8 2.27,
+# the Russian corpus 2.47 with it; bench/RESULTS.md, "The pairs stage in one pass"). 5.1 is the uncompressed size at
+# most (5 bytes a row and the halos). snappy, gzip and brotli are unmeasured: counted as uncompressed. Per pair:
+# divided by the expected pairs a kept token makes (WINDOW + 1 with the dynamic window, 2 x WINDOW without), see
+# `plan_bytes_per_pair`.
+PLAN_BYTES_PER_TOKEN = {"none": 5.1, "lz4": 4.2, "snappy": 5.1, "zstd": 3.1, "gzip": 5.1, "brotli": 5.1}
 # Flags that shrink the pairs, named when they do not fit.
 SHRINK_FLAGS = ("--draws", "--compression zstd", "--sample", "--delete-old-first",
                 "convert_to_int.py --min-count/--max-vocab")

@@ -457,12 +457,12 @@ def test_disk_plan_refuses_with_one_line_naming_the_flags(tmp_path, monkeypatch,
     need = planned_bytes(tmp_path, draws=2)
     # lz4: its bytes per kept token over the 6 pairs a kept token makes at --window 5
     assert need == pytest.approx(3000 * 6 * 2 * pairs_dataset.PLAN_BYTES_PER_TOKEN["lz4"] / 6, rel=1e-3)
-    assert pairs_dataset.plan_bytes_per_pair("lz4") == 0.85
+    assert pairs_dataset.plan_bytes_per_pair("lz4") == 0.7
     fake_free_space(monkeypatch, need - 1)
     with pytest.raises(StageError) as refused:
         run_stage(tmp_path, "--sample", "0", "--draws", "2")
     assert str(refused.value) == (
-        f"pairs need ~0.0 GB on disk: 2 draw(s) x ~0.0M pairs (expected, edges ignored) x 0.85 bytes/pair (lz4); "
+        f"pairs need ~0.0 GB on disk: 2 draw(s) x ~0.0M pairs (expected, edges ignored) x 0.7 bytes/pair (lz4); "
         f"0.0 GB free on {tmp_path}: not enough; shrink it with --draws, --compression zstd, --sample, "
         f"--delete-old-first, convert_to_int.py --min-count/--max-vocab (or --no-disk-check to try anyway)")
     assert not (tmp_path / "pairs").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
