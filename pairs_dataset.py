@@ -10,10 +10,10 @@ writes DATA_DIR/pairs/shard-NNNNN.parquet plus DATA_DIR/pairs/meta.json (read an
 Layout (meta.json "layout" "kept-stream-1"; w2v/shards.py describes it and is its one reader): no pair is
 written. A draw's pairs are fixed by its kept stream (the ids left after sub-sampling), the window b each kept
 token drew and the documents' edges, so a shard is a slice of that stream: the non-nullable columns `id` (int32)
-and `window` (uint8: b in bits 0-5, bit 7 on a document's first kept token), with up to WINDOW rows of halo on
-either side. About 5 bytes a kept token, which makes WINDOW + 1 pairs on average: 0.83 bytes a pair at WINDOW 5
-before compression (text8 with lz4: 0.69; the window shards before this layout took 4.36). Writing is sub-sampling
-and one draw per kept token; readers rebuild the windows (w2v/shards.py, numba).
+and `window` (uint8 in a parquet dictionary: b in bits 0-5, bit 7 on a document's first kept token), with up to
+WINDOW rows of halo on either side. At most 5 bytes a kept token before compression, for the WINDOW + 1 pairs a
+kept token makes on average (bytes measured: bench/RESULTS.md, "The pairs stage in one pass"). Writing is
+sub-sampling and one draw per kept token, in one numba pass each; readers rebuild the windows (w2v/shards.py).
 
 Order: a target occurrence's pairs, (t, c_1) ... (t, c_k) in window order (offsets -b..-1, 1..b), are its
 "window"; the reader hands windows whole (CBOW needs them; a skip-gram kernel reads the target's output rows once
@@ -420,8 +420,8 @@ class StreamShardWriter:
         table = pa.table([pa.array(self._ids[lo:hi]), pa.array(code)], schema=SCHEMA)
         try:
             # No column statistics (nothing reads them). A dictionary for the window bytes only: parquet stores a
-            # uint8 as a 4-byte INT32, which the codec shrinks less than the dictionary's few-bit indices (text8 with
-            # lz4: 0.53 bytes a pair against 0.69); ids are too many distinct values for one.
+            # uint8 as a 4-byte INT32, which the codec shrinks less than the dictionary's few-bit indices (bytes:
+            # bench/RESULTS.md, "The pairs stage in one pass"); ids are too many distinct values for one.
             pq.write_table(table, path, compression=self.compression, use_dictionary=["window"],
                            write_statistics=False, row_group_size=1 << 22)
         except OSError as error:  # a full disk, mostly
