@@ -766,13 +766,18 @@ def test_a_pairs_dir_of_the_retired_pair_order_is_refused_with_one_line(tmp_path
     meta = json.loads(meta_path.read_text())
     # written in pair order: "order" "pairs", or no "order" at all (before orders existed)
     for old in ({**meta, "order": "pairs"}, {key: value for key, value in meta.items() if key != "order"}):
-        meta_path.write_text(json.dumps(old))
-        with pytest.raises(StageError) as error:
-            run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1")
-        assert str(error.value) == (f"{tmp_path / 'pairs'} was written in pair order, which this version no longer "
-                                    f"reads: rebuild it with pairs_dataset.py")
-    run_stage(tmp_path, *ADD_FLAGS)  # rebuilt
+        assert_refused_then_rebuilt(tmp_path, old, f"{tmp_path / 'pairs'} was written in pair order, which this "
+                                                   f"version no longer reads: rebuild it with pairs_dataset.py")
     assert json.loads(meta_path.read_text())["order"] == "windows"
+
+
+def assert_refused_then_rebuilt(data_dir: Path, old_meta: dict, message: str) -> None:
+    """pairs/meta.json replaced by `old_meta`: adding a draw stops with exactly `message`; a full run rebuilds."""
+    (data_dir / "pairs" / "meta.json").write_text(json.dumps(old_meta))
+    with pytest.raises(StageError) as error:
+        run_stage(data_dir, *ADD_FLAGS, "--only-draws", "1")
+    assert str(error.value) == message
+    run_stage(data_dir, *ADD_FLAGS)
 
 
 # --- --no-shuffle: text order, as word2vec.c and gensim train ------------------------------------------------------
@@ -887,10 +892,8 @@ def test_a_pairs_dir_of_the_retired_window_shards_is_refused_with_one_line(tmp_p
     meta = json.loads(meta_path.read_text())
     assert meta["layout"] == "kept-stream-1"
     # the window shards before the kept stream (target, context, window_start): meta.json had no "layout"
-    meta_path.write_text(json.dumps({key: value for key, value in meta.items() if key != "layout"}))
-    with pytest.raises(StageError) as error:
-        run_stage(tmp_path, *ADD_FLAGS, "--only-draws", "1")
-    assert str(error.value) == (f"{tmp_path / 'pairs'} holds the pair shards of earlier versions (target, context, "
-                                f"window_start), which this version no longer reads: rebuild it with pairs_dataset.py")
-    run_stage(tmp_path, *ADD_FLAGS)  # rebuilt
+    assert_refused_then_rebuilt(
+        tmp_path, {key: value for key, value in meta.items() if key != "layout"},
+        f"{tmp_path / 'pairs'} holds the pair shards of earlier versions (target, context, window_start), which this "
+        f"version no longer reads: rebuild it with pairs_dataset.py")
     assert json.loads(meta_path.read_text())["layout"] == "kept-stream-1"
